@@ -1,0 +1,116 @@
+/* conf: ntp.conf (NTPsec syntax) parser and the parsed configuration.
+ *
+ * Text in, a ntsd_conf out, diagnostics as "file:line: message".  Parsing
+ * checks syntax and values only: it opens no referenced file (keys, certs,
+ * CA files, drift file) and resolves no name, so `ntsd --check` can run it
+ * anywhere.  `includefile` is followed (depth-limited) by conf_load_file.
+ *
+ * Directives that have no effect yet are accepted with a warning; unknown
+ * directives, missing or out-of-range values and stray words are errors. */
+#ifndef NTSD_DAEMON_CONF_H
+#define NTSD_DAEMON_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_HOST_MAX 256
+#define CONF_PATH_MAX 1024
+
+enum conf_source_kind { CONF_SERVER, CONF_POOL, CONF_PEER };
+
+typedef struct conf_source {
+  enum conf_source_kind kind;
+  char host[CONF_HOST_MAX]; /* name or address literal, no brackets */
+  uint16_t port;            /* 0: default (123, or 4460 for the KE with nts) */
+  bool nts;
+  char ca[CONF_PATH_MAX];   /* "" = global `nts ca` or the system store */
+  char aead[32];            /* "" = default negotiation */
+  bool noval;               /* NTPsec: do not verify the certificate */
+  bool iburst, burst, prefer, noselect, trusted /* `true` */;
+  int minpoll, maxpoll;     /* log2 s; defaults 6 and 10; allowed 0..17 */
+  int version;              /* 1..4, default 4 */
+  unsigned line;            /* for messages */
+} conf_source;
+
+enum conf_family { CONF_FAM_ANY = 0, CONF_FAM_4 = 4, CONF_FAM_6 = 6 };
+
+typedef struct conf_restrict {
+  enum conf_family fam;  /* for `default`: ANY unless -4 / -6 given */
+  bool is_default;
+  bool is_source;        /* `restrict source`: applies to our servers */
+  uint8_t addr[16];      /* 4 bytes used for IPv4 */
+  unsigned prefix;       /* from `mask` or /len; 32/128 for a host */
+  uint32_t flags;        /* ACL_* from proto/acl.h */
+  bool unrestrict;       /* `unrestrict ADDR`: remove the entry */
+  unsigned line;
+} conf_restrict;
+
+typedef struct conf_listen {
+  char addr[64]; /* address literal ("" = wildcard) */
+  uint16_t port; /* 0 = default */
+} conf_listen;
+
+typedef struct ntsd_conf {
+  conf_source *sources;
+  size_t n_sources;
+  conf_restrict *restricts;
+  size_t n_restricts;
+  conf_listen *listens;   /* `listen ADDR[:PORT]` */
+  size_t n_listens;
+  bool interface_ignore_all; /* `interface ignore all`: serve nothing */
+
+  int local_stratum;      /* `local stratum N`; -1 if unset */
+
+  char driftfile[CONF_PATH_MAX];
+  char statsdir[CONF_PATH_MAX];
+  char logfile[CONF_PATH_MAX];
+  char leapfile[CONF_PATH_MAX];
+  bool clock_control;     /* false after `disable ntp` */
+
+  /* tos */
+  int tos_minsane, tos_minclock, tos_maxclock;
+  double tos_mindist, tos_maxdist;
+  int tos_orphan;         /* -1 unset */
+  double tos_orphanwait;
+
+  /* discard: rate limit for `restrict ... limited` */
+  int discard_average;    /* log2 s, default 3 */
+  int discard_minimum;    /* s, default 2 */
+
+  /* NTS */
+  bool nts_enable;
+  char nts_key[CONF_PATH_MAX];
+  char nts_cert[CONF_PATH_MAX];
+  char nts_cookie[CONF_PATH_MAX];
+  char nts_ca[CONF_PATH_MAX];
+  char nts_listen[80];    /* `nts-listen-on PORT|ADDR:PORT`; "" = default */
+  char nts_mintls[16];
+  double nts_rotate;      /* seconds, default 86400 */
+
+  /* control socket */
+  char control_socket[CONF_PATH_MAX]; /* "" = built-in default */
+  char control_group[64];
+
+  unsigned n_warnings;
+} ntsd_conf;
+
+/* One diagnostic line, already formatted as "file:line: message". */
+typedef void (*conf_diag_fn)(void *ctx, bool is_error, const char *msg);
+
+ntsd_conf *conf_new(void); /* all defaults */
+void conf_free(ntsd_conf *c);
+
+/* Parses text (need not be NUL-terminated) named `fname` in messages.
+ * Returns 0 if there were no errors, -1 otherwise (all errors reported). */
+int conf_parse_string(ntsd_conf *c, const char *fname, const char *text, size_t len,
+                      conf_diag_fn diag, void *ctx);
+/* Reads and parses a file (and its includefiles); -1 on errors, including an
+ * unreadable file ("file: cannot open: reason"). */
+int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx);
+
+/* Splits "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal.
+ * Returns false on a bad port or an oversized host. */
+bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t *port);
+
+#endif
