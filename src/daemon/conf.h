@@ -16,6 +16,8 @@
 
 #define CONF_HOST_MAX 256
 #define CONF_PATH_MAX 1024
+#define CONF_LINE_MAX 4096 /* longer lines are an error ("line too long") */
+#define CONF_INCLUDE_DEPTH_MAX 4 /* includefile nesting below the top file */
 
 enum conf_source_kind { CONF_SERVER, CONF_POOL, CONF_PEER };
 

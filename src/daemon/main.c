@@ -1,1 +1,110 @@
-int main(void) { return 0; }
+/* ntsd: network time daemon with Network Time Security. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/conf.h"
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+
+#define DEFAULT_CONF "/etc/ntsd.conf"
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [--check]\n"
+          "       ntsd --version | --help\n"
+          "\n"
+          "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
+          "  -n, --foreground    stay in the foreground, log to stderr\n"
+          "  -x, --no-clock      never adjust the system clock (estimates only)\n"
+          "  -d, --debug         more logging (repeat for more)\n"
+          "  -s, --socket PATH   control socket (default /run/ntsd/ntsd.sock)\n"
+          "      --check         check the configuration's syntax and values, then exit\n"
+          "                      (0: fine, 2: errors); opens no referenced file\n"
+          "      --version       print the version and exit\n"
+          "  -h, --help          this text\n");
+}
+
+typedef struct diag_ctx {
+  unsigned errors;
+} diag_ctx;
+
+static void print_diag(void *arg, bool is_error, const char *msg)
+{
+  diag_ctx *ctx = arg;
+  if (is_error)
+    ctx->errors++;
+  fprintf(stderr, "%s%s\n", msg, is_error ? "" : " (warning)");
+}
+
+int main(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'n'},
+      {"no-clock", no_argument, NULL, 'x'},     {"debug", no_argument, NULL, 'd'},
+      {"socket", required_argument, NULL, 's'}, {"check", no_argument, NULL, 'C'},
+      {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *conf_path = DEFAULT_CONF;
+  ntsd_opts opts = {0};
+  bool check = false;
+  int debug = 0, ch;
+  while ((ch = getopt_long(argc, argv, "c:nxds:h", longopts, NULL)) != -1) {
+    switch (ch) {
+    case 'c': conf_path = optarg; break;
+    case 'n': opts.foreground = true; break;
+    case 'x': opts.no_clock = true; break;
+    case 'd': debug++; break;
+    case 's': opts.socket_path = optarg; break;
+    case 'C': check = true; break;
+    case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "ntsd: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+
+  ntsd_conf *conf = conf_new();
+  if (!conf) {
+    fprintf(stderr, "ntsd: out of memory\n");
+    return 1;
+  }
+  diag_ctx dc = {0};
+  int rc = conf_load_file(conf, conf_path, print_diag, &dc);
+  if (rc != 0 || dc.errors) {
+    fprintf(stderr, "ntsd: %s: configuration refused\n", conf_path);
+    conf_free(conf);
+    return 2;
+  }
+  if (check) {
+    printf("%s: ok (%zu sources, %u warnings)\n", conf_path, conf->n_sources, conf->n_warnings);
+    conf_free(conf);
+    return 0;
+  }
+
+  int level = LOG_LVL_NOTICE + debug;
+  log_init("ntsd", opts.foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
+  char err[512] = "";
+  ntsd *d = ntsd_create(conf, &opts, err, sizeof(err));
+  if (!d) {
+    fprintf(stderr, "ntsd: %s\n", err);
+    if (!opts.foreground)
+      log_err("%s", err);
+    return 1;
+  }
+  if (!opts.foreground && !ntsd_daemonize(d)) {
+    log_err("cannot detach from the terminal");
+    ntsd_destroy(d);
+    return 1;
+  }
+  rc = ntsd_run(d);
+  ntsd_destroy(d);
+  return rc;
+}

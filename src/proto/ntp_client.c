@@ -54,12 +54,12 @@ ntp_drop ntp_client_check_response(const uint8_t *pkt, size_t len, ntp_ts sent_x
     return NTP_DROP_MALFORMED;
   if (st == NTP_EF_MAC)
     return NTP_DROP_AUTH;
-  if (sent_xmt == 0)
-    return NTP_DROP_UNEXPECTED;
-  /* Duplicate before bogus: a replay of the previous response also fails
-   * the origin test, but "duplicate" says more. */
+  /* Duplicate first: a replay of the previous response also fails the
+   * origin and outstanding-request tests, but "duplicate" says more. */
   if (last_xmt != 0 && h.xmt == last_xmt)
     return NTP_DROP_DUPLICATE;
+  if (sent_xmt == 0)
+    return NTP_DROP_UNEXPECTED;
   if (h.org != sent_xmt)
     return NTP_DROP_BOGUS;
   if (h.stratum == 0) {
@@ -74,7 +74,10 @@ ntp_drop ntp_client_check_response(const uint8_t *pkt, size_t len, ntp_ts sent_x
 
   double server_time = ntp_ts_diff(h.xmt, h.rec); /* T3 - T2 */
   double round_trip = ntp_ts_diff(t4, t1);        /* T4 - T1 */
-  double prec_server = ntp_log2_to_double(h.precision < -30 ? -30 : h.precision);
+  /* A precision above 1 s is nonsense; clamp so it cannot hide a
+   * negative delay or blow up the dispersion. */
+  int prec_log2 = h.precision < -30 ? -30 : (h.precision > 0 ? 0 : h.precision);
+  double prec_server = ntp_log2_to_double(prec_log2);
   double root_delay = ntp_short_to_double(h.root_delay);
   double root_disp = ntp_short_to_double(h.root_disp);
   if (server_time < 0.0 || round_trip < 0.0 || root_delay > MAX_ROOT || root_disp > MAX_ROOT)

@@ -10,6 +10,7 @@ void ntp_ef_iter_init(ntp_ef_iter *it, const uint8_t *pkt, size_t len)
   it->pos = NTP_HDR_LEN;
   it->mac_len = 0;
   it->done = (len < NTP_HDR_LEN);
+  it->malformed = false;
 }
 
 static bool is_mac_size(size_t n) { return n == 4 || n == 20 || n == 24; }
@@ -17,7 +18,7 @@ static bool is_mac_size(size_t n) { return n == 4 || n == 20 || n == 24; }
 ntp_ef_status ntp_ef_next(ntp_ef_iter *it, ntp_ef *ef)
 {
   if (it->done)
-    return it->len < NTP_HDR_LEN ? NTP_EF_MALFORMED : NTP_EF_END;
+    return it->malformed || it->len < NTP_HDR_LEN ? NTP_EF_MALFORMED : NTP_EF_END;
   size_t left = it->len - it->pos;
   if (left == 0) {
     it->done = true;
@@ -35,6 +36,7 @@ ntp_ef_status ntp_ef_next(ntp_ef_iter *it, ntp_ef *ef)
   if (!wire_rd_ok(&r) || flen < NTP_EF_MIN_LEN || (flen & 3) != 0 || flen > left ||
       (flen == left && flen < NTP_EF_MIN_LAST_LEN)) {
     it->done = true;
+    it->malformed = true;
     return NTP_EF_MALFORMED;
   }
   ef->type = type;
@@ -65,6 +67,10 @@ ntp_ef_status ntp_ef_validate(const uint8_t *pkt, size_t len, size_t *n_fields, 
 bool ntp_ef_append(wire_wr *w, uint16_t type, const uint8_t *body, size_t body_len,
                    size_t min_len)
 {
+  if (body_len > 0xfffc - 4) {
+    w->err = true;
+    return false;
+  }
   size_t total = 4 + body_len;
   total = (total + 3) & ~(size_t)3;
   if (total < min_len)

@@ -45,6 +45,7 @@ typedef struct ntp_ef_iter {
   size_t pos;
   size_t mac_len; /* set when NTP_EF_MAC is returned */
   bool done;
+  bool malformed; /* sticky: later calls repeat NTP_EF_MALFORMED */
 } ntp_ef_iter;
 
 /* pkt/len: the whole datagram, header included (len >= 48). */

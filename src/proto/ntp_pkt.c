@@ -72,19 +72,31 @@ const char *ntp_kod_name(ntp_kod k)
   return "?";
 }
 
+/* Text refids (stratum 0/1 and kiss codes) are 1-4 printable ASCII
+ * characters, NUL padded; anything else (e.g. chrony's 127.127.1.1 for a
+ * local reference) is shown as a dotted quad. */
+static bool refid_is_text(uint32_t refid)
+{
+  bool ended = false;
+  for (int i = 3; i >= 0; i--) {
+    unsigned char c = (unsigned char)(refid >> (8 * i));
+    if (c == 0)
+      ended = true;
+    else if (ended || c < 0x20 || c >= 0x7f)
+      return false;
+  }
+  return (refid >> 24) != 0;
+}
+
 const char *ntp_refid_str(uint32_t refid, uint8_t stratum, char *buf, size_t cap)
 {
   if (!buf || cap == 0)
     return "";
-  if (stratum <= 1) {
+  if (stratum <= 1 && refid_is_text(refid)) {
     char s[5];
     size_t n = 0;
-    for (int i = 3; i >= 0; i--) {
-      unsigned char c = (unsigned char)(refid >> (8 * i));
-      if (c == 0)
-        break;
-      s[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
+    for (int i = 3; i >= 0 && (refid >> (8 * i)) & 0xff; i--)
+      s[n++] = (char)((refid >> (8 * i)) & 0xff);
     s[n] = '\0';
     snprintf(buf, cap, ".%s.", s);
   } else {

@@ -6,6 +6,7 @@
 
 typedef struct rl_slot {
   uint8_t key[8]; /* IPv4 address or IPv6 /64, zero padded */
+  uint8_t fam;    /* 4 or 6: part of the client's identity */
   uint8_t used;
   double last;     /* time of the last request */
   double tokens;
@@ -69,14 +70,17 @@ ntp_rl_result ntp_rl_check(ntp_ratelimit *rl, enum acl_family fam, const uint8_t
 {
   uint8_t key[8] = {0};
   memcpy(key, addr, fam == ACL_INET ? 4 : 8);
-  if (fam == ACL_INET)
-    key[7] = 4; /* keep v4 and v6 apart */
+  /* An IPv6 /64 uses all 64 key bits, so no marker byte in the key can keep
+   * v4 and v6 apart (v4 32.1.13.184 would be 2001:db8:0:4::/64): the family
+   * is compared separately, and tweaks the hash. */
+  uint8_t kfam = fam == ACL_INET ? 4 : 6;
   uint64_t kv;
   memcpy(&kv, key, 8);
-  rl_slot *s = &rl->slots[mix(kv, rl->k0, rl->k1) & rl->mask];
+  rl_slot *s = &rl->slots[mix(kv, rl->k0, rl->k1 ^ kfam) & rl->mask];
 
-  if (!s->used || memcmp(s->key, key, 8) != 0) {
+  if (!s->used || s->fam != kfam || memcmp(s->key, key, 8) != 0) {
     memcpy(s->key, key, 8);
+    s->fam = kfam;
     s->used = 1;
     s->last = now;
     s->tokens = rl->burst - 1.0;

@@ -3,9 +3,14 @@
 
 #include <string.h>
 
+/* A NULL buffer stands for an empty one; point at a real (never accessed)
+ * byte instead so zero-length operations do no arithmetic on NULL and
+ * succeed like on any other empty buffer. */
+static uint8_t empty_buf[1];
+
 void wire_rd_init(wire_rd *r, const uint8_t *buf, size_t len)
 {
-  r->buf = buf;
+  r->buf = buf ? buf : empty_buf;
   r->len = buf ? len : 0;
   r->pos = 0;
   r->err = false;
@@ -79,7 +84,7 @@ wire_rd wire_get_sub(wire_rd *r, size_t n)
 
 void wire_wr_init(wire_wr *w, uint8_t *buf, size_t cap)
 {
-  w->buf = buf;
+  w->buf = buf ? buf : empty_buf;
   w->cap = buf ? cap : 0;
   w->pos = 0;
   w->err = false;

@@ -2,7 +2,7 @@
 # Run one libFuzzer target for a bounded time over its seed corpus.
 # Usage: run-fuzz.sh BINARY CORPUS_DIR SECONDS
 set -eu
-bin=$1 corpus=$2 secs=$3
+bin=$(readlink -f "$1") corpus=$(readlink -f "$2" 2>/dev/null || echo "$2") secs=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"

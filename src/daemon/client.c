@@ -1,0 +1,348 @@
+/* client: upstream associations over UDP. */
+#include "daemon/client.h"
+
+#include <errno.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/sysclock.h"
+
+#define POOL_MAX_SOURCES 4     /* associations spawned per pool name */
+#define RESOLVE_RETRY_MIN 2.0  /* seconds; doubles up to the max */
+#define RESOLVE_RETRY_MAX 300.0
+
+typedef struct peer peer;
+typedef struct resolver resolver;
+
+struct peer {
+  ntsd_clients *owner;
+  const conf_source *cfg;
+  struct sockaddr_storage sa;
+  socklen_t salen;
+  ntp_source *src;
+  struct event *timer;
+  struct event *rd; /* outstanding request's socket */
+  int fd;
+};
+
+/* One name to resolve (a `server` or `pool` line). */
+struct resolver {
+  ntsd_clients *owner;
+  const conf_source *cfg;
+  struct evdns_getaddrinfo_request *req;
+  struct event *retry;
+  double backoff;
+  bool done;
+};
+
+struct ntsd_clients {
+  struct event_base *base;
+  struct evdns_base *dns;
+  const ntsd_conf *conf;
+  double precision;
+  clients_update_fn update;
+  void *update_arg;
+  peer **peers;
+  size_t n_peers, cap_peers;
+  resolver *resolvers;
+  size_t n_resolvers;
+  uint8_t buf[NTP_MAX_PKT];
+};
+
+static void arm_timer(peer *p)
+{
+  double due = ntp_source_next_send(p->src);
+  if (!isfinite(due))
+    return; /* denied by a kiss: stays idle */
+  double wait = due - sysclock_mono();
+  if (wait < 0)
+    wait = 0;
+  struct timeval tv = {.tv_sec = (time_t)wait, .tv_usec = (suseconds_t)((wait - floor(wait)) * 1e6)};
+  evtimer_add(p->timer, &tv);
+}
+
+static void close_request(peer *p)
+{
+  if (p->rd) {
+    event_free(p->rd);
+    p->rd = NULL;
+  }
+  if (p->fd >= 0) {
+    close(p->fd);
+    p->fd = -1;
+  }
+}
+
+static void log_peer(const peer *p, int level, const char *what)
+{
+  char a[NETADDR_STRLEN];
+  log_msg(level, "%s (%s): %s", p->cfg->host,
+          netaddr_str_port((const struct sockaddr *)&p->sa, a, sizeof(a)), what);
+}
+
+static void on_response(evutil_socket_t fd, short what, void *arg)
+{
+  peer *p = arg;
+  ntsd_clients *c = p->owner;
+  (void)what;
+  for (int i = 0; i < 8; i++) {
+    union {
+      char buf[CMSG_SPACE(sizeof(struct timespec)) + 64];
+      struct cmsghdr align;
+    } cb;
+    struct iovec iov = {.iov_base = c->buf, .iov_len = sizeof(c->buf)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+                        .msg_controllen = sizeof(cb.buf)};
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (n < 0)
+      return; /* EAGAIN, or ICMP port unreachable: the reach register shows it */
+    struct timespec rx = sysclock_realtime();
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+          cm->cmsg_len >= CMSG_LEN(sizeof(rx)))
+        memcpy(&rx, CMSG_DATA(cm), sizeof(rx));
+    ntp_kod kod;
+    ntp_drop d = ntp_source_on_response(p->src, c->buf, (size_t)n, ntp_ts_from_timespec(&rx),
+                                        sysclock_mono(), &kod);
+    if (d == NTP_DROP_NONE) {
+      close_request(p);
+      if (c->update)
+        c->update(c->update_arg);
+      return;
+    }
+    char msg[96];
+    if (d == NTP_DROP_KOD) {
+      snprintf(msg, sizeof(msg), "kiss-o'-death %s", ntp_kod_name(kod));
+      log_peer(p, kod == NTP_KOD_RATE ? LOG_LVL_INFO : LOG_LVL_WARN, msg);
+      close_request(p);
+      evtimer_del(p->timer);
+      arm_timer(p); /* the poll may have changed */
+      return;
+    }
+    snprintf(msg, sizeof(msg), "response dropped: %s", ntp_drop_name(d));
+    log_peer(p, LOG_LVL_DEBUG, msg);
+  }
+}
+
+static void send_request(peer *p)
+{
+  ntsd_clients *c = p->owner;
+  close_request(p);
+  if (ntp_source_awaiting(p->src))
+    ntp_source_give_up(p->src);
+  int fd = socket(p->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log_peer(p, LOG_LVL_WARN, strerror(errno));
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+  /* connect() binds a fresh random ephemeral port and makes the kernel
+   * drop datagrams from anyone but the server. */
+  if (connect(fd, (struct sockaddr *)&p->sa, p->salen) < 0) {
+    log_peer(p, LOG_LVL_DEBUG, strerror(errno));
+    close(fd);
+    return;
+  }
+  uint8_t nonce[8];
+  sysclock_random(nonce, sizeof(nonce));
+  size_t n = ntp_source_make_request(p->src, sysclock_mono(), nonce, sysclock_now_ntp(), c->buf,
+                                     sizeof(c->buf));
+  if (n == 0 || send(fd, c->buf, n, 0) < 0) {
+    if (n)
+      log_peer(p, LOG_LVL_DEBUG, strerror(errno));
+    close(fd);
+    return;
+  }
+  p->fd = fd;
+  p->rd = event_new(c->base, fd, EV_READ | EV_PERSIST, on_response, p);
+  if (!p->rd || event_add(p->rd, NULL) < 0)
+    close_request(p);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+  peer *p = arg;
+  (void)fd;
+  (void)what;
+  send_request(p);
+  arm_timer(p);
+}
+
+static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct sockaddr *sa,
+                     socklen_t len)
+{
+  if (c->n_peers == c->cap_peers) {
+    size_t nc = c->cap_peers ? c->cap_peers * 2 : 8;
+    peer **np = realloc(c->peers, nc * sizeof(*np));
+    if (!np)
+      return false;
+    c->peers = np;
+    c->cap_peers = nc;
+  }
+  peer *p = calloc(1, sizeof(*p));
+  if (!p)
+    return false;
+  p->owner = c;
+  p->cfg = cfg;
+  p->fd = -1;
+  memcpy(&p->sa, sa, len);
+  p->salen = len;
+  ntp_source_cfg sc = {.minpoll = cfg->minpoll, .maxpoll = cfg->maxpoll, .iburst = cfg->iburst,
+                       .burst = cfg->burst, .prefer = cfg->prefer, .noselect = cfg->noselect,
+                       .version = (uint8_t)cfg->version, .precision = c->precision};
+  p->src = ntp_source_create(&sc, sysclock_mono());
+  p->timer = evtimer_new(c->base, on_timer, p);
+  if (!p->src || !p->timer) {
+    ntp_source_destroy(p->src);
+    if (p->timer)
+      event_free(p->timer);
+    free(p);
+    return false;
+  }
+  c->peers[c->n_peers++] = p;
+  log_peer(p, LOG_LVL_NOTICE, "new association");
+  arm_timer(p);
+  return true;
+}
+
+static bool have_address(const ntsd_clients *c, const struct sockaddr *sa, socklen_t len)
+{
+  for (size_t i = 0; i < c->n_peers; i++)
+    if (c->peers[i]->salen == len && memcmp(&c->peers[i]->sa, sa, len) == 0)
+      return true;
+  return false;
+}
+
+static void start_resolve(resolver *r);
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+  resolver *r = arg;
+  ntsd_clients *c = r->owner;
+  r->req = NULL;
+  if (result != 0) {
+    if (result == EVUTIL_EAI_CANCEL)
+      return;
+    log_warn("cannot resolve %s: %s (retrying in %.0f s)", r->cfg->host,
+             evutil_gai_strerror(result), r->backoff);
+    struct timeval tv = {.tv_sec = (time_t)r->backoff};
+    evtimer_add(r->retry, &tv);
+    r->backoff = fmin(r->backoff * 2, RESOLVE_RETRY_MAX);
+    return;
+  }
+  int want = r->cfg->kind == CONF_POOL ? POOL_MAX_SOURCES : 1;
+  int added = 0;
+  for (struct evutil_addrinfo *ai = res; ai && added < want; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+      continue;
+    if (have_address(c, ai->ai_addr, (socklen_t)ai->ai_addrlen))
+      continue;
+    if (add_peer(c, r->cfg, ai->ai_addr, (socklen_t)ai->ai_addrlen))
+      added++;
+  }
+  evutil_freeaddrinfo(res);
+  r->done = true;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  start_resolve(arg);
+}
+
+static void start_resolve(resolver *r)
+{
+  char port[8];
+  snprintf(port, sizeof(port), "%u", r->cfg->port ? r->cfg->port : NTP_PORT);
+  struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+                                  .ai_protocol = IPPROTO_UDP,
+                                  .ai_flags = EVUTIL_AI_ADDRCONFIG};
+  r->req = evdns_getaddrinfo(r->owner->dns, r->cfg->host, port, &hints, on_resolved, r);
+}
+
+ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
+                             const ntsd_conf *conf, double precision, clients_update_fn fn,
+                             void *arg)
+{
+  ntsd_clients *c = calloc(1, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->base = base;
+  c->dns = dns;
+  c->conf = conf;
+  c->precision = precision;
+  c->update = fn;
+  c->update_arg = arg;
+  c->resolvers = calloc(conf->n_sources ? conf->n_sources : 1, sizeof(resolver));
+  if (!c->resolvers) {
+    free(c);
+    return NULL;
+  }
+  for (size_t i = 0; i < conf->n_sources; i++) {
+    const conf_source *cs = &conf->sources[i];
+    if (cs->nts) {
+      log_warn("%s: NTS sources are not supported yet; not using it (never falling back to "
+               "unauthenticated NTP)", cs->host);
+      continue;
+    }
+    resolver *r = &c->resolvers[c->n_resolvers++];
+    r->owner = c;
+    r->cfg = cs;
+    r->backoff = RESOLVE_RETRY_MIN;
+    r->retry = evtimer_new(base, on_retry, r);
+    /* Numeric hosts resolve synchronously inside this call. */
+    start_resolve(r);
+  }
+  return c;
+}
+
+void clients_destroy(ntsd_clients *c)
+{
+  if (!c)
+    return;
+  for (size_t i = 0; i < c->n_resolvers; i++) {
+    if (c->resolvers[i].req)
+      evdns_getaddrinfo_cancel(c->resolvers[i].req);
+    if (c->resolvers[i].retry)
+      event_free(c->resolvers[i].retry);
+  }
+  free(c->resolvers);
+  for (size_t i = 0; i < c->n_peers; i++) {
+    peer *p = c->peers[i];
+    close_request(p);
+    event_free(p->timer);
+    ntp_source_destroy(p->src);
+    free(p);
+  }
+  free(c->peers);
+  free(c);
+}
+
+size_t clients_count(const ntsd_clients *c) { return c->n_peers; }
+
+bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
+{
+  if (i >= c->n_peers)
+    return false;
+  const peer *p = c->peers[i];
+  memset(v, 0, sizeof(*v));
+  v->name = p->cfg->host;
+  v->sa = (const struct sockaddr *)&p->sa;
+  netaddr_str_port(v->sa, v->address, sizeof(v->address));
+  v->is_pool = p->cfg->kind == CONF_POOL;
+  v->nts = p->cfg->nts;
+  v->cookies = 0;
+  ntp_source_get_info(p->src, now, &v->info);
+  return true;
+}

@@ -1,0 +1,42 @@
+/* client: our upstream servers.  Resolves `server`/`pool` names with
+ * evdns (asynchronously), and for every poll opens a fresh UDP socket so
+ * each request leaves from a new random source port; the pure
+ * proto/source.c decides when to send and what a response means. */
+#ifndef NTSD_DAEMON_CLIENT_H
+#define NTSD_DAEMON_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/conf.h"
+#include "daemon/netaddr.h"
+#include "proto/source.h"
+
+struct event_base;
+struct evdns_base;
+typedef struct ntsd_clients ntsd_clients;
+
+/* Called after every accepted sample (to re-run selection). */
+typedef void (*clients_update_fn)(void *arg);
+
+/* A read-only view of one association for reports. */
+typedef struct peer_view {
+  const char *name;            /* as configured (pool: the pool name) */
+  char address[NETADDR_STRLEN]; /* "1.2.3.4:123", "" while unresolved */
+  const struct sockaddr *sa;   /* NULL while unresolved */
+  bool is_pool;
+  bool nts;
+  unsigned cookies;            /* NTS cookies held (0 for plain NTP) */
+  ntp_source_info info;
+} peer_view;
+
+ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
+                             const ntsd_conf *conf, double precision, clients_update_fn fn,
+                             void *arg);
+void clients_destroy(ntsd_clients *c);
+size_t clients_count(const ntsd_clients *c);
+/* Fills *v for association i at monotonic time now; false if out of range. */
+bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v);
+
+#endif

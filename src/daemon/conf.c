@@ -1,0 +1,1386 @@
+/* conf: ntp.conf parser, NTPsec syntax, so existing configurations keep working.
+ *
+ * Supported directives ("warn": accepted and checked, but no effect yet):
+ *   server|pool|peer HOST[:PORT] [OPTION...]
+ *       HOST: name, IPv4, [IPv6], [IPv6]:PORT or bare IPv6 (no port).
+ *       iburst burst prefer noselect true nts noval, minpoll N maxpoll N (0..17),
+ *       version N (1..4), ca FILE, aead NAME; warn: key N, xleave, ttl N, mode N,
+ *       bias X, maxdelay X.  `peer` becomes a client association (warn).
+ *   restrict|unrestrict [-4|-6] default|source|ADDR[/LEN] [mask MASK] [FLAG...]
+ *   driftfile FILE, statsdir DIR, logfile FILE, leapfile FILE
+ *   tos PAIR...: minsane minclock maxclock mindist maxdist orphan orphanwait;
+ *       warn: ceiling floor cohort bcpollbstep
+ *   discard PAIR...: average minimum; warn: monitor
+ *   enable|disable FLAG...: ntp (clock control); warn: auth bclient calibrate kernel
+ *       monitor stats
+ *   interface|nic listen|ignore|drop all|ipv4|ipv6|wildcard|NAME|ADDR
+ *       (only `ignore all` / `drop all` / `listen all` have an effect)
+ *   listen ADDR[:PORT]                    (ntsd; ADDR a literal or `*`)
+ *   local stratum N
+ *   nts enable|disable, nts key FILE, nts cert FILE [mintls V], nts cookie FILE,
+ *       nts ca PATH, nts mintls V, nts rotate SECONDS (ntsd);
+ *       warn: nts maxtls V, tlsciphers S, tlsciphersuites S, tlsecdhcurves S, aead NAME
+ *   nts-listen-on PORT|ADDR:PORT|[IPv6]:PORT
+ *   controlsocket PATH [group NAME]       (ntsd)
+ *   includefile FILE                      (followed by conf_load_file only)
+ *   warn: statistics, filegen, logconfig, tinker, mru, keys, trustedkey, controlkey,
+ *       requestkey, leapsmearinterval, setvar
+ *
+ * Anything else is an error.  The parser never resolves names and never opens the
+ * files a directive names (only includefile is read), so `ntsd --check` is safe. */
+#include "daemon/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/acl.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define TOKENS_MAX (CONF_LINE_MAX / 2 + 1) /* words need a separator each */
+#define FILE_SIZE_MAX (1u << 20)           /* an ntp.conf is a few KiB */
+#define ENTRIES_MAX 4096                   /* per list; bounds include fan-out */
+#define QUOTE_MAX 120                      /* bytes of a word shown in a message */
+#define NO_FIELD SIZE_MAX
+#define NOEFFECT "has no effect yet (ignored)"
+#define NOSYMKEYS "ignored: symmetric keys are not supported"
+#define NOXLEAVE "ignored: interleaved mode is not supported"
+
+struct parser {
+  ntsd_conf *c;
+  const char *fname;
+  unsigned line;     /* 0 before the first line: messages then omit it */
+  conf_diag_fn diag;
+  void *ctx;
+  unsigned errors;
+  int depth;         /* includefile nesting; -1 for text, whose includes are ignored */
+  bool line_failed;  /* set by an error, so a line is never reported twice */
+  bool line_warned;  /* set by a warning, so a line gets one "no effect" note */
+};
+
+struct cursor {
+  char **tok;
+  size_t n, i;
+};
+
+struct directive;
+typedef void (*directive_fn)(struct parser *p, struct cursor *cu, const struct directive *d);
+struct directive {
+  const char *name;
+  directive_fn fn;
+  size_t arg; /* handler specific: field offset, kind, flag value */
+};
+
+/* ---- diagnostics ------------------------------------------------------ */
+
+static void report(struct parser *p, bool is_error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report(struct parser *p, bool is_error, const char *fmt, ...)
+{
+  char msg[512], out[2 * CONF_PATH_MAX + sizeof msg + 32]; /* fname: an include path */
+  va_list ap;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (is_error) {
+    p->errors++;
+    p->line_failed = true;
+  } else {
+    p->c->n_warnings++;
+    p->line_warned = true;
+  }
+  if (!p->diag)
+    return;
+  if (p->line)
+    snprintf(out, sizeof out, "%s:%u: %s", p->fname, p->line, msg);
+  else
+    snprintf(out, sizeof out, "%s: %s", p->fname, msg);
+  p->diag(p->ctx, is_error, out);
+}
+
+/* Words are arbitrary bytes; a message must stay printable (terminals, syslog) and
+ * bounded, so control and non-ASCII bytes are shown as \xNN and long words cut. */
+struct quoted {
+  char s[QUOTE_MAX + 8];
+};
+
+static const char *quote(struct quoted *q, const char *w)
+{
+  size_t o = 0;
+
+  for (; *w; w++) {
+    unsigned char ch = (unsigned char)*w;
+    if (o + 4 > QUOTE_MAX) {
+      memcpy(q->s + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (ch >= 0x20 && ch < 0x7f)
+      q->s[o++] = (char)ch;
+    else
+      o += (size_t)snprintf(q->s + o, sizeof q->s - o, "\\x%02x", ch);
+  }
+  q->s[o] = '\0';
+  return q->s;
+}
+
+/* ---- words and values --------------------------------------------------- */
+
+static const char *next_tok(struct cursor *cu)
+{
+  return cu->i < cu->n ? cu->tok[cu->i++] : NULL;
+}
+
+static const char *need_tok(struct parser *p, struct cursor *cu, const char *what)
+{
+  const char *t = next_tok(cu);
+
+  if (!t)
+    report(p, true, "missing value for '%s'", what);
+  return t;
+}
+
+static bool expect_end(struct parser *p, struct cursor *cu, const char *after)
+{
+  struct quoted q;
+
+  if (cu->i >= cu->n)
+    return true;
+  report(p, true, "unexpected '%s' after '%s'", quote(&q, cu->tok[cu->i]), after);
+  return false;
+}
+
+static void unknown_option(struct parser *p, const char *word, const char *what)
+{
+  struct quoted q;
+
+  report(p, true, "unknown option '%s' for '%s'", quote(&q, word), what);
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+  for (; *list; list++)
+    if (strcmp(*list, s) == 0)
+      return true;
+  return false;
+}
+
+static bool parse_long(const char *s, long *out)
+{
+  char *end;
+  long v;
+
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (end == s || *end || errno)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* strtod also takes "inf", "nan" and hex floats; a config wants plain decimals. */
+static bool parse_double(const char *s, double *out)
+{
+  char *end;
+  double v;
+
+  if (!*s || s[strspn(s, "0123456789.eE+-")])
+    return false;
+  errno = 0;
+  v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v))
+    return false;
+  *out = v;
+  return true;
+}
+
+static bool get_int(struct parser *p, const char *what, const char *s, long lo, long hi,
+                    int *out)
+{
+  struct quoted q;
+  long v;
+
+  if (!parse_long(s, &v)) {
+    report(p, true, "'%s' needs an integer, got '%s'", what, quote(&q, s));
+    return false;
+  }
+  if (v < lo || v > hi) {
+    report(p, true, "'%s' %s is out of range (must be %ld..%ld)", what, quote(&q, s), lo, hi);
+    return false;
+  }
+  *out = (int)v;
+  return true;
+}
+
+static bool get_num(struct parser *p, const char *what, const char *s, double lo, double hi,
+                    bool lo_open, double *out)
+{
+  struct quoted q;
+  double v;
+
+  if (!parse_double(s, &v)) {
+    report(p, true, "'%s' needs a number, got '%s'", what, quote(&q, s));
+    return false;
+  }
+  if (v < lo || (lo_open && v == lo) || v > hi) {
+    report(p, true, "'%s' %s is out of range (must be %s%g and <= %g)", what, quote(&q, s),
+           lo_open ? "> " : ">= ", lo, hi);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+/* Checks that s fits a field of `cap` bytes; copies it there unless dst is NULL. */
+static bool copy_str(struct parser *p, const char *what, const char *s, char *dst, size_t cap)
+{
+  size_t len = strlen(s);
+
+  if (len >= cap) {
+    report(p, true, "value for '%s' too long (max %zu bytes)", what, cap - 1);
+    return false;
+  }
+  if (dst)
+    memcpy(dst, s, len + 1);
+  return true;
+}
+
+static bool parse_port(const char *s, uint16_t *out)
+{
+  unsigned long v = 0;
+
+  if (!*s)
+    return false;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9')
+      return false;
+    v = v * 10 + (unsigned long)(*s - '0');
+    if (v > 65535)
+      return false;
+  }
+  if (v == 0)
+    return false;
+  *out = (uint16_t)v;
+  return true;
+}
+
+static bool is_name_char(char ch)
+{
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '-' || ch == '.' || ch == '_';
+}
+
+/* 4 or 6 for an address literal, 0 otherwise; an IPv6 literal may carry a %scope when
+ * allow_scope.  Stores the address bytes in addr (16 bytes) unless it is NULL. */
+static int addr_family(const char *s, bool allow_scope, uint8_t *addr)
+{
+  uint8_t buf[16];
+  char tmp[INET6_ADDRSTRLEN + 1];
+  const char *pct = allow_scope ? strchr(s, '%') : NULL;
+  size_t len = pct ? (size_t)(pct - s) : strlen(s);
+
+  if (!addr)
+    addr = buf;
+  if (inet_pton(AF_INET, s, addr) == 1)
+    return 4;
+  if (len >= sizeof tmp || (pct && !pct[1]))
+    return 0;
+  for (const char *sc = pct ? pct + 1 : ""; *sc; sc++)
+    if (!is_name_char(*sc))
+      return 0;
+  memcpy(tmp, s, len);
+  tmp[len] = '\0';
+  return inet_pton(AF_INET6, tmp, addr) == 1 ? 6 : 0;
+}
+
+/* Names go to the resolver later; refusing what no resolver takes catches typos such as
+ * a stray "(" here instead of at run time. */
+static bool valid_host(const char *h)
+{
+  if (strchr(h, ':'))
+    return addr_family(h, true, NULL) == 6;
+  if (!*h || *h == '-' || *h == '.')
+    return false;
+  for (; *h; h++)
+    if (!is_name_char(*h))
+      return false;
+  return true;
+}
+
+bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t *port)
+{
+  const char *h = in, *portstr = NULL;
+  size_t hlen;
+  uint16_t pv = 0;
+
+  if (!in || !host || !host_cap || !port)
+    return false;
+  if (in[0] == '[') {
+    const char *close = strchr(in, ']');
+    if (!close)
+      return false;
+    h = in + 1;
+    hlen = (size_t)(close - h);
+    if (close[1] == ':')
+      portstr = close + 2;
+    else if (close[1])
+      return false;
+  } else {
+    const char *colon = strchr(in, ':');
+    hlen = strlen(in);
+    if (colon && !strchr(colon + 1, ':')) { /* one colon: HOST:PORT; more: bare IPv6 */
+      hlen = (size_t)(colon - in);
+      portstr = colon + 1;
+    }
+  }
+  if (hlen == 0 || hlen >= host_cap || (portstr && !parse_port(portstr, &pv)))
+    return false;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  *port = pv;
+  return true;
+}
+
+/* ---- keyword/value options, driven by tables ------------------------------ */
+
+enum opt_kind { OPT_FLAG, OPT_INT, OPT_NUM, OPT_STR };
+
+struct opt {
+  const char *name;
+  enum opt_kind kind;
+  size_t off;       /* field in the target struct; NO_FIELD: check the value only */
+  size_t cap;       /* OPT_STR: field size */
+  double lo, hi;    /* OPT_INT, OPT_NUM */
+  bool lo_open;     /* OPT_NUM: lo itself is out of range */
+  const char *warn; /* accepted with the warning "'name' <warn>" */
+};
+
+static const struct opt *find_opt(const struct opt *tab, size_t n, const char *name)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(tab[i].name, name) == 0)
+      return &tab[i];
+  return NULL;
+}
+
+static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, void *base)
+{
+  char *field = o->off == NO_FIELD ? NULL : (char *)base + o->off;
+  const char *v = NULL;
+  bool yes = true;
+  int iv;
+  double dv;
+
+  if (o->kind != OPT_FLAG && !(v = need_tok(p, cu, o->name)))
+    return false;
+  switch (o->kind) {
+  case OPT_FLAG:
+    if (field)
+      memcpy(field, &yes, sizeof yes);
+    break;
+  case OPT_INT:
+    if (!get_int(p, o->name, v, (long)o->lo, (long)o->hi, &iv))
+      return false;
+    if (field)
+      memcpy(field, &iv, sizeof iv);
+    break;
+  case OPT_NUM:
+    if (!get_num(p, o->name, v, o->lo, o->hi, o->lo_open, &dv))
+      return false;
+    if (field)
+      memcpy(field, &dv, sizeof dv);
+    break;
+  case OPT_STR:
+    if (!copy_str(p, o->name, v, field, o->cap))
+      return false;
+    break;
+  }
+  if (o->warn)
+    report(p, false, "'%s' %s", o->name, o->warn);
+  return true;
+}
+
+/* The rest of the line as OPTION [VALUE] ...; at least one option. */
+static bool parse_opts(struct parser *p, struct cursor *cu, const char *what,
+                       const struct opt *tab, size_t n, void *base)
+{
+  const char *t;
+
+  if (cu->i >= cu->n) {
+    report(p, true, "missing value for '%s'", what);
+    return false;
+  }
+  while ((t = next_tok(cu))) {
+    const struct opt *o = find_opt(tab, n, t);
+    if (!o) {
+      unknown_option(p, t, what);
+      return false;
+    }
+    if (!apply_opt(p, cu, o, base))
+      return false;
+  }
+  return true;
+}
+
+/* Grows an array by one slot.  The capacity is implicit (the next power of two >= n,
+ * at least 4), so ntsd_conf needs no capacity fields. */
+static bool grow(struct parser *p, void **arr, size_t n, size_t size, const char *what)
+{
+  void *na;
+
+  if (n >= ENTRIES_MAX) {
+    report(p, true, "too many '%s' lines (max %d)", what, ENTRIES_MAX);
+    return false;
+  }
+  if (n != 0 && (n < 4 || (n & (n - 1)) != 0))
+    return true;
+  na = realloc(*arr, (n ? n * 2 : 4) * size);
+  if (!na) {
+    report(p, true, "out of memory");
+    return false;
+  }
+  *arr = na;
+  return true;
+}
+
+/* ---- server, pool, peer ----------------------------------------------- */
+
+#define SRC(f) offsetof(conf_source, f)
+static const struct opt source_opts[] = {
+    {"iburst", OPT_FLAG, SRC(iburst), 0, 0, 0, false, NULL},
+    {"burst", OPT_FLAG, SRC(burst), 0, 0, 0, false, NULL},
+    {"prefer", OPT_FLAG, SRC(prefer), 0, 0, 0, false, NULL},
+    {"noselect", OPT_FLAG, SRC(noselect), 0, 0, 0, false, NULL},
+    {"true", OPT_FLAG, SRC(trusted), 0, 0, 0, false, NULL},
+    {"nts", OPT_FLAG, SRC(nts), 0, 0, 0, false, NULL},
+    {"noval", OPT_FLAG, SRC(noval), 0, 0, 0, false, NULL},
+    {"minpoll", OPT_INT, SRC(minpoll), 0, 0, 17, false, NULL},
+    {"maxpoll", OPT_INT, SRC(maxpoll), 0, 0, 17, false, NULL},
+    {"version", OPT_INT, SRC(version), 0, 1, 4, false, NULL},
+    {"ca", OPT_STR, SRC(ca), sizeof(((conf_source *)0)->ca), 0, 0, false, NULL},
+    {"aead", OPT_STR, SRC(aead), sizeof(((conf_source *)0)->aead), 0, 0, false, NULL},
+    {"key", OPT_INT, NO_FIELD, 0, 1, 65535, false, NOSYMKEYS},
+    {"xleave", OPT_FLAG, NO_FIELD, 0, 0, 0, false, NOXLEAVE},
+    {"ttl", OPT_INT, NO_FIELD, 0, 0, 255, false, NOEFFECT},
+    {"mode", OPT_INT, NO_FIELD, 0, 0, 255, false, NOEFFECT},
+    {"bias", OPT_NUM, NO_FIELD, 0, -86400, 86400, false, NOEFFECT},
+    {"maxdelay", OPT_NUM, NO_FIELD, 0, 0, 16, true, NOEFFECT},
+};
+#undef SRC
+
+static bool source_host(struct parser *p, const char *what, const char *t, conf_source *s)
+{
+  struct quoted q;
+
+  if (!conf_split_host_port(t, s->host, sizeof s->host, &s->port)) {
+    report(p, true, "bad host or port '%s' for '%s'", quote(&q, t), what);
+    return false;
+  }
+  /* Brackets are for IPv6 literals only, as in a URL. */
+  if (!valid_host(s->host) || (t[0] == '[' && addr_family(s->host, true, NULL) != 6)) {
+    report(p, true, "bad host name '%s' for '%s'", quote(&q, s->host), what);
+    return false;
+  }
+  return true;
+}
+
+/* minpoll/maxpoll start at -1 so we know which were given.  Both given and crossed is an
+ * error; one given past the other's default moves that default along (as NTPsec does),
+ * so `minpoll 12` alone works. */
+static bool finish_poll(struct parser *p, conf_source *s)
+{
+  bool min_set = s->minpoll >= 0, max_set = s->maxpoll >= 0;
+
+  if (!min_set)
+    s->minpoll = 6;
+  if (!max_set)
+    s->maxpoll = 10;
+  if (s->minpoll <= s->maxpoll)
+    return true;
+  if (min_set && max_set) {
+    report(p, true, "minpoll %d is greater than maxpoll %d", s->minpoll, s->maxpoll);
+    return false;
+  }
+  if (min_set)
+    s->maxpoll = s->minpoll;
+  else
+    s->minpoll = s->maxpoll;
+  return true;
+}
+
+static void do_source(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  conf_source s = {.kind = (enum conf_source_kind)d->arg, .minpoll = -1, .maxpoll = -1,
+                   .version = 4, .line = p->line};
+  const char *t = need_tok(p, cu, d->name), *nts_only;
+  void *arr = p->c->sources;
+
+  if (!t || !source_host(p, d->name, t, &s))
+    return;
+  while ((t = next_tok(cu))) {
+    const struct opt *o = find_opt(source_opts, ARRAY_LEN(source_opts), t);
+    if (!o) {
+      unknown_option(p, t, d->name);
+      return;
+    }
+    if (!apply_opt(p, cu, o, &s))
+      return;
+  }
+  if (!finish_poll(p, &s))
+    return;
+  nts_only = s.ca[0] ? "ca" : s.aead[0] ? "aead" : s.noval ? "noval" : NULL;
+  if (!s.nts && nts_only)
+    report(p, false, "'%s' has no effect without 'nts'", nts_only);
+  if (s.kind == CONF_PEER)
+    report(p, false, "'peer' is served as a client association (symmetric mode is not "
+                     "supported)");
+  if (!grow(p, &arr, p->c->n_sources, sizeof s, d->name))
+    return;
+  p->c->sources = arr;
+  p->c->sources[p->c->n_sources++] = s;
+}
+
+/* ---- restrict, unrestrict ---------------------------------------------- */
+
+static bool restrict_target(struct parser *p, const char *t, conf_restrict *r)
+{
+  struct quoted q;
+  char abuf[INET6_ADDRSTRLEN + 1];
+  const char *slash = strchr(t, '/');
+  size_t alen = slash ? (size_t)(slash - t) : strlen(t);
+  int fam = 0, len;
+
+  if (strcmp(t, "default") == 0 || strcmp(t, "source") == 0) {
+    r->is_default = t[0] == 'd';
+    r->is_source = !r->is_default;
+    return true;
+  }
+  if (alen < sizeof abuf) {
+    memcpy(abuf, t, alen);
+    abuf[alen] = '\0';
+    fam = addr_family(abuf, false, r->addr);
+  }
+  if (!fam) {
+    report(p, true, "restrict needs an address literal, got '%s'", quote(&q, t));
+    return false;
+  }
+  if (r->fam != CONF_FAM_ANY && (int)r->fam != fam) {
+    report(p, true, "'%s' is not an IPv%d address", quote(&q, t), (int)r->fam);
+    return false;
+  }
+  r->fam = (enum conf_family)fam;
+  r->prefix = fam == 4 ? 32 : 128;
+  if (slash && !get_int(p, "prefix length", slash + 1, 0, (long)r->prefix, &len))
+    return false;
+  if (slash)
+    r->prefix = (unsigned)len;
+  return true;
+}
+
+/* A mask must be contiguous ones then zeros; returns the number of ones. */
+static bool mask_prefix(const uint8_t *b, size_t bytes, unsigned *prefix)
+{
+  unsigned ones = 0;
+  bool zero_seen = false;
+
+  for (size_t i = 0; i < bytes * 8; i++) {
+    bool one = (b[i / 8] & (0x80u >> (i % 8))) != 0;
+    if (one && zero_seen)
+      return false;
+    ones += one;
+    zero_seen = !one;
+  }
+  *prefix = ones;
+  return true;
+}
+
+static bool restrict_mask(struct parser *p, struct cursor *cu, conf_restrict *r,
+                          bool *prefix_given)
+{
+  struct quoted q;
+  uint8_t b[16];
+  const char *m = need_tok(p, cu, "mask");
+
+  if (!m)
+    return false;
+  if (r->is_default || r->is_source) {
+    report(p, true, "'mask' needs an address, not 'default' or 'source'");
+    return false;
+  }
+  if (*prefix_given) {
+    report(p, true, "give either /LEN or one 'mask', not both");
+    return false;
+  }
+  if (inet_pton(r->fam == CONF_FAM_4 ? AF_INET : AF_INET6, m, b) != 1 ||
+      !mask_prefix(b, r->fam == CONF_FAM_4 ? 4 : 16, &r->prefix)) {
+    report(p, true, "bad restrict mask '%s' (need a contiguous IPv%d mask)", quote(&q, m),
+           (int)r->fam);
+    return false;
+  }
+  *prefix_given = true;
+  return true;
+}
+
+static void do_restrict(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  conf_restrict r = {.unrestrict = d->arg != 0, .line = p->line};
+  struct quoted q;
+  const char *t = need_tok(p, cu, d->name);
+  bool prefix_given;
+  void *arr = p->c->restricts;
+
+  if (t && (strcmp(t, "-4") == 0 || strcmp(t, "-6") == 0)) {
+    r.fam = t[1] == '4' ? CONF_FAM_4 : CONF_FAM_6;
+    t = need_tok(p, cu, d->name);
+  }
+  if (!t || !restrict_target(p, t, &r))
+    return;
+  prefix_given = strchr(t, '/') != NULL;
+  while ((t = next_tok(cu))) {
+    uint32_t flag;
+    if (strcmp(t, "mask") == 0) { /* NTPsec wants it first; anywhere does no harm */
+      if (!restrict_mask(p, cu, &r, &prefix_given))
+        return;
+      continue;
+    }
+    if (!(flag = ntp_acl_flag_from_name(t))) {
+      report(p, true, "unknown restrict flag '%s'", quote(&q, t));
+      return;
+    }
+    r.flags |= flag;
+  }
+  if (!grow(p, &arr, p->c->n_restricts, sizeof r, d->name))
+    return;
+  p->c->restricts = arr;
+  p->c->restricts[p->c->n_restricts++] = r;
+}
+
+/* ---- files, statistics and other accepted-but-inert directives ---------- */
+
+static void do_path(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+
+  if (t && expect_end(p, cu, d->name))
+    copy_str(p, d->name, t, (char *)p->c + d->arg, CONF_PATH_MAX);
+}
+
+static const char *const stats_names[] = {"loopstats", "peerstats", "clockstats",
+                                          "rawstats", "sysstats", "protostats", "usestats",
+                                          "ntsstats", "ntskestats", NULL};
+
+static void do_statistics(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t;
+
+  if (cu->n == 0) {
+    report(p, true, "missing value for '%s'", d->name);
+    return;
+  }
+  while ((t = next_tok(cu)))
+    if (!in_list(stats_names, t)) {
+      unknown_option(p, t, d->name);
+      return;
+    }
+  report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+static void do_filegen(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  static const char *const types[] = {"none", "pid", "day", "week", "month", "year", "age",
+                                      NULL};
+  static const char *const flags[] = {"link", "nolink", "enable", "disable", NULL};
+  const char *t = need_tok(p, cu, d->name), *v = NULL;
+
+  if (!t)
+    return;
+  if (!in_list(stats_names, t)) {
+    unknown_option(p, t, d->name);
+    return;
+  }
+  while ((t = next_tok(cu))) {
+    bool valued = strcmp(t, "file") == 0 || strcmp(t, "type") == 0;
+    if (!valued && !in_list(flags, t)) {
+      unknown_option(p, t, d->name);
+      return;
+    }
+    if (valued && !(v = need_tok(p, cu, t)))
+      return;
+    if (valued && strcmp(t, "type") == 0 && !in_list(types, v)) {
+      unknown_option(p, v, "filegen type");
+      return;
+    }
+  }
+  report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+/* NTPsec's keywords: [=+-] then CLASS ITEM, or "all" then ITEM or CLASS. */
+static bool logconfig_word_ok(const char *w)
+{
+  static const char *const classes[] = {"clock", "peer", "sys", "sync", NULL};
+  static const char *const items[] = {"all", "info", "events", "status", "statistics", NULL};
+
+  if (*w == '=' || *w == '+' || *w == '-')
+    w++;
+  if (strncmp(w, "all", 3) == 0 && (in_list(items, w + 3) || in_list(classes, w + 3)))
+    return true;
+  for (const char *const *cl = classes; *cl; cl++) {
+    size_t n = strlen(*cl);
+    if (strncmp(w, *cl, n) == 0 && in_list(items, w + n))
+      return true;
+  }
+  return false;
+}
+
+static void do_logconfig(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t;
+
+  if (cu->n == 0) {
+    report(p, true, "missing value for '%s'", d->name);
+    return;
+  }
+  while ((t = next_tok(cu)))
+    if (!logconfig_word_ok(t)) {
+      unknown_option(p, t, d->name);
+      return;
+    }
+  report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+/* `keys FILE`, `setvar ...`: one value, or any words; checked, then ignored. */
+static void do_ignored(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+
+  if (!t || (d->arg == 1 && !expect_end(p, cu, d->name)))
+    return;
+  if (d->arg == 1 && !copy_str(p, d->name, t, NULL, CONF_PATH_MAX))
+    return;
+  cu->i = cu->n;
+  report(p, false, "'%s' %s", d->name, d->arg == 1 ? NOSYMKEYS : NOEFFECT);
+}
+
+/* trustedkey takes ids and NTPsec's "(1 ... 5)" ranges; controlkey/requestkey one id. */
+static void do_keyids(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  int id;
+
+  if (!t)
+    return;
+  do {
+    bool range_part = d->arg == 0 && strpbrk(t, "(.)") && !t[strspn(t, "0123456789().")];
+    if (!range_part && !get_int(p, d->name, t, 1, 65535, &id))
+      return;
+  } while (d->arg == 0 && (t = next_tok(cu)));
+  if (expect_end(p, cu, d->name))
+    report(p, false, "'%s' %s", d->name, NOSYMKEYS);
+}
+
+static void do_leapsmear(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  int v;
+
+  if (t && get_int(p, d->name, t, 0, 31536000, &v) && expect_end(p, cu, d->name))
+    report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+/* ---- tos, discard, tinker, mru: OPTION VALUE pairs ------------------------ */
+
+#define CONF(f) offsetof(ntsd_conf, f)
+static const struct opt tos_opts[] = {
+    {"minsane", OPT_INT, CONF(tos_minsane), 0, 1, 16, false, NOEFFECT},
+    {"minclock", OPT_INT, CONF(tos_minclock), 0, 1, 100, false, NOEFFECT},
+    {"maxclock", OPT_INT, CONF(tos_maxclock), 0, 1, 100, false, NOEFFECT},
+    {"mindist", OPT_NUM, CONF(tos_mindist), 0, 0, 16, true, NULL},
+    {"maxdist", OPT_NUM, CONF(tos_maxdist), 0, 0, 16, true, NULL},
+    {"orphan", OPT_INT, CONF(tos_orphan), 0, 1, 16, false, NOEFFECT},
+    {"orphanwait", OPT_NUM, CONF(tos_orphanwait), 0, 0, 86400, false, NOEFFECT},
+    {"ceiling", OPT_INT, NO_FIELD, 0, 0, 16, false, NOEFFECT},
+    {"floor", OPT_INT, NO_FIELD, 0, 0, 16, false, NOEFFECT},
+    {"cohort", OPT_INT, NO_FIELD, 0, 0, 1, false, NOEFFECT},
+    {"bcpollbstep", OPT_INT, NO_FIELD, 0, 0, 100, false, NOEFFECT},
+};
+
+static const struct opt discard_opts[] = {
+    {"average", OPT_INT, CONF(discard_average), 0, 0, 16, false, NULL},
+    {"minimum", OPT_INT, CONF(discard_minimum), 0, 0, 3600, false, NULL},
+    {"monitor", OPT_INT, NO_FIELD, 0, 0, INT_MAX, false, NOEFFECT},
+};
+#undef CONF
+
+/* Only checked: the directive as a whole gets one warning. */
+#define CHECK_NUM(n) {n, OPT_NUM, NO_FIELD, 0, -1e9, 1e9, false, NULL}
+#define CHECK_INT(n) {n, OPT_INT, NO_FIELD, 0, 0, INT_MAX, false, NULL}
+static const struct opt tinker_opts[] = {
+    CHECK_NUM("allan"), CHECK_NUM("dispersion"), CHECK_NUM("freq"), CHECK_NUM("huffpuff"),
+    CHECK_NUM("panic"), CHECK_NUM("step"),       CHECK_NUM("stepback"),
+    CHECK_NUM("stepfwd"), CHECK_NUM("stepout"),  CHECK_NUM("tick"),
+};
+
+static const struct opt mru_opts[] = {
+    CHECK_INT("maxage"),    CHECK_INT("minage"),  CHECK_INT("maxdepth"),
+    CHECK_INT("maxmem"),    CHECK_INT("mindepth"), CHECK_INT("initalloc"),
+    CHECK_INT("initmem"),   CHECK_INT("incalloc"), CHECK_INT("incmem"),
+};
+#undef CHECK_NUM
+#undef CHECK_INT
+
+static const struct pair_set {
+  const struct opt *opts;
+  size_t n;
+  bool no_effect;
+} pair_sets[] = {
+    {tos_opts, ARRAY_LEN(tos_opts), false},
+    {discard_opts, ARRAY_LEN(discard_opts), false},
+    {tinker_opts, ARRAY_LEN(tinker_opts), true},
+    {mru_opts, ARRAY_LEN(mru_opts), true},
+};
+enum { PAIRS_TOS, PAIRS_DISCARD, PAIRS_TINKER, PAIRS_MRU };
+
+static void do_pairs(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const struct pair_set *set = &pair_sets[d->arg];
+
+  if (parse_opts(p, cu, d->name, set->opts, set->n, p->c) && set->no_effect)
+    report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+/* ---- enable/disable, interface, listen, local ---------------------------- */
+
+static void do_enable(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  static const char *const flags[] = {"auth", "bclient", "calibrate", "kernel", "monitor",
+                                      "ntp", "stats", NULL};
+  const char *t = need_tok(p, cu, d->name);
+
+  for (; t; t = next_tok(cu)) {
+    if (!in_list(flags, t)) {
+      unknown_option(p, t, d->name);
+      return;
+    }
+    if (strcmp(t, "ntp") == 0)
+      p->c->clock_control = d->arg != 0;
+    else
+      report(p, false, "'%s %s' %s", d->name, t, NOEFFECT);
+  }
+}
+
+static void do_interface(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  static const char *const actions[] = {"listen", "ignore", "drop", NULL};
+  struct quoted q;
+  const char *act = need_tok(p, cu, d->name), *t;
+
+  if (!act)
+    return;
+  if (!in_list(actions, act)) {
+    unknown_option(p, act, d->name);
+    return;
+  }
+  if (!(t = need_tok(p, cu, d->name)) || !expect_end(p, cu, d->name))
+    return;
+  /* "all" is what we can do: listen on everything (the default) or on nothing. */
+  if (strcmp(t, "all") == 0)
+    p->c->interface_ignore_all = strcmp(act, "listen") != 0;
+  else
+    report(p, false, "'%s %s %s' %s", d->name, act, quote(&q, t), NOEFFECT);
+}
+
+static void do_listen(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  conf_listen l = {.port = 0};
+  char host[CONF_HOST_MAX];
+  const char *t = need_tok(p, cu, d->name);
+  bool ok, wild = false;
+  void *arr = p->c->listens;
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  ok = conf_split_host_port(t, host, sizeof host, &l.port);
+  wild = ok && strcmp(host, "*") == 0;
+  if (!ok || (!wild && !addr_family(host, true, NULL)) || strlen(host) >= sizeof l.addr) {
+    report(p, true, "'%s' needs ADDR[:PORT] with an address literal or '*', got '%s'",
+           d->name, quote(&q, t));
+    return;
+  }
+  if (!wild)
+    memcpy(l.addr, host, strlen(host) + 1);
+  if (!grow(p, &arr, p->c->n_listens, sizeof l, d->name))
+    return;
+  p->c->listens = arr;
+  p->c->listens[p->c->n_listens++] = l;
+}
+
+static void do_local(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  int v;
+
+  if (!t)
+    return;
+  if (strcmp(t, "stratum") != 0) {
+    unknown_option(p, t, d->name);
+    return;
+  }
+  if ((t = need_tok(p, cu, "local stratum")) && get_int(p, "local stratum", t, 1, 15, &v) &&
+      expect_end(p, cu, "local stratum"))
+    p->c->local_stratum = v;
+}
+
+/* ---- nts ------------------------------------------------------------------ */
+
+/* NTPsec writes TLS1.3; OpenSSL users write TLSv1.3.  Stored as TLS1.x. */
+static const char *tls_version(const char *v)
+{
+  if (strcasecmp(v, "TLS1.2") == 0 || strcasecmp(v, "TLSv1.2") == 0)
+    return "TLS1.2";
+  if (strcasecmp(v, "TLS1.3") == 0 || strcasecmp(v, "TLSv1.3") == 0)
+    return "TLS1.3";
+  return NULL;
+}
+
+static bool get_tls(struct parser *p, const char *what, const char *v, const char **out)
+{
+  struct quoted q;
+
+  if (!(*out = tls_version(v)))
+    report(p, true, "'%s' needs TLS1.2 or TLS1.3, got '%s'", what, quote(&q, v));
+  return *out != NULL;
+}
+
+static void nts_onoff(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  if (expect_end(p, cu, d->name))
+    p->c->nts_enable = d->arg != 0;
+}
+
+static void nts_cert(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *path = need_tok(p, cu, d->name), *t, *tls = NULL;
+
+  if (!path || !copy_str(p, d->name, path, NULL, CONF_PATH_MAX))
+    return;
+  if (cu->i < cu->n && strcmp(cu->tok[cu->i], "mintls") == 0) {
+    cu->i++;
+    if (!(t = need_tok(p, cu, "mintls")) || !get_tls(p, "mintls", t, &tls))
+      return;
+  }
+  if (!expect_end(p, cu, d->name))
+    return;
+  copy_str(p, d->name, path, p->c->nts_cert, sizeof p->c->nts_cert);
+  if (tls)
+    copy_str(p, "mintls", tls, p->c->nts_mintls, sizeof p->c->nts_mintls);
+}
+
+/* arg 1: mintls (stored), 0: maxtls (checked, no effect). */
+static void nts_tls(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name), *tls;
+
+  if (!t || !get_tls(p, d->name, t, &tls) || !expect_end(p, cu, d->name))
+    return;
+  if (d->arg)
+    copy_str(p, d->name, tls, p->c->nts_mintls, sizeof p->c->nts_mintls);
+  else
+    report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+static void nts_rotate(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  double v;
+
+  if (t && get_num(p, d->name, t, 60, 31536000, false, &v) && expect_end(p, cu, d->name))
+    p->c->nts_rotate = v;
+}
+
+/* One-word settings we check for presence only (cipher lists, AEAD names). */
+static void nts_word(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+
+  if (t && expect_end(p, cu, d->name))
+    report(p, false, "'%s' %s", d->name, NOEFFECT);
+}
+
+static const struct directive nts_subs[] = {
+    {"enable", nts_onoff, 1},
+    {"disable", nts_onoff, 0},
+    {"key", do_path, offsetof(ntsd_conf, nts_key)},
+    {"cookie", do_path, offsetof(ntsd_conf, nts_cookie)},
+    {"ca", do_path, offsetof(ntsd_conf, nts_ca)},
+    {"cert", nts_cert, 0},
+    {"mintls", nts_tls, 1},
+    {"maxtls", nts_tls, 0},
+    {"rotate", nts_rotate, 0},
+    {"tlsciphers", nts_word, 0},
+    {"tlsciphersuites", nts_word, 0},
+    {"tlsecdhcurves", nts_word, 0},
+    {"aead", nts_word, 0},
+};
+
+/* Sub-handlers get the two-word name ("nts enable") so messages read naturally. */
+static void do_nts(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  char name[32];
+
+  if (!t)
+    return;
+  for (size_t i = 0; i < ARRAY_LEN(nts_subs); i++) {
+    if (strcmp(nts_subs[i].name, t) == 0) {
+      struct directive sub = nts_subs[i];
+      snprintf(name, sizeof name, "%s %s", d->name, sub.name);
+      sub.name = name;
+      sub.fn(p, cu, &sub);
+      return;
+    }
+  }
+  unknown_option(p, t, d->name);
+}
+
+static void do_nts_listen(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  char host[CONF_HOST_MAX];
+  uint16_t port = 0;
+  const char *t = need_tok(p, cu, d->name);
+  bool ok;
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  if (!t[strspn(t, "0123456789")])
+    ok = parse_port(t, &port);
+  else
+    ok = conf_split_host_port(t, host, sizeof host, &port) && port != 0 &&
+         (strcmp(host, "*") == 0 || addr_family(host, true, NULL));
+  if (!ok || strlen(t) >= sizeof p->c->nts_listen) {
+    report(p, true, "'%s' needs PORT, ADDR:PORT or [ADDR]:PORT, got '%s'", d->name,
+           quote(&q, t));
+    return;
+  }
+  memcpy(p->c->nts_listen, t, strlen(t) + 1);
+}
+
+static void do_controlsocket(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *path = need_tok(p, cu, d->name), *group = "";
+
+  if (!path || !copy_str(p, d->name, path, NULL, CONF_PATH_MAX))
+    return;
+  if (cu->i < cu->n && strcmp(cu->tok[cu->i], "group") == 0) {
+    cu->i++;
+    if (!(group = need_tok(p, cu, "group")) ||
+        !copy_str(p, "group", group, NULL, sizeof p->c->control_group))
+      return;
+  }
+  if (!expect_end(p, cu, d->name))
+    return;
+  copy_str(p, d->name, path, p->c->control_socket, sizeof p->c->control_socket);
+  copy_str(p, "group", group, p->c->control_group, sizeof p->c->control_group);
+}
+
+/* ---- includefile, lines, files ------------------------------------------- */
+
+static void parse_text(struct parser *p, const char *text, size_t len);
+
+static int read_all(const char *path, char **out, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  char *buf = NULL, *nb;
+  size_t n = 0, cap = 0, got;
+  int err = 0;
+
+  if (!f)
+    return errno;
+  for (;;) {
+    if (n == cap) {
+      /* Bounded, so a mistaken /dev/zero does not eat memory. */
+      if (cap >= FILE_SIZE_MAX || !(nb = realloc(buf, cap ? cap * 2 : 4096))) {
+        err = cap >= FILE_SIZE_MAX ? EFBIG : ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap = cap ? cap * 2 : 4096;
+    }
+    errno = 0;
+    got = fread(buf + n, 1, cap - n, f);
+    n += got;
+    if (got == 0) {
+      err = ferror(f) ? (errno ? errno : EIO) : 0;
+      break;
+    }
+  }
+  fclose(f);
+  if (err) {
+    free(buf);
+    return err;
+  }
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+/* Reads p->fname and parses it; returns 0 or the errno of the failed read. */
+static int load_into(struct parser *p)
+{
+  char *text = NULL;
+  size_t len = 0;
+  int err = read_all(p->fname, &text, &len);
+
+  if (err)
+    return err;
+  parse_text(p, text, len);
+  free(text);
+  return 0;
+}
+
+/* Relative paths are taken from the including file's directory, so a config tree works
+ * wherever it is installed. */
+static bool include_path(const char *from, const char *inc, char *out, size_t cap)
+{
+  const char *slash = strrchr(from, '/');
+  int n;
+
+  if (inc[0] == '/' || !slash)
+    n = snprintf(out, cap, "%s", inc);
+  else
+    n = snprintf(out, cap, "%.*s/%s", (int)(slash - from), from, inc);
+  return n >= 0 && (size_t)n < cap;
+}
+
+static void do_include(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  char path[2 * CONF_PATH_MAX];
+  const char *t = need_tok(p, cu, d->name);
+  struct parser sub = *p;
+  int err;
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  if (p->depth < 0) {
+    report(p, false, "'%s' ignored: only followed when loading a file", d->name);
+    return;
+  }
+  if (p->depth >= CONF_INCLUDE_DEPTH_MAX) {
+    report(p, true, "'%s' nested too deeply (max %d)", d->name, CONF_INCLUDE_DEPTH_MAX);
+    return;
+  }
+  if (!include_path(p->fname, t, path, sizeof path)) {
+    report(p, true, "value for '%s' too long", d->name);
+    return;
+  }
+  sub.fname = path;
+  sub.line = 0;
+  sub.errors = 0;
+  sub.depth = p->depth + 1;
+  if ((err = load_into(&sub)))
+    report(p, true, "%s '%s': cannot open: %s", d->name, quote(&q, path), strerror(err));
+  p->errors += sub.errors;
+}
+
+static const struct directive directives[] = {
+    {"server", do_source, CONF_SERVER},
+    {"pool", do_source, CONF_POOL},
+    {"peer", do_source, CONF_PEER},
+    {"restrict", do_restrict, 0},
+    {"unrestrict", do_restrict, 1},
+    {"driftfile", do_path, offsetof(ntsd_conf, driftfile)},
+    {"statsdir", do_path, offsetof(ntsd_conf, statsdir)},
+    {"logfile", do_path, offsetof(ntsd_conf, logfile)},
+    {"leapfile", do_path, offsetof(ntsd_conf, leapfile)},
+    {"statistics", do_statistics, 0},
+    {"filegen", do_filegen, 0},
+    {"logconfig", do_logconfig, 0},
+    {"tos", do_pairs, PAIRS_TOS},
+    {"discard", do_pairs, PAIRS_DISCARD},
+    {"tinker", do_pairs, PAIRS_TINKER},
+    {"mru", do_pairs, PAIRS_MRU},
+    {"keys", do_ignored, 1},
+    {"setvar", do_ignored, 0},
+    {"trustedkey", do_keyids, 0},
+    {"controlkey", do_keyids, 1},
+    {"requestkey", do_keyids, 1},
+    {"leapsmearinterval", do_leapsmear, 0},
+    {"enable", do_enable, 1},
+    {"disable", do_enable, 0},
+    {"interface", do_interface, 0},
+    {"nic", do_interface, 0},
+    {"listen", do_listen, 0},
+    {"local", do_local, 0},
+    {"nts", do_nts, 0},
+    {"nts-listen-on", do_nts_listen, 0},
+    {"controlsocket", do_controlsocket, 0},
+    {"includefile", do_include, 0},
+};
+
+static bool is_blank(char ch)
+{
+  return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* Directives that parse and are stored, but that the daemon does not act on
+ * yet: a valid line still gets a warning, so nobody believes a setting is in
+ * force when it is not.  Entries leave this table as the features land. */
+static const struct {
+  const char *name;
+  const char *why;
+} pending[] = {
+    {"driftfile", "has no effect yet (no clock discipline in this release)"},
+    {"leapfile", "has no effect yet (leap seconds come with the clock discipline)"},
+    {"statsdir", "has no effect yet (no statistics files in this release)"},
+    {"logfile", "has no effect yet (logs go to syslog, or stderr with -n)"},
+    {"nts", "has no effect yet (NTS arrives in a later release)"},
+    {"nts-listen-on", "has no effect yet (NTS arrives in a later release)"},
+};
+
+static void warn_pending(struct parser *p, char **tok, size_t n)
+{
+  for (size_t i = 0; i < ARRAY_LEN(pending); i++)
+    if (strcmp(pending[i].name, tok[0]) == 0)
+      report(p, false, "'%s%s%s' %s", tok[0], n > 1 && !strcmp(tok[0], "nts") ? " " : "",
+             n > 1 && !strcmp(tok[0], "nts") ? tok[1] : "", pending[i].why);
+  bool is_source = !strcmp(tok[0], "server") || !strcmp(tok[0], "pool") ||
+                   !strcmp(tok[0], "peer");
+  for (size_t i = 1; is_source && i < n; i++)
+    if (strcmp(tok[i], "nts") == 0)
+      report(p, false, "NTS sources are not used yet (NTS arrives in a later release; "
+                       "never downgraded to plain NTP)");
+}
+
+static void dispatch(struct parser *p, char **tok, size_t n)
+{
+  struct quoted q;
+  struct cursor cu = {tok + 1, n - 1, 0};
+
+  for (size_t i = 0; i < ARRAY_LEN(directives); i++) {
+    if (strcmp(directives[i].name, tok[0]) == 0) {
+      directives[i].fn(p, &cu, &directives[i]);
+      /* Every handler checks its own end; this only guards against one that forgets. */
+      if (!p->line_failed)
+        expect_end(p, &cu, tok[0]);
+      if (!p->line_failed && !p->line_warned)
+        warn_pending(p, tok, n);
+      return;
+    }
+  }
+  report(p, true, "unknown directive '%s'", quote(&q, tok[0]));
+}
+
+static void parse_line(struct parser *p, const char *s, size_t len)
+{
+  char buf[CONF_LINE_MAX + 1];
+  char *tok[TOKENS_MAX];
+  size_t m = 0, n = 0;
+
+  p->line_failed = false;
+  p->line_warned = false;
+  if (len > CONF_LINE_MAX) {
+    report(p, true, "line too long (max %d bytes)", CONF_LINE_MAX);
+    return;
+  }
+  /* '#' starts a comment anywhere, as in NTPsec; a NUL in a comment does no harm. */
+  for (size_t i = 0; i < len && s[i] != '#'; i++) {
+    if (s[i] == '\0') {
+      report(p, true, "NUL byte in line");
+      return;
+    }
+    buf[m++] = s[i];
+  }
+  buf[m] = '\0';
+  for (char *w = buf; *w && n < TOKENS_MAX;) {
+    if (is_blank(*w)) {
+      *w++ = '\0';
+      continue;
+    }
+    tok[n++] = w;
+    while (*w && !is_blank(*w))
+      w++;
+  }
+  if (n)
+    dispatch(p, tok, n);
+}
+
+static void parse_text(struct parser *p, const char *text, size_t len)
+{
+  size_t pos = 0;
+
+  while (pos < len) {
+    const char *nl = memchr(text + pos, '\n', len - pos);
+    size_t end = nl ? (size_t)(nl - text) : len;
+    p->line++;
+    parse_line(p, text + pos, end - pos);
+    pos = end + 1;
+  }
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+ntsd_conf *conf_new(void)
+{
+  ntsd_conf *c = calloc(1, sizeof *c);
+
+  if (!c)
+    return NULL;
+  c->local_stratum = -1;
+  c->clock_control = true;
+  /* NTPsec's defaults, so an unchanged config behaves the same. */
+  c->tos_minsane = 1;
+  c->tos_minclock = 3;
+  c->tos_maxclock = 10;
+  c->tos_mindist = 0.001;
+  c->tos_maxdist = 1.5;
+  c->tos_orphan = -1;
+  c->tos_orphanwait = 300;
+  c->discard_average = 3;
+  c->discard_minimum = 2;
+  c->nts_rotate = 86400;
+  return c;
+}
+
+void conf_free(ntsd_conf *c)
+{
+  if (!c)
+    return;
+  free(c->sources);
+  free(c->restricts);
+  free(c->listens);
+  free(c);
+}
+
+int conf_parse_string(ntsd_conf *c, const char *fname, const char *text, size_t len,
+                      conf_diag_fn diag, void *ctx)
+{
+  struct parser p = {.c = c, .fname = fname ? fname : "(string)", .diag = diag, .ctx = ctx,
+                     .depth = -1};
+
+  if (!c || (!text && len))
+    return -1;
+  parse_text(&p, text, len);
+  return p.errors ? -1 : 0;
+}
+
+int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx)
+{
+  struct parser p = {.c = c, .fname = path, .diag = diag, .ctx = ctx, .depth = 0};
+  int err;
+
+  if (!c || !path)
+    return -1;
+  if ((err = load_into(&p)))
+    report(&p, true, "cannot open: %s", strerror(err));
+  return p.errors ? -1 : 0;
+}

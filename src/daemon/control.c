@@ -1,0 +1,247 @@
+/* control: Unix control socket. */
+#include "daemon/control.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+
+#define MAX_CONNECTIONS 16
+#define REQUEST_TIMEOUT_S 2
+
+struct ntsd_control {
+  struct evconnlistener *lis;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  control_handler_fn fn;
+  void *arg;
+  int n_conn;
+};
+
+static const struct {
+  const char *name;
+  ctl_cmd cmd;
+} commands[] = {{"peers", CTL_PEERS}, {"server", CTL_SERVER}, {"sys", CTL_SYS}};
+
+bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, bool *json, char *err,
+                           size_t errlen)
+{
+  if (len > 0 && line[len - 1] == '\n')
+    len--;
+  if (len > 0 && line[len - 1] == '\r')
+    len--;
+  if (len == 0 || len >= CONTROL_MAX_REQUEST) {
+    snprintf(err, errlen, len ? "request too long" : "empty request");
+    return false;
+  }
+  char buf[CONTROL_MAX_REQUEST];
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)line[i];
+    if ((ch < 0x20 && ch != '\t') || ch > 0x7e) {
+      snprintf(err, errlen, "request contains a non-printable byte");
+      return false;
+    }
+    buf[i] = (char)ch;
+  }
+  buf[len] = '\0';
+  char *save = NULL;
+  char *word = strtok_r(buf, " \t", &save);
+  char *opt = word ? strtok_r(NULL, " \t", &save) : NULL;
+  char *extra = opt ? strtok_r(NULL, " \t", &save) : NULL;
+  if (!word) {
+    snprintf(err, errlen, "empty request");
+    return false;
+  }
+  *json = false;
+  if (opt) {
+    if (strcmp(opt, "json") != 0 || extra) {
+      snprintf(err, errlen, "unexpected '%.32s'", strcmp(opt, "json") ? opt : extra);
+      return false;
+    }
+    *json = true;
+  }
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    if (strcmp(word, commands[i].name) == 0) {
+      *cmd = commands[i].cmd;
+      return true;
+    }
+  }
+  snprintf(err, errlen, "unknown command '%.32s'", word);
+  return false;
+}
+
+static void conn_close(struct bufferevent *bev)
+{
+  ntsd_control *c = NULL;
+  bufferevent_getcb(bev, NULL, NULL, NULL, (void **)&c);
+  if (c)
+    c->n_conn--;
+  bufferevent_free(bev);
+}
+
+static void on_written(struct bufferevent *bev, void *arg)
+{
+  (void)arg;
+  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    conn_close(bev);
+}
+
+static void reply_error(struct bufferevent *bev, ntsd_control *c, const char *msg, bool json)
+{
+  char out[CONTROL_MAX_REQUEST + 64];
+  int n = json ? snprintf(out, sizeof(out), "{\"error\":\"%s\"}\n", msg)
+               : snprintf(out, sizeof(out), "error: %s\n", msg);
+  bufferevent_setcb(bev, NULL, on_written, NULL, c);
+  bufferevent_disable(bev, EV_READ);
+  bufferevent_write(bev, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+  ntsd_control *c = arg;
+  struct evbuffer *in = bufferevent_get_input(bev);
+  size_t avail = evbuffer_get_length(in);
+  struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
+  if (eol.pos < 0) {
+    if (avail >= CONTROL_MAX_REQUEST)
+      reply_error(bev, c, "request too long", false);
+    return; /* wait for the rest of the line */
+  }
+  char line[CONTROL_MAX_REQUEST + 1];
+  size_t len = (size_t)eol.pos + 1;
+  if (len > CONTROL_MAX_REQUEST) {
+    reply_error(bev, c, "request too long", false);
+    return;
+  }
+  evbuffer_remove(in, line, len);
+  ctl_cmd cmd;
+  bool json = false;
+  char err[128];
+  if (!control_parse_request(line, len, &cmd, &json, err, sizeof(err))) {
+    bool wants_json = len > 5 && strstr(line, "json") != NULL;
+    reply_error(bev, c, err, wants_json);
+    return;
+  }
+  char *text = c->fn(c->arg, cmd, json);
+  if (!text) {
+    reply_error(bev, c, "out of memory", json);
+    return;
+  }
+  bufferevent_setcb(bev, NULL, on_written, NULL, c);
+  bufferevent_disable(bev, EV_READ);
+  bufferevent_write(bev, text, strlen(text));
+  free(text);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+  (void)what;
+  (void)arg;
+  conn_close(bev); /* EOF before a full line, timeout or error */
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+  ntsd_control *c = arg;
+  (void)lis;
+  (void)sa;
+  (void)salen;
+  if (c->n_conn >= MAX_CONNECTIONS) {
+    close(fd);
+    return;
+  }
+  struct bufferevent *bev =
+      bufferevent_socket_new(evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
+  if (!bev) {
+    close(fd);
+    return;
+  }
+  c->n_conn++;
+  struct timeval tv = {.tv_sec = REQUEST_TIMEOUT_S};
+  bufferevent_set_timeouts(bev, &tv, &tv);
+  bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_REQUEST + 1);
+  bufferevent_setcb(bev, on_read, NULL, on_event, c);
+  bufferevent_enable(bev, EV_READ);
+}
+
+static int bind_socket(const char *path, const char *group, char *err, size_t errlen)
+{
+  struct sockaddr_un sun = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sun.sun_path)) {
+    snprintf(err, errlen, "control socket path too long: %s", path);
+    return -1;
+  }
+  strcpy(sun.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "control socket: %s", strerror(errno));
+    return -1;
+  }
+  unlink(path); /* a stale socket from a previous run */
+  mode_t old = umask(0177);
+  int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+  umask(old);
+  if (r < 0) {
+    snprintf(err, errlen, "cannot bind control socket %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (group && group[0]) {
+    struct group *g = getgrnam(group);
+    if (!g || chown(path, (uid_t)-1, g->gr_gid) < 0 || chmod(path, 0660) < 0) {
+      snprintf(err, errlen, "control socket group '%s': %s", group,
+               g ? strerror(errno) : "no such group");
+      close(fd);
+      unlink(path);
+      return -1;
+    }
+  }
+  return fd;
+}
+
+ntsd_control *control_create(struct event_base *base, const char *path, const char *group,
+                             control_handler_fn fn, void *arg, char *err, size_t errlen)
+{
+  ntsd_control *c = calloc(1, sizeof(*c));
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  int fd = bind_socket(path, group, err, errlen);
+  if (fd < 0) {
+    free(c);
+    return NULL;
+  }
+  snprintf(c->path, sizeof(c->path), "%s", path);
+  c->fn = fn;
+  c->arg = arg;
+  c->lis = evconnlistener_new(base, on_accept, c, LEV_OPT_CLOSE_ON_FREE, 16, fd);
+  if (!c->lis) {
+    snprintf(err, errlen, "cannot listen on control socket %s", path);
+    close(fd);
+    unlink(path);
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void control_destroy(ntsd_control *c)
+{
+  if (!c)
+    return;
+  evconnlistener_free(c->lis);
+  unlink(c->path);
+  free(c);
+}

@@ -1,0 +1,288 @@
+/* daemon: wiring and the system state. */
+#include "daemon/daemon.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/client.h"
+#include "daemon/control.h"
+#include "daemon/log.h"
+#include "daemon/report.h"
+#include "daemon/server.h"
+#include "daemon/sysclock.h"
+#include "proto/acl.h"
+#include "proto/select.h"
+
+#define SYS_REFRESH_S 1 /* how often system variables are recomputed */
+
+struct ntsd {
+  ntsd_conf *conf;
+  ntsd_opts opts;
+  struct event_base *base;
+  struct evdns_base *dns;
+  ntp_acl *acl;
+  ntsd_server *server;
+  ntsd_clients *clients;
+  ntsd_control *control;
+  struct event *sig_int, *sig_term, *sig_hup, *refresh;
+  double precision;
+  int precision_log2;
+  report_sys sys;
+};
+
+static bool build_acl(ntsd *d, char *err, size_t errlen)
+{
+  d->acl = ntp_acl_create();
+  if (!d->acl) {
+    snprintf(err, errlen, "out of memory");
+    return false;
+  }
+  for (size_t i = 0; i < d->conf->n_restricts; i++) {
+    const conf_restrict *r = &d->conf->restricts[i];
+    if (r->is_source)
+      continue; /* applies to our own servers' associations, not to clients */
+    bool ok = true;
+    if (r->is_default) {
+      static const uint8_t zero[16];
+      if (r->fam != CONF_FAM_6)
+        ok &= ntp_acl_set(d->acl, ACL_INET, zero, 0, r->flags, r->unrestrict);
+      if (r->fam != CONF_FAM_4)
+        ok &= ntp_acl_set(d->acl, ACL_INET6, zero, 0, r->flags, r->unrestrict);
+    } else {
+      enum acl_family fam = r->fam == CONF_FAM_6 ? ACL_INET6 : ACL_INET;
+      ok = ntp_acl_set(d->acl, fam, r->addr, r->prefix, r->flags, r->unrestrict);
+    }
+    if (!ok) {
+      snprintf(err, errlen, "restrict on line %u: cannot add entry", r->line);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Recomputes selection and the system variables served to our clients. */
+static void update_system(ntsd *d)
+{
+  double now = sysclock_mono();
+  report_sys *s = &d->sys;
+  size_t n = clients_count(d->clients);
+  int best = -1;
+  double best_dist = 0;
+  ntp_select_cfg scfg = {.mindist = d->conf->tos_mindist, .maxdist = d->conf->tos_maxdist};
+  ntp_source_info *infos = n ? calloc(n, sizeof(*infos)) : NULL;
+  ntp_sel_state *states = n ? calloc(n, sizeof(*states)) : NULL;
+  peer_view v;
+  if (n && infos && states) {
+    for (size_t i = 0; i < n; i++) {
+      clients_view(d->clients, i, now, &v);
+      infos[i] = v.info;
+    }
+    best = ntp_select(infos, n, &scfg, states);
+  }
+  s->sel_states_n = 0;
+  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
+    s->sel_states[s->sel_states_n++] = states[i];
+
+  ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
+  s->synced = false;
+  s->system_peer[0] = '\0';
+  if (best >= 0 && clients_view(d->clients, (size_t)best, now, &v)) {
+    const ntp_source_info *b = &v.info;
+    best_dist = ntp_source_info_root_distance(b, scfg.mindist);
+    s->synced = true;
+    s->offset = b->offset;
+    si.leap = b->leap;
+    si.stratum = (uint8_t)(b->stratum + 1);
+    si.refid = netaddr_refid(v.sa);
+    si.reftime = ntp_ts_add(sysclock_now_ntp(), -(b->when > 0 ? b->when : 0));
+    si.root_delay = b->root_delay + b->delay;
+    si.root_disp = b->root_disp + b->dispersion + b->jitter + fabs(b->offset);
+    snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
+    (void)best_dist;
+  } else if (d->conf->local_stratum > 0) {
+    si.leap = NTP_LEAP_NONE;
+    si.stratum = (uint8_t)d->conf->local_stratum;
+    si.refid = NTP_REFID('L', 'O', 'C', 'L');
+    si.reftime = sysclock_now_ntp();
+    si.root_delay = 0;
+    si.root_disp = d->precision;
+    s->offset = 0;
+  } else {
+    si.leap = NTP_LEAP_UNSYNC;
+    si.stratum = NTP_MAX_STRATUM;
+    si.refid = 0;
+    s->offset = 0;
+  }
+  s->info = si;
+  if (d->server)
+    server_set_sysinfo(d->server, &si);
+  free(infos);
+  free(states);
+}
+
+static void on_update(void *arg) { update_system(arg); }
+
+static void on_refresh(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  update_system(arg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+  ntsd *d = arg;
+  (void)what;
+  if (sig == SIGHUP) {
+    log_notice("SIGHUP: configuration reload is not supported yet; ignoring");
+    return;
+  }
+  log_notice("signal %d: shutting down", (int)sig);
+  event_base_loopexit(d->base, NULL);
+}
+
+static char *on_control(void *arg, ctl_cmd cmd, bool json)
+{
+  ntsd *d = arg;
+  update_system(d);
+  double now = sysclock_mono();
+  switch (cmd) {
+  case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
+  case CTL_SERVER: return report_server(d->server, json);
+  case CTL_SYS: return report_system(&d->sys, d->opts.no_clock, json);
+  }
+  return NULL;
+}
+
+static bool add_signal(ntsd *d, struct event **ev, int sig)
+{
+  *ev = evsignal_new(d->base, sig, on_signal, d);
+  return *ev && event_add(*ev, NULL) == 0;
+}
+
+static bool setup_control(ntsd *d, char *err, size_t errlen)
+{
+  const char *path = d->opts.socket_path;
+  if (!path || !*path)
+    path = d->conf->control_socket[0] ? d->conf->control_socket : CONTROL_DEFAULT_SOCKET;
+  if (strcmp(path, CONTROL_DEFAULT_SOCKET) == 0)
+    mkdir("/run/ntsd", 0755); /* may exist already */
+  d->control = control_create(d->base, path, d->conf->control_group, on_control, d, err, errlen);
+  return d->control != NULL;
+}
+
+ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errlen)
+{
+  ntsd *d = calloc(1, sizeof(*d));
+  if (!d) {
+    conf_free(conf);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  d->conf = conf;
+  d->opts = *opts;
+  signal(SIGPIPE, SIG_IGN);
+  d->precision = sysclock_precision(&d->precision_log2);
+  d->base = event_base_new();
+  if (!d->base) {
+    snprintf(err, errlen, "cannot create event loop");
+    goto fail;
+  }
+  if (!build_acl(d, err, errlen))
+    goto fail;
+  d->server = server_create(d->base, conf, d->acl, d->precision_log2, err, errlen);
+  if (!d->server)
+    goto fail;
+  d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                       EVDNS_BASE_NAMESERVERS_NO_DEFAULT);
+  if (!d->dns) {
+    /* No usable resolv.conf: address literals and /etc/hosts only. */
+    d->dns = evdns_base_new(d->base, 0);
+    if (d->dns)
+      evdns_base_load_hosts(d->dns, NULL);
+  }
+  if (!d->dns) {
+    snprintf(err, errlen, "cannot create DNS resolver");
+    goto fail;
+  }
+  if (!setup_control(d, err, errlen))
+    goto fail;
+  d->clients = clients_create(d->base, d->dns, conf, d->precision, on_update, d);
+  if (!d->clients) {
+    snprintf(err, errlen, "cannot create client associations");
+    goto fail;
+  }
+  struct timeval tv = {.tv_sec = SYS_REFRESH_S};
+  d->refresh = event_new(d->base, -1, EV_PERSIST, on_refresh, d);
+  if (!d->refresh || event_add(d->refresh, &tv) < 0 || !add_signal(d, &d->sig_int, SIGINT) ||
+      !add_signal(d, &d->sig_term, SIGTERM) || !add_signal(d, &d->sig_hup, SIGHUP)) {
+    snprintf(err, errlen, "cannot register events");
+    goto fail;
+  }
+  if (!conf->clock_control || opts->no_clock)
+    log_notice("clock control off: estimates only, the system clock is never adjusted");
+  else
+    log_warn("clock discipline is not implemented yet: running with clock control off");
+  update_system(d);
+  return d;
+fail:
+  ntsd_destroy(d);
+  return NULL;
+}
+
+bool ntsd_daemonize(ntsd *d)
+{
+  pid_t pid = fork();
+  if (pid < 0)
+    return false;
+  if (pid > 0)
+    _exit(0);
+  if (setsid() < 0)
+    return false;
+  if (chdir("/") < 0)
+    return false;
+  int fd = open("/dev/null", O_RDWR);
+  if (fd >= 0) {
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2)
+      close(fd);
+  }
+  return event_reinit(d->base) == 0;
+}
+
+int ntsd_run(ntsd *d)
+{
+  log_notice("ntsd %s running", NTSD_VERSION);
+  event_base_dispatch(d->base);
+  return 0;
+}
+
+void ntsd_destroy(ntsd *d)
+{
+  if (!d)
+    return;
+  clients_destroy(d->clients);
+  control_destroy(d->control);
+  server_destroy(d->server);
+  if (d->dns)
+    evdns_base_free(d->dns, 0);
+  struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh};
+  for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+    if (evs[i])
+      event_free(evs[i]);
+  if (d->base)
+    event_base_free(d->base);
+  ntp_acl_destroy(d->acl);
+  conf_free(d->conf);
+  free(d);
+}

@@ -1,0 +1,269 @@
+/* report: control-socket replies. */
+#include "daemon/report.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/json.h"
+
+/* A growable text buffer for the tables. */
+typedef struct textbuf {
+  char *s;
+  size_t len, cap;
+  bool err;
+} textbuf;
+
+static void tb_printf(textbuf *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(textbuf *t, const char *fmt, ...)
+{
+  if (t->err)
+    return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = t->cap - t->len;
+    int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? room : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      t->err = true;
+      return;
+    }
+    if (t->s && (size_t)n < room) {
+      t->len += (size_t)n;
+      return;
+    }
+    size_t nc = t->cap ? t->cap * 2 : 1024;
+    while (nc < t->len + (size_t)n + 1)
+      nc *= 2;
+    char *ns = realloc(t->s, nc);
+    if (!ns) {
+      t->err = true;
+      return;
+    }
+    t->s = ns;
+    t->cap = nc;
+  }
+}
+
+static char *tb_finish(textbuf *t)
+{
+  if (t->err || !t->s) {
+    free(t->s);
+    return t->err ? NULL : strdup("");
+  }
+  return t->s;
+}
+
+static char *json_finish(json_w *j)
+{
+  if (!j)
+    return NULL;
+  char *out = json_ok(j) ? malloc(json_len(j) + 2) : NULL;
+  if (out) {
+    memcpy(out, json_str(j), json_len(j));
+    out[json_len(j)] = '\n';
+    out[json_len(j) + 1] = '\0';
+  }
+  json_free(j);
+  return out;
+}
+
+static const char *sel_name(ntp_sel_state st)
+{
+  switch (st) {
+  case NTP_SEL_SYSPEER: return "sys.peer";
+  case NTP_SEL_CANDIDATE: return "candidate";
+  case NTP_SEL_FAR: return "outlier";
+  case NTP_SEL_NOSELECT: return "noselect";
+  case NTP_SEL_UNUSABLE: return "unusable";
+  }
+  return "unusable";
+}
+
+static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
+{
+  const ntp_source_info *i = &v->info;
+  char refid[32];
+  json_obj_begin(j);
+  json_kv_str(j, "remote", v->name);
+  json_kv_str(j, "address", v->address);
+  json_kv_bool(j, "nts", v->nts);
+  json_kv_int(j, "cookies", v->cookies);
+  json_kv_str(j, "refid", i->have_sample ? ntp_refid_str(i->refid, i->stratum, refid,
+                                                          sizeof(refid)) : "");
+  json_kv_int(j, "stratum", i->have_sample ? i->stratum : 16);
+  json_kv_int(j, "reach", i->reach);
+  json_kv_int(j, "poll", i->poll);
+  json_key(j, "when");
+  if (i->when >= 0)
+    json_number(j, i->when);
+  else
+    json_null(j);
+  json_key(j, "offset");
+  i->have_sample ? json_number(j, i->offset) : json_null(j);
+  json_key(j, "delay");
+  i->have_sample ? json_number(j, i->delay) : json_null(j);
+  json_key(j, "jitter");
+  i->have_sample ? json_number(j, i->jitter) : json_null(j);
+  json_kv_num(j, "dispersion", i->dispersion);
+  json_kv_str(j, "selection", sel_name(st));
+  json_kv_bool(j, "pool", v->is_pool);
+  json_kv_uint(j, "sent", i->sent);
+  json_kv_uint(j, "received", i->received);
+  json_kv_uint(j, "accepted", i->accepted);
+  json_key(j, "dropped");
+  json_obj_begin(j);
+  for (int d = 1; d < NTP_DROP_COUNT; d++)
+    json_kv_uint(j, ntp_drop_name((ntp_drop)d), i->drops[d]);
+  json_obj_end(j);
+  json_kv_str(j, "kod", ntp_kod_name(i->last_kod));
+  json_obj_end(j);
+}
+
+/* ntpq -p: remote, refid, st, t, when, poll, reach, delay, offset, jitter
+ * (milliseconds).  `t` is u for plain NTP and the cookies held for NTS. */
+static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
+{
+  const ntp_source_info *i = &v->info;
+  char refid[32] = "";
+  char when[16] = "-";
+  char kind[8];
+  if (i->have_sample)
+    ntp_refid_str(i->refid, i->stratum, refid, sizeof(refid));
+  else
+    snprintf(refid, sizeof(refid), ".INIT.");
+  if (i->when >= 0)
+    snprintf(when, sizeof(when), "%.0f", floor(i->when));
+  if (v->nts)
+    snprintf(kind, sizeof(kind), "%u", v->cookies);
+  else
+    snprintf(kind, sizeof(kind), "u");
+  const char *remote = v->address[0] ? v->address : v->name;
+  tb_printf(t, "%c%-22.22s %-15.15s %2d %1.2s %4s %4.0f  %03o ", ntp_sel_tally(st), remote,
+            refid, i->have_sample ? i->stratum : 16, kind, when, ldexp(1.0, i->poll),
+            i->reach);
+  if (i->have_sample)
+    tb_printf(t, "%8.3f %8.3f %8.3f\n", i->delay * 1e3, i->offset * 1e3, i->jitter * 1e3);
+  else
+    tb_printf(t, "%8s %8s %8s\n", "-", "-", "-");
+}
+
+char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json)
+{
+  size_t n = clients_count(c);
+  peer_view v;
+  if (json) {
+    json_w *j = json_new();
+    if (!j)
+      return NULL;
+    json_arr_begin(j);
+    for (size_t i = 0; i < n; i++)
+      if (clients_view(c, i, now, &v))
+        peer_json(j, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE);
+    json_arr_end(j);
+    return json_finish(j);
+  }
+  textbuf t = {0};
+  tb_printf(&t, "     remote              refid           st t when poll reach   delay "
+                "  offset   jitter\n");
+  tb_printf(&t, "=============================================================================="
+                "========\n");
+  for (size_t i = 0; i < n; i++)
+    if (clients_view(c, i, now, &v))
+      peer_line(&t, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE);
+  return tb_finish(&t);
+}
+
+char *report_server(const ntsd_server *s, bool json)
+{
+  ntsd_server_stats st = {0};
+  if (s)
+    server_get_stats(s, &st);
+  uint64_t dropped_total = st.acl_ignore + st.acl_noserve + st.rate_limited;
+  for (int r = 1; r < NTP_SRV_RESULT_COUNT; r++)
+    dropped_total += st.dropped[r];
+  if (json) {
+    json_w *j = json_new();
+    if (!j)
+      return NULL;
+    json_obj_begin(j);
+    json_kv_uint(j, "received", st.received);
+    json_kv_uint(j, "responded", st.responded);
+    json_kv_uint(j, "dropped_total", dropped_total);
+    json_key(j, "dropped");
+    json_obj_begin(j);
+    for (int r = 1; r < NTP_SRV_RESULT_COUNT; r++)
+      json_kv_uint(j, ntp_srv_result_name((ntp_srv_result)r), st.dropped[r]);
+    json_kv_uint(j, "restrict_ignore", st.acl_ignore);
+    json_kv_uint(j, "restrict_noserve", st.acl_noserve);
+    json_kv_uint(j, "rate_limited", st.rate_limited);
+    json_obj_end(j);
+    json_kv_uint(j, "rate_limited", st.rate_limited);
+    json_kv_uint(j, "kod_sent", st.kod_sent);
+    json_kv_uint(j, "send_errors", st.send_errors);
+    json_key(j, "sockets");
+    json_arr_begin(j);
+    for (size_t i = 0; s && i < server_socket_count(s); i++)
+      json_string(j, server_socket_name(s, i));
+    json_arr_end(j);
+    json_obj_end(j);
+    return json_finish(j);
+  }
+  textbuf t = {0};
+  tb_printf(&t, "sockets:          ");
+  for (size_t i = 0; s && i < server_socket_count(s); i++)
+    tb_printf(&t, "%s%s", i ? " " : "", server_socket_name(s, i));
+  tb_printf(&t, "\nreceived:         %llu\n", (unsigned long long)st.received);
+  tb_printf(&t, "responded:        %llu\n", (unsigned long long)st.responded);
+  tb_printf(&t, "dropped:          %llu\n", (unsigned long long)dropped_total);
+  for (int r = 1; r < NTP_SRV_RESULT_COUNT; r++)
+    tb_printf(&t, "  %-18s%llu\n", ntp_srv_result_name((ntp_srv_result)r),
+              (unsigned long long)st.dropped[r]);
+  tb_printf(&t, "  %-18s%llu\n", "restrict ignore", (unsigned long long)st.acl_ignore);
+  tb_printf(&t, "  %-18s%llu\n", "restrict noserve", (unsigned long long)st.acl_noserve);
+  tb_printf(&t, "  %-18s%llu\n", "rate limited", (unsigned long long)st.rate_limited);
+  tb_printf(&t, "kod sent:         %llu\n", (unsigned long long)st.kod_sent);
+  tb_printf(&t, "send errors:      %llu\n", (unsigned long long)st.send_errors);
+  return tb_finish(&t);
+}
+
+char *report_system(const report_sys *sys, bool no_clock, bool json)
+{
+  const ntp_sysinfo *si = &sys->info;
+  char refid[32];
+  ntp_refid_str(si->refid, si->stratum, refid, sizeof(refid));
+  if (json) {
+    json_w *j = json_new();
+    if (!j)
+      return NULL;
+    json_obj_begin(j);
+    json_kv_bool(j, "synced", sys->synced);
+    json_kv_num(j, "offset", sys->offset);
+    json_kv_num(j, "frequency", 0.0);
+    json_kv_int(j, "stratum", si->stratum);
+    json_kv_str(j, "refid", refid);
+    json_kv_int(j, "leap", si->leap);
+    json_kv_num(j, "root_delay", si->root_delay);
+    json_kv_num(j, "root_dispersion", si->root_disp);
+    json_kv_str(j, "system_peer", sys->system_peer);
+    json_kv_int(j, "precision", si->precision);
+    json_kv_str(j, "clock", no_clock ? "none" : "system");
+    json_obj_end(j);
+    return json_finish(j);
+  }
+  textbuf t = {0};
+  tb_printf(&t, "synchronised:     %s\n", sys->synced ? "yes" : "no");
+  tb_printf(&t, "system peer:      %s\n", sys->system_peer[0] ? sys->system_peer : "-");
+  tb_printf(&t, "stratum:          %d\n", si->stratum);
+  tb_printf(&t, "refid:            %s\n", refid);
+  tb_printf(&t, "leap:             %d\n", si->leap);
+  tb_printf(&t, "offset:           %+.9f s\n", sys->offset);
+  tb_printf(&t, "root delay:       %.6f s\n", si->root_delay);
+  tb_printf(&t, "root dispersion:  %.6f s\n", si->root_disp);
+  tb_printf(&t, "precision:        2^%d s\n", si->precision);
+  tb_printf(&t, "clock control:    %s\n", no_clock ? "off (-x)" : "off (not implemented)");
+  return tb_finish(&t);
+}

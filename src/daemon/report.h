@@ -1,0 +1,32 @@
+/* report: the text tables and JSON documents the control socket serves
+ * (`ntsctl peers`, `ntsctl server`, `ntsctl sys`).  The JSON key names are
+ * a contract with scripts: add keys, never rename or remove them. */
+#ifndef NTSD_DAEMON_REPORT_H
+#define NTSD_DAEMON_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemon/client.h"
+#include "daemon/server.h"
+#include "proto/ntp_server.h"
+#include "proto/select.h"
+
+#define REPORT_MAX_PEERS 256
+
+/* System state as last computed by the daemon. */
+typedef struct report_sys {
+  bool synced;
+  double offset;              /* of the system peer, NTP sign convention */
+  ntp_sysinfo info;           /* what our clients are told */
+  char system_peer[NETADDR_STRLEN];
+  ntp_sel_state sel_states[REPORT_MAX_PEERS];
+  size_t sel_states_n;
+} report_sys;
+
+/* Each returns a malloc'd NUL-terminated string (NULL on out of memory). */
+char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json);
+char *report_server(const ntsd_server *s, bool json);
+char *report_system(const report_sys *sys, bool no_clock, bool json);
+
+#endif

@@ -1,0 +1,331 @@
+/* server: NTP server sockets. */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/netaddr.h"
+#include "daemon/sysclock.h"
+#include "proto/ratelimit.h"
+
+#define MAX_SOCKETS 32
+#define RECV_BATCH 64 /* datagrams per wake-up before yielding to the loop */
+#define RL_SLOTS 16384
+#define RL_BURST 8
+
+typedef struct srv_sock {
+  int fd;
+  int family;
+  struct event *ev;
+  char name[NETADDR_STRLEN];
+  ntsd_server *owner;
+} srv_sock;
+
+struct ntsd_server {
+  srv_sock socks[MAX_SOCKETS];
+  size_t n_socks;
+  const ntp_acl *acl;
+  ntp_ratelimit *rl;
+  ntp_sysinfo sys;
+  ntsd_server_stats stats;
+  uint8_t rx[NTP_MAX_PKT];
+  uint8_t tx[NTP_MAX_PKT];
+};
+
+static int set_opt(int fd, int level, int name, int val)
+{
+  return setsockopt(fd, level, name, &val, sizeof(val));
+}
+
+static bool open_socket(ntsd_server *s, struct event_base *base, const struct sockaddr *sa,
+                        socklen_t len, char *err, size_t errlen)
+{
+  char name[NETADDR_STRLEN];
+  netaddr_str_port(sa, name, sizeof(name));
+  if (s->n_socks >= MAX_SOCKETS) {
+    snprintf(err, errlen, "too many listen addresses (max %d)", MAX_SOCKETS);
+    return false;
+  }
+  int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "socket for %s: %s", name, strerror(errno));
+    return false;
+  }
+  set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+  if (sa->sa_family == AF_INET6) {
+    set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+  } else {
+    set_opt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  }
+  if (bind(fd, sa, len) < 0) {
+    snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
+    close(fd);
+    return false;
+  }
+  srv_sock *ss = &s->socks[s->n_socks];
+  ss->fd = fd;
+  ss->family = sa->sa_family;
+  ss->owner = s;
+  snprintf(ss->name, sizeof(ss->name), "%s", name);
+  s->n_socks++;
+  (void)base;
+  log_notice("serving NTP on %s", name);
+  return true;
+}
+
+/* Reads the kernel receive timestamp and the local destination address. */
+static void parse_cmsgs(struct msghdr *mh, struct timespec *rx, bool *have_rx,
+                        struct in_pktinfo *pi4, struct in6_pktinfo *pi6, int *have_pi)
+{
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(*rx))) {
+      memcpy(rx, CMSG_DATA(c), sizeof(*rx));
+      *have_rx = true;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(*pi4))) {
+      memcpy(pi4, CMSG_DATA(c), sizeof(*pi4));
+      *have_pi = 4;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(*pi6))) {
+      memcpy(pi6, CMSG_DATA(c), sizeof(*pi6));
+      *have_pi = 6;
+    }
+  }
+}
+
+/* Sends from the address the request came to, so a wildcard socket on a
+ * multi-homed host answers from the right address. */
+static void send_reply(ntsd_server *s, srv_sock *ss, const uint8_t *buf, size_t len,
+                       const struct sockaddr_storage *peer, socklen_t peer_len, int have_pi,
+                       const struct in_pktinfo *pi4, const struct in6_pktinfo *pi6)
+{
+  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+  union {
+    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    struct cmsghdr align;
+  } cb;
+  struct msghdr mh = {.msg_name = (void *)peer, .msg_namelen = peer_len, .msg_iov = &iov,
+                      .msg_iovlen = 1};
+  memset(&cb, 0, sizeof(cb));
+  if (have_pi == 4) {
+    struct in_pktinfo out = {0};
+    out.ipi_spec_dst = pi4->ipi_addr;
+    mh.msg_control = cb.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(out));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(out));
+    memcpy(CMSG_DATA(c), &out, sizeof(out));
+  } else if (have_pi == 6) {
+    struct in6_pktinfo out = {0};
+    out.ipi6_addr = pi6->ipi6_addr;
+    out.ipi6_ifindex = pi6->ipi6_ifindex;
+    mh.msg_control = cb.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(out));
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(out));
+    memcpy(CMSG_DATA(c), &out, sizeof(out));
+  }
+  if (sendmsg(ss->fd, &mh, 0) < 0)
+    s->stats.send_errors++;
+}
+
+/* Policy checks that come before any parsing: ACL, then rate limit.
+ * Returns false if the packet is dropped; *kod set if a RATE kiss is due. */
+static bool admit(ntsd_server *s, const struct sockaddr *peer, bool *kod)
+{
+  enum acl_family fam;
+  uint8_t addr[16];
+  *kod = false;
+  if (!netaddr_to_acl(peer, &fam, addr))
+    return false;
+  uint32_t flags = ntp_acl_lookup(s->acl, fam, addr);
+  if (flags & ACL_IGNORE) {
+    s->stats.acl_ignore++;
+    return false;
+  }
+  if (flags & ACL_NOSERVE) {
+    s->stats.acl_noserve++;
+    return false;
+  }
+  if (flags & ACL_LIMITED) {
+    ntp_rl_result r = ntp_rl_check(s->rl, fam, addr, sysclock_mono(), (flags & ACL_KOD) != 0);
+    if (r != NTP_RL_PASS) {
+      s->stats.rate_limited++;
+      *kod = (r == NTP_RL_LIMITED_KOD);
+      return false;
+    }
+  }
+  return true;
+}
+
+static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n,
+                            const struct sockaddr_storage *peer, socklen_t peer_len,
+                            ntp_ts rx, int have_pi, const struct in_pktinfo *pi4,
+                            const struct in6_pktinfo *pi6)
+{
+  s->stats.received++;
+  bool kod;
+  if (!admit(s, (const struct sockaddr *)peer, &kod)) {
+    if (kod) {
+      size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('R', 'A', 'T', 'E'), rx, s->tx,
+                                 sizeof(s->tx));
+      if (kn) {
+        ntp_server_finish(s->tx, kn, sysclock_now_ntp());
+        send_reply(s, ss, s->tx, kn, peer, peer_len, have_pi, pi4, pi6);
+        s->stats.kod_sent++;
+      }
+    }
+    return;
+  }
+  size_t out_len = 0;
+  ntp_srv_result r = ntp_server_prepare(s->rx, n, &s->sys, rx, s->tx, sizeof(s->tx), &out_len);
+  if (r != NTP_SRV_RESPOND) {
+    s->stats.dropped[r]++;
+    if (log_enabled(LOG_LVL_DEBUG)) {
+      char a[NETADDR_STRLEN];
+      log_debug("NTP request from %s dropped: %s",
+                netaddr_str_port((const struct sockaddr *)peer, a, sizeof(a)),
+                ntp_srv_result_name(r));
+    }
+    return;
+  }
+  ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
+  send_reply(s, ss, s->tx, out_len, peer, peer_len, have_pi, pi4, pi6);
+  s->stats.responded++;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+  srv_sock *ss = arg;
+  ntsd_server *s = ss->owner;
+  (void)what;
+  for (int i = 0; i < RECV_BATCH; i++) {
+    struct sockaddr_storage peer;
+    union {
+      char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+               64];
+      struct cmsghdr align;
+    } cb;
+    struct iovec iov = {.iov_base = s->rx, .iov_len = sizeof(s->rx)};
+    struct msghdr mh = {.msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov,
+                        .msg_iovlen = 1, .msg_control = cb.buf,
+                        .msg_controllen = sizeof(cb.buf)};
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (n < 0)
+      break; /* EAGAIN, or an ICMP error for an earlier send: nothing to do */
+    struct timespec rxts;
+    bool have_rx = false;
+    struct in_pktinfo pi4;
+    struct in6_pktinfo pi6;
+    int have_pi = 0;
+    parse_cmsgs(&mh, &rxts, &have_rx, &pi4, &pi6, &have_pi);
+    ntp_ts rx = have_rx ? ntp_ts_from_timespec(&rxts) : sysclock_now_ntp();
+    if (mh.msg_flags & MSG_TRUNC) {
+      s->stats.received++;
+      s->stats.dropped[NTP_SRV_DROP_MALFORMED]++;
+      continue;
+    }
+    handle_datagram(s, ss, (size_t)n, &peer, mh.msg_namelen, rx, have_pi, &pi4, &pi6);
+  }
+}
+
+static bool open_configured(ntsd_server *s, struct event_base *base, const ntsd_conf *conf,
+                            char *err, size_t errlen)
+{
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (conf->interface_ignore_all)
+    return true;
+  if (conf->n_listens == 0) {
+    /* Like NTPsec: the wildcard addresses on port 123.  A host without
+     * IPv6 just gets IPv4. */
+    netaddr_parse("0.0.0.0", NTP_PORT, &ss, &len);
+    if (!open_socket(s, base, (struct sockaddr *)&ss, len, err, errlen))
+      return false;
+    netaddr_parse("::", NTP_PORT, &ss, &len);
+    char e6[256];
+    if (!open_socket(s, base, (struct sockaddr *)&ss, len, e6, sizeof(e6)))
+      log_warn("%s (continuing with IPv4 only)", e6);
+    return true;
+  }
+  for (size_t i = 0; i < conf->n_listens; i++) {
+    const conf_listen *l = &conf->listens[i];
+    uint16_t port = l->port ? l->port : NTP_PORT;
+    if (!netaddr_parse(l->addr, port, &ss, &len)) {
+      snprintf(err, errlen, "bad listen address '%s'", l->addr);
+      return false;
+    }
+    if (!open_socket(s, base, (struct sockaddr *)&ss, len, err, errlen))
+      return false;
+  }
+  return true;
+}
+
+ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
+                           int precision_log2, char *err, size_t errlen)
+{
+  ntsd_server *s = calloc(1, sizeof(*s));
+  if (!s) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->acl = acl;
+  uint8_t key[16];
+  sysclock_random(key, sizeof(key));
+  double average = (double)(1u << (conf->discard_average & 31));
+  s->rl = ntp_rl_create(RL_SLOTS, average, (double)conf->discard_minimum, RL_BURST, key);
+  s->sys.leap = NTP_LEAP_UNSYNC;
+  s->sys.stratum = NTP_MAX_STRATUM;
+  s->sys.precision = (int8_t)precision_log2;
+  if (!s->rl || !open_configured(s, base, conf, err, errlen)) {
+    if (!s->rl)
+      snprintf(err, errlen, "out of memory");
+    server_destroy(s);
+    return NULL;
+  }
+  for (size_t i = 0; i < s->n_socks; i++) {
+    srv_sock *ss = &s->socks[i];
+    ss->ev = event_new(base, ss->fd, EV_READ | EV_PERSIST, on_readable, ss);
+    if (!ss->ev || event_add(ss->ev, NULL) < 0) {
+      snprintf(err, errlen, "cannot register socket %s", ss->name);
+      server_destroy(s);
+      return NULL;
+    }
+  }
+  return s;
+}
+
+void server_destroy(ntsd_server *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->n_socks; i++) {
+    if (s->socks[i].ev)
+      event_free(s->socks[i].ev);
+    close(s->socks[i].fd);
+  }
+  ntp_rl_destroy(s->rl);
+  free(s);
+}
+
+void server_set_sysinfo(ntsd_server *s, const ntp_sysinfo *sys) { s->sys = *sys; }
+void server_get_stats(const ntsd_server *s, ntsd_server_stats *out) { *out = s->stats; }
+size_t server_socket_count(const ntsd_server *s) { return s->n_socks; }
+const char *server_socket_name(const ntsd_server *s, size_t i)
+{
+  return i < s->n_socks ? s->socks[i].name : "";
+}

@@ -1,0 +1,243 @@
+/* source: per-server poll state machine and clock filter. */
+#include "proto/source.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct filt_sample {
+  double offset, delay, disp;
+  double t; /* monotonic time taken */
+} filt_sample;
+
+struct ntp_source {
+  ntp_source_cfg cfg;
+  int poll;
+  uint8_t reach;
+  int good_streak;   /* consecutive answered polls, for poll increase */
+  int burst_left;    /* packets still to send in the current burst */
+  bool denied;
+  double next_send;
+
+  ntp_ts sent_xmt;   /* nonce of the outstanding request, 0 if none */
+  ntp_ts t1;         /* local send time of that request */
+  ntp_ts last_xmt;   /* server transmit time of the last accepted response */
+
+  filt_sample filt[NTP_FILTER_LEN];
+  int n_filt, filt_pos;
+  double last_sample_t;
+  ntp_sample last;   /* header values of the last accepted response */
+
+  uint64_t sent, received, accepted;
+  uint64_t drops[NTP_DROP_COUNT];
+  ntp_kod last_kod;
+};
+
+static int clamp_poll(int p, const ntp_source_cfg *c)
+{
+  if (p < c->minpoll)
+    return c->minpoll;
+  if (p > c->maxpoll)
+    return c->maxpoll;
+  return p;
+}
+
+ntp_source *ntp_source_create(const ntp_source_cfg *cfg, double now)
+{
+  ntp_source *s = calloc(1, sizeof(*s));
+  if (!s)
+    return NULL;
+  s->cfg = *cfg;
+  if (s->cfg.minpoll < 0)
+    s->cfg.minpoll = 0;
+  if (s->cfg.maxpoll < s->cfg.minpoll)
+    s->cfg.maxpoll = s->cfg.minpoll;
+  if (s->cfg.version < 1 || s->cfg.version > 4)
+    s->cfg.version = 4;
+  s->poll = s->cfg.minpoll;
+  s->next_send = now; /* first request right away */
+  s->last_sample_t = -1.0;
+  return s;
+}
+
+void ntp_source_destroy(ntp_source *s) { free(s); }
+
+double ntp_source_next_send(const ntp_source *s) { return s->denied ? INFINITY : s->next_send; }
+
+static double poll_interval(const ntp_source *s) { return ldexp(1.0, s->poll); }
+
+/* Chooses when the request after this one goes out. */
+static void schedule_next(ntp_source *s, double now)
+{
+  if (s->burst_left == 0) {
+    bool start_burst = (s->cfg.iburst && s->reach == 0) || (s->cfg.burst && s->reach != 0);
+    if (start_burst)
+      s->burst_left = NTP_BURST_LEN;
+  }
+  double interval = poll_interval(s);
+  if (s->burst_left > 0) {
+    s->burst_left--;
+    if (s->burst_left > 0 && interval > NTP_BURST_SPACING)
+      interval = NTP_BURST_SPACING;
+  }
+  s->next_send = now + interval;
+}
+
+size_t ntp_source_make_request(ntp_source *s, double now, const uint8_t nonce[8], ntp_ts t1,
+                               uint8_t *buf, size_t cap)
+{
+  if (s->denied)
+    return 0;
+  ntp_ts x = 0;
+  for (int i = 0; i < 8; i++)
+    x = (x << 8) | nonce[i];
+  if (x == 0)
+    x = 1; /* 0 means "no request outstanding" */
+  size_t n = ntp_client_build_request(buf, cap, s->cfg.version, x);
+  if (n == 0)
+    return 0;
+
+  /* The previous request was not answered: the good streak ends. */
+  if (s->sent_xmt != 0)
+    s->good_streak = 0;
+  s->reach = (uint8_t)(s->reach << 1);
+  if (s->reach == 0 && s->sent > 0 && s->poll != s->cfg.minpoll)
+    s->poll = s->cfg.minpoll; /* unreachable: start over quickly */
+  s->sent_xmt = x;
+  s->t1 = t1;
+  s->sent++;
+  schedule_next(s, now);
+  return n;
+}
+
+bool ntp_source_awaiting(const ntp_source *s) { return s->sent_xmt != 0; }
+void ntp_source_give_up(ntp_source *s) { s->sent_xmt = 0; }
+
+static void filter_add(ntp_source *s, const ntp_sample *smp, double now)
+{
+  filt_sample *f = &s->filt[s->filt_pos];
+  f->offset = smp->offset;
+  f->delay = smp->delay;
+  f->disp = smp->dispersion;
+  f->t = now;
+  s->filt_pos = (s->filt_pos + 1) % NTP_FILTER_LEN;
+  if (s->n_filt < NTP_FILTER_LEN)
+    s->n_filt++;
+}
+
+static void on_kod(ntp_source *s, ntp_kod k, const ntp_hdr *h)
+{
+  s->last_kod = k;
+  if (k == NTP_KOD_DENY || k == NTP_KOD_RSTR) {
+    s->denied = true;
+  } else if (k == NTP_KOD_RATE) {
+    int p = s->poll + 1;
+    if (h->poll > p)
+      p = h->poll;
+    s->poll = clamp_poll(p, &s->cfg);
+    s->burst_left = 0;
+  }
+}
+
+ntp_drop ntp_source_on_response(ntp_source *s, const uint8_t *pkt, size_t len, ntp_ts t4,
+                                double now, ntp_kod *kod)
+{
+  ntp_sample smp;
+  ntp_kod k = NTP_KOD_NONE;
+  s->received++;
+  ntp_drop d = ntp_client_check_response(pkt, len, s->sent_xmt, s->last_xmt, s->t1, t4,
+                                         s->cfg.precision, &smp, &k);
+  if (kod)
+    *kod = k;
+  if (d == NTP_DROP_KOD) {
+    ntp_hdr h;
+    ntp_hdr_parse(pkt, len, &h);
+    s->sent_xmt = 0; /* a kiss answers the request */
+    on_kod(s, k, &h);
+  }
+  if (d != NTP_DROP_NONE) {
+    s->drops[d]++;
+    return d;
+  }
+  s->accepted++;
+  s->sent_xmt = 0;
+  s->last_xmt = smp.t3;
+  s->reach |= 1;
+  s->last = smp;
+  s->last_sample_t = now;
+  filter_add(s, &smp, now);
+  if (++s->good_streak >= NTP_FILTER_LEN && s->burst_left == 0) {
+    s->good_streak = 0;
+    s->poll = clamp_poll(s->poll + 1, &s->cfg);
+  }
+  return NTP_DROP_NONE;
+}
+
+/* Picks the minimum-delay sample (RFC 5905 clock filter) and derives jitter
+ * (RMS offset difference to it) and dispersion (weighted, aged). */
+static void filter_eval(const ntp_source *s, double now, ntp_source_info *out)
+{
+  int order[NTP_FILTER_LEN] = {0};
+  int n = s->n_filt;
+  for (int i = 0; i < n; i++)
+    order[i] = i;
+  for (int i = 1; i < n; i++) { /* insertion sort by delay */
+    int v = order[i], j = i;
+    while (j > 0 && s->filt[order[j - 1]].delay > s->filt[v].delay) {
+      order[j] = order[j - 1];
+      j--;
+    }
+    order[j] = v;
+  }
+  const filt_sample *best = &s->filt[order[0]];
+  double disp = 0.0, sq = 0.0;
+  for (int i = 0; i < n; i++) {
+    const filt_sample *f = &s->filt[order[i]];
+    double aged = f->disp + NTP_PHI * (now - f->t);
+    disp += aged / ldexp(1.0, i + 1);
+    double d = f->offset - best->offset;
+    sq += d * d;
+  }
+  /* Empty slots count as maximum dispersion (16 s), as in RFC 5905. */
+  for (int i = n; i < NTP_FILTER_LEN; i++)
+    disp += 16.0 / ldexp(1.0, i + 1);
+  out->offset = best->offset;
+  out->delay = best->delay;
+  out->dispersion = disp;
+  double jit = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
+  out->jitter = jit > s->cfg.precision ? jit : s->cfg.precision;
+}
+
+void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->reach = s->reach;
+  out->poll = s->poll;
+  out->denied = s->denied;
+  out->prefer = s->cfg.prefer;
+  out->noselect = s->cfg.noselect;
+  out->have_sample = s->n_filt > 0;
+  out->when = s->last_sample_t < 0 ? -1.0 : now - s->last_sample_t;
+  out->stratum = s->last.stratum;
+  out->leap = s->last.leap;
+  out->refid = s->last.refid;
+  out->root_delay = s->last.root_delay;
+  out->root_disp = s->last.root_disp;
+  out->sent = s->sent;
+  out->received = s->received;
+  out->accepted = s->accepted;
+  memcpy(out->drops, s->drops, sizeof(out->drops));
+  out->last_kod = s->last_kod;
+  if (out->have_sample)
+    filter_eval(s, now, out);
+  else
+    out->dispersion = 16.0;
+}
+
+double ntp_source_info_root_distance(const ntp_source_info *i, double mindist)
+{
+  double half = (i->delay + i->root_delay) / 2.0;
+  if (half < mindist)
+    half = mindist;
+  return half + i->dispersion + i->root_disp + i->jitter;
+}

@@ -1,0 +1,1102 @@
+/* Unit tests for src/daemon/conf: the ntp.conf parser.  No test resolves a name or opens
+ * a file a directive names; only includefile tests create and read their own files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon/conf.h"
+#include "proto/acl.h"
+
+#define MSGS_MAX 64
+
+/* Per-test state: the config under test and every diagnostic it produced. */
+struct tc {
+  ntsd_conf *c;
+  size_t n, n_err, n_warn;
+  bool err[MSGS_MAX];
+  char msg[MSGS_MAX][3 * 1024];
+};
+
+static void collect(void *ctx, bool is_error, const char *msg)
+{
+  struct tc *t = ctx;
+
+  if (is_error)
+    t->n_err++;
+  else
+    t->n_warn++;
+  if (t->n < MSGS_MAX) {
+    t->err[t->n] = is_error;
+    snprintf(t->msg[t->n], sizeof t->msg[t->n], "%s", msg);
+  }
+  t->n++;
+}
+
+static int setup(void **state)
+{
+  struct tc *t = calloc(1, sizeof *t);
+
+  if (!t || !(t->c = conf_new()))
+    return -1;
+  *state = t;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct tc *t = *state;
+
+  conf_free(t->c);
+  free(t);
+  return 0;
+}
+
+/* Fresh config and no messages, for table-driven tests. */
+static void reset(struct tc *t)
+{
+  conf_free(t->c);
+  t->c = conf_new();
+  assert_non_null(t->c);
+  t->n = t->n_err = t->n_warn = 0;
+}
+
+static int parse_n(struct tc *t, const char *text, size_t len)
+{
+  return conf_parse_string(t->c, "t.conf", text, len, collect, t);
+}
+
+static int parse(struct tc *t, const char *text) { return parse_n(t, text, strlen(text)); }
+
+/* True if a message of that kind starts with prefix and contains needle. */
+static bool has_msg(const struct tc *t, bool is_error, const char *prefix, const char *needle)
+{
+  for (size_t i = 0; i < t->n && i < MSGS_MAX; i++)
+    if (t->err[i] == is_error && strncmp(t->msg[i], prefix, strlen(prefix)) == 0 &&
+        strstr(t->msg[i], needle))
+      return true;
+  return false;
+}
+
+static void dump(const struct tc *t)
+{
+  for (size_t i = 0; i < t->n && i < MSGS_MAX; i++)
+    print_message("  %s: %s\n", t->err[i] ? "error" : "warning", t->msg[i]);
+}
+
+/* text must give exactly one error, on line 1, containing needle. */
+static void expect_error(struct tc *t, const char *text, const char *needle)
+{
+  reset(t);
+  if (parse(t, text) != -1 || t->n_err != 1 || !has_msg(t, true, "t.conf:1: ", needle)) {
+    dump(t);
+    fail_msg("'%s': expected one error containing \"%s\"", text, needle);
+  }
+}
+
+/* text must parse without errors and with exactly `warnings` warnings. */
+static void expect_ok(struct tc *t, const char *text, unsigned warnings)
+{
+  reset(t);
+  if (parse(t, text) != 0 || t->n_err || t->c->n_warnings != warnings ||
+      t->n_warn != warnings) {
+    dump(t);
+    fail_msg("'%s': expected no error and %u warnings", text, warnings);
+  }
+}
+
+/* ---- defaults, sources ---------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+  struct tc *t = *state;
+  const ntsd_conf *c = t->c;
+
+  assert_int_equal(c->n_sources, 0);
+  assert_int_equal(c->n_restricts, 0);
+  assert_int_equal(c->n_listens, 0);
+  assert_int_equal(c->local_stratum, -1);
+  assert_true(c->clock_control);
+  assert_false(c->interface_ignore_all);
+  assert_int_equal(c->tos_minsane, 1);
+  assert_int_equal(c->tos_orphan, -1);
+  assert_int_equal(c->discard_average, 3);
+  assert_int_equal(c->discard_minimum, 2);
+  assert_false(c->nts_enable);
+  assert_true(c->nts_rotate == 86400);
+  assert_string_equal(c->driftfile, "");
+  assert_string_equal(c->nts_listen, "");
+  assert_string_equal(c->control_socket, "");
+  assert_int_equal(c->n_warnings, 0);
+  assert_int_equal(parse(t, ""), 0);
+  assert_int_equal(conf_parse_string(t->c, "t.conf", NULL, 0, collect, t), 0);
+  conf_free(NULL);
+}
+
+static void test_server_options(void **state)
+{
+  struct tc *t = *state;
+  const conf_source *s;
+
+  expect_ok(t,
+            "server a.example iburst prefer minpoll 4 maxpoll 8 version 3\n"
+            "server ke.example:4460 nts ca /x.pem aead AES_SIV_CMAC_256 noval burst noselect"
+            " true\n",
+            1); /* NTS sources are not used yet */
+  assert_int_equal(t->c->n_sources, 2);
+  s = &t->c->sources[0];
+  assert_int_equal(s->kind, CONF_SERVER);
+  assert_string_equal(s->host, "a.example");
+  assert_int_equal(s->port, 0);
+  assert_true(s->iburst && s->prefer);
+  assert_false(s->burst || s->noselect || s->trusted || s->nts || s->noval);
+  assert_int_equal(s->minpoll, 4);
+  assert_int_equal(s->maxpoll, 8);
+  assert_int_equal(s->version, 3);
+  assert_int_equal(s->line, 1);
+  s = &t->c->sources[1];
+  assert_string_equal(s->host, "ke.example");
+  assert_int_equal(s->port, 4460);
+  assert_true(s->nts && s->noval && s->burst && s->noselect && s->trusted);
+  assert_string_equal(s->ca, "/x.pem");
+  assert_string_equal(s->aead, "AES_SIV_CMAC_256");
+  assert_int_equal(s->minpoll, 6);
+  assert_int_equal(s->maxpoll, 10);
+  assert_int_equal(s->version, 4);
+  assert_int_equal(s->line, 2);
+}
+
+static void test_server_hosts(void **state)
+{
+  struct tc *t = *state;
+  static const struct {
+    const char *line, *host;
+    uint16_t port;
+  } cases[] = {
+      {"server 192.0.2.1", "192.0.2.1", 0},   {"server 192.0.2.1:1123", "192.0.2.1", 1123},
+      {"server [2001:db8::1]", "2001:db8::1", 0}, {"server [::1]:4460", "::1", 4460},
+      {"server 2001:db8::7", "2001:db8::7", 0}, {"server fe80::1%eth0", "fe80::1%eth0", 0},
+      {"server time_1.example", "time_1.example", 0}, {"server 0.0.0.0", "0.0.0.0", 0},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    expect_ok(t, cases[i].line, 0);
+    assert_int_equal(t->c->n_sources, 1);
+    assert_string_equal(t->c->sources[0].host, cases[i].host);
+    assert_int_equal(t->c->sources[0].port, cases[i].port);
+  }
+}
+
+static void test_pool_peer(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "pool 0.pool.example iburst\npeer 192.0.2.9\n", 1);
+  assert_int_equal(t->c->n_sources, 2);
+  assert_int_equal(t->c->sources[0].kind, CONF_POOL);
+  assert_int_equal(t->c->sources[1].kind, CONF_PEER);
+  assert_true(has_msg(t, false, "t.conf:2: ", "'peer' is served as a client association"));
+}
+
+static void test_server_ignored_options(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "server a key 1 xleave ttl 5 mode 1 bias -0.5 maxdelay 0.2\n", 6);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'key' ignored: symmetric keys"));
+  assert_true(has_msg(t, false, "t.conf:1: ", "'xleave' ignored"));
+  assert_int_equal(t->c->n_sources, 1);
+  /* NTS-only options without nts: kept, but the user hears about it. */
+  expect_ok(t, "server a ca /x.pem\n", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'ca' has no effect without 'nts'"));
+}
+
+static void test_server_poll_defaults_follow(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "server a minpoll 12\nserver b maxpoll 4\nserver c minpoll 0 maxpoll 17\n", 0);
+  assert_int_equal(t->c->sources[0].minpoll, 12);
+  assert_int_equal(t->c->sources[0].maxpoll, 12);
+  assert_int_equal(t->c->sources[1].minpoll, 4);
+  assert_int_equal(t->c->sources[1].maxpoll, 4);
+  assert_int_equal(t->c->sources[2].minpoll, 0);
+  assert_int_equal(t->c->sources[2].maxpoll, 17);
+}
+
+static void test_server_errors(void **state)
+{
+  struct tc *t = *state;
+  static const char *const cases[][2] = {
+      {"server", "missing value for 'server'"},
+      {"server a minpoll 99", "'minpoll' 99 is out of range (must be 0..17)"},
+      {"server a minpoll -1", "'minpoll' -1 is out of range"},
+      {"server a minpoll x", "'minpoll' needs an integer, got 'x'"},
+      {"server a minpoll 3x", "'minpoll' needs an integer, got '3x'"},
+      {"server a minpoll 0x4", "'minpoll' needs an integer, got '0x4'"},
+      {"server a minpoll 99999999999999999999", "needs an integer"},
+      {"server a minpoll", "missing value for 'minpoll'"},
+      {"server a version 5", "'version' 5 is out of range (must be 1..4)"},
+      {"server a version 0", "'version' 0 is out of range"},
+      {"server a:0", "bad host or port 'a:0' for 'server'"},
+      {"server a:99999", "bad host or port 'a:99999'"},
+      {"server a:65536", "bad host or port"},
+      {"server a:", "bad host or port"},
+      {"server a:12x", "bad host or port"},
+      {"server :123", "bad host or port"},
+      {"server [::1", "bad host or port '[::1'"},
+      {"server [::1]x", "bad host or port"},
+      {"server [::1]:", "bad host or port"},
+      {"server []", "bad host or port"},
+      {"server [host.example]", "bad host name 'host.example'"},
+      {"server 1:2:3:zz", "bad host name '1:2:3:zz'"},
+      {"server (bad", "bad host name '(bad'"},
+      {"server -a.example", "bad host name"},
+      {"server a bogus", "unknown option 'bogus' for 'server'"},
+      {"pool a iburst (x)", "unknown option '(x)' for 'pool'"},
+      {"server a minpoll 8 maxpoll 6", "minpoll 8 is greater than maxpoll 6"},
+      {"server a ca", "missing value for 'ca'"},
+      {"server a nts aead AES_SIV_CMAC_256_WITH_A_NAME_TOO_LONG", "value for 'aead' too long"},
+      {"server a key 0", "'key' 0 is out of range"},
+      {"server a bias nan", "'bias' needs a number, got 'nan'"},
+      {"server a maxdelay 0", "'maxdelay' 0 is out of range (must be > 0 and <= 16)"},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    expect_error(t, cases[i][0], cases[i][1]);
+    assert_int_equal(t->c->n_sources, 0);
+  }
+}
+
+/* ---- restrict ------------------------------------------------------------- */
+
+static void test_restrict(void **state)
+{
+  struct tc *t = *state;
+  const conf_restrict *r;
+  static const uint8_t lo4[4] = {127, 0, 0, 1};
+  static const uint8_t db8[4] = {0x20, 0x01, 0x0d, 0xb8};
+
+  expect_ok(t,
+            "restrict default kod limited nomodify nopeer noquery\n" /* 1 */
+            "restrict -4 default ignore\n"                           /* 2 */
+            "restrict -6 default noserve\n"                          /* 3 */
+            "restrict source nomodify\n"                             /* 4 */
+            "restrict 127.0.0.1\n"                                   /* 5 */
+            "restrict 192.0.2.0/24 notrap\n"                         /* 6 */
+            "restrict 10.0.0.0 mask 255.0.0.0 nomodify\n"            /* 7 */
+            "restrict 2001:db8:: mask ffff:ffff:: noquery\n"         /* 8 */
+            "restrict ::1\n"                                         /* 9 */
+            "unrestrict 10.0.0.1\n"                                  /* 10 */
+            "restrict 10.0.0.0 mask 0.0.0.0\n"                       /* 11 */
+            "restrict -6 2001:db8::/32\n",                           /* 12 */
+            0);
+  assert_int_equal(t->c->n_restricts, 12);
+  r = t->c->restricts;
+  assert_true(r[0].is_default && !r[0].is_source && !r[0].unrestrict);
+  assert_int_equal(r[0].fam, CONF_FAM_ANY);
+  assert_int_equal(r[0].prefix, 0);
+  assert_int_equal(r[0].flags,
+                   ACL_KOD | ACL_LIMITED | ACL_NOMODIFY | ACL_NOPEER | ACL_NOQUERY);
+  assert_int_equal(r[1].fam, CONF_FAM_4);
+  assert_int_equal(r[1].flags, ACL_IGNORE);
+  assert_int_equal(r[2].fam, CONF_FAM_6);
+  assert_true(r[3].is_source && !r[3].is_default);
+  assert_int_equal(r[3].fam, CONF_FAM_ANY);
+  assert_int_equal(r[4].fam, CONF_FAM_4);
+  assert_int_equal(r[4].prefix, 32);
+  assert_int_equal(r[4].flags, 0);
+  assert_memory_equal(r[4].addr, lo4, 4);
+  assert_int_equal(r[4].line, 5);
+  assert_int_equal(r[5].prefix, 24);
+  assert_int_equal(r[5].flags, ACL_NOTRAP);
+  assert_int_equal(r[6].prefix, 8);
+  assert_int_equal(r[7].fam, CONF_FAM_6);
+  assert_int_equal(r[7].prefix, 32);
+  assert_memory_equal(r[7].addr, db8, 4);
+  assert_int_equal(r[8].prefix, 128);
+  assert_true(r[9].unrestrict);
+  assert_int_equal(r[10].prefix, 0);
+  assert_int_equal(r[11].prefix, 32);
+}
+
+static void test_restrict_errors(void **state)
+{
+  struct tc *t = *state;
+  static const char *const cases[][2] = {
+      {"restrict", "missing value for 'restrict'"},
+      {"restrict -4", "missing value for 'restrict'"},
+      {"restrict foo.example", "restrict needs an address literal, got 'foo.example'"},
+      {"unrestrict foo.example nomodify", "restrict needs an address literal"},
+      {"restrict 10.0.0.0 mask 255.0.255.0", "bad restrict mask '255.0.255.0'"},
+      {"restrict 10.0.0.0 mask ffff::", "bad restrict mask 'ffff::'"},
+      {"restrict ::1 mask 255.0.0.0", "bad restrict mask '255.0.0.0' (need a contiguous IPv6"},
+      {"restrict 10.0.0.0 mask", "missing value for 'mask'"},
+      {"restrict 10.0.0.0 mask 255.0.0.0 mask 255.0.0.0", "not both"},
+      {"restrict 10.0.0.0/8 mask 255.0.0.0", "not both"},
+      {"restrict default mask 255.0.0.0", "'mask' needs an address"},
+      {"restrict 10.0.0.1 bogus", "unknown restrict flag 'bogus'"},
+      {"restrict default nomodify NOQUERY", "unknown restrict flag 'NOQUERY'"},
+      {"restrict 10.0.0.0/33", "'prefix length' 33 is out of range (must be 0..32)"},
+      {"restrict ::/129", "'prefix length' 129 is out of range (must be 0..128)"},
+      {"restrict 10.0.0.0/", "'prefix length' needs an integer"},
+      {"restrict 10.0.0.0/x", "'prefix length' needs an integer, got 'x'"},
+      {"restrict -4 ::1", "'::1' is not an IPv4 address"},
+      {"restrict -6 10.0.0.1", "'10.0.0.1' is not an IPv6 address"},
+      {"restrict 10.1", "restrict needs an address literal"},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    expect_error(t, cases[i][0], cases[i][1]);
+    assert_int_equal(t->c->n_restricts, 0);
+  }
+}
+
+/* ---- files, inert directives ------------------------------------------- */
+
+static void test_paths(void **state)
+{
+  struct tc *t = *state;
+  char line[CONF_PATH_MAX + 32];
+
+  expect_ok(t,
+            "driftfile /var/lib/ntp/ntp.drift\nstatsdir /var/log/ntpstats/\n"
+            "logfile /var/log/ntp.log\nleapfile /usr/share/zoneinfo/leap-seconds.list\n",
+            4); /* stored, but no effect yet */
+  assert_true(has_msg(t, false, "t.conf:1: ", "'driftfile' has no effect yet"));
+  assert_string_equal(t->c->driftfile, "/var/lib/ntp/ntp.drift");
+  assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
+  assert_string_equal(t->c->logfile, "/var/log/ntp.log");
+  assert_string_equal(t->c->leapfile, "/usr/share/zoneinfo/leap-seconds.list");
+  expect_error(t, "driftfile", "missing value for 'driftfile'");
+  expect_error(t, "logfile /a /b", "unexpected '/b' after 'logfile'");
+  snprintf(line, sizeof line, "leapfile /%0*d", CONF_PATH_MAX, 0);
+  expect_error(t, line, "value for 'leapfile' too long (max 1023 bytes)");
+  assert_string_equal(t->c->leapfile, "");
+}
+
+static void test_inert_directives(void **state)
+{
+  struct tc *t = *state;
+  static const char *const ok[] = {
+      ("statistics loopstats peerstats clockstats rawstats sysstats protostats usestats "
+       "ntsstats ntskestats"),
+      "filegen loopstats file loopstats type day link enable",
+      "filegen peerstats type none nolink disable",
+      "logconfig =syncall +clockall +peerall +sysall",
+      "logconfig =allsync +allclock +allpeer +sysevents -syncstatus allall",
+      "tinker panic 0 step 0.5 stepout 900 freq -12.5",
+      "mru maxage 64 maxdepth 1000 initmem 4",
+      "keys /etc/ntp.keys",
+      "trustedkey 1 2 (4 ... 8) 65535",
+      "controlkey 1",
+      "requestkey 65535",
+      "leapsmearinterval 86400",
+      "setvar foo = \"bar baz\"",
+      "includefile /etc/ntp.d/extra.conf",
+  };
+
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    expect_ok(t, ok[i], 1);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'includefile' ignored"));
+}
+
+static void test_inert_directive_errors(void **state)
+{
+  struct tc *t = *state;
+  static const char *const cases[][2] = {
+      {"statistics", "missing value for 'statistics'"},
+      {"statistics loopstats bogus", "unknown option 'bogus' for 'statistics'"},
+      {"filegen", "missing value for 'filegen'"},
+      {"filegen bogus", "unknown option 'bogus' for 'filegen'"},
+      {"filegen loopstats type century", "unknown option 'century' for 'filegen type'"},
+      {"filegen loopstats file", "missing value for 'file'"},
+      {"filegen loopstats enable bogus", "unknown option 'bogus' for 'filegen'"},
+      {"logconfig", "missing value for 'logconfig'"},
+      {"logconfig =bogus", "unknown option '=bogus' for 'logconfig'"},
+      {"logconfig +sys", "unknown option '+sys' for 'logconfig'"},
+      {"tinker", "missing value for 'tinker'"},
+      {"tinker foo 1", "unknown option 'foo' for 'tinker'"},
+      {"tinker panic x", "'panic' needs a number, got 'x'"},
+      {"tinker step inf", "'step' needs a number"},
+      {"mru maxage -1", "'maxage' -1 is out of range"},
+      {"mru maxage", "missing value for 'maxage'"},
+      {"keys", "missing value for 'keys'"},
+      {"keys /a /b", "unexpected '/b' after 'keys'"},
+      {"trustedkey", "missing value for 'trustedkey'"},
+      {"trustedkey abc", "'trustedkey' needs an integer, got 'abc'"},
+      {"trustedkey 1 0", "'trustedkey' 0 is out of range"},
+      {"controlkey 1 2", "unexpected '2' after 'controlkey'"},
+      {"requestkey 70000", "'requestkey' 70000 is out of range"},
+      {"leapsmearinterval -1", "'leapsmearinterval' -1 is out of range"},
+      {"leapsmearinterval 1 2", "unexpected '2' after 'leapsmearinterval'"},
+      {"setvar", "missing value for 'setvar'"},
+      {"includefile", "missing value for 'includefile'"},
+      {"includefile a b", "unexpected 'b' after 'includefile'"},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    expect_error(t, cases[i][0], cases[i][1]);
+}
+
+/* ---- tos, discard, enable, interface, listen, local ------------------------- */
+
+static void test_tos_discard(void **state)
+{
+  struct tc *t = *state;
+  const ntsd_conf *c;
+
+  expect_ok(t,
+            "tos minsane 2 minclock 4 maxclock 8\n"
+            "tos mindist 0.01 maxdist 2 orphan 10 orphanwait 60\n"
+            "discard average 5 minimum 1\n",
+            5); /* minsane minclock maxclock orphan orphanwait: no effect yet */
+  c = t->c;
+  assert_int_equal(c->tos_minsane, 2);
+  assert_int_equal(c->tos_minclock, 4);
+  assert_int_equal(c->tos_maxclock, 8);
+  assert_true(c->tos_mindist == 0.01);
+  assert_true(c->tos_maxdist == 2);
+  assert_int_equal(c->tos_orphan, 10);
+  assert_true(c->tos_orphanwait == 60);
+  assert_int_equal(c->discard_average, 5);
+  assert_int_equal(c->discard_minimum, 1);
+  expect_ok(t, "tos ceiling 15 floor 1 cohort 1 bcpollbstep 0\ndiscard monitor 3000\n", 5);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'cohort' has no effect yet"));
+}
+
+static void test_tos_discard_errors(void **state)
+{
+  struct tc *t = *state;
+  static const char *const cases[][2] = {
+      {"tos", "missing value for 'tos'"},
+      {"tos minsane 0", "'minsane' 0 is out of range (must be 1..16)"},
+      {"tos minsane 17", "'minsane' 17 is out of range"},
+      {"tos maxclock 101", "'maxclock' 101 is out of range"},
+      {"tos maxclock", "missing value for 'maxclock'"},
+      {"tos maxdist 0", "'maxdist' 0 is out of range (must be > 0 and <= 16)"},
+      {"tos mindist -1", "'mindist' -1 is out of range"},
+      {"tos mindist 0x10", "'mindist' needs a number, got '0x10'"},
+      {"tos mindist 1e999", "'mindist' needs a number"},
+      {"tos orphan 17", "'orphan' 17 is out of range"},
+      {"tos orphanwait -1", "'orphanwait' -1 is out of range (must be >= 0"},
+      {"tos cohort 2", "'cohort' 2 is out of range (must be 0..1)"},
+      {"tos bogus 1", "unknown option 'bogus' for 'tos'"},
+      {"tos minsane 1 1", "unknown option '1' for 'tos'"},
+      {"discard average 17", "'average' 17 is out of range (must be 0..16)"},
+      {"discard minimum 3601", "'minimum' 3601 is out of range"},
+      {"discard bogus 1", "unknown option 'bogus' for 'discard'"},
+      {"discard", "missing value for 'discard'"},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    expect_error(t, cases[i][0], cases[i][1]);
+}
+
+static void test_enable_disable(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "disable ntp\n", 0);
+  assert_false(t->c->clock_control);
+  expect_ok(t, "disable ntp\nenable ntp\n", 0);
+  assert_true(t->c->clock_control);
+  expect_ok(t, "enable auth bclient calibrate kernel monitor stats\n", 6);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'enable kernel' has no effect yet"));
+  expect_error(t, "enable bogus", "unknown option 'bogus' for 'enable'");
+  expect_error(t, "disable ntp Kernel", "unknown option 'Kernel' for 'disable'");
+  expect_error(t, "disable", "missing value for 'disable'");
+}
+
+static void test_interface(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "interface ignore all\n", 0);
+  assert_true(t->c->interface_ignore_all);
+  expect_ok(t, "nic drop all\n", 0);
+  assert_true(t->c->interface_ignore_all);
+  /* The last one wins, as in NTPsec. */
+  expect_ok(t, "interface ignore all\ninterface listen all\n", 0);
+  assert_false(t->c->interface_ignore_all);
+  expect_ok(t, "interface listen eth1\ninterface ignore ipv6\nnic drop 192.0.2.1\n", 3);
+  assert_false(t->c->interface_ignore_all);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'interface listen eth1' has no effect yet"));
+  expect_error(t, "interface bogus all", "unknown option 'bogus' for 'interface'");
+  expect_error(t, "interface ignore", "missing value for 'interface'");
+  expect_error(t, "interface", "missing value for 'interface'");
+  expect_error(t, "interface ignore all extra", "unexpected 'extra' after 'interface'");
+}
+
+static void test_listen_local(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t,
+            "listen *\nlisten 192.0.2.1:123\nlisten [::1]:4123\nlisten ::\nlisten 0.0.0.0\n"
+            "listen *:1123\nlisten fe80::1%eth0\nlocal stratum 10\n",
+            0);
+  assert_int_equal(t->c->n_listens, 7);
+  assert_string_equal(t->c->listens[0].addr, "");
+  assert_int_equal(t->c->listens[0].port, 0);
+  assert_string_equal(t->c->listens[1].addr, "192.0.2.1");
+  assert_int_equal(t->c->listens[1].port, 123);
+  assert_string_equal(t->c->listens[2].addr, "::1");
+  assert_int_equal(t->c->listens[2].port, 4123);
+  assert_string_equal(t->c->listens[3].addr, "::");
+  assert_string_equal(t->c->listens[4].addr, "0.0.0.0");
+  assert_string_equal(t->c->listens[5].addr, "");
+  assert_int_equal(t->c->listens[5].port, 1123);
+  assert_string_equal(t->c->listens[6].addr, "fe80::1%eth0");
+  assert_int_equal(t->c->local_stratum, 10);
+
+  expect_error(t, "listen host.example", "'listen' needs ADDR[:PORT]");
+  expect_error(t, "listen 192.0.2.1:0", "'listen' needs ADDR[:PORT]");
+  expect_error(t, "listen [::1", "got '[::1'");
+  expect_error(t, "listen fe80::1%", "'listen' needs ADDR[:PORT]");
+  expect_error(t, "listen", "missing value for 'listen'");
+  expect_error(t, "listen 192.0.2.1 123", "unexpected '123' after 'listen'");
+  expect_error(t, "local stratum 0", "'local stratum' 0 is out of range (must be 1..15)");
+  expect_error(t, "local stratum 16", "'local stratum' 16 is out of range");
+  expect_error(t, "local stratum", "missing value for 'local stratum'");
+  expect_error(t, "local foo 1", "unknown option 'foo' for 'local'");
+  expect_error(t, "local", "missing value for 'local'");
+  expect_error(t, "local stratum 3 x", "unexpected 'x' after 'local stratum'");
+}
+
+/* ---- nts, nts-listen-on, controlsocket ----------------------------------- */
+
+static void test_nts(void **state)
+{
+  struct tc *t = *state;
+  const ntsd_conf *c;
+
+  expect_ok(t,
+            "nts enable\nnts key /k.pem\nnts cert /c.pem mintls TLSv1.2\nnts cookie /keys\n"
+            "nts ca /etc/ssl/certs\nnts rotate 3600\nnts-listen-on [::1]:4460\n",
+            7); /* one "no effect yet" per line until NTS lands */
+  assert_true(has_msg(t, false, "t.conf:1: ", "'nts enable' has no effect yet"));
+  c = t->c;
+  assert_true(c->nts_enable);
+  assert_string_equal(c->nts_key, "/k.pem");
+  assert_string_equal(c->nts_cert, "/c.pem");
+  assert_string_equal(c->nts_mintls, "TLS1.2");
+  assert_string_equal(c->nts_cookie, "/keys");
+  assert_string_equal(c->nts_ca, "/etc/ssl/certs");
+  assert_true(c->nts_rotate == 3600);
+  assert_string_equal(c->nts_listen, "[::1]:4460");
+  expect_ok(t, "nts enable\nnts disable\nnts mintls TLS1.3\n", 3);
+  assert_false(t->c->nts_enable);
+  assert_string_equal(t->c->nts_mintls, "TLS1.3");
+  expect_ok(t,
+            "nts maxtls TLS1.3\nnts tlsciphersuites TLS_AES_256_GCM_SHA384\n"
+            "nts tlsecdhcurves X25519:P-256\nnts aead AES_SIV_CMAC_256\nnts tlsciphers X\n",
+            5);
+  assert_true(has_msg(t, false, "t.conf:2: ", "'nts tlsciphersuites' has no effect yet"));
+  expect_ok(t, "nts-listen-on 4460\n", 1);
+  assert_string_equal(t->c->nts_listen, "4460");
+  expect_ok(t, "nts-listen-on 127.0.0.1:4460\n", 1);
+  assert_string_equal(t->c->nts_listen, "127.0.0.1:4460");
+}
+
+static void test_nts_errors(void **state)
+{
+  struct tc *t = *state;
+  static const char *const cases[][2] = {
+      {"nts", "missing value for 'nts'"},
+      {"nts bogus", "unknown option 'bogus' for 'nts'"},
+      {"nts enable (Mandatory for NTS)", "unexpected '(Mandatory' after 'nts enable'"},
+      {"nts disable now", "unexpected 'now' after 'nts disable'"},
+      {"nts key", "missing value for 'nts key'"},
+      {"nts key /a /b", "unexpected '/b' after 'nts key'"},
+      {"nts cert", "missing value for 'nts cert'"},
+      {"nts cert /c.pem mintls", "missing value for 'mintls'"},
+      {"nts cert /c.pem mintls TLS1.0", "'mintls' needs TLS1.2 or TLS1.3, got 'TLS1.0'"},
+      {"nts cert /c.pem extra", "unexpected 'extra' after 'nts cert'"},
+      {"nts cert /c.pem mintls TLS1.3 x", "unexpected 'x' after 'nts cert'"},
+      {"nts mintls TLS1.1", "'nts mintls' needs TLS1.2 or TLS1.3, got 'TLS1.1'"},
+      {"nts maxtls SSLv3", "'nts maxtls' needs TLS1.2 or TLS1.3"},
+      {"nts rotate 10", "'nts rotate' 10 is out of range"},
+      {"nts rotate 31536001", "'nts rotate' 31536001 is out of range"},
+      {"nts rotate 1h", "'nts rotate' needs a number, got '1h'"},
+      {"nts aead", "missing value for 'nts aead'"},
+      {"nts-listen-on", "missing value for 'nts-listen-on'"},
+      {"nts-listen-on 0", "'nts-listen-on' needs PORT, ADDR:PORT or [ADDR]:PORT, got '0'"},
+      {"nts-listen-on 99999", "got '99999'"},
+      {"nts-listen-on host.example:4460", "got 'host.example:4460'"},
+      {"nts-listen-on 127.0.0.1", "got '127.0.0.1'"},
+      {"nts-listen-on [::1]", "got '[::1]'"},
+      {"nts-listen-on [::1]:0", "got '[::1]:0'"},
+      {"nts-listen-on 4460 4461", "unexpected '4461' after 'nts-listen-on'"},
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    expect_error(t, cases[i][0], cases[i][1]);
+}
+
+static void test_controlsocket(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "controlsocket /run/ntsd/control.sock group ntp\n", 0);
+  assert_string_equal(t->c->control_socket, "/run/ntsd/control.sock");
+  assert_string_equal(t->c->control_group, "ntp");
+  expect_ok(t, "controlsocket /run/x.sock\n", 0);
+  assert_string_equal(t->c->control_socket, "/run/x.sock");
+  assert_string_equal(t->c->control_group, "");
+  expect_error(t, "controlsocket", "missing value for 'controlsocket'");
+  expect_error(t, "controlsocket /s group", "missing value for 'group'");
+  expect_error(t, "controlsocket /s owner ntp", "unexpected 'owner' after 'controlsocket'");
+  expect_error(t, "controlsocket /s group ntp x", "unexpected 'x' after 'controlsocket'");
+  expect_error(t,
+               "controlsocket /s group "
+               "a123456789012345678901234567890123456789012345678901234567890123",
+               "value for 'group' too long (max 63 bytes)");
+  assert_string_equal(t->c->control_socket, "");
+}
+
+/* ---- lines, bytes, messages ------------------------------------------------ */
+
+static void test_unknown_directive(void **state)
+{
+  struct tc *t = *state;
+
+  expect_error(t, "foo bar", "unknown directive 'foo'");
+  assert_string_equal(t->msg[0], "t.conf:1: unknown directive 'foo'");
+  expect_error(t, "Server a.example", "unknown directive 'Server'");
+  expect_error(t, "refclock shm 0", "unknown directive 'refclock'");
+}
+
+static void test_docker_stray_words(void **state)
+{
+  struct tc *t = *state;
+
+  expect_error(t, "nts enable (Mandatory for NTS)\n", "after 'nts enable'");
+  assert_string_equal(t->msg[0], "t.conf:1: unexpected '(Mandatory' after 'nts enable'");
+  assert_false(t->c->nts_enable);
+}
+
+static void test_comments_blanks_crlf(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t,
+            "# comment\n\n   \n\t\n"
+            "server\ta.example\t iburst# comment right after a word\r\n"
+            "  driftfile   /x  #  \r\n"
+            "#server b.example\n"
+            "\v\fpool p.example\f",
+            1); /* driftfile: no effect yet */
+  assert_int_equal(t->c->n_sources, 2);
+  assert_string_equal(t->c->sources[0].host, "a.example");
+  assert_true(t->c->sources[0].iburst);
+  assert_int_equal(t->c->sources[0].line, 5);
+  assert_int_equal(t->c->sources[1].kind, CONF_POOL);
+  assert_int_equal(t->c->sources[1].line, 8);
+  assert_string_equal(t->c->driftfile, "/x");
+}
+
+static void test_errors_on_many_lines(void **state)
+{
+  struct tc *t = *state;
+  const char *text = "server a.example iburst\n" /* 1 */
+                     "bogus\n"                   /* 2: error */
+                     "driftfile /x\n"            /* 3 */
+                     "tos minsane 0\n"           /* 4: error */
+                     "# comment\n"               /* 5 */
+                     "nts enable extra\n"        /* 6: error */
+                     "server b.example\n"        /* 7 */
+                     "server c minpoll 3x maxpoll y\n"; /* 8: one error for the line */
+
+  assert_int_equal(parse(t, text), -1);
+  assert_int_equal(t->n_err, 4);
+  assert_true(has_msg(t, true, "t.conf:2: ", "unknown directive 'bogus'"));
+  assert_true(has_msg(t, true, "t.conf:4: ", "'minsane' 0 is out of range"));
+  assert_true(has_msg(t, true, "t.conf:6: ", "unexpected 'extra' after 'nts enable'"));
+  assert_true(has_msg(t, true, "t.conf:8: ", "'minpoll' needs an integer, got '3x'"));
+  /* The good lines around the errors still count. */
+  assert_int_equal(t->c->n_sources, 2);
+  assert_string_equal(t->c->driftfile, "/x");
+  assert_int_equal(t->c->tos_minsane, 1);
+}
+
+static void test_line_length(void **state)
+{
+  struct tc *t = *state;
+  size_t big = 3 * CONF_LINE_MAX;
+  char *text = malloc(big + 32);
+  size_t n;
+
+  assert_non_null(text);
+  /* Exactly CONF_LINE_MAX bytes, packed with one-letter words: accepted. */
+  n = (size_t)snprintf(text, 32, "setvar");
+  while (n + 2 <= CONF_LINE_MAX)
+    n += (size_t)snprintf(text + n, 3, " a");
+  assert_int_equal(n, CONF_LINE_MAX);
+  expect_ok(t, text, 1);
+  /* One more byte: refused, and the next line is still read. */
+  memset(text, '#', CONF_LINE_MAX + 1);
+  strcpy(text + CONF_LINE_MAX + 1, "\nfoo\n");
+  reset(t);
+  assert_int_equal(parse(t, text), -1);
+  assert_int_equal(t->n_err, 2);
+  assert_true(has_msg(t, true, "t.conf:1: ", "line too long (max 4096 bytes)"));
+  assert_true(has_msg(t, true, "t.conf:2: ", "unknown directive 'foo'"));
+  /* A very long last line without a newline. */
+  memset(text, 'x', big);
+  reset(t);
+  assert_int_equal(parse_n(t, text, big), -1);
+  assert_true(has_msg(t, true, "t.conf:1: ", "line too long"));
+  free(text);
+}
+
+static void test_nul_and_binary_bytes(void **state)
+{
+  struct tc *t = *state;
+  static const char nul_word[] = "server a\0b\ndriftfile /d\n";
+  static const char nul_comment[] = "driftfile /x # c\0mment\n";
+  static const char binary[] = "\x01\xff\x7f\x80 x\n\xc3\xa9t\xc3\xa9\n";
+
+  reset(t);
+  assert_int_equal(parse_n(t, nul_word, sizeof nul_word - 1), -1);
+  assert_int_equal(t->n_err, 1);
+  assert_true(has_msg(t, true, "t.conf:1: ", "NUL byte in line"));
+  assert_int_equal(t->c->n_sources, 0);
+  assert_string_equal(t->c->driftfile, "/d");
+
+  reset(t);
+  assert_int_equal(parse_n(t, nul_comment, sizeof nul_comment - 1), 0);
+  assert_string_equal(t->c->driftfile, "/x");
+
+  /* Raw bytes are shown escaped so messages stay printable. */
+  reset(t);
+  assert_int_equal(parse_n(t, binary, sizeof binary - 1), -1);
+  assert_string_equal(t->msg[0], "t.conf:1: unknown directive '\\x01\\xff\\x7f\\x80'");
+  assert_string_equal(t->msg[1], "t.conf:2: unknown directive '\\xc3\\xa9t\\xc3\\xa9'");
+}
+
+static void test_long_word_in_message(void **state)
+{
+  struct tc *t = *state;
+  char line[600];
+
+  memset(line, 'z', sizeof line - 1);
+  line[sizeof line - 1] = '\0';
+  expect_error(t, line, "unknown directive 'zzzz");
+  assert_true(strlen(t->msg[0]) < 200);
+  assert_non_null(strstr(t->msg[0], "...'"));
+}
+
+static void test_not_nul_terminated(void **state)
+{
+  struct tc *t = *state;
+  static const char text[] = "driftfile /abcdef";
+
+  /* Only the first len bytes are text; the parser must not read past them. */
+  assert_int_equal(parse_n(t, text, strlen("driftfile /abc")), 0);
+  assert_string_equal(t->c->driftfile, "/abc");
+}
+
+static void test_null_diag_counts_warnings(void **state)
+{
+  struct tc *t = *state;
+  const char *text = "statistics loopstats\nbogus\n";
+
+  assert_int_equal(conf_parse_string(t->c, "t.conf", text, strlen(text), NULL, NULL), -1);
+  assert_int_equal(t->c->n_warnings, 1);
+  /* Warnings accumulate over calls on the same config. */
+  assert_int_equal(conf_parse_string(t->c, NULL, "keys /k\n", 8, NULL, NULL), 0);
+  assert_int_equal(t->c->n_warnings, 2);
+}
+
+static void test_many_entries(void **state)
+{
+  struct tc *t = *state;
+  size_t n = 1000, len = 0;
+  char *text = malloc(n * 64);
+
+  assert_non_null(text);
+  for (size_t i = 0; i < n; i++)
+    len += (size_t)sprintf(text + len, "server s%zu.example\nrestrict 10.0.%zu.%zu\n", i,
+                           i / 256, i % 256);
+  assert_int_equal(parse_n(t, text, len), 0);
+  assert_int_equal(t->c->n_sources, n);
+  assert_int_equal(t->c->n_restricts, n);
+  assert_string_equal(t->c->sources[n - 1].host, "s999.example");
+  assert_int_equal(t->c->restricts[n - 1].addr[3], 999 % 256);
+  free(text);
+}
+
+/* ---- files and includefile ------------------------------------------------- */
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+  char path[512];
+  FILE *f;
+
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fputs(text, f) >= 0, 1);
+  assert_int_equal(fclose(f), 0);
+}
+
+static void remove_files(const char *dir, const char *const *names)
+{
+  char path[512];
+
+  for (; *names; names++) {
+    snprintf(path, sizeof path, "%s/%s", dir, *names);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+static void test_load_file_errors(void **state)
+{
+  struct tc *t = *state;
+
+  assert_int_equal(conf_load_file(t->c, "/nonexistent/ntp.conf", collect, t), -1);
+  assert_int_equal(t->n_err, 1);
+  assert_true(has_msg(t, true, "/nonexistent/ntp.conf: cannot open: ", "No such file"));
+  reset(t);
+  assert_int_equal(conf_load_file(t->c, "/", collect, t), -1);
+  assert_true(has_msg(t, true, "/: cannot open: ", "directory"));
+}
+
+static void test_includefile(void **state)
+{
+  struct tc *t = *state;
+  static const char *const names[] = {"main.conf", "sub.conf", "loop.conf", NULL};
+  char dir[] = "/tmp/test_conf.XXXXXX", path[512], prefix[600];
+
+  assert_non_null(mkdtemp(dir));
+  write_file(dir, "main.conf",
+             "driftfile /d\nincludefile sub.conf\nincludefile missing.conf\n"
+             "server m.example\n");
+  write_file(dir, "sub.conf", "server s.example\nbogus\n");
+  write_file(dir, "loop.conf", "server l.example\nincludefile loop.conf\n");
+
+  snprintf(path, sizeof path, "%s/main.conf", dir);
+  assert_int_equal(conf_load_file(t->c, path, collect, t), -1);
+  assert_int_equal(t->n_err, 2);
+  snprintf(prefix, sizeof prefix, "%s/sub.conf:2: ", dir);
+  assert_true(has_msg(t, true, prefix, "unknown directive 'bogus'"));
+  snprintf(prefix, sizeof prefix, "%s:3: ", path);
+  assert_true(has_msg(t, true, prefix, "missing.conf': cannot open: No such file"));
+  assert_int_equal(t->c->n_sources, 2);
+  assert_string_equal(t->c->sources[0].host, "s.example");
+  assert_string_equal(t->c->sources[1].host, "m.example");
+  assert_string_equal(t->c->driftfile, "/d");
+
+  /* A file that includes itself stops at the depth limit with one error. */
+  reset(t);
+  snprintf(path, sizeof path, "%s/loop.conf", dir);
+  assert_int_equal(conf_load_file(t->c, path, collect, t), -1);
+  assert_int_equal(t->n_err, 1);
+  assert_true(has_msg(t, true, path, "'includefile' nested too deeply (max 4)"));
+  assert_int_equal(t->c->n_sources, CONF_INCLUDE_DEPTH_MAX + 1);
+  remove_files(dir, names);
+}
+
+/* ---- real-world fixtures ----------------------------------------------------- */
+
+/* Fixtures live beside the source tree: $NTSD_SOURCE_DIR/../shared/fixtures/configs.
+ * Without the variable (running the binary by hand) the tree is found from __FILE__. */
+static bool fixture_path(char *out, size_t cap, const char *name)
+{
+  const char *src = getenv("NTSD_SOURCE_DIR");
+  const char *tail = strstr(__FILE__, "/tests/unit/test_conf.c");
+  struct stat st;
+
+  if (src && *src)
+    snprintf(out, cap, "%s/../shared/fixtures/configs/%s", src, name);
+  else if (tail && __FILE__[0] == '/')
+    snprintf(out, cap, "%.*s/../shared/fixtures/configs/%s", (int)(tail - __FILE__), __FILE__,
+             name);
+  else
+    return false;
+  return stat(out, &st) == 0;
+}
+
+static int load_fixture(struct tc *t, const char *name, char *path, size_t cap)
+{
+  if (!fixture_path(path, cap, name)) {
+    print_message("fixture %s not found; skipped\n", name);
+    skip();
+  }
+  reset(t);
+  return conf_load_file(t->c, path, collect, t);
+}
+
+static void test_fixture_docker_sample(void **state)
+{
+  struct tc *t = *state;
+  char path[1024], prefix[1100];
+
+  /* Line 27 is `nts enable (Mandatory for NTS)`: refused, named by file and line. */
+  assert_int_equal(load_fixture(t, "ntpsec-docker-sample.conf", path, sizeof path), -1);
+  assert_int_equal(t->n_err, 1);
+  snprintf(prefix, sizeof prefix, "%s:27: ", path);
+  assert_true(has_msg(t, true, prefix, "unexpected '(Mandatory' after 'nts enable'"));
+  assert_true(has_msg(t, true, "", "ntpsec-docker-sample.conf:27: "));
+  /* Everything else on the other lines was read. */
+  assert_int_equal(t->c->n_sources, 3);
+  assert_int_equal(t->c->sources[0].kind, CONF_POOL);
+  assert_true(t->c->sources[0].iburst && t->c->sources[0].prefer);
+  assert_int_equal(t->c->n_restricts, 2);
+  assert_string_equal(t->c->driftfile, "/var/lib/ntp/ntp.drift");
+  assert_string_equal(t->c->nts_cookie, "/var/lib/ntp/nts-keys");
+}
+
+static void test_fixture_nts_server(void **state)
+{
+  struct tc *t = *state;
+  char path[1024];
+
+  if (load_fixture(t, "ntpsec-nts-server.conf", path, sizeof path) != 0)
+    dump(t);
+  assert_int_equal(t->n_err, 0);
+  assert_true(t->c->nts_enable);
+  assert_string_equal(t->c->nts_mintls, "TLS1.3");
+  assert_string_equal(t->c->nts_listen, "4460");
+  assert_int_equal(t->c->n_sources, 4);
+  assert_string_equal(t->c->sources[0].host, "0.0.0.0");
+  assert_true(t->c->sources[3].nts);
+  assert_int_equal(t->c->tos_maxclock, 5);
+  assert_int_equal(t->c->n_restricts, 2);
+  assert_int_equal(t->c->restricts[1].fam, CONF_FAM_6);
+  assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
+}
+
+static void test_fixture_quickstart_client(void **state)
+{
+  struct tc *t = *state;
+  char path[1024];
+
+  if (load_fixture(t, "ntpsec-quickstart-client.conf", path, sizeof path) != 0)
+    dump(t);
+  assert_int_equal(t->n_err, 0);
+  assert_int_equal(t->c->n_sources, 5);
+  for (size_t i = 0; i < 5; i++)
+    assert_true(t->c->sources[i].nts);
+  assert_string_equal(t->c->sources[1].host, "nts.ntp.se");
+  assert_int_equal(t->c->sources[1].port, 4443);
+  assert_int_equal(t->c->sources[0].port, 0);
+}
+
+static void test_fixture_ptb_client(void **state)
+{
+  struct tc *t = *state;
+  char path[1024];
+
+  if (load_fixture(t, "ptb-nts-client.conf", path, sizeof path) != 0)
+    dump(t);
+  assert_int_equal(t->n_err, 0);
+  assert_true(t->c->n_warnings > 0); /* statistics, filegen, logconfig */
+  assert_int_equal(t->c->n_sources, 3);
+  assert_true(t->c->sources[2].nts);
+  assert_string_equal(t->c->sources[2].ca, "/var/lib/ntp/ssl/isrgrootx1.pem");
+  assert_string_equal(t->c->statsdir, "/var/log/ntp/");
+  assert_string_equal(t->c->logfile, "/var/log/ntp/ntp.log");
+  assert_string_equal(t->c->driftfile, "/var/lib/ntp/drift/ntp.drift");
+}
+
+/* ---- conf_split_host_port ------------------------------------------------------ */
+
+static void test_split_host_port(void **state)
+{
+  static const struct {
+    const char *in, *host;
+    uint16_t port;
+  } good[] = {
+      {"host", "host", 0},
+      {"host:123", "host", 123},
+      {"1.2.3.4:65535", "1.2.3.4", 65535},
+      {"[::1]", "::1", 0},
+      {"[::1]:4460", "::1", 4460},
+      {"::1", "::1", 0},
+      {"2001:db8::1", "2001:db8::1", 0},
+      {"fe80::1%eth0", "fe80::1%eth0", 0},
+      {"h:00123", "h", 123},
+      {"*:1", "*", 1},
+  };
+  static const char *const bad[] = {"",       "host:",  "host:0",   "host:65536", "host:99999",
+                                     "host:12a", "host:-1", "host:+1", "[::1",      "[::1]x",
+                                     "[::1]:", "[]",     "[]:123",   ":123",       "[::1]:0"};
+  char host[CONF_HOST_MAX];
+  uint16_t port;
+
+  (void)state;
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    port = 7;
+    if (!conf_split_host_port(good[i].in, host, sizeof host, &port))
+      fail_msg("'%s' refused", good[i].in);
+    assert_string_equal(host, good[i].host);
+    assert_int_equal(port, good[i].port);
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (conf_split_host_port(bad[i], host, sizeof host, &port))
+      fail_msg("'%s' accepted", bad[i]);
+  /* The host must fit with its NUL. */
+  assert_false(conf_split_host_port("abcdef:1", host, 6, &port));
+  assert_true(conf_split_host_port("abcde:1", host, 6, &port));
+  assert_string_equal(host, "abcde");
+  assert_false(conf_split_host_port("[::1]", host, 3, &port));
+  assert_false(conf_split_host_port(NULL, host, sizeof host, &port));
+  assert_false(conf_split_host_port("h", host, 0, &port));
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      T(test_defaults),
+      T(test_server_options),
+      T(test_server_hosts),
+      T(test_pool_peer),
+      T(test_server_ignored_options),
+      T(test_server_poll_defaults_follow),
+      T(test_server_errors),
+      T(test_restrict),
+      T(test_restrict_errors),
+      T(test_paths),
+      T(test_inert_directives),
+      T(test_inert_directive_errors),
+      T(test_tos_discard),
+      T(test_tos_discard_errors),
+      T(test_enable_disable),
+      T(test_interface),
+      T(test_listen_local),
+      T(test_nts),
+      T(test_nts_errors),
+      T(test_controlsocket),
+      T(test_unknown_directive),
+      T(test_docker_stray_words),
+      T(test_comments_blanks_crlf),
+      T(test_errors_on_many_lines),
+      T(test_line_length),
+      T(test_nul_and_binary_bytes),
+      T(test_long_word_in_message),
+      T(test_not_nul_terminated),
+      T(test_null_diag_counts_warnings),
+      T(test_many_entries),
+      T(test_load_file_errors),
+      T(test_includefile),
+      T(test_fixture_docker_sample),
+      T(test_fixture_nts_server),
+      T(test_fixture_quickstart_client),
+      T(test_fixture_ptb_client),
+      T(test_split_host_port),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
