@@ -62,6 +62,7 @@ struct parser {
   int depth;         /* includefile nesting; -1 for text, whose includes are ignored */
   bool line_failed;  /* set by an error, so a line is never reported twice */
   bool line_warned;  /* set by a warning, so a line gets one "no effect" note */
+  bool stop;         /* give up on the rest of the file (it is not ntp.conf) */
 };
 
 struct cursor {
@@ -1261,10 +1262,27 @@ static void warn_pending(struct parser *p, char **tok, size_t n)
                        "never downgraded to plain NTP)");
 }
 
+/* A TOML table header or `key = value` line: somebody pointed us at an
+ * ntpd-rs (or other TOML) configuration.  One clear error beats an
+ * "unknown directive" per line. */
+static bool looks_like_toml(char **tok, size_t n)
+{
+  return tok[0][0] == '[' || (n >= 2 && strcmp(tok[1], "=") == 0) ||
+         strchr(tok[0], '=') != NULL;
+}
+
 static void dispatch(struct parser *p, char **tok, size_t n)
 {
   struct quoted q;
   struct cursor cu = {tok + 1, n - 1, 0};
+
+  if (looks_like_toml(tok, n)) {
+    report(p, true, "'%s' looks like TOML (an ntpd-rs configuration?); ntsd reads "
+                    "ntp.conf syntax: see docs/configuration.md for the equivalents",
+           quote(&q, tok[0]));
+    p->stop = true;
+    return;
+  }
 
   for (size_t i = 0; i < ARRAY_LEN(directives); i++) {
     if (strcmp(directives[i].name, tok[0]) == 0) {
@@ -1318,7 +1336,7 @@ static void parse_text(struct parser *p, const char *text, size_t len)
 {
   size_t pos = 0;
 
-  while (pos < len) {
+  while (pos < len && !p->stop) {
     const char *nl = memchr(text + pos, '\n', len - pos);
     size_t end = nl ? (size_t)(nl - text) : len;
     p->line++;

@@ -1012,6 +1012,24 @@ static void test_fixture_ptb_client(void **state)
 
 /* ---- conf_split_host_port ------------------------------------------------------ */
 
+/* ntpd-rs TOML fixtures: refused with one error on the first line, naming
+ * the format, instead of an error per line. */
+static void test_fixture_toml(void **state)
+{
+  struct tc *t = *state;
+  static const char *const files[] = {"ntpd-rs-client-server.toml", "ntpd-rs-nts-server.toml"};
+  char path[1024], prefix[1100];
+
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    assert_int_equal(load_fixture(t, files[i], path, sizeof path), -1);
+    assert_int_equal(t->n_err, 1);
+    snprintf(prefix, sizeof prefix, "%s:1: ", path);
+    assert_true(has_msg(t, true, prefix, "looks like TOML"));
+  }
+  expect_error(t, "log-level = \"info\"", "looks like TOML");
+  expect_error(t, "key=value", "looks like TOML");
+}
+
 static void test_split_host_port(void **state)
 {
   static const struct {
@@ -1096,6 +1114,7 @@ int main(void)
       T(test_fixture_nts_server),
       T(test_fixture_quickstart_client),
       T(test_fixture_ptb_client),
+      T(test_fixture_toml),
       T(test_split_host_port),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
