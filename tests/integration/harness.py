@@ -807,3 +807,91 @@ def sntp_query(addr, port, timeout=1.0, version=4, src="127.0.0.1"):
             r["delay"] = (t4 - t1) - (t3 - t2)
             return r
     return None
+
+
+# --------------------------------------------------------------------------
+# Short-lived runs of our binaries, the control socket, timestamps
+# --------------------------------------------------------------------------
+
+def run_setpriv(cmd, timeout=10):
+    """Runs a short-lived command (e.g. `ntsd --check`) under the
+    CAP_SYS_TIME-dropping prefix, in its own session, dying with the test.
+    Returns (CompletedProcess with text stdout/stderr, elapsed seconds); on
+    timeout kills it (and its process group) and raises TestFailure."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(SETPRIV + list(cmd), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=_pdeathsig, close_fds=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.communicate(timeout=5)
+        fail("%s did not finish within %s s" % (" ".join(cmd), timeout))
+    r = subprocess.CompletedProcess(cmd, p.returncode, out.decode("utf-8", "replace"),
+                                    err.decode("utf-8", "replace"))
+    return r, time.monotonic() - t0
+
+
+def pids_with_cmdline(needle):
+    """PIDs (other than ours) whose command line contains `needle`."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if needle in cmdline:
+            out.append(int(d))
+    return out
+
+
+def ctl_connect(path, timeout=5.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    return s
+
+
+def ctl_raw(path, data, timeout=5.0, shut_wr=True):
+    """Sends `data` on a fresh control connection and reads until the daemon
+    closes it.  Returns (reply bytes, closed): closed is False if the reply
+    did not end within `timeout`.  A send that fails because the daemon
+    already closed the connection is not an error."""
+    s = ctl_connect(path, timeout)
+    try:
+        try:
+            s.sendall(data)
+            if shut_wr:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return buf, False
+            s.settimeout(left)
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return buf, False
+            except ConnectionResetError:
+                return buf, True
+            if not chunk:
+                return buf, True
+            buf += chunk
+    finally:
+        s.close()
+
+
+def float_to_ts(t):
+    """Unix time (float seconds) to a 64-bit NTP timestamp."""
+    return int((t + NTP_EPOCH_OFFSET) * 2**32) & 0xFFFFFFFFFFFFFFFF
