@@ -80,99 +80,127 @@ bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, bool *jso
   return false;
 }
 
-static void conn_close(struct bufferevent *bev)
+/* One client connection: the whole exchange (request line in, reply out)
+ * must finish within REQUEST_TIMEOUT_S of the accept, so a client that
+ * trickles bytes cannot hold one of the few connection slots. */
+typedef struct ctl_conn {
+  ntsd_control *ctl;
+  struct bufferevent *bev;
+  struct event *deadline;
+} ctl_conn;
+
+static void conn_close(ctl_conn *cc)
 {
-  ntsd_control *c = NULL;
-  bufferevent_getcb(bev, NULL, NULL, NULL, (void **)&c);
-  if (c)
-    c->n_conn--;
-  bufferevent_free(bev);
+  cc->ctl->n_conn--;
+  event_free(cc->deadline);
+  bufferevent_free(cc->bev);
+  free(cc);
 }
 
 static void on_written(struct bufferevent *bev, void *arg)
 {
-  (void)arg;
   if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-    conn_close(bev);
+    conn_close(arg);
 }
 
-static void reply_error(struct bufferevent *bev, ntsd_control *c, const char *msg, bool json)
+static void send_reply(ctl_conn *cc, const char *text, size_t len)
+{
+  bufferevent_disable(cc->bev, EV_READ);
+  bufferevent_setcb(cc->bev, NULL, on_written, NULL, cc);
+  bufferevent_write(cc->bev, text, len);
+}
+
+static void reply_error(ctl_conn *cc, const char *msg, bool json)
 {
   char out[CONTROL_MAX_REQUEST + 64];
   int n = json ? snprintf(out, sizeof(out), "{\"error\":\"%s\"}\n", msg)
                : snprintf(out, sizeof(out), "error: %s\n", msg);
-  bufferevent_setcb(bev, NULL, on_written, NULL, c);
-  bufferevent_disable(bev, EV_READ);
-  bufferevent_write(bev, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+  send_reply(cc, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-  ntsd_control *c = arg;
+  ctl_conn *cc = arg;
+  ntsd_control *c = cc->ctl;
   struct evbuffer *in = bufferevent_get_input(bev);
   size_t avail = evbuffer_get_length(in);
   struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
   if (eol.pos < 0) {
     if (avail >= CONTROL_MAX_REQUEST)
-      reply_error(bev, c, "request too long", false);
+      reply_error(cc, "request too long", false);
     return; /* wait for the rest of the line */
   }
   char line[CONTROL_MAX_REQUEST + 1];
   size_t len = (size_t)eol.pos + 1;
   if (len > CONTROL_MAX_REQUEST) {
-    reply_error(bev, c, "request too long", false);
+    reply_error(cc, "request too long", false);
     return;
   }
   evbuffer_remove(in, line, len);
+  line[len] = '\0';
   ctl_cmd cmd;
   bool json = false;
   char err[128];
   if (!control_parse_request(line, len, &cmd, &json, err, sizeof(err))) {
-    bool wants_json = len > 5 && strstr(line, "json") != NULL;
-    reply_error(bev, c, err, wants_json);
+    bool wants_json = strstr(line, "json") != NULL;
+    reply_error(cc, err, wants_json);
     return;
   }
   char *text = c->fn(c->arg, cmd, json);
   if (!text) {
-    reply_error(bev, c, "out of memory", json);
+    reply_error(cc, "out of memory", json);
     return;
   }
-  bufferevent_setcb(bev, NULL, on_written, NULL, c);
-  bufferevent_disable(bev, EV_READ);
-  bufferevent_write(bev, text, strlen(text));
+  send_reply(cc, text, strlen(text));
   free(text);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
+  (void)bev;
   (void)what;
-  (void)arg;
-  conn_close(bev); /* EOF before a full line, timeout or error */
+  conn_close(arg); /* EOF before a full line, or an error */
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  conn_close(arg);
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
   ntsd_control *c = arg;
-  (void)lis;
+  struct event_base *base = evconnlistener_get_base(lis);
   (void)sa;
   (void)salen;
   if (c->n_conn >= MAX_CONNECTIONS) {
     close(fd);
     return;
   }
-  struct bufferevent *bev =
-      bufferevent_socket_new(evconnlistener_get_base(lis), fd, BEV_OPT_CLOSE_ON_FREE);
-  if (!bev) {
-    close(fd);
+  ctl_conn *cc = calloc(1, sizeof(*cc));
+  if (cc)
+    cc->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (cc && cc->bev)
+    cc->deadline = evtimer_new(base, on_deadline, cc);
+  struct timeval tv = {.tv_sec = REQUEST_TIMEOUT_S};
+  if (!cc || !cc->bev || !cc->deadline || evtimer_add(cc->deadline, &tv) < 0) {
+    if (cc && cc->deadline)
+      event_free(cc->deadline);
+    if (cc && cc->bev)
+      bufferevent_free(cc->bev);
+    else
+      close(fd);
+    free(cc);
     return;
   }
+  cc->ctl = c;
   c->n_conn++;
-  struct timeval tv = {.tv_sec = REQUEST_TIMEOUT_S};
-  bufferevent_set_timeouts(bev, &tv, &tv);
-  bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_MAX_REQUEST + 1);
-  bufferevent_setcb(bev, on_read, NULL, on_event, c);
-  bufferevent_enable(bev, EV_READ);
+  bufferevent_setwatermark(cc->bev, EV_READ, 0, CONTROL_MAX_REQUEST + 1);
+  bufferevent_setcb(cc->bev, on_read, NULL, on_event, cc);
+  bufferevent_enable(cc->bev, EV_READ);
 }
 
 static int bind_socket(const char *path, const char *group, char *err, size_t errlen)

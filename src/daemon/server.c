@@ -58,7 +58,8 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
     snprintf(err, errlen, "socket for %s: %s", name, strerror(errno));
     return false;
   }
-  set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  /* No SO_REUSEADDR: on UDP it would let a second daemon bind the same
+   * port silently and steal the traffic. */
   set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
   if (sa->sa_family == AF_INET6) {
     set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);

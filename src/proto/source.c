@@ -130,6 +130,7 @@ static void on_kod(ntp_source *s, ntp_kod k, const ntp_hdr *h)
   s->last_kod = k;
   if (k == NTP_KOD_DENY || k == NTP_KOD_RSTR) {
     s->denied = true;
+    s->reach = 0; /* no longer polled: never shown as reachable */
   } else if (k == NTP_KOD_RATE) {
     int p = s->poll + 1;
     if (h->poll > p)

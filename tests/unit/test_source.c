@@ -160,6 +160,9 @@ static void test_kod_rate_and_deny(void **state)
   assert_int_equal(ntp_source_on_response(s, resp, n, t4, 32.02, &k), NTP_DROP_KOD);
   assert_int_equal(k, NTP_KOD_DENY);
   assert_true(isinf(ntp_source_next_send(s)));
+  ntp_source_get_info(s, 33, &i);
+  assert_true(i.denied);
+  assert_int_equal(i.reach, 0);
   assert_int_equal(ntp_source_make_request(s, 100.0, nonce1, t0(), req, sizeof(req)), 0);
   ntp_source_destroy(s);
 }
