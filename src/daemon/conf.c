@@ -981,8 +981,10 @@ static void nts_cert(struct parser *p, struct cursor *cu, const struct directive
   if (!expect_end(p, cu, d->name))
     return;
   copy_str(p, d->name, path, p->c->nts_cert, sizeof p->c->nts_cert);
-  if (tls)
-    copy_str(p, "mintls", tls, p->c->nts_mintls, sizeof p->c->nts_mintls);
+  if (tls && copy_str(p, "mintls", tls, p->c->nts_mintls, sizeof p->c->nts_mintls) &&
+      strcmp(tls, "TLS1.3") != 0)
+    report(p, false, "'mintls %s': NTS-KE always uses TLS 1.3 (RFC 8915); accepted for "
+                     "compatibility", tls);
 }
 
 /* arg 1: mintls (stored), 0: maxtls (checked, no effect). */
@@ -992,10 +994,12 @@ static void nts_tls(struct parser *p, struct cursor *cu, const struct directive 
 
   if (!t || !get_tls(p, d->name, t, &tls) || !expect_end(p, cu, d->name))
     return;
-  if (d->arg)
-    copy_str(p, d->name, tls, p->c->nts_mintls, sizeof p->c->nts_mintls);
-  else
+  if (!d->arg)
     report(p, false, "'%s' %s", d->name, NOEFFECT);
+  else if (copy_str(p, d->name, tls, p->c->nts_mintls, sizeof p->c->nts_mintls) &&
+           strcmp(tls, "TLS1.3") != 0)
+    report(p, false, "'%s %s': NTS-KE always uses TLS 1.3 (RFC 8915); accepted for "
+                     "compatibility", d->name, tls);
 }
 
 static void nts_rotate(struct parser *p, struct cursor *cu, const struct directive *d)
@@ -1238,27 +1242,28 @@ static bool is_blank(char ch)
  * force when it is not.  Entries leave this table as the features land. */
 static const struct {
   const char *name;
+  const char *sub; /* second word, or NULL for any */
   const char *why;
 } pending[] = {
-    {"driftfile", "has no effect yet (no clock discipline in this release)"},
-    {"leapfile", "has no effect yet (leap seconds come with the clock discipline)"},
-    {"statsdir", "has no effect yet (no statistics files in this release)"},
-    {"logfile", "has no effect yet (logs go to syslog, or stderr with -n)"},
-    {"nts", "has no effect yet (NTS arrives in a later release)"},
-    {"nts-listen-on", "has no effect yet (NTS arrives in a later release)"},
+    {"driftfile", NULL, "has no effect yet (no clock discipline in this release)"},
+    {"leapfile", NULL, "has no effect yet (leap seconds come with the clock discipline)"},
+    {"statsdir", NULL, "has no effect yet (no statistics files in this release)"},
+    {"logfile", NULL, "has no effect yet (logs go to syslog, or stderr with -n)"},
+    {"nts", "ca", "has no effect yet (NTS sources arrive in a later release)"},
 };
 
 static void warn_pending(struct parser *p, char **tok, size_t n)
 {
   for (size_t i = 0; i < ARRAY_LEN(pending); i++)
-    if (strcmp(pending[i].name, tok[0]) == 0)
-      report(p, false, "'%s%s%s' %s", tok[0], n > 1 && !strcmp(tok[0], "nts") ? " " : "",
-             n > 1 && !strcmp(tok[0], "nts") ? tok[1] : "", pending[i].why);
+    if (strcmp(pending[i].name, tok[0]) == 0 &&
+        (!pending[i].sub || (n > 1 && strcmp(pending[i].sub, tok[1]) == 0)))
+      report(p, false, "'%s%s%s' %s", tok[0], pending[i].sub ? " " : "",
+             pending[i].sub ? pending[i].sub : "", pending[i].why);
   bool is_source = !strcmp(tok[0], "server") || !strcmp(tok[0], "pool") ||
                    !strcmp(tok[0], "peer");
   for (size_t i = 1; is_source && i < n; i++)
     if (strcmp(tok[i], "nts") == 0)
-      report(p, false, "NTS sources are not used yet (NTS arrives in a later release; "
+      report(p, false, "NTS sources are not used yet (they arrive in a later release; "
                        "never downgraded to plain NTP)");
 }
 

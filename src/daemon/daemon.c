@@ -14,14 +14,20 @@
 
 #include "daemon/client.h"
 #include "daemon/control.h"
+#include "daemon/ke_server.h"
+#include "daemon/keystore.h"
 #include "daemon/log.h"
 #include "daemon/report.h"
 #include "daemon/server.h"
 #include "daemon/sysclock.h"
+#include "daemon/tls.h"
 #include "proto/acl.h"
 #include "proto/select.h"
 
 #define SYS_REFRESH_S 1 /* how often system variables are recomputed */
+#define KEY_CHECK_S 60  /* how often cookie-key rotation is considered */
+#define KE_TIMEOUT_S 2.0
+#define KE_MAX_CONNECTIONS 256
 
 struct ntsd {
   ntsd_conf *conf;
@@ -32,7 +38,10 @@ struct ntsd {
   ntsd_server *server;
   ntsd_clients *clients;
   ntsd_control *control;
-  struct event *sig_int, *sig_term, *sig_hup, *refresh;
+  struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check;
+  SSL_CTX *ke_ctx;
+  keystore *keys;
+  ke_server *ke;
   double precision;
   int precision_log2;
   report_sys sys;
@@ -149,6 +158,50 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
   event_base_loopexit(d->base, NULL);
 }
 
+static void on_key_check(evutil_socket_t fd, short what, void *arg)
+{
+  ntsd *d = arg;
+  (void)fd;
+  (void)what;
+  keystore_rotate_if_due(d->keys, (uint64_t)sysclock_realtime().tv_sec);
+}
+
+/* The NTP port our KE server advertises: the first `listen` port. */
+static uint16_t our_ntp_port(const ntsd_conf *conf)
+{
+  return conf->n_listens && conf->listens[0].port ? conf->listens[0].port : NTP_PORT;
+}
+
+/* `nts enable`: TLS context, cookie keys, and the KE thread. */
+static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
+{
+  const ntsd_conf *c = d->conf;
+  if (!c->nts_enable)
+    return true;
+  if (!c->nts_cert[0] || !c->nts_key[0]) {
+    snprintf(err, errlen, "nts enable needs `nts cert FILE` and `nts key FILE`");
+    return false;
+  }
+  d->ke_ctx = tls_server_ctx(c->nts_cert, c->nts_key, err, errlen);
+  if (!d->ke_ctx)
+    return false;
+  uint64_t now = (uint64_t)sysclock_realtime().tv_sec;
+  d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
+  if (!d->keys)
+    return false;
+  struct timeval tv = {.tv_sec = KEY_CHECK_S};
+  d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
+  if (!d->key_check || event_add(d->key_check, &tv) < 0) {
+    snprintf(err, errlen, "cannot register events");
+    return false;
+  }
+  ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
+                      .keys = d->keys, .ntp_port = our_ntp_port(c), .ntp_server = NULL,
+                      .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
+  d->ke = ke_server_start(&kc, err, errlen);
+  return d->ke != NULL;
+}
+
 static char *on_control(void *arg, ctl_cmd cmd, bool json)
 {
   ntsd *d = arg;
@@ -213,6 +266,8 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     snprintf(err, errlen, "cannot create DNS resolver");
     goto fail;
   }
+  if (!setup_nts_server(d, err, errlen))
+    goto fail;
   if (!setup_control(d, err, errlen))
     goto fail;
   d->clients = clients_create(d->base, d->dns, conf, d->precision, on_update, d);
@@ -262,6 +317,10 @@ bool ntsd_daemonize(ntsd *d)
 
 int ntsd_run(ntsd *d)
 {
+  if (d->ke && !ke_server_run(d->ke)) {
+    log_err("cannot start the NTS-KE thread");
+    return 1;
+  }
   log_notice("ntsd %s running", NTSD_VERSION);
   event_base_dispatch(d->base);
   return 0;
@@ -271,12 +330,15 @@ void ntsd_destroy(ntsd *d)
 {
   if (!d)
     return;
+  ke_server_stop(d->ke); /* joins the KE thread before anything it uses goes */
   clients_destroy(d->clients);
   control_destroy(d->control);
   server_destroy(d->server);
   if (d->dns)
     evdns_base_free(d->dns, 0);
-  struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh};
+  keystore_close(d->keys);
+  SSL_CTX_free(d->ke_ctx);
+  struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check};
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
     if (evs[i])
       event_free(evs[i]);

@@ -1,4 +1,5 @@
 /* ntsd: network time daemon with Network Time Security. */
+#include <event2/thread.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -89,6 +90,9 @@ int main(int argc, char **argv)
     return 0;
   }
 
+  /* The NTS-KE server runs its own event loop on a thread; libevent must
+   * know before any event base exists. */
+  evthread_use_pthreads();
   int level = LOG_LVL_NOTICE + debug;
   log_init("ntsd", opts.foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
   char err[512] = "";

@@ -1,0 +1,39 @@
+/* keystore: the NTS server's cookie master keys.
+ *
+ * Holds the current proto/nts_cookie key set and publishes it through an
+ * atomic pointer, so the NTS-KE thread (making cookies) and the NTP path
+ * (opening them) read it without a lock.  Key sets are immutable: rotation
+ * builds a new one, publishes it, and frees the set retired by the previous
+ * rotation (a reader holds a set for microseconds; rotations are at least a
+ * minute apart).
+ *
+ * With a file (`nts cookie FILE`), the keys persist across restarts so every
+ * issued cookie stays valid: the file is written atomically (temporary file,
+ * fsync, rename) with mode 0600.  A missing file is created; a corrupt one is
+ * logged and replaced with fresh keys. */
+#ifndef NTSD_DAEMON_KEYSTORE_H
+#define NTSD_DAEMON_KEYSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/nts_cookie.h"
+
+typedef struct keystore keystore;
+
+/* path: "" or NULL for keys in memory only.  period: rotation interval, s.
+ * now: wall-clock seconds (key creation times are wall-clock, so they mean
+ * the same after a restart). */
+keystore *keystore_open(const char *path, uint64_t period, uint64_t now, char *err,
+                        size_t errlen);
+void keystore_close(keystore *k);
+
+/* The current key set; valid for at least one rotation period. */
+const nts_keyset *keystore_current(const keystore *k);
+
+/* Rotates when the current key is older than the period (main thread only).
+ * Returns true if it rotated. */
+bool keystore_rotate_if_due(keystore *k, uint64_t now);
+
+#endif

@@ -1,0 +1,134 @@
+/* tls: OpenSSL glue for NTS-KE. */
+#include "daemon/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const unsigned char alpn_wire[] = {7, 'n', 't', 's', 'k', 'e', '/', '1'};
+
+const char *tls_error_string(char *buf, size_t cap)
+{
+  unsigned long e = ERR_get_error();
+  if (e == 0)
+    snprintf(buf, cap, "unknown TLS error");
+  else
+    ERR_error_string_n(e, buf, cap);
+  ERR_clear_error();
+  return buf;
+}
+
+/* Selects ntske/1 or fails the handshake with no_application_protocol. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+  (void)ssl;
+  (void)arg;
+  unsigned char *sel;
+  if (SSL_select_next_proto(&sel, outlen, alpn_wire, sizeof(alpn_wire), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = sel;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+static bool tls13_only(SSL_CTX *ctx)
+{
+  return SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1;
+}
+
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+  char e[256];
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx || !tls13_only(ctx)) {
+    snprintf(err, errlen, "TLS server context: %s", tls_error_string(e, sizeof(e)));
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+    snprintf(err, errlen, "nts cert %s: %s", cert_file, tls_error_string(e, sizeof(e)));
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    snprintf(err, errlen, "nts key %s: %s", key_file, tls_error_string(e, sizeof(e)));
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  /* No session tickets or resumption: every KE is a full handshake whose
+   * exporter keys are fresh, and the server keeps no per-client state. */
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+  return ctx;
+}
+
+SSL_CTX *tls_client_ctx(const char *ca, char *err, size_t errlen)
+{
+  char e[256];
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx || !tls13_only(ctx)) {
+    snprintf(err, errlen, "TLS client context: %s", tls_error_string(e, sizeof(e)));
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  int ok;
+  if (ca && *ca) {
+    struct stat st;
+    bool is_dir = stat(ca, &st) == 0 && S_ISDIR(st.st_mode);
+    ok = is_dir ? SSL_CTX_load_verify_locations(ctx, NULL, ca)
+                : SSL_CTX_load_verify_locations(ctx, ca, NULL);
+  } else {
+    ok = SSL_CTX_set_default_verify_paths(ctx);
+  }
+  if (ok != 1) {
+    snprintf(err, errlen, "CA %s: %s", ca && *ca ? ca : "(system store)",
+             tls_error_string(e, sizeof(e)));
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (SSL_CTX_set_alpn_protos(ctx, alpn_wire, sizeof(alpn_wire)) != 0) {
+    snprintf(err, errlen, "ALPN: %s", tls_error_string(e, sizeof(e)));
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+bool tls_client_setup(SSL *ssl, const char *host)
+{
+  unsigned char buf[16];
+  bool is_ip = inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+  if (is_ip) {
+    /* An address literal: no SNI (RFC 6066 forbids it); the certificate
+     * must carry the address as an IP SAN. */
+    X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+    return X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1;
+  }
+  return SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+}
+
+bool tls_alpn_ok(const SSL *ssl)
+{
+  const unsigned char *p;
+  unsigned int n;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  return n == sizeof(alpn_wire) - 1 && memcmp(p, alpn_wire + 1, n) == 0;
+}
+
+bool tls_export_key(SSL *ssl, uint16_t aead_id, int dir, uint8_t *out, size_t len)
+{
+  static const char label[] = "EXPORTER-network-time-security";
+  const uint8_t ctx[5] = {0, 0, (uint8_t)(aead_id >> 8), (uint8_t)aead_id, (uint8_t)dir};
+  return SSL_export_keying_material(ssl, out, len, label, sizeof(label) - 1, ctx, sizeof(ctx),
+                                    1) == 1;
+}

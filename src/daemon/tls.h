@@ -1,0 +1,39 @@
+/* tls: OpenSSL contexts for NTS-KE.  TLS 1.3 only (nothing older is ever
+ * negotiated, whatever `nts mintls` says), ALPN "ntske/1" required on both
+ * sides, and the RFC 8915 key exporter. */
+#ifndef NTSD_DAEMON_TLS_H
+#define NTSD_DAEMON_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#define NTS_ALPN "ntske/1"
+
+/* Server context from a certificate chain file and a private key file.
+ * NULL with a message in err (file, reason) on failure. */
+SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen);
+
+/* Client context trusting `ca` (a PEM file or a hashed directory), or the
+ * system store when ca is NULL or "".  NULL with a message on failure. */
+SSL_CTX *tls_client_ctx(const char *ca, char *err, size_t errlen);
+
+/* Prepares a client SSL for `host`: SNI (for names), and verification of
+ * the certificate's DNS name, or of its IP SAN when host is an address
+ * literal.  False on failure. */
+bool tls_client_setup(SSL *ssl, const char *host);
+
+/* True if the handshake selected ALPN ntske/1. */
+bool tls_alpn_ok(const SSL *ssl);
+
+/* RFC 8915 5.1: exports the C2S (dir 0) or S2C (dir 1) key for next
+ * protocol NTPv4 and the given AEAD: label "EXPORTER-network-time-security",
+ * context = protocol id (2 bytes) || AEAD id (2 bytes) || dir (1 byte). */
+bool tls_export_key(SSL *ssl, uint16_t aead_id, int dir, uint8_t *out, size_t len);
+
+/* The last OpenSSL error as text (and clears the queue). */
+const char *tls_error_string(char *buf, size_t cap);
+
+#endif
