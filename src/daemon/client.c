@@ -13,12 +13,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/ke_client.h"
 #include "daemon/log.h"
 #include "daemon/sysclock.h"
+#include "daemon/tls.h"
+#include "proto/nts_client.h"
 
 #define POOL_MAX_SOURCES 4     /* associations spawned per pool name */
 #define RESOLVE_RETRY_MIN 2.0  /* seconds; doubles up to the max */
 #define RESOLVE_RETRY_MAX 300.0
+#define KE_PORT 4460
+#define KE_TIMEOUT 5.0         /* seconds for connect + handshake + exchange */
+#define KE_RETRY_MIN 2.0       /* seconds; doubles per failure ... */
+#define KE_RETRY_MAX 3600.0    /* ... up to an hour, with +-25 % jitter */
+
+/* AEADs offered in NTS-KE, preferred first. */
+static const uint16_t offered_aeads[] = {NTS_AEAD_AES_SIV_CMAC_256, NTS_AEAD_AES_SIV_CMAC_512};
 
 typedef struct peer peer;
 typedef struct resolver resolver;
@@ -32,6 +42,17 @@ struct peer {
   struct event *timer;
   struct event *rd; /* outstanding request's socket */
   int fd;
+  bool have_addr;   /* NTP address known (for NTS: after NTS-KE) */
+
+  /* NTS sources only */
+  bool nts;
+  struct sockaddr_storage ke_sa;
+  socklen_t ke_salen;
+  SSL_CTX *tls;
+  ke_client *ke;
+  struct event *ke_timer;
+  unsigned ke_failures;
+  nts_client *ntsc;
 };
 
 /* One name to resolve (a `server` or `pool` line). */
@@ -53,6 +74,7 @@ struct ntsd_clients {
   void *update_arg;
   peer **peers;
   size_t n_peers, cap_peers;
+  ntsd_client_stats stats;
   resolver *resolvers;
   size_t n_resolvers;
   uint8_t buf[NTP_MAX_PKT];
@@ -85,8 +107,8 @@ static void close_request(peer *p)
 static void log_peer(const peer *p, int level, const char *what)
 {
   char a[NETADDR_STRLEN];
-  log_msg(level, "%s (%s): %s", p->cfg->host,
-          netaddr_str_port((const struct sockaddr *)&p->sa, a, sizeof(a)), what);
+  const struct sockaddr *sa = (const struct sockaddr *)(p->have_addr ? &p->sa : &p->ke_sa);
+  log_msg(level, "%s (%s): %s", p->cfg->host, netaddr_str_port(sa, a, sizeof(a)), what);
 }
 
 static void on_response(evutil_socket_t fd, short what, void *arg)
@@ -178,6 +200,136 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
   arm_timer(p);
 }
 
+/* ---- NTS-KE for NTS sources ---------------------------------------------- */
+
+static void schedule_ke(peer *p, double delay)
+{
+  struct timeval tv = {.tv_sec = (time_t)delay,
+                       .tv_usec = (suseconds_t)((delay - floor(delay)) * 1e6)};
+  evtimer_add(p->ke_timer, &tv);
+}
+
+/* Exponential backoff with +-25 % jitter, so an unreachable KE server is
+ * not hammered and many clients do not retry in step. */
+static double ke_retry_delay(unsigned failures)
+{
+  double d = KE_RETRY_MIN * ldexp(1.0, failures > 20 ? 20 : (int)failures - 1);
+  if (d > KE_RETRY_MAX)
+    d = KE_RETRY_MAX;
+  uint16_t r;
+  sysclock_random(&r, sizeof(r));
+  return d * (0.75 + 0.5 * (r / 65535.0));
+}
+
+/* Where NTP goes after NTS-KE: the negotiated server and port, falling back
+ * to the KE server's address and port 123 (RFC 8915 4.1.7, 4.1.8). */
+static bool set_ntp_address(peer *p, const nts_ke_session *s)
+{
+  uint16_t port = s->port ? s->port : NTP_PORT;
+  if (s->server[0]) {
+    if (!netaddr_parse(s->server, port, &p->sa, &p->salen)) {
+      /* A name: resolving it is left for later; refuse rather than guess. */
+      log_peer(p, LOG_LVL_WARN, "NTS-KE server named an NTP server by name; using the KE "
+                                "server's address instead");
+    } else {
+      p->have_addr = true;
+      return true;
+    }
+  }
+  memcpy(&p->sa, &p->ke_sa, p->ke_salen);
+  p->salen = p->ke_salen;
+  if (p->sa.ss_family == AF_INET)
+    ((struct sockaddr_in *)&p->sa)->sin_port = htons(port);
+  else
+    ((struct sockaddr_in6 *)&p->sa)->sin6_port = htons(port);
+  p->have_addr = true;
+  return true;
+}
+
+static void on_ke_done(void *arg, ke_result *r)
+{
+  peer *p = arg;
+  ntsd_clients *c = p->owner;
+  char ke[NETADDR_STRLEN];
+  netaddr_str_port((const struct sockaddr *)&p->ke_sa, ke, sizeof(ke));
+  p->ke = NULL;
+  const nts_ke_session *s = &r->session;
+  if (!r->ok || !nts_client_set_session(p->ntsc, s->aead, r->c2s, r->s2c, r->key_len,
+                                        &s->cookies[0][0], 0, s->cookie_len)) {
+    c->stats.ke_probes_bad++;
+    p->ke_failures++;
+    double delay = ke_retry_delay(p->ke_failures);
+    log_warn("NTSc: NTS-KE with %s (%s) failed: %s; retrying in %.0f s", p->cfg->host, ke,
+             r->ok ? "bad session" : r->why, delay);
+    schedule_ke(p, delay);
+    return;
+  }
+  for (size_t i = 0; i < s->n_cookies; i++)
+    nts_client_add_cookie(p->ntsc, s->cookies[i], s->cookie_len);
+  c->stats.ke_probes_good++;
+  p->ke_failures = 0;
+  set_ntp_address(p, s);
+  char ntp[NETADDR_STRLEN];
+  netaddr_str_port((const struct sockaddr *)&p->sa, ntp, sizeof(ntp));
+  log_notice("NTSc: NTS-KE with %s (%s) took %.3f s, %s, %zu cookies, length %zu, aead=%u, "
+             "NTP at %s", p->cfg->host, ke, r->took, r->tls_version, s->n_cookies,
+             s->cookie_len, s->aead, ntp);
+  nts_wipe(r->c2s, sizeof(r->c2s));
+  nts_wipe(r->s2c, sizeof(r->s2c));
+}
+
+static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
+{
+  peer *p = arg;
+  (void)fd;
+  (void)what;
+  if (p->ke)
+    return;
+  p->ke = ke_client_start(p->owner->base, p->tls, (struct sockaddr *)&p->ke_sa, p->ke_salen,
+                          p->cfg->host, offered_aeads,
+                          sizeof(offered_aeads) / sizeof(offered_aeads[0]), KE_TIMEOUT,
+                          on_ke_done, p);
+  if (!p->ke) {
+    p->owner->stats.ke_probes_bad++;
+    schedule_ke(p, ke_retry_delay(++p->ke_failures));
+  }
+}
+
+static bool nts_peer_init(peer *p, const struct sockaddr *sa, socklen_t len)
+{
+  const char *ca = p->cfg->ca[0] ? p->cfg->ca : p->owner->conf->nts_ca;
+  char err[300];
+  p->nts = true;
+  memcpy(&p->ke_sa, sa, len);
+  p->ke_salen = len;
+  p->tls = tls_client_ctx(ca, err, sizeof(err));
+  if (!p->tls) {
+    log_err("%s: %s; not using this source", p->cfg->host, err);
+    return false;
+  }
+  p->ntsc = nts_client_create();
+  p->ke_timer = evtimer_new(p->owner->base, on_ke_timer, p);
+  if (!p->ntsc || !p->ke_timer) {
+    nts_client_destroy(p->ntsc);
+    SSL_CTX_free(p->tls);
+    if (p->ke_timer)
+      event_free(p->ke_timer);
+    return false;
+  }
+  return true;
+}
+
+static void nts_peer_free(peer *p)
+{
+  if (!p->nts)
+    return;
+  ke_client_cancel(p->ke);
+  if (p->ke_timer)
+    event_free(p->ke_timer);
+  nts_client_destroy(p->ntsc);
+  SSL_CTX_free(p->tls);
+}
+
 static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct sockaddr *sa,
                      socklen_t len)
 {
@@ -195,8 +347,16 @@ static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct socka
   p->owner = c;
   p->cfg = cfg;
   p->fd = -1;
-  memcpy(&p->sa, sa, len);
-  p->salen = len;
+  if (cfg->nts) {
+    if (!nts_peer_init(p, sa, len)) {
+      free(p);
+      return false;
+    }
+  } else {
+    memcpy(&p->sa, sa, len);
+    p->salen = len;
+    p->have_addr = true;
+  }
   ntp_source_cfg sc = {.minpoll = cfg->minpoll, .maxpoll = cfg->maxpoll, .iburst = cfg->iburst,
                        .burst = cfg->burst, .prefer = cfg->prefer, .noselect = cfg->noselect,
                        .version = (uint8_t)cfg->version, .precision = c->precision};
@@ -210,16 +370,22 @@ static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct socka
     return false;
   }
   c->peers[c->n_peers++] = p;
-  log_peer(p, LOG_LVL_NOTICE, "new association");
-  arm_timer(p);
+  log_peer(p, LOG_LVL_NOTICE, p->nts ? "new NTS association" : "new association");
+  if (p->nts)
+    schedule_ke(p, 0); /* NTS-KE first */
+  else
+    arm_timer(p);
   return true;
 }
 
 static bool have_address(const ntsd_clients *c, const struct sockaddr *sa, socklen_t len)
 {
-  for (size_t i = 0; i < c->n_peers; i++)
-    if (c->peers[i]->salen == len && memcmp(&c->peers[i]->sa, sa, len) == 0)
+  for (size_t i = 0; i < c->n_peers; i++) {
+    const peer *p = c->peers[i];
+    if (p->nts ? (p->ke_salen == len && memcmp(&p->ke_sa, sa, len) == 0)
+               : (p->salen == len && memcmp(&p->sa, sa, len) == 0))
       return true;
+  }
   return false;
 }
 
@@ -264,7 +430,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void start_resolve(resolver *r)
 {
   char port[8];
-  snprintf(port, sizeof(port), "%u", r->cfg->port ? r->cfg->port : NTP_PORT);
+  uint16_t dflt = r->cfg->nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
+  snprintf(port, sizeof(port), "%u", r->cfg->port ? r->cfg->port : dflt);
   struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
                                   .ai_protocol = IPPROTO_UDP,
                                   .ai_flags = EVUTIL_AI_ADDRCONFIG};
@@ -291,11 +458,6 @@ ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
   }
   for (size_t i = 0; i < conf->n_sources; i++) {
     const conf_source *cs = &conf->sources[i];
-    if (cs->nts) {
-      log_warn("%s: NTS sources are not supported yet; not using it (never falling back to "
-               "unauthenticated NTP)", cs->host);
-      continue;
-    }
     resolver *r = &c->resolvers[c->n_resolvers++];
     r->owner = c;
     r->cfg = cs;
@@ -321,6 +483,7 @@ void clients_destroy(ntsd_clients *c)
   for (size_t i = 0; i < c->n_peers; i++) {
     peer *p = c->peers[i];
     close_request(p);
+    nts_peer_free(p);
     event_free(p->timer);
     ntp_source_destroy(p->src);
     free(p);
@@ -341,8 +504,14 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
   v->sa = (const struct sockaddr *)&p->sa;
   netaddr_str_port(v->sa, v->address, sizeof(v->address));
   v->is_pool = p->cfg->kind == CONF_POOL;
-  v->nts = p->cfg->nts;
-  v->cookies = 0;
+  v->nts = p->nts;
+  v->cookies = p->ntsc ? nts_client_cookie_count(p->ntsc) : 0;
+  if (!p->have_addr) {
+    v->sa = (const struct sockaddr *)&p->ke_sa;
+    netaddr_str_port(v->sa, v->address, sizeof(v->address));
+  }
   ntp_source_get_info(p->src, now, &v->info);
   return true;
 }
+
+void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out) { *out = c->stats; }

@@ -31,6 +31,12 @@ typedef struct peer_view {
   ntp_source_info info;
 } peer_view;
 
+/* NTS client counters, as `ntpq -c nts` shows them. */
+typedef struct ntsd_client_stats {
+  uint64_t ke_probes_good;
+  uint64_t ke_probes_bad;
+} ntsd_client_stats;
+
 ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
                              const ntsd_conf *conf, double precision, clients_update_fn fn,
                              void *arg);
@@ -38,5 +44,6 @@ void clients_destroy(ntsd_clients *c);
 size_t clients_count(const ntsd_clients *c);
 /* Fills *v for association i at monotonic time now; false if out of range. */
 bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v);
+void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out);
 
 #endif

@@ -1249,7 +1249,6 @@ static const struct {
     {"leapfile", NULL, "has no effect yet (leap seconds come with the clock discipline)"},
     {"statsdir", NULL, "has no effect yet (no statistics files in this release)"},
     {"logfile", NULL, "has no effect yet (logs go to syslog, or stderr with -n)"},
-    {"nts", "ca", "has no effect yet (NTS sources arrive in a later release)"},
 };
 
 static void warn_pending(struct parser *p, char **tok, size_t n)
@@ -1263,8 +1262,8 @@ static void warn_pending(struct parser *p, char **tok, size_t n)
                    !strcmp(tok[0], "peer");
   for (size_t i = 1; is_source && i < n; i++)
     if (strcmp(tok[i], "nts") == 0)
-      report(p, false, "NTS sources are not used yet (they arrive in a later release; "
-                       "never downgraded to plain NTP)");
+      report(p, false, "NTS sources only run NTS-KE in this release: authenticated NTP "
+                       "is not implemented yet, and they are never polled unauthenticated");
 }
 
 /* A TOML table header or `key = value` line: somebody pointed us at an

@@ -31,7 +31,7 @@ struct ntsd_control {
 static const struct {
   const char *name;
   ctl_cmd cmd;
-} commands[] = {{"peers", CTL_PEERS}, {"server", CTL_SERVER}, {"sys", CTL_SYS}};
+} commands[] = {{"peers", CTL_PEERS}, {"server", CTL_SERVER}, {"sys", CTL_SYS}, {"nts", CTL_NTS}};
 
 bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, bool *json, char *err,
                            size_t errlen)

@@ -14,7 +14,7 @@
 #define CONTROL_MAX_REQUEST 256
 #define CONTROL_DEFAULT_SOCKET "/run/ntsd/ntsd.sock"
 
-typedef enum ctl_cmd { CTL_PEERS, CTL_SERVER, CTL_SYS } ctl_cmd;
+typedef enum ctl_cmd { CTL_PEERS, CTL_SERVER, CTL_SYS, CTL_NTS } ctl_cmd;
 
 /* Parses one request line (without or with its trailing newline).
  * Returns false with a message in err for anything malformed. */

@@ -211,6 +211,7 @@ static char *on_control(void *arg, ctl_cmd cmd, bool json)
   case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
   case CTL_SERVER: return report_server(d->server, json);
   case CTL_SYS: return report_system(&d->sys, d->opts.no_clock, json);
+  case CTL_NTS: return report_nts(d->clients, d->ke, json);
   }
   return NULL;
 }

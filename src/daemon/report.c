@@ -267,3 +267,56 @@ char *report_system(const report_sys *sys, bool no_clock, bool json)
   tb_printf(&t, "clock control:    %s\n", no_clock ? "off (-x)" : "off (not implemented)");
   return tb_finish(&t);
 }
+
+/* The NTS counters: the names of NTPsec's `ntpq -c nts`, as JSON keys. */
+char *report_nts(const ntsd_clients *c, const ke_server *ke, bool json)
+{
+  ntsd_client_stats cs = {0};
+  ke_server_stats ks = {0};
+  if (c)
+    clients_get_stats(c, &cs);
+  if (ke)
+    ke_server_get_stats(ke, &ks);
+  const struct {
+    const char *key, *label;
+    uint64_t v;
+  } rows[] = {
+      {"ke_probes_good", "NTS KE probes good", cs.ke_probes_good},
+      {"ke_probes_bad", "NTS KE probes bad", cs.ke_probes_bad},
+      {"ke_serves_good", "NTS KE serves good", ks.serves_good},
+      {"ke_serves_bad", "NTS KE serves bad", ks.serves_bad},
+      {"ke_refused", "NTS KE refused before TLS", ks.refused},
+      {"ke_tls_failures", "NTS KE TLS failures", ks.tls_failures},
+      {"ke_no_alpn", "NTS KE without ALPN", ks.no_alpn},
+      {"ke_bad_requests", "NTS KE bad requests", ks.bad_requests},
+      {"ke_timeouts", "NTS KE timeouts", ks.timeouts},
+      {"cookies_made", "NTS make cookies", ks.cookies_made},
+      {"cookies_decoded", "NTS decode cookies", 0},
+      {"cookies_decoded_old", "NTS decode cookies old", 0},
+      {"cookies_too_old", "NTS decode cookies too old", 0},
+      {"cookie_decode_errors", "NTS decode cookies error", 0},
+      {"client_sends", "NTS client sends", 0},
+      {"client_recvs_good", "NTS client recvs good", 0},
+      {"client_recvs_bad", "NTS client recvs w error", 0},
+      {"server_recvs_good", "NTS server recvs good", 0},
+      {"server_recvs_bad", "NTS server recvs w error", 0},
+      {"server_sends", "NTS server sends", 0},
+  };
+  size_t n = sizeof(rows) / sizeof(rows[0]);
+  if (json) {
+    json_w *j = json_new();
+    if (!j)
+      return NULL;
+    json_obj_begin(j);
+    json_kv_bool(j, "ke_server", ke != NULL);
+    for (size_t i = 0; i < n; i++)
+      json_kv_uint(j, rows[i].key, rows[i].v);
+    json_obj_end(j);
+    return json_finish(j);
+  }
+  textbuf t = {0};
+  tb_printf(&t, "%-32s%s\n", "NTS-KE server:", ke ? ke_server_address(ke) : "off");
+  for (size_t i = 0; i < n; i++)
+    tb_printf(&t, "%-32s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
+  return tb_finish(&t);
+}

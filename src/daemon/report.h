@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "daemon/client.h"
+#include "daemon/ke_server.h"
 #include "daemon/server.h"
 #include "proto/ntp_server.h"
 #include "proto/select.h"
@@ -28,5 +29,7 @@ typedef struct report_sys {
 char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json);
 char *report_server(const ntsd_server *s, bool json);
 char *report_system(const report_sys *sys, bool no_clock, bool json);
+/* ke: NULL when the NTS-KE server is off. */
+char *report_nts(const ntsd_clients *c, const ke_server *ke, bool json);
 
 #endif

@@ -24,6 +24,7 @@ static void usage(FILE *f)
           "  peers     associations, like `ntpq -p` (t: u = plain NTP, N = NTS cookies held)\n"
           "  server    NTP server counters (requests, responses, drops by reason)\n"
           "  sys       system variables (synchronisation, stratum, refid, offset)\n"
+          "  nts       NTS counters, like `ntpq -c nts` (NTS-KE served and probed, cookies)\n"
           "\n"
           "  -s, --socket PATH  control socket (default " CONTROL_DEFAULT_SOCKET ")\n"
           "  -j, --json         machine-readable output\n"

@@ -32,6 +32,8 @@ static void test_valid_requests(void **state)
   assert_int_equal(cmd, CTL_SYS);
   assert_true(parse("  sys \t json ", &cmd, &json, err));
   assert_true(json);
+  assert_true(parse("nts json\n", &cmd, &json, err));
+  assert_int_equal(cmd, CTL_NTS);
 }
 
 static void test_bad_requests(void **state)

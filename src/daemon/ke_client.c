@@ -1,0 +1,201 @@
+/* ke_client: NTS-KE client exchange. */
+#include "daemon/ke_client.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/sysclock.h"
+#include "daemon/tls.h"
+#include "proto/nts_ke_msg.h"
+
+#define MAX_AEADS 4
+
+struct ke_client {
+  struct bufferevent *bev;
+  struct event *deadline;
+  ke_client_done_fn fn;
+  void *arg;
+  double started;
+  uint16_t aeads[MAX_AEADS];
+  size_t n_aeads;
+  bool sent;
+  nts_ke_framer framer;
+  ke_result res;
+};
+
+static void destroy(ke_client *k)
+{
+  if (k->deadline)
+    event_free(k->deadline);
+  if (k->bev)
+    bufferevent_free(k->bev);
+  nts_wipe(&k->res, sizeof(k->res));
+  free(k);
+}
+
+static void finish(ke_client *k, bool ok, const char *why)
+{
+  k->res.ok = ok;
+  k->res.took = sysclock_mono() - k->started;
+  if (why)
+    snprintf(k->res.why, sizeof(k->res.why), "%s", why);
+  SSL *ssl = k->bev ? bufferevent_openssl_get_ssl(k->bev) : NULL;
+  if (ssl) {
+    snprintf(k->res.tls_version, sizeof(k->res.tls_version), "%s", SSL_get_version(ssl));
+    const char *c = SSL_get_cipher_name(ssl);
+    snprintf(k->res.cipher, sizeof(k->res.cipher), "%s", c ? c : "-");
+  }
+  k->fn(k->arg, &k->res);
+  destroy(k);
+}
+
+/* Explains a TLS failure, with the certificate verdict when there is one. */
+static void tls_failure(ke_client *k, struct bufferevent *bev)
+{
+  char why[200], e[160] = "";
+  SSL *ssl = bufferevent_openssl_get_ssl(bev);
+  unsigned long ossl = bufferevent_get_openssl_error(bev);
+  long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (ossl)
+    ERR_error_string_n(ossl, e, sizeof(e));
+  if (vr != X509_V_OK)
+    snprintf(why, sizeof(why), "certificate verification failed: %s",
+             X509_verify_cert_error_string(vr));
+  else if (ossl)
+    snprintf(why, sizeof(why), "TLS: %s", e);
+  else
+    snprintf(why, sizeof(why), "connection failed or closed before the response");
+  finish(k, false, why);
+}
+
+static void on_response(ke_client *k, SSL *ssl, const uint8_t *msg, size_t len)
+{
+  nts_ke_resp_status st = nts_ke_client_parse_response(msg, len, k->aeads, k->n_aeads,
+                                                       &k->res.session);
+  if (st != NTS_KE_RESP_OK) {
+    char why[200];
+    if (st == NTS_KE_RESP_SERVER_ERROR)
+      snprintf(why, sizeof(why), "server sent Error %u (%s)", k->res.session.error_code,
+               nts_ke_error_name(k->res.session.error_code));
+    else
+      snprintf(why, sizeof(why), "bad response: %s", nts_ke_resp_status_name(st));
+    finish(k, false, why);
+    return;
+  }
+  uint16_t aead = k->res.session.aead;
+  k->res.key_len = nts_aead_key_len(aead);
+  if (k->res.key_len == 0 || !tls_export_key(ssl, aead, 0, k->res.c2s, k->res.key_len) ||
+      !tls_export_key(ssl, aead, 1, k->res.s2c, k->res.key_len)) {
+    finish(k, false, "cannot export the NTS keys");
+    return;
+  }
+  finish(k, true, NULL);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+  ke_client *k = arg;
+  struct evbuffer *in = bufferevent_get_input(bev);
+  uint8_t chunk[4096];
+  while (evbuffer_get_length(in) > 0) {
+    int n = evbuffer_remove(in, chunk, sizeof(chunk));
+    if (n <= 0)
+      return;
+    nts_ke_frame_status st = nts_ke_framer_feed(&k->framer, chunk, (size_t)n);
+    if (st == NTS_KE_FRAME_COMPLETE) {
+      size_t len;
+      const uint8_t *msg = nts_ke_framer_msg(&k->framer, &len);
+      on_response(k, bufferevent_openssl_get_ssl(bev), msg, len);
+      return; /* k is gone */
+    }
+    if (st != NTS_KE_FRAME_NEED_MORE) {
+      char why[96];
+      snprintf(why, sizeof(why), "bad response: %s", nts_ke_frame_status_name(st));
+      finish(k, false, why);
+      return;
+    }
+  }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+  ke_client *k = arg;
+  if (what & BEV_EVENT_CONNECTED) {
+    if (!tls_alpn_ok(bufferevent_openssl_get_ssl(bev))) {
+      finish(k, false, "server did not select ALPN ntske/1");
+      return;
+    }
+    uint8_t req[64];
+    size_t n = nts_ke_client_build_request(k->aeads, k->n_aeads, req, sizeof(req));
+    if (n == 0 || bufferevent_write(bev, req, n) < 0) {
+      finish(k, false, "cannot send the request");
+      return;
+    }
+    k->sent = true;
+    return;
+  }
+  tls_failure(k, bev);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+  ke_client *k = arg;
+  (void)fd;
+  (void)what;
+  finish(k, false, k->sent ? "timed out waiting for the response" : "timed out connecting");
+}
+
+ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct sockaddr *sa,
+                           socklen_t salen, const char *host, const uint16_t *aeads,
+                           size_t n_aeads, double timeout, ke_client_done_fn fn, void *arg)
+{
+  ke_client *k = calloc(1, sizeof(*k));
+  if (!k)
+    return NULL;
+  k->fn = fn;
+  k->arg = arg;
+  k->started = sysclock_mono();
+  k->n_aeads = n_aeads < MAX_AEADS ? n_aeads : MAX_AEADS;
+  memcpy(k->aeads, aeads, k->n_aeads * sizeof(aeads[0]));
+  nts_ke_framer_init(&k->framer);
+  SSL *ssl = SSL_new(ctx);
+  if (!ssl || !tls_client_setup(ssl, host)) {
+    SSL_free(ssl);
+    free(k);
+    return NULL;
+  }
+  /* Deferred callbacks: a connect that fails at once must not call back
+   * (and free k) before ke_client_start has returned. */
+  k->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (!k->bev) {
+    SSL_free(ssl);
+    free(k);
+    return NULL;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(k->bev, 1);
+  k->deadline = evtimer_new(base, on_deadline, k);
+  struct timeval tv = {.tv_sec = (time_t)timeout,
+                       .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+  bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
+  if (!k->deadline || evtimer_add(k->deadline, &tv) < 0 ||
+      bufferevent_enable(k->bev, EV_READ) < 0 ||
+      bufferevent_socket_connect(k->bev, (struct sockaddr *)sa, (int)salen) < 0) {
+    destroy(k);
+    return NULL;
+  }
+  return k;
+}
+
+void ke_client_cancel(ke_client *k)
+{
+  if (k)
+    destroy(k);
+}

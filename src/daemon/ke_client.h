@@ -1,0 +1,45 @@
+/* ke_client: one NTS-KE exchange as a client (RFC 8915 section 4): TCP
+ * connect, TLS 1.3 handshake with ALPN ntske/1 and certificate/host-name
+ * (or IP SAN) verification, one request, one response, the exported keys.
+ * Non-blocking on the caller's event loop, with one deadline for all of it. */
+#ifndef NTSD_DAEMON_KE_CLIENT_H
+#define NTSD_DAEMON_KE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "proto/aead.h"
+#include "proto/nts_ke.h"
+
+struct event_base;
+typedef struct ke_client ke_client;
+
+typedef struct ke_result {
+  bool ok;
+  char why[200];          /* on failure: what went wrong, for the log */
+  nts_ke_session session; /* on success: AEAD, cookies, server, port */
+  uint8_t c2s[NTS_AEAD_MAX_KEY_LEN];
+  uint8_t s2c[NTS_AEAD_MAX_KEY_LEN];
+  size_t key_len;
+  double took;            /* seconds, connect to last byte */
+  char tls_version[16];
+  char cipher[64];
+} ke_result;
+
+/* Called once with the outcome; the ke_client is freed right after it
+ * returns (the caller must forget its pointer).  r may be modified (e.g.
+ * its keys wiped). */
+typedef void (*ke_client_done_fn)(void *arg, ke_result *r);
+
+/* host: the configured name or address literal, for SNI and verification. */
+ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct sockaddr *sa,
+                           socklen_t salen, const char *host, const uint16_t *aeads,
+                           size_t n_aeads, double timeout, ke_client_done_fn fn, void *arg);
+/* Abandons an exchange; the callback is not called. */
+void ke_client_cancel(ke_client *k);
+
+#endif

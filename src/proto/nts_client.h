@@ -1,0 +1,42 @@
+/* nts_client: the client side of NTS for one source — the keys and the
+ * cookie jar from the last NTS-KE.  Cookies are used first-in first-out,
+ * each exactly once (RFC 8915 5.7: reuse would link requests). */
+#ifndef NTSD_PROTO_NTS_CLIENT_H
+#define NTSD_PROTO_NTS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/aead.h"
+#include "proto/nts_ke_msg.h"
+
+#define NTS_CLIENT_JAR 8 /* cookies a full jar holds */
+
+typedef struct nts_client nts_client;
+
+nts_client *nts_client_create(void);
+void nts_client_destroy(nts_client *c); /* wipes keys and cookies */
+
+/* Installs a new NTS-KE session: AEAD, C2S/S2C keys (key_len bytes each)
+ * and n cookies of cookie_len bytes (laid out consecutively).  Replaces the
+ * previous session and its cookies.  False on bad sizes or AEAD. */
+bool nts_client_set_session(nts_client *c, uint16_t aead, const uint8_t *c2s,
+                            const uint8_t *s2c, size_t key_len, const uint8_t *cookies,
+                            size_t n, size_t cookie_len);
+/* Forgets keys and cookies (a new NTS-KE is needed). */
+void nts_client_reset(nts_client *c);
+
+bool nts_client_has_session(const nts_client *c);
+unsigned nts_client_cookie_count(const nts_client *c);
+size_t nts_client_cookie_len(const nts_client *c);
+uint16_t nts_client_aead(const nts_client *c);
+
+/* Takes the oldest unused cookie out of the jar (copied to out, cap bytes);
+ * returns its length, 0 if the jar is empty. */
+size_t nts_client_take_cookie(nts_client *c, uint8_t *out, size_t cap);
+/* Adds a cookie received from the server (drops the oldest if full).
+ * False if its length is 0 or above NTS_KE_MAX_COOKIE_LEN. */
+bool nts_client_add_cookie(nts_client *c, const uint8_t *cookie, size_t len);
+
+#endif
