@@ -285,10 +285,12 @@ static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
   (void)what;
   if (p->ke)
     return;
+  /* `aead NAME` on the server line: offer only that one. */
+  uint16_t chosen = p->cfg->aead[0] ? conf_aead_id(p->cfg->aead) : 0;
+  const uint16_t *aeads = chosen ? &chosen : offered_aeads;
+  size_t n = chosen ? 1 : sizeof(offered_aeads) / sizeof(offered_aeads[0]);
   p->ke = ke_client_start(p->owner->base, p->tls, (struct sockaddr *)&p->ke_sa, p->ke_salen,
-                          p->cfg->host, offered_aeads,
-                          sizeof(offered_aeads) / sizeof(offered_aeads[0]), KE_TIMEOUT,
-                          on_ke_done, p);
+                          p->cfg->host, aeads, n, KE_TIMEOUT, on_ke_done, p);
   if (!p->ke) {
     p->owner->stats.ke_probes_bad++;
     schedule_ke(p, ke_retry_delay(++p->ke_failures));

@@ -540,6 +540,14 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
   nts_only = s.ca[0] ? "ca" : s.aead[0] ? "aead" : s.noval ? "noval" : NULL;
   if (!s.nts && nts_only)
     report(p, false, "'%s' has no effect without 'nts'", nts_only);
+  if (s.aead[0] && !conf_aead_id(s.aead)) {
+    struct quoted q;
+    report(p, true, "unsupported AEAD '%s' (AES_SIV_CMAC_256 or AES_SIV_CMAC_512)",
+           quote(&q, s.aead));
+    return;
+  }
+  if (s.nts && s.noval)
+    report(p, false, "'noval' is ignored: NTS-KE certificates are always verified");
   if (s.kind == CONF_PEER)
     report(p, false, "'peer' is served as a client association (symmetric mode is not "
                      "supported)");
@@ -547,6 +555,15 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
     return;
   p->c->sources = arr;
   p->c->sources[p->c->n_sources++] = s;
+}
+
+uint16_t conf_aead_id(const char *name)
+{
+  if (strcasecmp(name, "AES_SIV_CMAC_256") == 0 || strcmp(name, "15") == 0)
+    return 15;
+  if (strcasecmp(name, "AES_SIV_CMAC_512") == 0 || strcmp(name, "17") == 0)
+    return 17;
+  return 0;
 }
 
 /* ---- restrict, unrestrict ---------------------------------------------- */

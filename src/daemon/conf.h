@@ -115,4 +115,8 @@ int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx)
  * Returns false on a bad port or an oversized host. */
 bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t *port);
 
+/* The AEAD id for a `server ... aead NAME` value (AES_SIV_CMAC_256 -> 15,
+ * AES_SIV_CMAC_512 -> 17, case-insensitive, or the number); 0 if unsupported. */
+uint16_t conf_aead_id(const char *name);
+
 #endif

@@ -23,7 +23,7 @@ import harness as h  # noqa: E402
 h.setup(__file__)
 
 CHRONY_NTP, CHRONY_KE = 21123, 24460
-OURS_KE_BADCA, OURS_KE_NOIP = 25460, 26460
+OURS_KE_BADCA, OURS_KE_NOIP, OURS_KE_GOOD = 25460, 26460, 27460
 
 
 def openssl(*args):
@@ -93,6 +93,9 @@ def main():
                        "nts cert %s" % ncert, "nts-listen-on 127.0.0.1:%d" % OURS_KE_NOIP,
                        "nts cookie %s" % os.path.join(h.tmpdir(), "noip.keys")])
 
+    h.Ntsd("ke-good", ["interface ignore all", "nts enable", "nts key %s" % key,
+                       "nts cert %s" % cert, "nts-listen-on 127.0.0.1:%d" % OURS_KE_GOOD,
+                       "nts cookie %s" % os.path.join(h.tmpdir(), "good.keys")])
     ours = h.Ntsd("ntsd-client", [
         "interface ignore all",
         "nts ca %s" % ca[2],
@@ -100,6 +103,7 @@ def main():
         "server localhost nts",                                   # NTPsec, port 4460
         "server localhost:%d nts" % OURS_KE_BADCA,               # wrong CA
         "server 127.0.0.1:%d nts" % OURS_KE_NOIP,                # no IP SAN
+        "server localhost:%d nts aead AES_SIV_CMAC_512" % OURS_KE_GOOD,  # only 17 offered
     ], ready="peers")
 
     p = wait_cookies(ours, "127.0.0.1", "8 cookies from chronyd's NTS-KE")
@@ -120,6 +124,12 @@ def main():
         h.check(m is not None, "no successful NTS-KE log line for %s:%d" % (name, port))
         h.log("KE with %s:%d: cookie length %s" % (name, port, m.group(1)))
 
+    # `aead AES_SIV_CMAC_512`: only 17 offered, so 17 chosen, 168-byte cookies.
+    h.wait_until(lambda: re.search(r"NTS-KE with localhost \(127\.0\.0\.1:%d\) took .* "
+                                   r"8 cookies, length 168, aead=17" % OURS_KE_GOOD,
+                                   ours.proc.read_log()),
+                 10, "an AES-SIV-CMAC-512 session (aead option)")
+
     # The refused ones: counted, explained, retried, no cookies.
     def refusals():
         lg = ours.proc.read_log()
@@ -135,7 +145,7 @@ def main():
             h.check(p["cookies"] == 0, "cookies from a refused server: %r" % p)
     nts = ours.ctl_json("nts")
     h.log("ntsctl nts: %r" % nts)
-    h.check(nts["ke_probes_good"] == 2, "ke_probes_good %d, expected 2" % nts["ke_probes_good"])
+    h.check(nts["ke_probes_good"] == 3, "ke_probes_good %d, expected 3" % nts["ke_probes_good"])
     h.check(nts["ke_probes_bad"] >= 2, "ke_probes_bad %d, expected >= 2" % nts["ke_probes_bad"])
 
 

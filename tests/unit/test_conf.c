@@ -150,7 +150,8 @@ static void test_server_options(void **state)
             "server a.example iburst prefer minpoll 4 maxpoll 8 version 3\n"
             "server ke.example:4460 nts ca /x.pem aead AES_SIV_CMAC_256 noval burst noselect"
             " true\n",
-            1); /* NTS sources are not used yet */
+            1); /* noval is ignored (certificates are always verified) */
+  assert_true(has_msg(t, false, "t.conf:2: ", "'noval' is ignored"));
   assert_int_equal(t->c->n_sources, 2);
   s = &t->c->sources[0];
   assert_int_equal(s->kind, CONF_SERVER);
@@ -1030,6 +1031,20 @@ static void test_fixture_toml(void **state)
   expect_error(t, "key=value", "looks like TOML");
 }
 
+static void test_aead_option(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "server a.example nts aead aes_siv_cmac_512\n", 1);
+  assert_int_equal(conf_aead_id(t->c->sources[0].aead), 17);
+  assert_int_equal(conf_aead_id("AES_SIV_CMAC_256"), 15);
+  assert_int_equal(conf_aead_id("17"), 17);
+  assert_int_equal(conf_aead_id("AES_SIV_CMAC_384"), 0);
+  assert_int_equal(conf_aead_id(""), 0);
+  expect_error(t, "server a.example nts aead AES_SIV_CMAC_384", "unsupported AEAD");
+  expect_error(t, "server a.example nts aead AES-128-GCM", "unsupported AEAD");
+}
+
 static void test_split_host_port(void **state)
 {
   static const struct {
@@ -1115,6 +1130,7 @@ int main(void)
       T(test_fixture_quickstart_client),
       T(test_fixture_ptb_client),
       T(test_fixture_toml),
+      T(test_aead_option),
       T(test_split_host_port),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
