@@ -1028,6 +1028,27 @@ static void nts_rotate(struct parser *p, struct cursor *cu, const struct directi
     p->c->nts_rotate = v;
 }
 
+/* The NTPv4 server our KE server names (RFC 8915 4.1.7): an address or
+ * host name, printable ASCII without spaces, at most 255 bytes. */
+static void nts_ntpserver(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  const char *t = need_tok(p, cu, d->name);
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  size_t n = strlen(t);
+  bool ok = n > 0 && n <= 255;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = t[i] > 0x20 && t[i] < 0x7f;
+  if (!ok) {
+    report(p, true, "'%s' needs a host name or address (printable, at most 255 bytes), "
+                    "got '%s'", d->name, quote(&q, t));
+    return;
+  }
+  memcpy(p->c->nts_ntpserver, t, n + 1);
+}
+
 /* One-word settings we check for presence only (cipher lists, AEAD names). */
 static void nts_word(struct parser *p, struct cursor *cu, const struct directive *d)
 {
@@ -1043,6 +1064,7 @@ static const struct directive nts_subs[] = {
     {"key", do_path, offsetof(ntsd_conf, nts_key)},
     {"cookie", do_path, offsetof(ntsd_conf, nts_cookie)},
     {"ca", do_path, offsetof(ntsd_conf, nts_ca)},
+    {"ntpserver", nts_ntpserver, 0},
     {"cert", nts_cert, 0},
     {"mintls", nts_tls, 1},
     {"maxtls", nts_tls, 0},

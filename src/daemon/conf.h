@@ -87,6 +87,8 @@ typedef struct ntsd_conf {
   char nts_cookie[CONF_PATH_MAX];
   char nts_ca[CONF_PATH_MAX];
   char nts_listen[80];    /* `nts-listen-on PORT|ADDR:PORT`; "" = default */
+  char nts_ntpserver[CONF_PATH_MAX]; /* `nts ntpserver NAME` (ntsd): advertised in
+                                        NTS-KE; "" = none (clients use our address) */
   char nts_mintls[16];
   double nts_rotate;      /* seconds, default 86400 */
 

@@ -196,7 +196,8 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     return false;
   }
   ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
-                      .keys = d->keys, .ntp_port = our_ntp_port(c), .ntp_server = NULL,
+                      .keys = d->keys, .ntp_port = our_ntp_port(c),
+                      .ntp_server = c->nts_ntpserver[0] ? c->nts_ntpserver : NULL,
                       .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
   d->ke = ke_server_start(&kc, err, errlen);
   return d->ke != NULL;

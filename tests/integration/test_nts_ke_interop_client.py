@@ -95,7 +95,8 @@ def main():
 
     h.Ntsd("ke-good", ["interface ignore all", "nts enable", "nts key %s" % key,
                        "nts cert %s" % cert, "nts-listen-on 127.0.0.1:%d" % OURS_KE_GOOD,
-                       "nts cookie %s" % os.path.join(h.tmpdir(), "good.keys")])
+                       "nts cookie %s" % os.path.join(h.tmpdir(), "good.keys"),
+                       "nts ntpserver 127.0.0.2"])   # Server Negotiation record
     ours = h.Ntsd("ntsd-client", [
         "interface ignore all",
         "nts ca %s" % ca[2],
@@ -129,6 +130,8 @@ def main():
                                    r"8 cookies, length 168, aead=17" % OURS_KE_GOOD,
                                    ours.proc.read_log()),
                  10, "an AES-SIV-CMAC-512 session (aead option)")
+    h.check(any(x["address"] == "127.0.0.2:123" for x in ours.peers()),
+            "the negotiated NTP server 127.0.0.2 (port 123) is not used: %r" % ours.peers())
 
     # The refused ones: counted, explained, retried, no cookies.
     def refusals():

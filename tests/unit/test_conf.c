@@ -1031,6 +1031,20 @@ static void test_fixture_toml(void **state)
   expect_error(t, "key=value", "looks like TOML");
 }
 
+static void test_nts_ntpserver(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "nts ntpserver time.example.net\n", 0);
+  assert_string_equal(t->c->nts_ntpserver, "time.example.net");
+  expect_ok(t, "nts ntpserver 2001:db8::1\n", 0);
+  expect_error(t, "nts ntpserver", "missing value");
+  expect_error(t, "nts ntpserver a b", "unexpected 'b'");
+  char line[400];
+  snprintf(line, sizeof line, "nts ntpserver %0300d", 0);
+  expect_error(t, line, "at most 255 bytes");
+}
+
 static void test_aead_option(void **state)
 {
   struct tc *t = *state;
@@ -1130,6 +1144,7 @@ int main(void)
       T(test_fixture_quickstart_client),
       T(test_fixture_ptb_client),
       T(test_fixture_toml),
+      T(test_nts_ntpserver),
       T(test_aead_option),
       T(test_split_host_port),
   };
