@@ -18,6 +18,7 @@
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
 #include "proto/nts_client.h"
+#include "proto/nts_ntp.h"
 
 #define POOL_MAX_SOURCES 4     /* associations spawned per pool name */
 #define RESOLVE_RETRY_MIN 2.0  /* seconds; doubles up to the max */
@@ -26,6 +27,7 @@
 #define KE_TIMEOUT 5.0         /* seconds for connect + handshake + exchange */
 #define KE_RETRY_MIN 2.0       /* seconds; doubles per failure ... */
 #define KE_RETRY_MAX 3600.0    /* ... up to an hour, with +-25 % jitter */
+#define NAKS_BEFORE_KE 2       /* consecutive NTS NAKs that make us redo NTS-KE */
 
 /* AEADs offered in NTS-KE, preferred first. */
 static const uint16_t offered_aeads[] = {NTS_AEAD_AES_SIV_CMAC_256, NTS_AEAD_AES_SIV_CMAC_512};
@@ -53,6 +55,8 @@ struct peer {
   struct event *ke_timer;
   unsigned ke_failures;
   nts_client *ntsc;
+  uint8_t uid[NTS_NTP_UID_LEN]; /* of the request in flight */
+  unsigned naks;                /* consecutive NTS NAKs */
 };
 
 /* One name to resolve (a `server` or `pool` line). */
@@ -79,6 +83,9 @@ struct ntsd_clients {
   size_t n_resolvers;
   uint8_t buf[NTP_MAX_PKT];
 };
+
+static void schedule_ke(peer *p, double delay);
+static double ke_retry_delay(unsigned failures);
 
 static void arm_timer(peer *p)
 {
@@ -111,6 +118,48 @@ static void log_peer(const peer *p, int level, const char *what)
   log_msg(level, "%s (%s): %s", p->cfg->host, netaddr_str_port(sa, a, sizeof(a)), what);
 }
 
+/* Starts a new NTS-KE (forgetting the old session) unless one is running;
+ * after failures it waits for the backoff. */
+static void redo_ke(peer *p, const char *why)
+{
+  log_peer(p, LOG_LVL_NOTICE, why);
+  nts_client_reset(p->ntsc);
+  p->naks = 0;
+  if (!p->ke && !evtimer_pending(p->ke_timer, NULL))
+    schedule_ke(p, p->ke_failures ? ke_retry_delay(p->ke_failures) : 0);
+}
+
+/* The NTS checks on a response in c->buf (RFC 8915 5.7): true if it is
+ * authentic and time may be taken from it.  A NAK for our request ends the
+ * exchange (p->rd cleared) without touching the jar the first time. */
+static bool nts_response(peer *p, size_t n)
+{
+  ntsd_clients *c = p->owner;
+  unsigned fresh = 0;
+  nts_ntp_cli_result r = nts_ntp_client_response(p->ntsc, c->buf, n, p->uid, sizeof(p->uid),
+                                                 &fresh);
+  if (r == NTS_NTP_CLI_OK) {
+    c->stats.nts_recvs_good++;
+    p->naks = 0;
+    return true;
+  }
+  if (r == NTS_NTP_CLI_NAK) {
+    c->stats.nts_naks++;
+    ntp_source_give_up(p->src);
+    close_request(p);
+    if (++p->naks >= NAKS_BEFORE_KE)
+      redo_ke(p, "NTS NAKs: cookies refused, redoing NTS-KE");
+    else
+      log_peer(p, LOG_LVL_INFO, "NTS NAK (cookie refused)");
+    return true;
+  }
+  c->stats.nts_recvs_bad++;
+  char msg[80];
+  snprintf(msg, sizeof(msg), "NTS response dropped: %s", nts_ntp_cli_result_name(r));
+  log_peer(p, LOG_LVL_DEBUG, msg);
+  return false;
+}
+
 static void on_response(evutil_socket_t fd, short what, void *arg)
 {
   peer *p = arg;
@@ -132,6 +181,10 @@ static void on_response(evutil_socket_t fd, short what, void *arg)
       if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
           cm->cmsg_len >= CMSG_LEN(sizeof(rx)))
         memcpy(&rx, CMSG_DATA(cm), sizeof(rx));
+    if (p->nts && !nts_response(p, (size_t)n))
+      continue; /* not an authentic answer to our request: keep waiting */
+    if (p->nts && !p->rd)
+      return;   /* an NTS NAK ended the exchange */
     ntp_kod kod;
     ntp_drop d = ntp_source_on_response(p->src, c->buf, (size_t)n, ntp_ts_from_timespec(&rx),
                                         sysclock_mono(), &kod);
@@ -153,6 +206,32 @@ static void on_response(evutil_socket_t fd, short what, void *arg)
     snprintf(msg, sizeof(msg), "response dropped: %s", ntp_drop_name(d));
     log_peer(p, LOG_LVL_DEBUG, msg);
   }
+}
+
+/* Builds an NTS request in c->buf: a fresh unique identifier, one unused
+ * cookie, and placeholders asking for enough cookies to refill the jar. */
+static size_t nts_request(peer *p, const uint8_t nonce8[8])
+{
+  ntsd_clients *c = p->owner;
+  unsigned have = nts_client_cookie_count(p->ntsc);
+  if (have == 0) {
+    redo_ke(p, "no NTS cookies left, redoing NTS-KE");
+    return 0;
+  }
+  uint8_t hdr[NTP_HDR_LEN], auth_nonce[NTS_NTP_NONCE_LEN];
+  unsigned placeholders = NTS_CLIENT_JAR - have; /* one cookie leaves, 1 + these come */
+  if (placeholders > NTS_NTP_MAX_PLACEHOLDERS)
+    placeholders = NTS_NTP_MAX_PLACEHOLDERS;
+  sysclock_random(p->uid, sizeof(p->uid));
+  sysclock_random(auth_nonce, sizeof(auth_nonce));
+  if (ntp_source_make_request(p->src, sysclock_mono(), nonce8, sysclock_now_ntp(), hdr,
+                              sizeof(hdr)) != NTP_HDR_LEN)
+    return 0;
+  size_t n = nts_ntp_client_request(p->ntsc, hdr, p->uid, sizeof(p->uid), auth_nonce,
+                                    placeholders, c->buf, sizeof(c->buf));
+  if (n)
+    c->stats.nts_sends++;
+  return n;
 }
 
 static void send_request(peer *p)
@@ -177,8 +256,13 @@ static void send_request(peer *p)
   }
   uint8_t nonce[8];
   sysclock_random(nonce, sizeof(nonce));
-  size_t n = ntp_source_make_request(p->src, sysclock_mono(), nonce, sysclock_now_ntp(), c->buf,
-                                     sizeof(c->buf));
+  size_t n;
+  if (p->nts) {
+    n = nts_request(p, nonce);
+  } else {
+    n = ntp_source_make_request(p->src, sysclock_mono(), nonce, sysclock_now_ntp(), c->buf,
+                                sizeof(c->buf));
+  }
   if (n == 0 || send(fd, c->buf, n, 0) < 0) {
     if (n)
       log_peer(p, LOG_LVL_DEBUG, strerror(errno));
@@ -274,6 +358,8 @@ static void on_ke_done(void *arg, ke_result *r)
   log_notice("NTSc: NTS-KE with %s (%s) took %.3f s, %s, %zu cookies, length %zu, aead=%u, "
              "NTP at %s", p->cfg->host, ke, r->took, r->tls_version, s->n_cookies,
              s->cookie_len, s->aead, ntp);
+  if (!evtimer_pending(p->timer, NULL))
+    arm_timer(p); /* authenticated polling starts (or resumes) */
   nts_wipe(r->c2s, sizeof(r->c2s));
   nts_wipe(r->s2c, sizeof(r->s2c));
 }

@@ -35,6 +35,10 @@ typedef struct peer_view {
 typedef struct ntsd_client_stats {
   uint64_t ke_probes_good;
   uint64_t ke_probes_bad;
+  uint64_t nts_sends;      /* authenticated requests sent */
+  uint64_t nts_recvs_good; /* authentic responses */
+  uint64_t nts_recvs_bad;  /* responses dropped by NTS checks */
+  uint64_t nts_naks;       /* NTS NAKs with our unique identifier */
 } ntsd_client_stats;
 
 ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,

@@ -1297,12 +1297,6 @@ static void warn_pending(struct parser *p, char **tok, size_t n)
         (!pending[i].sub || (n > 1 && strcmp(pending[i].sub, tok[1]) == 0)))
       report(p, false, "'%s%s%s' %s", tok[0], pending[i].sub ? " " : "",
              pending[i].sub ? pending[i].sub : "", pending[i].why);
-  bool is_source = !strcmp(tok[0], "server") || !strcmp(tok[0], "pool") ||
-                   !strcmp(tok[0], "peer");
-  for (size_t i = 1; is_source && i < n; i++)
-    if (strcmp(tok[i], "nts") == 0)
-      report(p, false, "NTS sources only run NTS-KE in this release: authenticated NTP "
-                       "is not implemented yet, and they are never polled unauthenticated");
 }
 
 /* A TOML table header or `key = value` line: somebody pointed us at an

@@ -212,7 +212,7 @@ static char *on_control(void *arg, ctl_cmd cmd, bool json)
   case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
   case CTL_SERVER: return report_server(d->server, json);
   case CTL_SYS: return report_system(&d->sys, d->opts.no_clock, json);
-  case CTL_NTS: return report_nts(d->clients, d->ke, json);
+  case CTL_NTS: return report_nts(d->clients, d->ke, d->server, json);
   }
   return NULL;
 }
@@ -253,7 +253,9 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
   }
   if (!build_acl(d, err, errlen))
     goto fail;
-  d->server = server_create(d->base, conf, d->acl, d->precision_log2, err, errlen);
+  if (!setup_nts_server(d, err, errlen))
+    goto fail;
+  d->server = server_create(d->base, conf, d->acl, d->keys, d->precision_log2, err, errlen);
   if (!d->server)
     goto fail;
   d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
@@ -268,8 +270,6 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     snprintf(err, errlen, "cannot create DNS resolver");
     goto fail;
   }
-  if (!setup_nts_server(d, err, errlen))
-    goto fail;
   if (!setup_control(d, err, errlen))
     goto fail;
   d->clients = clients_create(d->base, d->dns, conf, d->precision, on_update, d);

@@ -64,17 +64,33 @@ static bool save(const keystore *k, const nts_keyset *ks)
   return false;
 }
 
-/* Reads the key file; NULL (with a log line) if missing or corrupt. */
-static nts_keyset *load(const keystore *k)
+/* Reads the key file; NULL (with a log line) if missing or corrupt.
+ * *fatal is set for a symbolic link: it is never followed (the file is
+ * rewritten in place, and a link could aim that at another file), and
+ * replacing it would silently invalidate every issued cookie. */
+static nts_keyset *load(const keystore *k, bool *fatal)
 {
   uint8_t buf[NTS_KEYFILE_MAX_LEN + 1];
   int fd = open(k->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  *fatal = false;
   if (fd < 0) {
-    if (errno == ENOENT)
+    if (errno == ENOENT) {
       log_notice("nts cookie %s: no key file yet; creating one", k->path);
-    else
+    } else if (errno == ELOOP) {
+      log_err("nts cookie %s: is a symbolic link; give the real path", k->path);
+      *fatal = true;
+    } else {
       log_warn("nts cookie %s: cannot read (%s); replacing it", k->path, strerror(errno));
+    }
     return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+    log_warn("nts cookie %s: readable by others (mode %03o); setting 0600 — consider the "
+             "keys exposed and remove the file to start with new ones", k->path,
+             (unsigned)(st.st_mode & 0777));
+    if (fchmod(fd, 0600) < 0)
+      log_warn("nts cookie %s: chmod: %s", k->path, strerror(errno));
   }
   ssize_t n = read(fd, buf, sizeof(buf));
   close(fd);
@@ -101,7 +117,13 @@ keystore *keystore_open(const char *path, uint64_t period, uint64_t now, char *e
   k->period = period;
   if (path && *path)
     snprintf(k->path, sizeof(k->path), "%s", path);
-  nts_keyset *ks = k->path[0] ? load(k) : NULL;
+  bool fatal = false;
+  nts_keyset *ks = k->path[0] ? load(k, &fatal) : NULL;
+  if (fatal) {
+    snprintf(err, errlen, "nts cookie %s: is a symbolic link; give the real path", k->path);
+    free(k);
+    return NULL;
+  }
   bool dirty = false;
   if (!ks) {
     ks = fresh_keyset(now);

@@ -269,14 +269,18 @@ char *report_system(const report_sys *sys, bool no_clock, bool json)
 }
 
 /* The NTS counters: the names of NTPsec's `ntpq -c nts`, as JSON keys. */
-char *report_nts(const ntsd_clients *c, const ke_server *ke, bool json)
+char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
+                 bool json)
 {
   ntsd_client_stats cs = {0};
   ke_server_stats ks = {0};
+  ntsd_server_stats ss = {0};
   if (c)
     clients_get_stats(c, &cs);
   if (ke)
     ke_server_get_stats(ke, &ks);
+  if (srv)
+    server_get_stats(srv, &ss);
   const struct {
     const char *key, *label;
     uint64_t v;
@@ -291,16 +295,19 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, bool json)
       {"ke_bad_requests", "NTS KE bad requests", ks.bad_requests},
       {"ke_timeouts", "NTS KE timeouts", ks.timeouts},
       {"cookies_made", "NTS make cookies", ks.cookies_made},
-      {"cookies_decoded", "NTS decode cookies", 0},
-      {"cookies_decoded_old", "NTS decode cookies old", 0},
-      {"cookies_too_old", "NTS decode cookies too old", 0},
-      {"cookie_decode_errors", "NTS decode cookies error", 0},
-      {"client_sends", "NTS client sends", 0},
-      {"client_recvs_good", "NTS client recvs good", 0},
-      {"client_recvs_bad", "NTS client recvs w error", 0},
-      {"server_recvs_good", "NTS server recvs good", 0},
-      {"server_recvs_bad", "NTS server recvs w error", 0},
-      {"server_sends", "NTS server sends", 0},
+      {"cookies_decoded", "NTS decode cookies", ss.nts_cookies[NTS_COOKIE_OK_CURRENT]},
+      {"cookies_decoded_old", "NTS decode cookies old", ss.nts_cookies[NTS_COOKIE_OK_OLD]},
+      {"cookies_too_old", "NTS decode cookies too old", ss.nts_cookies[NTS_COOKIE_UNKNOWN_KEY]},
+      {"cookie_decode_errors", "NTS decode cookies error",
+       ss.nts_cookies[NTS_COOKIE_BAD] + ss.nts_cookies[NTS_COOKIE_MALFORMED]},
+      {"client_sends", "NTS client sends", cs.nts_sends},
+      {"client_recvs_good", "NTS client recvs good", cs.nts_recvs_good},
+      {"client_recvs_bad", "NTS client recvs w error", cs.nts_recvs_bad},
+      {"client_naks", "NTS client NAKs received", cs.nts_naks},
+      {"server_recvs_good", "NTS server recvs good", ss.nts_recvs_good},
+      {"server_recvs_bad", "NTS server recvs w error", ss.nts_recvs_bad},
+      {"server_sends", "NTS server sends", ss.nts_sends},
+      {"server_naks", "NTS server NAKs sent", ss.nts_naks},
   };
   size_t n = sizeof(rows) / sizeof(rows[0]);
   if (json) {

@@ -30,6 +30,7 @@ char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, boo
 char *report_server(const ntsd_server *s, bool json);
 char *report_system(const report_sys *sys, bool no_clock, bool json);
 /* ke: NULL when the NTS-KE server is off. */
-char *report_nts(const ntsd_clients *c, const ke_server *ke, bool json);
+char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
+                 bool json);
 
 #endif

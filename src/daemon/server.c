@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/netaddr.h"
 #include "daemon/sysclock.h"
+#include "proto/nts_ntp.h"
 #include "proto/ratelimit.h"
 
 #define MAX_SOCKETS 32
@@ -28,10 +29,22 @@ typedef struct srv_sock {
   ntsd_server *owner;
 } srv_sock;
 
+/* Where a reply goes and which local address it leaves from. */
+typedef struct reply_to {
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+  int have_pi; /* 0, 4 or 6 */
+  struct in_pktinfo pi4;
+  struct in6_pktinfo pi6;
+} reply_to;
+
 struct ntsd_server {
   srv_sock socks[MAX_SOCKETS];
   size_t n_socks;
   const ntp_acl *acl;
+  keystore *keys;       /* NULL: NTS requests get plain answers */
+  nts_ntp_srv *nts;     /* per-request NTS scratch, reused */
+  uint8_t rand[NTS_NTP_SERVER_RAND_LEN];
   ntp_ratelimit *rl;
   ntp_sysinfo sys;
   ntsd_server_stats stats;
@@ -84,9 +97,11 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
 }
 
 /* Reads the kernel receive timestamp and the local destination address. */
-static void parse_cmsgs(struct msghdr *mh, struct timespec *rx, bool *have_rx,
-                        struct in_pktinfo *pi4, struct in6_pktinfo *pi6, int *have_pi)
+static void parse_cmsgs(struct msghdr *mh, struct timespec *rx, bool *have_rx, reply_to *rt)
 {
+  struct in_pktinfo *pi4 = &rt->pi4;
+  struct in6_pktinfo *pi6 = &rt->pi6;
+  int *have_pi = &rt->have_pi;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
         c->cmsg_len >= CMSG_LEN(sizeof(*rx))) {
@@ -107,9 +122,13 @@ static void parse_cmsgs(struct msghdr *mh, struct timespec *rx, bool *have_rx,
 /* Sends from the address the request came to, so a wildcard socket on a
  * multi-homed host answers from the right address. */
 static void send_reply(ntsd_server *s, srv_sock *ss, const uint8_t *buf, size_t len,
-                       const struct sockaddr_storage *peer, socklen_t peer_len, int have_pi,
-                       const struct in_pktinfo *pi4, const struct in6_pktinfo *pi6)
+                       const reply_to *rt)
 {
+  const struct sockaddr_storage *peer = &rt->peer;
+  socklen_t peer_len = rt->peer_len;
+  int have_pi = rt->have_pi;
+  const struct in_pktinfo *pi4 = &rt->pi4;
+  const struct in6_pktinfo *pi6 = &rt->pi6;
   struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
   union {
     char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
@@ -173,25 +192,75 @@ static bool admit(ntsd_server *s, const struct sockaddr *peer, bool *kod)
   return true;
 }
 
-static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n,
-                            const struct sockaddr_storage *peer, socklen_t peer_len,
-                            ntp_ts rx, int have_pi, const struct in_pktinfo *pi4,
-                            const struct in6_pktinfo *pi6)
+/* An NTS request (RFC 8915 5): authenticated answer, or an NTS NAK when
+ * the cookie cannot be opened.  Returns false if it was not NTS at all. */
+static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const reply_to *rt)
+{
+  const nts_keyset *ks = keystore_current(s->keys);
+  nts_ntp_srv_result r = nts_ntp_server_check(ks, s->rx, n, s->nts);
+  if (r == NTS_NTP_SRV_NOT_NTS)
+    return false;
+  nts_cookie_result cr = nts_ntp_srv_cookie_result(s->nts);
+  if (nts_ntp_srv_why(s->nts) == NTS_NTP_WHY_COOKIE || nts_cookie_result_ok(cr))
+    s->stats.nts_cookies[cr]++;
+  size_t out_len = 0;
+  if (r == NTS_NTP_SRV_OK) {
+    sysclock_random(s->rand, sizeof(s->rand));
+    if (ntp_server_prepare(s->rx, n, &s->sys, rx, s->tx, sizeof(s->tx), &out_len) !=
+            NTP_SRV_RESPOND ||
+        !nts_ntp_server_make_cookies(s->nts, ks, s->rand, sizeof(s->rand))) {
+      s->stats.nts_recvs_bad++;
+      return true;
+    }
+    s->stats.nts_recvs_good++;
+    /* Phase 2: the transmit time first, then the authenticator over it. */
+    ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
+    out_len = nts_ntp_server_finish(s->nts, ks, s->tx, out_len, sizeof(s->tx), s->rand,
+                                    sizeof(s->rand));
+    if (out_len == 0)
+      return true;
+    send_reply(s, ss, s->tx, out_len, rt);
+    s->stats.nts_sends++;
+    s->stats.responded++;
+    return true;
+  }
+  if (r == NTS_NTP_SRV_NAK) {
+    size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('N', 'T', 'S', 'N'), rx, s->tx,
+                               sizeof(s->tx));
+    if (kn) {
+      ntp_server_finish(s->tx, kn, sysclock_now_ntp());
+      kn = nts_ntp_server_nak(s->nts, s->tx, kn, sizeof(s->tx));
+    }
+    if (kn) {
+      send_reply(s, ss, s->tx, kn, rt);
+      s->stats.nts_naks++;
+    }
+    return true;
+  }
+  s->stats.nts_recvs_bad++;
+  s->stats.nts_drops[nts_ntp_srv_why(s->nts)]++;
+  return true;
+}
+
+static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
+                            const reply_to *rt)
 {
   s->stats.received++;
   bool kod;
-  if (!admit(s, (const struct sockaddr *)peer, &kod)) {
+  if (!admit(s, (const struct sockaddr *)&rt->peer, &kod)) {
     if (kod) {
       size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('R', 'A', 'T', 'E'), rx, s->tx,
                                  sizeof(s->tx));
       if (kn) {
         ntp_server_finish(s->tx, kn, sysclock_now_ntp());
-        send_reply(s, ss, s->tx, kn, peer, peer_len, have_pi, pi4, pi6);
+        send_reply(s, ss, s->tx, kn, rt);
         s->stats.kod_sent++;
       }
     }
     return;
   }
+  if (s->keys && handle_nts(s, ss, n, rx, rt))
+    return;
   size_t out_len = 0;
   ntp_srv_result r = ntp_server_prepare(s->rx, n, &s->sys, rx, s->tx, sizeof(s->tx), &out_len);
   if (r != NTP_SRV_RESPOND) {
@@ -199,13 +268,13 @@ static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n,
     if (log_enabled(LOG_LVL_DEBUG)) {
       char a[NETADDR_STRLEN];
       log_debug("NTP request from %s dropped: %s",
-                netaddr_str_port((const struct sockaddr *)peer, a, sizeof(a)),
+                netaddr_str_port((const struct sockaddr *)&rt->peer, a, sizeof(a)),
                 ntp_srv_result_name(r));
     }
     return;
   }
   ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
-  send_reply(s, ss, s->tx, out_len, peer, peer_len, have_pi, pi4, pi6);
+  send_reply(s, ss, s->tx, out_len, rt);
   s->stats.responded++;
 }
 
@@ -215,14 +284,14 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
   ntsd_server *s = ss->owner;
   (void)what;
   for (int i = 0; i < RECV_BATCH; i++) {
-    struct sockaddr_storage peer;
+    reply_to rt = {0};
     union {
       char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) +
                64];
       struct cmsghdr align;
     } cb;
     struct iovec iov = {.iov_base = s->rx, .iov_len = sizeof(s->rx)};
-    struct msghdr mh = {.msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov,
+    struct msghdr mh = {.msg_name = &rt.peer, .msg_namelen = sizeof(rt.peer), .msg_iov = &iov,
                         .msg_iovlen = 1, .msg_control = cb.buf,
                         .msg_controllen = sizeof(cb.buf)};
     ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
@@ -230,17 +299,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
       break; /* EAGAIN, or an ICMP error for an earlier send: nothing to do */
     struct timespec rxts;
     bool have_rx = false;
-    struct in_pktinfo pi4;
-    struct in6_pktinfo pi6;
-    int have_pi = 0;
-    parse_cmsgs(&mh, &rxts, &have_rx, &pi4, &pi6, &have_pi);
+    parse_cmsgs(&mh, &rxts, &have_rx, &rt);
+    rt.peer_len = mh.msg_namelen;
     ntp_ts rx = have_rx ? ntp_ts_from_timespec(&rxts) : sysclock_now_ntp();
     if (mh.msg_flags & MSG_TRUNC) {
       s->stats.received++;
       s->stats.dropped[NTP_SRV_DROP_MALFORMED]++;
       continue;
     }
-    handle_datagram(s, ss, (size_t)n, &peer, mh.msg_namelen, rx, have_pi, &pi4, &pi6);
+    handle_datagram(s, ss, (size_t)n, rx, &rt);
   }
 }
 
@@ -277,7 +344,7 @@ static bool open_configured(ntsd_server *s, struct event_base *base, const ntsd_
 }
 
 ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
-                           int precision_log2, char *err, size_t errlen)
+                           keystore *keys, int precision_log2, char *err, size_t errlen)
 {
   ntsd_server *s = calloc(1, sizeof(*s));
   if (!s) {
@@ -285,6 +352,12 @@ ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const
     return NULL;
   }
   s->acl = acl;
+  s->keys = keys;
+  if (keys && !(s->nts = nts_ntp_srv_create())) {
+    snprintf(err, errlen, "out of memory");
+    free(s);
+    return NULL;
+  }
   uint8_t key[16];
   sysclock_random(key, sizeof(key));
   double average = (double)(1u << (conf->discard_average & 31));
@@ -320,6 +393,8 @@ void server_destroy(ntsd_server *s)
     close(s->socks[i].fd);
   }
   ntp_rl_destroy(s->rl);
+  nts_ntp_srv_destroy(s->nts);
+  nts_wipe(s->rand, sizeof(s->rand));
   free(s);
 }
 

@@ -10,8 +10,10 @@
 #include <stdint.h>
 
 #include "daemon/conf.h"
+#include "daemon/keystore.h"
 #include "proto/acl.h"
 #include "proto/ntp_server.h"
+#include "proto/nts_ntp.h"
 
 struct event_base;
 typedef struct ntsd_server ntsd_server;
@@ -25,13 +27,21 @@ typedef struct ntsd_server_stats {
   uint64_t rate_limited; /* restrict limited */
   uint64_t kod_sent;     /* RATE kisses sent */
   uint64_t send_errors;
+  /* NTS (RFC 8915 5) */
+  uint64_t nts_recvs_good;  /* authentic requests */
+  uint64_t nts_recvs_bad;   /* dropped: malformed or not authentic */
+  uint64_t nts_sends;       /* authenticated responses */
+  uint64_t nts_naks;        /* NTS NAKs sent (cookie not accepted) */
+  uint64_t nts_cookies[NTS_COOKIE_RESULT_COUNT]; /* cookie opening outcomes */
+  uint64_t nts_drops[NTS_NTP_WHY_COUNT];         /* drops by reason */
 } ntsd_server_stats;
 
 /* Opens the sockets from conf (`listen`, or wildcard port 123; none with
- * `interface ignore all`).  acl is borrowed and must outlive the server.
+ * `interface ignore all`).  acl is borrowed and must outlive the server;
+ * so is keys, the NTS cookie keys (NULL: no NTS service).
  * Returns NULL with a message in err on failure. */
 ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
-                           int precision_log2, char *err, size_t errlen);
+                           keystore *keys, int precision_log2, char *err, size_t errlen);
 void server_destroy(ntsd_server *s);
 void server_set_sysinfo(ntsd_server *s, const ntp_sysinfo *sys);
 void server_get_stats(const ntsd_server *s, ntsd_server_stats *out);

@@ -63,9 +63,12 @@ ntp_drop ntp_client_check_response(const uint8_t *pkt, size_t len, ntp_ts sent_x
   if (h.org != sent_xmt)
     return NTP_DROP_BOGUS;
   if (h.stratum == 0) {
+    ntp_kod k = ntp_kod_classify(&h);
     if (kod)
-      *kod = ntp_kod_classify(&h);
-    return NTP_DROP_KOD;
+      *kod = k;
+    /* Only codes that ask something of us are kisses; others (INIT, STEP,
+     * ...) just say the server is not synchronised yet. */
+    return k == NTP_KOD_OTHER ? NTP_DROP_UNSYNC : NTP_DROP_KOD;
   }
   if (h.rec == 0 || h.xmt == 0)
     return NTP_DROP_ZERO_TS;

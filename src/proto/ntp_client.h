@@ -26,8 +26,9 @@ typedef enum ntp_drop {
   NTP_DROP_BOGUS,       /* origin timestamp does not match our request */
   NTP_DROP_DUPLICATE,   /* transmit timestamp seen before */
   NTP_DROP_ZERO_TS,     /* receive or transmit timestamp zero */
-  NTP_DROP_KOD,         /* kiss-o'-death (stratum 0) */
-  NTP_DROP_UNSYNC,      /* leap 3 or stratum >= 16 */
+  NTP_DROP_KOD,         /* kiss-o'-death: DENY, RSTR, RATE or NTSN */
+  NTP_DROP_UNSYNC,      /* leap 3, stratum >= 16, or stratum 0 with another code
+                           (INIT, STEP, ...: not synchronised yet) */
   NTP_DROP_BAD_TIMES,   /* negative round trip beyond tolerance, or absurd
                            root delay/dispersion */
   NTP_DROP_COUNT

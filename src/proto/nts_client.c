@@ -16,6 +16,8 @@ struct nts_client {
   nts_aead_key c2s, s2c; /* expanded once per session */
   jar_cookie jar[NTS_CLIENT_JAR];
   unsigned head, count; /* FIFO: oldest at head */
+  size_t pending_len;   /* 0: no request awaits a response */
+  uint8_t pending_uid[NTS_CLIENT_MAX_UID];
 };
 
 nts_client *nts_client_create(void) { return calloc(1, sizeof(nts_client)); }
@@ -29,6 +31,7 @@ void nts_client_reset(nts_client *c)
   c->aead = 0;
   c->key_len = 0;
   c->head = c->count = 0;
+  nts_client_clear_pending(c);
 }
 
 void nts_client_destroy(nts_client *c)
@@ -96,4 +99,29 @@ bool nts_client_add_cookie(nts_client *c, const uint8_t *cookie, size_t len)
   j->len = len;
   c->count++;
   return true;
+}
+
+const nts_aead_key *nts_client_c2s(const nts_client *c) { return &c->c2s; }
+const nts_aead_key *nts_client_s2c(const nts_client *c) { return &c->s2c; }
+
+bool nts_client_set_pending(nts_client *c, const uint8_t *uid, size_t len)
+{
+  nts_client_clear_pending(c);
+  if (len == 0 || len > NTS_CLIENT_MAX_UID)
+    return false;
+  memcpy(c->pending_uid, uid, len);
+  c->pending_len = len;
+  return true;
+}
+
+/* The identifier is not secret (it travels in the clear): plain memcmp. */
+bool nts_client_is_pending(const nts_client *c, const uint8_t *uid, size_t len)
+{
+  return c->pending_len != 0 && len == c->pending_len && memcmp(uid, c->pending_uid, len) == 0;
+}
+
+void nts_client_clear_pending(nts_client *c)
+{
+  memset(c->pending_uid, 0, sizeof(c->pending_uid));
+  c->pending_len = 0;
 }

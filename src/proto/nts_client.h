@@ -1,6 +1,8 @@
 /* nts_client: the client side of NTS for one source — the keys and the
- * cookie jar from the last NTS-KE.  Cookies are used first-in first-out,
- * each exactly once (RFC 8915 5.7: reuse would link requests). */
+ * cookie jar from the last NTS-KE, and the unique identifier of the request
+ * in flight.  Cookies are used first-in first-out, each exactly once
+ * (RFC 8915 5.7: reuse would link requests).  proto/nts_ntp builds the
+ * requests and checks the responses. */
 #ifndef NTSD_PROTO_NTS_CLIENT_H
 #define NTSD_PROTO_NTS_CLIENT_H
 
@@ -12,6 +14,7 @@
 #include "proto/nts_ke_msg.h"
 
 #define NTS_CLIENT_JAR 8 /* cookies a full jar holds */
+#define NTS_CLIENT_MAX_UID 256 /* longest unique identifier kept for a request */
 
 typedef struct nts_client nts_client;
 
@@ -38,5 +41,20 @@ size_t nts_client_take_cookie(nts_client *c, uint8_t *out, size_t cap);
 /* Adds a cookie received from the server (drops the oldest if full).
  * False if its length is 0 or above NTS_KE_MAX_COOKIE_LEN. */
 bool nts_client_add_cookie(nts_client *c, const uint8_t *cookie, size_t len);
+
+/* The session's expanded traffic keys (borrowed; unset, id 0, without a
+ * session).  For proto/nts_ntp. */
+const nts_aead_key *nts_client_c2s(const nts_client *c);
+const nts_aead_key *nts_client_s2c(const nts_client *c);
+
+/* The unique identifier of the request in flight.  Only one request is
+ * answered: a response is accepted for the pending identifier, which is then
+ * cleared, so a replayed response (with cookies already added once) is
+ * refused.  Setting a new one supersedes the previous request.  set fails on
+ * an empty or over-long uid (above NTS_CLIENT_MAX_UID); reset and
+ * set_session clear it. */
+bool nts_client_set_pending(nts_client *c, const uint8_t *uid, size_t len);
+bool nts_client_is_pending(const nts_client *c, const uint8_t *uid, size_t len);
+void nts_client_clear_pending(nts_client *c);
 
 #endif

@@ -86,9 +86,12 @@ static void check_client(const uint8_t *data, size_t size, const ntp_hdr *h)
   ntp_drop d = ntp_client_check_response(data, size, h->org, last, t1, t4, 1e-7, &s, &kod);
   if (d >= NTP_DROP_COUNT || ntp_drop_name(d)[0] == '?')
     abort();
-  if (d != NTP_DROP_KOD && kod != NTP_KOD_NONE)
+  /* Stratum 0 with an informational code (INIT, ...) is "unsync", not a
+   * kiss, but still reports the code as OTHER. */
+  bool informational = d == NTP_DROP_UNSYNC && kod == NTP_KOD_OTHER && h->stratum == 0;
+  if (d != NTP_DROP_KOD && kod != NTP_KOD_NONE && !informational)
     abort();
-  if (d == NTP_DROP_KOD && (h->stratum != 0 || kod == NTP_KOD_NONE))
+  if (d == NTP_DROP_KOD && (h->stratum != 0 || kod == NTP_KOD_NONE || kod == NTP_KOD_OTHER))
     abort();
   if (d == NTP_DROP_NONE) {
     if (!isfinite(s.offset) || !isfinite(s.delay) || !(s.delay > 0.0) ||

@@ -895,3 +895,308 @@ def ctl_raw(path, data, timeout=5.0, shut_wr=True):
 def float_to_ts(t):
     """Unix time (float seconds) to a 64-bit NTP timestamp."""
     return int((t + NTP_EPOCH_OFFSET) * 2**32) & 0xFFFFFFFFFFFFFFFF
+
+
+# --------------------------------------------------------------------------
+# NTS: a throwaway PKI, our NTS-KE server, a raw NTS-KE client
+# --------------------------------------------------------------------------
+
+OPENSSL_BIN = os.environ.get("OPENSSL_BIN", "openssl")
+
+_CA_CNF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = ntsd integration test CA
+[v3_ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+"""
+
+_SERVER_CNF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = localhost
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+"""
+
+
+class Pki:
+    """Paths of a throwaway CA and server certificate (see make_test_pki)."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.ca_cert = os.path.join(d, "ca.pem")
+        self.ca_key = os.path.join(d, "ca.key")
+        self.cert = os.path.join(d, "server.pem")     # the server certificate alone
+        self.key = os.path.join(d, "server.key")
+        self.chain = os.path.join(d, "chain.pem")     # server certificate, then the CA
+
+
+def _openssl(*args):
+    r, _ = run_setpriv([OPENSSL_BIN] + list(args), timeout=30)
+    if r.returncode != 0:
+        fail("openssl %s failed (rc=%d): %s" % (" ".join(args), r.returncode,
+                                                (r.stderr or r.stdout).strip()))
+    return r.stdout
+
+
+def make_test_pki(name="pki", days=2):
+    """Creates, with the `openssl` CLI, a CA and a server certificate signed
+    by it in <tmp>/<name>/: EC P-256 keys, SHA-256, `days` days of validity,
+    the server certificate with SAN DNS:localhost and IP:127.0.0.1 and the
+    serverAuth EKU.  Keys are mode 0600.  Returns a Pki."""
+    if shutil.which(OPENSSL_BIN) is None:
+        skip("the openssl command-line tool is not installed")
+    d = os.path.join(tmpdir(), name)
+    os.makedirs(d, mode=0o700)
+    pki = Pki(d)
+    ca_cnf = os.path.join(d, "ca.cnf")
+    srv_cnf = os.path.join(d, "server.cnf")
+    with open(ca_cnf, "w") as f:
+        f.write(_CA_CNF)
+    with open(srv_cnf, "w") as f:
+        f.write(_SERVER_CNF)
+    csr = os.path.join(d, "server.csr")
+    for key in (pki.ca_key, pki.key):
+        _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", key)
+        os.chmod(key, 0o600)
+    _openssl("req", "-x509", "-new", "-config", ca_cnf, "-extensions", "v3_ca",
+             "-key", pki.ca_key, "-sha256", "-days", str(days), "-out", pki.ca_cert)
+    _openssl("req", "-new", "-config", srv_cnf, "-key", pki.key, "-sha256", "-out", csr)
+    _openssl("x509", "-req", "-in", csr, "-CA", pki.ca_cert, "-CAkey", pki.ca_key,
+             "-set_serial", "0x%x" % random.getrandbits(63), "-days", str(days), "-sha256",
+             "-extfile", srv_cnf, "-extensions", "v3_server", "-out", pki.cert)
+    with open(pki.chain, "w") as out:
+        for p in (pki.cert, pki.ca_cert):
+            with open(p) as f:
+                out.write(f.read())
+    # Prove the chain is what the tests need before any daemon sees it.
+    _openssl("verify", "-CAfile", pki.ca_cert, "-purpose", "sslserver", pki.cert)
+    text = _openssl("x509", "-in", pki.cert, "-noout", "-text")
+    for want in ("DNS:localhost", "IP Address:127.0.0.1", "TLS Web Server Authentication",
+                 "prime256v1"):
+        check(want in text, "test server certificate lacks %r:\n%s" % (want, text))
+    return pki
+
+
+class NtsKeServer(Ntsd):
+    """ntsd as an NTS-KE server (and a plain NTP server at `local stratum 1`)
+    on 127.0.0.1: NTS-KE on ke_port, NTP on ntp_port (advertised in the KE
+    Port record when not 123).  `cookie_file`: `nts cookie FILE`."""
+
+    def __init__(self, name, pki, ke_port, ntp_port, cookie_file=None, extra=(), debug=True):
+        self.pki = pki
+        self.ke_port = ke_port
+        self.ntp_port = ntp_port
+        self.cookie_file = cookie_file
+        lines = ["listen 127.0.0.1:%d" % ntp_port,
+                 "local stratum 1",
+                 "nts enable",
+                 "nts cert %s" % pki.chain,
+                 "nts key %s" % pki.key]
+        if cookie_file:
+            lines.append("nts cookie %s" % cookie_file)
+        lines.append("nts-listen-on 127.0.0.1:%d" % ke_port)
+        lines += list(extra)
+        Ntsd.__init__(self, name, lines, debug=debug)
+        wait_until(lambda: "serving NTS-KE on 127.0.0.1:%d" % ke_port in self.proc.read_log(),
+                   10, "%s to log 'serving NTS-KE on 127.0.0.1:%d'" % (name, ke_port))
+
+    def nts_stats(self):
+        """`ntsctl nts --json` as a dict, or None while ntsctl has no `nts`
+        command (it is being added)."""
+        r = run_cmd([NTSCTL_BIN, "-s", self.sock, "nts", "--json"], timeout=10)
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip()
+            if re.search(r"unknown|usage|invalid|unsupported", msg, re.I):
+                return None
+            raise RuntimeError("ntsctl nts --json failed (rc=%d): %s" % (r.returncode, msg))
+        try:
+            v = json.loads(r.stdout)
+        except ValueError as e:
+            raise TestFailure("ntsctl nts --json printed invalid JSON (%s): %r" % (
+                e, r.stdout[:500]))
+        check(isinstance(v, dict), "ntsctl nts --json: expected an object, got %r" % (v,))
+        return v
+
+    def ke_log(self):
+        """Our NTS-KE server's log lines, classified: {"good": [...], "bad":
+        [...]} (bad: `failed:`, `refused:` and no-common-algorithm lines)."""
+        good, bad = [], []
+        for ln in self.proc.read_log().splitlines():
+            if "NTSs: NTS-KE from " not in ln:
+                continue
+            if re.search(r"NTSs: NTS-KE from \S+, TLSv1\.3, ", ln):
+                good.append(ln)
+            else:
+                bad.append(ln)
+        return {"good": good, "bad": bad}
+
+    def ke_log_for(self, addr_port):
+        """Our log lines about one client connection ("ADDR:PORT")."""
+        pat = "NTSs: NTS-KE from %s" % addr_port
+        return [ln for ln in self.proc.read_log().splitlines()
+                if pat + "," in ln or pat + " " in ln or pat + ":" in ln]
+
+
+# NTS-KE records (RFC 8915 section 4).
+KE_EOM, KE_NEXT_PROTO, KE_ERROR, KE_WARNING, KE_AEAD, KE_NEW_COOKIE, KE_SERVER, KE_PORT = \
+    range(8)
+KE_CRITICAL = 0x8000
+KE_ALPN = "ntske/1"
+
+
+def ke_record(rtype, body=b"", critical=False):
+    return struct.pack("!HH", (KE_CRITICAL if critical else 0) | rtype, len(body)) + body
+
+
+def ke_u16s(*vals):
+    return b"".join(struct.pack("!H", v) for v in vals)
+
+
+def ke_request(aeads=(15,), protocols=(0,), extra=(), eom=True):
+    """Next Protocol, AEAD (both critical), `extra` raw bytes, End of Message."""
+    out = ke_record(KE_NEXT_PROTO, ke_u16s(*protocols), True)
+    if aeads is not None:
+        out += ke_record(KE_AEAD, ke_u16s(*aeads), True)
+    out += b"".join(extra)
+    if eom:
+        out += ke_record(KE_EOM, b"", True)
+    return out
+
+
+def ke_parse(data):
+    """[(critical, type, body)] of a whole message; raises ValueError when a
+    record runs past the end."""
+    out, i = [], 0
+    while i < len(data):
+        if len(data) - i < 4:
+            raise ValueError("truncated record header at %d" % i)
+        t, n = struct.unpack("!HH", data[i:i + 4])
+        if i + 4 + n > len(data):
+            raise ValueError("record at %d runs past the end (%d > %d)" % (i, i + 4 + n,
+                                                                          len(data)))
+        out.append((bool(t & KE_CRITICAL), t & 0x7FFF, data[i + 4:i + 4 + n]))
+        i += 4 + n
+    return out
+
+
+def ke_ssl_context(ca=None, alpn=(KE_ALPN,), max_version=None, verify=True):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        ctx.load_verify_locations(cafile=ca)
+        ctx.check_hostname = True
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if max_version is not None:
+        ctx.maximum_version = max_version
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_version=None,
+                server_hostname="localhost", timeout=5.0, chunks=None, wait_before_send=0.0,
+                shut_wr=False):
+    """One NTS-KE connection from Python's ssl module to 127.0.0.1:port,
+    bound to source address `src`.  Sends `request` (or the byte strings in
+    `chunks`, each in its own write), then -- with shut_wr, after a TCP
+    half-close -- reads until the server closes or `timeout` passes.
+    Never raises for network/TLS trouble; returns a dict:
+      src:        "ADDR:PORT" of our end (how the server logs us)
+      handshake:  True, or the handshake error text
+      alpn:       protocol the server selected
+      version, cipher
+      response:   bytes read
+      closed:     the server closed (EOF, close_notify, reset) within timeout
+      close_how:  "eof", "reset", "tls-error: ..." or "timeout"
+      elapsed:    seconds from connect to close (or timeout)
+    """
+    import ssl
+    ctx = ke_ssl_context(ca, alpn, max_version, verify=ca is not None)
+    res = {"src": None, "handshake": None, "alpn": None, "version": None, "cipher": None,
+           "response": b"", "closed": False, "close_how": "timeout", "elapsed": None}
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t0 = time.monotonic()
+    try:
+        raw.bind((src, 0))
+        res["src"] = "%s:%d" % raw.getsockname()
+        raw.settimeout(timeout)
+        # No Nagle: the request is not held back waiting for the ACK of the
+        # client Finished, so `elapsed` measures the server.
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.connect(("127.0.0.1", port))
+        try:
+            s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+        except (ssl.SSLError, OSError) as e:
+            res["handshake"] = "%s: %s" % (type(e).__name__, e)
+            res["closed"] = True
+            res["close_how"] = "handshake-failed"
+            res["elapsed"] = time.monotonic() - t0
+            return res
+        raw = s
+        res["handshake"] = True
+        res["alpn"] = s.selected_alpn_protocol()
+        res["version"] = s.version()
+        res["cipher"] = s.cipher()[0] if s.cipher() else None
+        if wait_before_send:
+            time.sleep(wait_before_send)
+        try:
+            for c in (chunks if chunks is not None else [request]):
+                if c:
+                    s.sendall(c)
+        except (ssl.SSLError, OSError):
+            pass  # the server may close early; what it sent is still read below
+        if shut_wr:
+            # TCP FIN under the TLS layer (a dup, so the SSL object lives on).
+            d = socket.socket(fileno=os.dup(s.fileno()))
+            try:
+                d.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            finally:
+                d.close()
+        deadline = t0 + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            s.settimeout(left)
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ssl.SSLZeroReturnError:
+                res["closed"], res["close_how"] = True, "eof"
+                break
+            except (ConnectionResetError, BrokenPipeError):
+                res["closed"], res["close_how"] = True, "reset"
+                break
+            except ssl.SSLError as e:
+                res["closed"], res["close_how"] = True, "tls-error: %s" % e
+                break
+            if not b:
+                res["closed"], res["close_how"] = True, "eof"
+                break
+            res["response"] += b
+    except OSError as e:
+        res["closed"], res["close_how"] = True, "socket-error: %s" % e
+    finally:
+        res["elapsed"] = time.monotonic() - t0
+        try:
+            raw.close()
+        except OSError:
+            pass
+    return res

@@ -1049,7 +1049,7 @@ static void test_aead_option(void **state)
 {
   struct tc *t = *state;
 
-  expect_ok(t, "server a.example nts aead aes_siv_cmac_512\n", 1);
+  expect_ok(t, "server a.example nts aead aes_siv_cmac_512\n", 0);
   assert_int_equal(conf_aead_id(t->c->sources[0].aead), 17);
   assert_int_equal(conf_aead_id("AES_SIV_CMAC_256"), 15);
   assert_int_equal(conf_aead_id("17"), 17);
