@@ -294,7 +294,7 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
       {"ke_no_alpn", "NTS KE without ALPN", ks.no_alpn},
       {"ke_bad_requests", "NTS KE bad requests", ks.bad_requests},
       {"ke_timeouts", "NTS KE timeouts", ks.timeouts},
-      {"cookies_made", "NTS make cookies", ks.cookies_made},
+      {"cookies_made", "NTS make cookies", ks.cookies_made + ss.nts_cookies_made},
       {"cookies_decoded", "NTS decode cookies", ss.nts_cookies[NTS_COOKIE_OK_CURRENT]},
       {"cookies_decoded_old", "NTS decode cookies old", ss.nts_cookies[NTS_COOKIE_OK_OLD]},
       {"cookies_too_old", "NTS decode cookies too old", ss.nts_cookies[NTS_COOKIE_UNKNOWN_KEY]},

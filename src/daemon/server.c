@@ -213,6 +213,7 @@ static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const 
       return true;
     }
     s->stats.nts_recvs_good++;
+    unsigned n_cookies = nts_ntp_srv_cookies(s->nts);
     /* Phase 2: the transmit time first, then the authenticator over it. */
     ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
     out_len = nts_ntp_server_finish(s->nts, ks, s->tx, out_len, sizeof(s->tx), s->rand,
@@ -221,6 +222,7 @@ static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const 
       return true;
     send_reply(s, ss, s->tx, out_len, rt);
     s->stats.nts_sends++;
+    s->stats.nts_cookies_made += n_cookies;
     s->stats.responded++;
     return true;
   }

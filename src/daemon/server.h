@@ -32,6 +32,7 @@ typedef struct ntsd_server_stats {
   uint64_t nts_recvs_bad;   /* dropped: malformed or not authentic */
   uint64_t nts_sends;       /* authenticated responses */
   uint64_t nts_naks;        /* NTS NAKs sent (cookie not accepted) */
+  uint64_t nts_cookies_made; /* new cookies sent in responses */
   uint64_t nts_cookies[NTS_COOKIE_RESULT_COUNT]; /* cookie opening outcomes */
   uint64_t nts_drops[NTS_NTP_WHY_COUNT];         /* drops by reason */
 } ntsd_server_stats;
