@@ -10,7 +10,7 @@
  *                      bytes, plaintext = AEAD id (2) || C2S key || S2C key)
  *
  * L is the key length of the negotiated AEAD: 32 for id 15 (a 102-byte
- * cookie), 64 for id 17 (166 bytes).  The AEAD id lives inside the sealed
+ * cookie), 64 for id 17 (168 bytes).  The AEAD id lives inside the sealed
  * plaintext, so a client cannot make us use its keys with another algorithm.
  *
  * Master keys are 32 bytes (AES-SIV-CMAC-256).  A key set holds the current
