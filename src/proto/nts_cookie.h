@@ -6,10 +6,11 @@
  *   key id   4 bytes   id of the master key that sealed it
  *   nonce   16 bytes   from the caller's CSPRNG
  *   tag     16 bytes   AES-SIV synthetic IV
- *   ct       2 + 2*L   AEAD_AES_SIV_CMAC_256(master key, nonce, AD = key id
- *                      bytes, plaintext = AEAD id (2) || C2S key || S2C key)
+ *   ct       4 + 2*L   AEAD_AES_SIV_CMAC_256(master key, nonce, AD = key id
+ *                      bytes, plaintext = AEAD id (2) || reserved 0 (2) ||
+ *                      C2S key || S2C key)
  *
- * L is the key length of the negotiated AEAD: 32 for id 15 (a 102-byte
+ * L is the key length of the negotiated AEAD: 32 for id 15 (a 104-byte
  * cookie), 64 for id 17 (168 bytes).  The AEAD id lives inside the sealed
  * plaintext, so a client cannot make us use its keys with another algorithm.
  *
