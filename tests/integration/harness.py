@@ -604,12 +604,31 @@ class Ntsd:
                  "disable ntp"] + list(conf_lines)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
+        self.debug = debug
+        self.ready = ready
+        self.restarts = 0
+        self._start()
+
+    def _start(self):
         cmd = [NTSD_BIN, "-c", self.conf, "-n", "-x", "-s", self.sock]
-        if debug:
+        if self.debug:
             cmd.append("-d")
-        self.proc = start_process(name, cmd, kind="ours")
-        wait_until(lambda: self.ctl_json(ready) is not None, 15,
-                   "%s control socket (ntsctl %s --json)" % (name, ready))
+        # A restarted daemon logs to <name>.<n>.log; self.proc is the newest.
+        pname = self.name if not self.restarts else "%s.%d" % (self.name, self.restarts)
+        self.proc = start_process(pname, cmd, kind="ours")
+        wait_until(lambda: self.ctl_json(self.ready) is not None, 15,
+                   "%s control socket (ntsctl %s --json)" % (pname, self.ready))
+
+    def restart(self, between=None):
+        """Stops the daemon (SIGTERM, checked like at the end of a test) and
+        starts it again with the same configuration; `between()`, if given,
+        runs while it is down (e.g. to replace a key file)."""
+        self.proc.check_no_crash()
+        log("%s stopped for a restart, rc=%s" % (self.proc.name, self.proc.rc))
+        if between is not None:
+            between()
+        self.restarts += 1
+        self._start()
 
     def ctl(self, *args, timeout=10):
         r = run_cmd([NTSCTL_BIN, "-s", self.sock] + list(args), timeout=timeout)
@@ -991,15 +1010,20 @@ def make_test_pki(name="pki", days=2):
 
 class NtsKeServer(Ntsd):
     """ntsd as an NTS-KE server (and a plain NTP server at `local stratum 1`)
-    on 127.0.0.1: NTS-KE on ke_port, NTP on ntp_port (advertised in the KE
-    Port record when not 123).  `cookie_file`: `nts cookie FILE`."""
+    on 127.0.0.1: NTS-KE on ke_port, NTP on ntp_addr:ntp_port (the port is
+    advertised in the KE Port record when not 123; another 127/8 ntp_addr
+    lets a relay sit on 127.0.0.1, with `nts ntpserver 127.0.0.1` in
+    `extra`).  `cookie_file`: `nts cookie FILE`.  restart() (from Ntsd)
+    waits for the KE server again."""
 
-    def __init__(self, name, pki, ke_port, ntp_port, cookie_file=None, extra=(), debug=True):
+    def __init__(self, name, pki, ke_port, ntp_port, cookie_file=None, extra=(), debug=True,
+                 ntp_addr="127.0.0.1"):
         self.pki = pki
         self.ke_port = ke_port
         self.ntp_port = ntp_port
+        self.ntp_addr = ntp_addr
         self.cookie_file = cookie_file
-        lines = ["listen 127.0.0.1:%d" % ntp_port,
+        lines = ["listen %s:%d" % (ntp_addr, ntp_port),
                  "local stratum 1",
                  "nts enable",
                  "nts cert %s" % pki.chain,
@@ -1009,8 +1033,12 @@ class NtsKeServer(Ntsd):
         lines.append("nts-listen-on 127.0.0.1:%d" % ke_port)
         lines += list(extra)
         Ntsd.__init__(self, name, lines, debug=debug)
-        wait_until(lambda: "serving NTS-KE on 127.0.0.1:%d" % ke_port in self.proc.read_log(),
-                   10, "%s to log 'serving NTS-KE on 127.0.0.1:%d'" % (name, ke_port))
+
+    def _start(self):
+        Ntsd._start(self)
+        want = "serving NTS-KE on 127.0.0.1:%d" % self.ke_port
+        wait_until(lambda: want in self.proc.read_log(), 10,
+                   "%s to log '%s'" % (self.proc.name, want))
 
     def nts_stats(self):
         """`ntsctl nts --json` as a dict, or None while ntsctl has no `nts`
