@@ -817,9 +817,9 @@ static void do_leapsmear(struct parser *p, struct cursor *cu, const struct direc
 
 #define CONF(f) offsetof(ntsd_conf, f)
 static const struct opt tos_opts[] = {
-    {"minsane", OPT_INT, CONF(tos_minsane), 0, 1, 16, false, NOEFFECT},
-    {"minclock", OPT_INT, CONF(tos_minclock), 0, 1, 100, false, NOEFFECT},
-    {"maxclock", OPT_INT, CONF(tos_maxclock), 0, 1, 100, false, NOEFFECT},
+    {"minsane", OPT_INT, CONF(tos_minsane), 0, 1, 16, false, NULL},
+    {"minclock", OPT_INT, CONF(tos_minclock), 0, 1, 100, false, NULL},
+    {"maxclock", OPT_INT, CONF(tos_maxclock), 0, 1, 100, false, NULL},
     {"mindist", OPT_NUM, CONF(tos_mindist), 0, 0, 16, true, NULL},
     {"maxdist", OPT_NUM, CONF(tos_maxdist), 0, 0, 16, true, NULL},
     {"orphan", OPT_INT, CONF(tos_orphan), 0, 1, 16, false, NOEFFECT},

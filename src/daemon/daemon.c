@@ -84,8 +84,18 @@ static void update_system(ntsd *d)
   report_sys *s = &d->sys;
   size_t n = clients_count(d->clients);
   int best = -1;
-  double best_dist = 0;
-  ntp_select_cfg scfg = {.mindist = d->conf->tos_mindist, .maxdist = d->conf->tos_maxdist};
+  ntp_select_cfg scfg;
+  ntp_select_cfg_default(&scfg);
+  scfg.mindist = d->conf->tos_mindist;
+  scfg.maxdist = d->conf->tos_maxdist;
+  scfg.minsane = d->conf->tos_minsane;
+  scfg.minclock = d->conf->tos_minclock;
+  scfg.maxclock = d->conf->tos_maxclock;
+  ntp_select_result res = {.sys_peer = -1, .leap = NTP_LEAP_UNSYNC};
+  int prev = -1; /* last system peer, so selection can avoid clock-hopping */
+  for (size_t i = 0; i < s->sel_states_n; i++)
+    if (s->sel_states[i] == NTP_SEL_SYSPEER)
+      prev = (int)i;
   ntp_source_info *infos = n ? calloc(n, sizeof(*infos)) : NULL;
   ntp_sel_state *states = n ? calloc(n, sizeof(*states)) : NULL;
   peer_view v;
@@ -94,7 +104,8 @@ static void update_system(ntsd *d)
       clients_view(d->clients, i, now, &v);
       infos[i] = v.info;
     }
-    best = ntp_select(infos, n, &scfg, states);
+    if (ntp_select(infos, n, &scfg, prev, states, &res) == NTP_SELECT_SYNC)
+      best = res.sys_peer;
   }
   s->sel_states_n = 0;
   for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
@@ -105,17 +116,15 @@ static void update_system(ntsd *d)
   s->system_peer[0] = '\0';
   if (best >= 0 && clients_view(d->clients, (size_t)best, now, &v)) {
     const ntp_source_info *b = &v.info;
-    best_dist = ntp_source_info_root_distance(b, scfg.mindist);
     s->synced = true;
-    s->offset = b->offset;
-    si.leap = b->leap;
+    s->offset = res.offset; /* combined over the survivors */
+    si.leap = res.leap;     /* majority of the survivors */
     si.stratum = (uint8_t)(b->stratum + 1);
     si.refid = netaddr_refid(v.sa);
     si.reftime = ntp_ts_add(sysclock_now_ntp(), -(b->when > 0 ? b->when : 0));
     si.root_delay = b->root_delay + b->delay;
-    si.root_disp = b->root_disp + b->dispersion + b->jitter + fabs(b->offset);
+    si.root_disp = b->root_disp + b->dispersion + res.jitter + fabs(res.offset);
     snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
-    (void)best_dist;
   } else if (d->conf->local_stratum > 0) {
     si.leap = NTP_LEAP_NONE;
     si.stratum = (uint8_t)d->conf->local_stratum;

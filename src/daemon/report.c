@@ -71,18 +71,6 @@ static char *json_finish(json_w *j)
   return out;
 }
 
-static const char *sel_name(ntp_sel_state st)
-{
-  switch (st) {
-  case NTP_SEL_SYSPEER: return "sys.peer";
-  case NTP_SEL_CANDIDATE: return "candidate";
-  case NTP_SEL_FAR: return "outlier";
-  case NTP_SEL_NOSELECT: return "noselect";
-  case NTP_SEL_UNUSABLE: return "unusable";
-  }
-  return "unusable";
-}
-
 static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
 {
   const ntp_source_info *i = &v->info;
@@ -109,7 +97,7 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
   json_key(j, "jitter");
   i->have_sample ? json_number(j, i->jitter) : json_null(j);
   json_kv_num(j, "dispersion", i->dispersion);
-  json_kv_str(j, "selection", sel_name(st));
+  json_kv_str(j, "selection", ntp_sel_name(st));
   json_kv_bool(j, "pool", v->is_pool);
   json_kv_uint(j, "sent", i->sent);
   json_kv_uint(j, "received", i->received);

@@ -18,7 +18,7 @@
 /* System state as last computed by the daemon. */
 typedef struct report_sys {
   bool synced;
-  double offset;              /* of the system peer, NTP sign convention */
+  double offset;              /* combined over the survivors, NTP sign convention */
   ntp_sysinfo info;           /* what our clients are told */
   char system_peer[NETADDR_STRLEN];
   ntp_sel_state sel_states[REPORT_MAX_PEERS];

@@ -1,14 +1,9 @@
-/* source: per-server poll state machine and clock filter. */
+/* source: per-server poll state machine. */
 #include "proto/source.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct filt_sample {
-  double offset, delay, disp;
-  double t; /* monotonic time taken */
-} filt_sample;
 
 struct ntp_source {
   ntp_source_cfg cfg;
@@ -23,12 +18,11 @@ struct ntp_source {
   ntp_ts t1;         /* local send time of that request */
   ntp_ts last_xmt;   /* server transmit time of the last accepted response */
 
-  filt_sample filt[NTP_FILTER_LEN];
-  int n_filt, filt_pos;
+  ntp_filter filt;
   double last_sample_t;
   ntp_sample last;   /* header values of the last accepted response */
 
-  uint64_t sent, received, accepted;
+  uint64_t sent, received, accepted, spikes;
   uint64_t drops[NTP_DROP_COUNT];
   ntp_kod last_kod;
 };
@@ -57,6 +51,7 @@ ntp_source *ntp_source_create(const ntp_source_cfg *cfg, double now)
   s->poll = s->cfg.minpoll;
   s->next_send = now; /* first request right away */
   s->last_sample_t = -1.0;
+  ntp_filter_init(&s->filt, s->cfg.precision);
   return s;
 }
 
@@ -113,18 +108,6 @@ size_t ntp_source_make_request(ntp_source *s, double now, const uint8_t nonce[8]
 bool ntp_source_awaiting(const ntp_source *s) { return s->sent_xmt != 0; }
 void ntp_source_give_up(ntp_source *s) { s->sent_xmt = 0; }
 
-static void filter_add(ntp_source *s, const ntp_sample *smp, double now)
-{
-  filt_sample *f = &s->filt[s->filt_pos];
-  f->offset = smp->offset;
-  f->delay = smp->delay;
-  f->disp = smp->dispersion;
-  f->t = now;
-  s->filt_pos = (s->filt_pos + 1) % NTP_FILTER_LEN;
-  if (s->n_filt < NTP_FILTER_LEN)
-    s->n_filt++;
-}
-
 static void on_kod(ntp_source *s, ntp_kod k, const ntp_hdr *h)
 {
   s->last_kod = k;
@@ -166,47 +149,13 @@ ntp_drop ntp_source_on_response(ntp_source *s, const uint8_t *pkt, size_t len, n
   s->reach |= 1;
   s->last = smp;
   s->last_sample_t = now;
-  filter_add(s, &smp, now);
+  if (ntp_filter_add(&s->filt, smp.offset, smp.delay, smp.dispersion, now) == NTP_FILTER_SPIKE)
+    s->spikes++;
   if (++s->good_streak >= NTP_FILTER_LEN && s->burst_left == 0) {
     s->good_streak = 0;
     s->poll = clamp_poll(s->poll + 1, &s->cfg);
   }
   return NTP_DROP_NONE;
-}
-
-/* Picks the minimum-delay sample (RFC 5905 clock filter) and derives jitter
- * (RMS offset difference to it) and dispersion (weighted, aged). */
-static void filter_eval(const ntp_source *s, double now, ntp_source_info *out)
-{
-  int order[NTP_FILTER_LEN] = {0};
-  int n = s->n_filt;
-  for (int i = 0; i < n; i++)
-    order[i] = i;
-  for (int i = 1; i < n; i++) { /* insertion sort by delay */
-    int v = order[i], j = i;
-    while (j > 0 && s->filt[order[j - 1]].delay > s->filt[v].delay) {
-      order[j] = order[j - 1];
-      j--;
-    }
-    order[j] = v;
-  }
-  const filt_sample *best = &s->filt[order[0]];
-  double disp = 0.0, sq = 0.0;
-  for (int i = 0; i < n; i++) {
-    const filt_sample *f = &s->filt[order[i]];
-    double aged = f->disp + NTP_PHI * (now - f->t);
-    disp += aged / ldexp(1.0, i + 1);
-    double d = f->offset - best->offset;
-    sq += d * d;
-  }
-  /* Empty slots count as maximum dispersion (16 s), as in RFC 5905. */
-  for (int i = n; i < NTP_FILTER_LEN; i++)
-    disp += 16.0 / ldexp(1.0, i + 1);
-  out->offset = best->offset;
-  out->delay = best->delay;
-  out->dispersion = disp;
-  double jit = n > 1 ? sqrt(sq / (n - 1)) : 0.0;
-  out->jitter = jit > s->cfg.precision ? jit : s->cfg.precision;
 }
 
 void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out)
@@ -217,7 +166,6 @@ void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out)
   out->denied = s->denied;
   out->prefer = s->cfg.prefer;
   out->noselect = s->cfg.noselect;
-  out->have_sample = s->n_filt > 0;
   out->when = s->last_sample_t < 0 ? -1.0 : now - s->last_sample_t;
   out->stratum = s->last.stratum;
   out->leap = s->last.leap;
@@ -229,10 +177,14 @@ void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out)
   out->accepted = s->accepted;
   memcpy(out->drops, s->drops, sizeof(out->drops));
   out->last_kod = s->last_kod;
-  if (out->have_sample)
-    filter_eval(s, now, out);
-  else
-    out->dispersion = 16.0;
+  ntp_filter_out fo;
+  out->have_sample = ntp_filter_get(&s->filt, now, &fo);
+  out->offset = fo.offset;
+  out->delay = fo.delay;
+  out->jitter = fo.jitter;
+  out->dispersion = fo.dispersion;
+  out->sample_age = out->have_sample ? now - fo.t : -1.0;
+  out->spikes = s->spikes;
 }
 
 double ntp_source_info_root_distance(const ntp_source_info *i, double mindist)

@@ -1,6 +1,6 @@
 /* source: one upstream NTP server as seen by our client — poll timing, the
- * reach register, burst/iburst, kiss-o'-death handling and a clock filter
- * over the last samples.  Pure: the caller passes monotonic time (seconds),
+ * reach register, burst/iburst, kiss-o'-death handling, feeding the clock
+ * filter (proto/filter.h).  Pure: the caller passes monotonic time (seconds),
  * local NTP timestamps and random nonces in, and sends the bytes out. */
 #ifndef NTSD_PROTO_SOURCE_H
 #define NTSD_PROTO_SOURCE_H
@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/filter.h"
 #include "proto/ntp_client.h"
 
-#define NTP_FILTER_LEN 8
 #define NTP_BURST_LEN 8 /* packets in an iburst/burst */
 #define NTP_BURST_SPACING 2.0 /* seconds between burst packets */
 
@@ -33,6 +33,9 @@ typedef struct ntp_source_info {
   bool prefer, noselect;
   double when;         /* seconds since the last accepted sample, -1 if none */
   double offset, delay, jitter, dispersion; /* of the selected filter sample */
+  double sample_age;   /* seconds since that sample was taken, -1 if none: it
+                          changes only when the filter takes a newer sample */
+  uint64_t spikes;     /* samples held back as popcorn spikes */
   double root_delay, root_disp;
   uint8_t stratum, leap;
   uint32_t refid;

@@ -1,4 +1,6 @@
-/* Unit tests for proto/select.c (interim system-peer choice). */
+/* Unit tests for proto/select.c: sanity checks, intersection, maxclock,
+ * clustering, system peer choice, combining and the leap vote. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,78 +12,476 @@
 #include "proto/ntp_pkt.h"
 #include "proto/select.h"
 
-static ntp_source_info usable(double delay)
+/* cmocka's assert_float_equal works in single precision. */
+static void near_(double a, double b, double eps, const char *file, int line)
+{
+  if (!(fabs(a - b) <= eps)) {
+    print_error("%.17g != %.17g (within %g)\n", a, b, eps);
+    _fail(file, line);
+  }
+}
+#define assert_near(a, b, eps) near_((a), (b), (eps), __FILE__, __LINE__)
+
+#define JIT 1e-4
+
+/* A usable stratum-2 source with offset `off` whose root distance is
+ * exactly `lam` (with the default mindist of 1 ms and no delay). */
+static ntp_source_info src_j(double off, double lam, double jit)
 {
   ntp_source_info i;
   memset(&i, 0, sizeof(i));
   i.have_sample = true;
   i.reach = 0xff;
   i.stratum = 2;
-  i.delay = delay;
-  i.dispersion = 0.001;
-  i.jitter = 0.0001;
+  i.leap = NTP_LEAP_NONE;
+  i.offset = off;
+  i.jitter = jit;
+  i.dispersion = lam - 0.001 - jit;
   return i;
 }
 
-static const ntp_select_cfg cfg = {.mindist = 0.001, .maxdist = 1.5};
+static ntp_source_info src(double off, double lam) { return src_j(off, lam, JIT); }
 
-static void test_none_usable(void **state)
+static ntp_select_cfg cfg_def(void)
+{
+  ntp_select_cfg c;
+  ntp_select_cfg_default(&c);
+  return c;
+}
+
+static void test_defaults_and_names(void **state)
 {
   (void)state;
-  ntp_source_info in[3] = {usable(0.01), usable(0.01), usable(0.01)};
+  ntp_select_cfg c = cfg_def();
+  assert_near(c.mindist, 0.001, 0);
+  assert_near(c.maxdist, 1.5, 0);
+  assert_int_equal(c.minsane, 1);
+  assert_int_equal(c.minclock, 3);
+  assert_int_equal(c.maxclock, 10);
+  assert_true(c.prefer_offset);
+  const struct {
+    ntp_sel_state st;
+    char tally;
+    const char *name;
+  } t[] = {
+      {NTP_SEL_UNUSABLE, ' ', "unusable"},   {NTP_SEL_NOSELECT, ' ', "noselect"},
+      {NTP_SEL_FAR, ' ', "far"},             {NTP_SEL_FALSETICKER, 'x', "falseticker"},
+      {NTP_SEL_EXCESS, '.', "excess"},       {NTP_SEL_OUTLIER, '-', "outlier"},
+      {NTP_SEL_CANDIDATE, '+', "candidate"}, {NTP_SEL_BACKUP, '#', "backup"},
+      {NTP_SEL_SYSPEER, '*', "sys.peer"},    {NTP_SEL_PPS, 'o', "pps.peer"},
+  };
+  for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+    assert_int_equal(ntp_sel_tally(t[k].st), t[k].tally);
+    assert_string_equal(ntp_sel_name(t[k].st), t[k].name);
+  }
+  assert_string_equal(ntp_select_status_name(NTP_SELECT_SYNC), "sync");
+  assert_string_equal(ntp_select_status_name(NTP_SELECT_NO_SOURCES), "no_sources");
+  assert_string_equal(ntp_select_status_name(NTP_SELECT_TOO_FEW), "too_few");
+  assert_string_equal(ntp_select_status_name(NTP_SELECT_NO_MAJORITY), "no_majority");
+}
+
+static void test_no_sources(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_select_result r;
+  assert_int_equal(ntp_select(NULL, 0, &c, -1, NULL, &r), NTP_SELECT_NO_SOURCES);
+  assert_int_equal(r.status, NTP_SELECT_NO_SOURCES);
+  assert_int_equal(r.sys_peer, -1);
+  assert_int_equal(r.leap, NTP_LEAP_UNSYNC);
+  assert_int_equal(r.n_candidates, 0);
+
+  ntp_source_info in[9];
+  for (int k = 0; k < 9; k++)
+    in[k] = src(0, 0.01);
   in[0].have_sample = false;
   in[1].reach = 0;
   in[2].stratum = 16;
-  ntp_sel_state st[3];
-  assert_int_equal(ntp_select(in, 3, &cfg, st), -1);
-  for (int i = 0; i < 3; i++)
-    assert_int_equal(st[i], NTP_SEL_UNUSABLE);
-  assert_int_equal(ntp_select(NULL, 0, &cfg, st), -1);
+  in[3].stratum = 0;
+  in[4].denied = true;
+  in[5].leap = NTP_LEAP_UNSYNC;
+  in[6].offset = NAN;
+  in[7].noselect = true;
+  in[8].dispersion = 2.0; /* root distance beyond maxdist */
+  ntp_sel_state st[9];
+  assert_int_equal(ntp_select(in, 9, &c, -1, st, &r), NTP_SELECT_NO_SOURCES);
+  for (int k = 0; k < 7; k++)
+    assert_int_equal(st[k], NTP_SEL_UNUSABLE);
+  assert_int_equal(st[7], NTP_SEL_NOSELECT);
+  assert_int_equal(st[8], NTP_SEL_FAR);
+  assert_int_equal(r.sys_peer, -1);
 }
 
-static void test_smallest_distance_wins(void **state)
+static void test_single_source(void **state)
 {
   (void)state;
-  ntp_source_info in[3] = {usable(0.05), usable(0.01), usable(0.03)};
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[1] = {src(0.125, 0.02)};
+  ntp_sel_state st[1];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 1, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 0);
+  assert_int_equal(st[0], NTP_SEL_SYSPEER);
+  assert_near(r.offset, 0.125, 1e-15);
+  assert_near(r.jitter, JIT, 1e-15);
+  assert_int_equal(r.leap, NTP_LEAP_NONE);
+  assert_int_equal(r.n_survivors, 1);
+  assert_int_equal(r.n_combined, 1);
+  assert_near(r.low, 0.105, 1e-12);
+  assert_near(r.high, 0.145, 1e-12);
+}
+
+static void test_falseticker_rejected(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[4] = {src(0, 0.01), src(0.002, 0.01), src(-0.002, 0.01), src(0.5, 0.01)};
+  ntp_sel_state st[4];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 4, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[3], NTP_SEL_FALSETICKER);
+  assert_int_equal(ntp_sel_tally(st[3]), 'x');
+  assert_int_equal(r.sys_peer, 0); /* equal distances: the lowest index */
+  assert_int_equal(st[1], NTP_SEL_CANDIDATE);
+  assert_int_equal(st[2], NTP_SEL_CANDIDATE);
+  assert_int_equal(r.n_candidates, 4);
+  assert_int_equal(r.n_truechimers, 3);
+  assert_near(r.low, -0.008, 1e-12);
+  assert_near(r.high, 0.008, 1e-12);
+  assert_near(r.offset, 0, 1e-15);
+
+  /* A falseticker stays one even if it is the prefer peer. */
+  in[3].prefer = true;
+  assert_int_equal(ntp_select(in, 4, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[3], NTP_SEL_FALSETICKER);
+  assert_int_equal(r.sys_peer, 0);
+}
+
+static void test_no_majority(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[4] = {src(0, 0.01), src(0.001, 0.01), src(0.5, 0.01), src(0.501, 0.01)};
+  ntp_sel_state st[4];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 4, &c, -1, st, &r), NTP_SELECT_NO_MAJORITY);
+  for (int k = 0; k < 4; k++)
+    assert_int_equal(st[k], NTP_SEL_FALSETICKER);
+  assert_int_equal(r.sys_peer, -1);
+  assert_int_equal(r.leap, NTP_LEAP_UNSYNC);
+  assert_near(r.offset, 0, 0);
+  /* Two sources that disagree cannot outvote each other either. */
+  assert_int_equal(ntp_select(in + 1, 2, &c, -1, st, &r), NTP_SELECT_NO_MAJORITY);
+  /* Intervals that just touch do agree (they are closed). */
+  ntp_source_info touch[2] = {src(0, 0.01), src(0, 0.01)};
+  double lam = ntp_source_info_root_distance(&touch[0], c.mindist);
+  touch[1].offset = 2 * lam;
+  assert_int_equal(ntp_select(touch, 2, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_near(r.low, lam, 0);
+  assert_near(r.high, lam, 0);
+}
+
+static void test_minsane(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  c.minsane = 3;
+  ntp_source_info in[3] = {src(0, 0.01), src(0.001, 0.01), src(0.9, 0.01)};
   ntp_sel_state st[3];
-  assert_int_equal(ntp_select(in, 3, &cfg, st), 1);
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 3, &c, -1, st, &r), NTP_SELECT_TOO_FEW);
+  assert_int_equal(r.sys_peer, -1);
+  assert_int_equal(r.n_truechimers, 2);
+  assert_int_equal(r.n_survivors, 0);
+  assert_int_equal(r.leap, NTP_LEAP_UNSYNC);
+  assert_int_equal(st[0], NTP_SEL_CANDIDATE);
+  assert_int_equal(st[1], NTP_SEL_CANDIDATE);
+  assert_int_equal(st[2], NTP_SEL_FALSETICKER);
+  c.minsane = 2;
+  assert_int_equal(ntp_select(in, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 0);
+}
+
+static void test_prefer(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[3] = {src(0, 0.01), src(0.004, 0.03), src(0.001, 0.02)};
+  in[1].prefer = true;
+  ntp_sel_state st[3];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 1);
   assert_int_equal(st[1], NTP_SEL_SYSPEER);
   assert_int_equal(st[0], NTP_SEL_CANDIDATE);
-  assert_int_equal(ntp_sel_tally(st[1]), '*');
-  assert_int_equal(ntp_sel_tally(st[0]), '+');
+  /* prefer_offset: the prefer peer's own offset and jitter. */
+  assert_near(r.offset, 0.004, 1e-15);
+  assert_near(r.jitter, JIT, 1e-15);
+  /* Otherwise it is combined like the others. */
+  c.prefer_offset = false;
+  assert_int_equal(ntp_select(in, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 1);
+  double w = 1 / 0.01 + 1 / 0.03 + 1 / 0.02;
+  assert_near(r.offset, (0.004 / 0.03 + 0.001 / 0.02) / w, 1e-12);
 }
 
-static void test_prefer_wins(void **state)
+static void test_noselect(void **state)
 {
   (void)state;
-  ntp_source_info in[2] = {usable(0.01), usable(0.05)};
-  in[1].prefer = true;
-  ntp_sel_state st[2];
-  assert_int_equal(ntp_select(in, 2, &cfg, st), 1);
-}
-
-static void test_noselect_far_kod(void **state)
-{
-  (void)state;
-  ntp_source_info in[4] = {usable(0.01), usable(4.0), usable(0.02), usable(0.03)};
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[3] = {src(0, 0.005), src(0.001, 0.02), src(0.002, 0.03)};
   in[0].noselect = true;
-  in[2].denied = true;
-  ntp_sel_state st[4];
-  assert_int_equal(ntp_select(in, 4, &cfg, st), 3);
+  ntp_sel_state st[3];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
   assert_int_equal(st[0], NTP_SEL_NOSELECT);
-  assert_int_equal(st[1], NTP_SEL_FAR);
-  assert_int_equal(st[2], NTP_SEL_UNUSABLE);
-  in[3].leap = NTP_LEAP_UNSYNC;
-  assert_int_equal(ntp_select(in, 4, &cfg, st), -1);
+  assert_int_equal(r.sys_peer, 1);
+  assert_int_equal(r.n_candidates, 2);
+  /* A noselect source does not vote: 1 against 1 has no majority, while
+   * the same three as candidates make the first a falseticker. */
+  ntp_source_info v[3] = {src(0, 0.01), src(0.5, 0.01), src(0.5, 0.01)};
+  v[2].noselect = true;
+  assert_int_equal(ntp_select(v, 3, &c, -1, st, &r), NTP_SELECT_NO_MAJORITY);
+  v[2].noselect = false;
+  assert_int_equal(ntp_select(v, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[0], NTP_SEL_FALSETICKER);
+}
+
+static void test_maxclock_excess(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  c.maxclock = 3;
+  ntp_source_info in[5] = {src(0, 0.01), src(0.001, 0.05), src(0.002, 0.02), src(0.001, 0.03),
+                           src(0, 0.005)};
+  in[1].stratum = 1; /* stratum dominates the order: kept despite its distance */
+  in[4].stratum = 3; /* the smallest distance, but the worst stratum */
+  ntp_sel_state st[5];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 5, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[3], NTP_SEL_EXCESS);
+  assert_int_equal(st[4], NTP_SEL_EXCESS);
+  assert_int_equal(ntp_sel_tally(st[4]), '.');
+  assert_int_equal(r.n_truechimers, 5);
+  assert_int_equal(r.n_survivors, 3);
+  assert_int_equal(r.sys_peer, 0);
+  assert_int_equal(st[1], NTP_SEL_CANDIDATE);
+  assert_int_equal(st[2], NTP_SEL_CANDIDATE);
+}
+
+static void test_clustering(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  const double off[5] = {0, 0.001, -0.001, 0.0005, 0.03};
+  ntp_source_info in[5];
+  for (int k = 0; k < 5; k++)
+    in[k] = src(off[k], 0.05);
+  ntp_sel_state st[5];
+  ntp_select_result r;
+  /* The noisiest goes first, then the one farthest from the rest, down to
+   * minclock. */
+  assert_int_equal(ntp_select(in, 5, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[4], NTP_SEL_OUTLIER);
+  assert_int_equal(st[2], NTP_SEL_OUTLIER);
+  assert_int_equal(ntp_sel_tally(st[2]), '-');
+  assert_int_equal(r.n_truechimers, 5);
+  assert_int_equal(r.n_survivors, 3);
+  assert_int_equal(st[0], NTP_SEL_SYSPEER);
+  assert_near(r.offset, 0.0015 / 3, 1e-15);
+
+  /* Larger peer jitter: once the selection jitter is below it, dropping
+   * more would not help, so clustering stops with four. */
+  for (int k = 0; k < 5; k++)
+    in[k] = src_j(off[k], 0.05, 0.01);
+  assert_int_equal(ntp_select(in, 5, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[4], NTP_SEL_OUTLIER);
+  assert_int_equal(r.n_survivors, 4);
+  assert_int_equal(st[2], NTP_SEL_CANDIDATE);
+
+  /* A prefer peer is never clustered away. */
+  for (int k = 0; k < 5; k++)
+    in[k] = src(off[k], 0.05);
+  in[4].prefer = true;
+  assert_int_equal(ntp_select(in, 5, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[4], NTP_SEL_SYSPEER);
+  assert_int_equal(r.n_survivors, 3);
+  assert_near(r.offset, 0.03, 0);
+}
+
+static void test_combine_weighted(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[2] = {src(0.010, 0.01), src(0.020, 0.03)};
+  ntp_sel_state st[2];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 2, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 0);
+  /* Weights 1/lambda: 100 and 33.3, so 3:1. */
+  assert_near(r.offset, 0.0125, 1e-12);
+  /* System jitter: the system peer's, and the weighted RMS of the offsets
+   * around its offset: (33.3 * 0.01^2 / 133.3) = 2.5e-5. */
+  assert_near(r.jitter, sqrt(JIT * JIT + 2.5e-5), 1e-12);
+  assert_int_equal(r.n_combined, 2);
+}
+
+static void test_backup_beyond_combine_max(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[10];
+  for (int k = 0; k < 10; k++)
+    in[k] = src_j(0.0001 * (k % 3), 0.02 + 0.001 * k, 0.01); /* too calm to cluster */
+  ntp_sel_state st[10];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(in, 10, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.n_survivors, 10);
+  assert_int_equal(r.n_combined, NTP_SELECT_COMBINE_MAX);
+  assert_int_equal(st[0], NTP_SEL_SYSPEER);
+  for (int k = 1; k < 6; k++)
+    assert_int_equal(st[k], NTP_SEL_CANDIDATE);
+  for (int k = 6; k < 10; k++)
+    assert_int_equal(st[k], NTP_SEL_BACKUP);
+  assert_int_equal(ntp_sel_tally(st[9]), '#');
+  /* A system peer kept from before stays combined; the sixth-best goes. */
+  assert_int_equal(ntp_select(in, 10, &c, 8, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 8);
+  assert_int_equal(st[8], NTP_SEL_SYSPEER);
+  assert_int_equal(st[5], NTP_SEL_BACKUP);
+  assert_int_equal(st[0], NTP_SEL_CANDIDATE);
+  assert_int_equal(r.n_combined, NTP_SELECT_COMBINE_MAX);
+}
+
+static void test_leap_majority(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[4] = {src(0, 0.01), src(0, 0.01), src(0, 0.01), src(0, 0.01)};
+  ntp_sel_state st[4];
+  ntp_select_result r;
+  in[0].leap = NTP_LEAP_INSERT;
+  in[2].leap = NTP_LEAP_INSERT;
+  ntp_select(in, 3, &c, -1, st, &r);
+  assert_int_equal(r.leap, NTP_LEAP_INSERT); /* 2 of 3 */
+  ntp_select(in, 4, &c, -1, st, &r);
+  assert_int_equal(r.leap, NTP_LEAP_NONE); /* 2 of 4 is no majority */
+  in[1].leap = NTP_LEAP_DELETE;
+  in[2].leap = NTP_LEAP_DELETE;
+  ntp_select(in, 3, &c, -1, st, &r);
+  assert_int_equal(r.leap, NTP_LEAP_DELETE);
+  in[1].leap = NTP_LEAP_NONE;
+  ntp_select(in, 3, &c, -1, st, &r);
+  assert_int_equal(r.leap, NTP_LEAP_NONE); /* one insert, one delete, one none */
+}
+
+static void test_ties_and_order(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info same[3] = {src(0.001, 0.02), src(0.001, 0.02), src(0.001, 0.02)};
+  ntp_sel_state st[3];
+  ntp_select_result r;
+  assert_int_equal(ntp_select(same, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 0);
+  assert_int_equal(ntp_select(same, 3, &c, 2, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 2); /* the previous one stays */
+  assert_int_equal(ntp_select(same, 3, &c, 7, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.sys_peer, 0); /* an index out of range is ignored */
+
+  /* The same sources in every order give the same answer. */
+  const ntp_source_info base[3] = {src(0.001, 0.01), src(0.003, 0.02), src(-0.002, 0.03)};
+  const int perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  double first = 0;
+  for (int p = 0; p < 6; p++) {
+    ntp_source_info in[3];
+    for (int k = 0; k < 3; k++)
+      in[k] = base[perm[p][k]];
+    assert_int_equal(ntp_select(in, 3, &c, -1, st, &r), NTP_SELECT_SYNC);
+    assert_int_equal(perm[p][r.sys_peer], 0);
+    if (p == 0)
+      first = r.offset;
+    assert_near(r.offset, first, 1e-15);
+  }
+}
+
+static void test_hysteresis(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[2] = {src(0, 0.02), src(0.001, 0.014)};
+  ntp_sel_state st[2];
+  ntp_select_result r;
+  ntp_select(in, 2, &c, -1, st, &r);
+  assert_int_equal(r.sys_peer, 1);
+  /* 0.020 <= 1.5 x 0.014: not clearly better, so no hop. */
+  ntp_select(in, 2, &c, 0, st, &r);
+  assert_int_equal(r.sys_peer, 0);
+  assert_int_equal(st[0], NTP_SEL_SYSPEER);
+  assert_int_equal(st[1], NTP_SEL_CANDIDATE);
+  /* 0.020 > 1.5 x 0.012: clearly better. */
+  in[1] = src(0.001, 0.012);
+  ntp_select(in, 2, &c, 0, st, &r);
+  assert_int_equal(r.sys_peer, 1);
+  /* A prefer peer wins regardless. */
+  in[1] = src(0.001, 0.03);
+  in[1].prefer = true;
+  ntp_select(in, 2, &c, 0, st, &r);
+  assert_int_equal(r.sys_peer, 1);
+}
+
+static void test_n_max(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  enum { N = NTP_SELECT_MAX + 2 };
+  ntp_source_info in[N];
+  ntp_sel_state st[N];
+  ntp_select_result r;
+  for (int k = 0; k < N; k++)
+    in[k] = src(0.0001 * (k % 5), 0.02);
+  assert_int_equal(ntp_select(in, N, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.n_candidates, NTP_SELECT_MAX);
+  assert_int_equal(r.n_truechimers, NTP_SELECT_MAX);
+  assert_int_equal(st[NTP_SELECT_MAX], NTP_SEL_EXCESS);
+  assert_int_equal(st[NTP_SELECT_MAX + 1], NTP_SEL_EXCESS);
+  int excess = 0;
+  for (int k = 0; k < N; k++)
+    excess += st[k] == NTP_SEL_EXCESS;
+  assert_int_equal(excess, N - 10); /* maxclock 10, the lowest indices on a tie */
+  assert_true(r.n_survivors >= 3 && r.n_survivors <= 10);
+
+  /* Exactly the maximum, all kept: six combined, the rest backups. */
+  c.maxclock = NTP_SELECT_MAX;
+  c.minclock = NTP_SELECT_MAX;
+  assert_int_equal(ntp_select(in, NTP_SELECT_MAX, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(r.n_survivors, NTP_SELECT_MAX);
+  assert_int_equal(r.n_combined, NTP_SELECT_COMBINE_MAX);
+  int backups = 0;
+  for (int k = 0; k < NTP_SELECT_MAX; k++)
+    backups += st[k] == NTP_SEL_BACKUP;
+  assert_int_equal(backups, NTP_SELECT_MAX - NTP_SELECT_COMBINE_MAX);
 }
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_none_usable),
-      cmocka_unit_test(test_smallest_distance_wins),
-      cmocka_unit_test(test_prefer_wins),
-      cmocka_unit_test(test_noselect_far_kod),
+      cmocka_unit_test(test_defaults_and_names),
+      cmocka_unit_test(test_no_sources),
+      cmocka_unit_test(test_single_source),
+      cmocka_unit_test(test_falseticker_rejected),
+      cmocka_unit_test(test_no_majority),
+      cmocka_unit_test(test_minsane),
+      cmocka_unit_test(test_prefer),
+      cmocka_unit_test(test_noselect),
+      cmocka_unit_test(test_maxclock_excess),
+      cmocka_unit_test(test_clustering),
+      cmocka_unit_test(test_combine_weighted),
+      cmocka_unit_test(test_backup_beyond_combine_max),
+      cmocka_unit_test(test_leap_majority),
+      cmocka_unit_test(test_ties_and_order),
+      cmocka_unit_test(test_hysteresis),
+      cmocka_unit_test(test_n_max),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

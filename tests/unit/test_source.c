@@ -193,6 +193,34 @@ static void test_filter_prefers_min_delay(void **state)
   ntp_source_destroy(s);
 }
 
+/* The filter's popcorn-spike suppression as seen through the source: the
+ * spike is counted, the estimate and its age stay with the earlier sample. */
+static void test_filter_spike_counted(void **state)
+{
+  (void)state;
+  ntp_source_cfg c = cfg_default();
+  ntp_source *s = ntp_source_create(&c, 0.0);
+  uint8_t req[64], resp[64];
+  ntp_ts t4;
+  for (int k = 0; k < 9; k++) {
+    uint8_t nonce[8] = {5, 5, 5, 5, 5, 5, 5, (uint8_t)(k + 1)};
+    ntp_ts t1 = ntp_ts_add(t0(), 16.0 * k);
+    ntp_source_make_request(s, 16.0 * k, nonce, t1, req, sizeof(req));
+    double off = k < 8 ? 0.001 * (k & 1) : 0.5;
+    size_t n = make_response(req, t1, off, 0.01, 2, resp, &t4);
+    assert_int_equal(ntp_source_on_response(s, resp, n, t4, 16.0 * k + 0.02, NULL),
+                     NTP_DROP_NONE);
+  }
+  ntp_source_info i;
+  ntp_source_get_info(s, 130, &i);
+  assert_int_equal(i.spikes, 1);
+  assert_int_equal(i.accepted, 9);
+  assert_float_equal(i.offset, 0.001, 1e-6); /* the sample at 112 s */
+  assert_float_equal(i.sample_age, 130 - 112.02, 1e-6);
+  assert_float_equal(i.when, 130 - 128.02, 1e-6);
+  ntp_source_destroy(s);
+}
+
 static void test_poll_increases_and_clamps(void **state)
 {
   (void)state;
@@ -225,6 +253,7 @@ int main(void)
       cmocka_unit_test(test_iburst_spacing),
       cmocka_unit_test(test_kod_rate_and_deny),
       cmocka_unit_test(test_filter_prefers_min_delay),
+      cmocka_unit_test(test_filter_spike_counted),
       cmocka_unit_test(test_poll_increases_and_clamps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
