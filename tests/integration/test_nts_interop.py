@@ -97,9 +97,12 @@ def main():
             "NTPsec did not use the negotiated port %d" % OURS_NTP)
     peers = ntpsec.ntpq("-p")
     h.log("ntpsec ntpq -p:\n%s" % peers)
-    line = [ln for ln in peers.splitlines() if "127.0.0.1" in ln]
-    h.check(line and re.search(r"\s(377|[0-7]{2}7)\s", line[0]),
+    line = [ln.split() for ln in peers.splitlines() if "127.0.0.1" in ln]
+    # remote refid st t when poll reach ...: the last 3 polls answered, and
+    # `t` is the number of NTS cookies NTPsec holds.
+    h.check(line and len(line[0]) >= 7 and (int(line[0][6], 8) & 0o7) == 0o7,
             "NTPsec does not reach us: %r" % line)
+    h.check(line[0][3] in ("7", "8"), "NTPsec's t column (cookies) is %r" % line[0][3])
 
     # --- our counters, both roles ------------------------------------------
     n = ours.ctl_json("nts")
