@@ -179,8 +179,10 @@ static void on_response(evutil_socket_t fd, short what, void *arg)
     struct timespec rx = sysclock_realtime();
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
       if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
-          cm->cmsg_len >= CMSG_LEN(sizeof(rx)))
+          cm->cmsg_len >= CMSG_LEN(sizeof(rx))) {
         memcpy(&rx, CMSG_DATA(cm), sizeof(rx));
+        rx = sysclock_local(&rx);
+      }
     if (p->nts && !nts_response(p, (size_t)n))
       continue; /* not an authentic answer to our request: keep waiting */
     if (p->nts && !p->rd)
@@ -603,3 +605,9 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
 }
 
 void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out) { *out = c->stats; }
+
+void clients_clock_stepped(ntsd_clients *c)
+{
+  for (size_t i = 0; i < c->n_peers; i++)
+    ntp_source_clock_stepped(c->peers[i]->src);
+}

@@ -49,5 +49,7 @@ size_t clients_count(const ntsd_clients *c);
 /* Fills *v for association i at monotonic time now; false if out of range. */
 bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v);
 void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out);
+/* The local clock was stepped: every source forgets its samples. */
+void clients_clock_stepped(ntsd_clients *c);
 
 #endif

@@ -10,20 +10,23 @@
 #include <time.h>
 
 #include "daemon/log.h"
+#include "daemon/sysclock.h"
 
 struct clockctl {
-  bool control;
+  enum clockctl_kind kind;
+  bool control; /* the system clock */
 };
 
-clockctl *clockctl_open(bool control, char *err, size_t errlen)
+clockctl *clockctl_open(enum clockctl_kind kind, char *err, size_t errlen)
 {
   clockctl *c = calloc(1, sizeof(*c));
   if (!c) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  c->control = control;
-  if (!control)
+  c->kind = kind;
+  c->control = kind == CLOCKCTL_SYSTEM;
+  if (!c->control)
     return c;
   /* Take over from the kernel PLL/FLL; fails without CAP_SYS_TIME, which
    * is the right moment to say so. */
@@ -39,15 +42,21 @@ clockctl *clockctl_open(bool control, char *err, size_t errlen)
 }
 
 void clockctl_close(clockctl *c) { free(c); }
-bool clockctl_controls(const clockctl *c) { return c->control; }
-const char *clockctl_name(const clockctl *c) { return c->control ? "system" : "none"; }
+bool clockctl_controls(const clockctl *c) { return c->kind != CLOCKCTL_NONE; }
+
+const char *clockctl_name(const clockctl *c)
+{
+  return c->kind == CLOCKCTL_SYSTEM ? "system" : c->kind == CLOCKCTL_VIRTUAL ? "virtual" : "none";
+}
 
 bool clockctl_set_freq(clockctl *c, double ppm)
 {
-  if (!c->control)
-    return true;
   if (!isfinite(ppm) || fabs(ppm) > 500.0)
     return false;
+  if (c->kind == CLOCKCTL_VIRTUAL)
+    sysclock_virtual_set_freq(ppm);
+  if (!c->control)
+    return true;
   /* The kernel's unit is 2^-16 ppm. */
   struct timex tx = {.modes = ADJ_FREQUENCY, .freq = lround(ppm * 65536.0)};
   if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
@@ -59,10 +68,14 @@ bool clockctl_set_freq(clockctl *c, double ppm)
 
 bool clockctl_step(clockctl *c, double seconds)
 {
-  if (!c->control)
-    return true;
   if (!isfinite(seconds))
     return false;
+  if (c->kind == CLOCKCTL_VIRTUAL) {
+    sysclock_virtual_step(seconds);
+    log_notice("virtual clock stepped by %+.6f s", seconds);
+  }
+  if (!c->control)
+    return true;
   double whole = floor(seconds);
   struct timex tx = {.modes = ADJ_SETOFFSET | ADJ_NANO};
   tx.time.tv_sec = (time_t)whole;

@@ -3,7 +3,9 @@
  *   system  the kernel clock: frequency through clock_adjtime(ADJ_FREQUENCY),
  *           steps through ADJ_SETOFFSET, leap seconds through STA_INS/STA_DEL;
  *           the kernel's own PLL/FLL is switched off;
- *   none    (-x, `disable ntp`) nothing is ever changed: ntsd only estimates.
+ *   none    (-x, `disable ntp`) nothing is ever changed: ntsd only estimates;
+ *   virtual (--virtual-clock, for tests) the discipline steers the virtual
+ *           clock in sysclock: the real one is never touched.
  *
  * The pure discipline never calls these: the daemon applies its actions. */
 #ifndef NTSD_DAEMON_CLOCKCTL_H
@@ -14,11 +16,13 @@
 
 typedef struct clockctl clockctl;
 
-/* `control` false: the null backend.  NULL with a message on failure. */
-clockctl *clockctl_open(bool control, char *err, size_t errlen);
+enum clockctl_kind { CLOCKCTL_NONE, CLOCKCTL_SYSTEM, CLOCKCTL_VIRTUAL };
+
+/* NULL with a message on failure (no right to set the system clock). */
+clockctl *clockctl_open(enum clockctl_kind kind, char *err, size_t errlen);
 void clockctl_close(clockctl *c);
 bool clockctl_controls(const clockctl *c);
-const char *clockctl_name(const clockctl *c); /* "system" or "none" */
+const char *clockctl_name(const clockctl *c); /* "system", "virtual" or "none" */
 
 /* Each returns false (and logs) on failure; the null backend always
  * succeeds without doing anything. */

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "daemon/client.h"
+#include "daemon/clockctl.h"
 #include "daemon/control.h"
+#include "daemon/driftfile.h"
 #include "daemon/ke_server.h"
 #include "daemon/keystore.h"
 #include "daemon/log.h"
@@ -22,10 +24,12 @@
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
 #include "proto/acl.h"
+#include "proto/discipline.h"
 #include "proto/select.h"
 
 #define SYS_REFRESH_S 1 /* how often system variables are recomputed */
 #define KEY_CHECK_S 60  /* how often cookie-key rotation is considered */
+#define DRIFT_SAVE_S 3600 /* drift file written about hourly */
 #define KE_TIMEOUT_S 2.0
 #define KE_MAX_CONNECTIONS 256
 
@@ -40,6 +44,12 @@ struct ntsd {
   ntsd_control *control;
   struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check;
   SSL_CTX *ke_ctx;
+  clockctl *clk;
+  ntp_disc *disc;          /* NULL without clock control (-x, disable ntp) */
+  double fed[REPORT_MAX_PEERS]; /* per source: measurement time last fed to it */
+  struct event *slew_timer, *drift_timer;
+  int kernel_leap;         /* last leap/sync state given to the kernel */
+  bool kernel_synced;
   keystore *keys;
   ke_server *ke;
   double precision;
@@ -77,6 +87,106 @@ static bool build_acl(ntsd *d, char *err, size_t errlen)
   return true;
 }
 
+/* Applies a discipline decision to the clock backend; true if it stepped. */
+static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
+{
+  bool stepped = false;
+  if (a->refused_panic)
+    log_err("offset beyond the panic threshold: not correcting the clock (is the time "
+            "wildly wrong? set it by hand, or raise the threshold)");
+  if (a->step != 0.0) {
+    log_notice("stepping the clock by %+.6f s%s", a->step, a->startup ? " (start-up)" : "");
+    if (clockctl_step(d->clk, a->step)) {
+      clients_clock_stepped(d->clients);
+      memset(d->fed, 0, sizeof(d->fed));
+      stepped = true;
+    }
+  }
+  clockctl_set_freq(d->clk, a->freq_ppm);
+  evtimer_del(d->slew_timer);
+  if (isfinite(a->slew_until) && a->slew_until > now) {
+    double w = a->slew_until - now;
+    struct timeval tv = {.tv_sec = (time_t)w, .tv_usec = (suseconds_t)((w - floor(w)) * 1e6)};
+    evtimer_add(d->slew_timer, &tv);
+  }
+  return stepped;
+}
+
+/* Feeds the discipline every selection survivor's new filter output, each
+ * with the time it was measured, oldest first (docs/discipline.md: four
+ * times the data of the system peer alone, and no averaging of samples
+ * taken at different times). */
+static void feed_discipline(ntsd *d, const ntp_source_info *infos, const ntp_sel_state *states,
+                            size_t n, double now)
+{
+  size_t order[REPORT_MAX_PEERS];
+  size_t m = 0;
+  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS; i++) {
+    bool survivor = states[i] == NTP_SEL_SYSPEER || states[i] == NTP_SEL_CANDIDATE ||
+                    states[i] == NTP_SEL_BACKUP;
+    if (survivor && infos[i].sample_age >= 0 &&
+        now - infos[i].sample_age > d->fed[i] + 1e-6)
+      order[m++] = i;
+  }
+  for (size_t a = 1; a < m; a++) /* by measurement time */
+    for (size_t b = a; b > 0 && infos[order[b]].sample_age > infos[order[b - 1]].sample_age;
+         b--) {
+      size_t t = order[b];
+      order[b] = order[b - 1];
+      order[b - 1] = t;
+    }
+  for (size_t k = 0; k < m; k++) {
+    const ntp_source_info *x = &infos[order[k]];
+    double taken = now - x->sample_age;
+    d->fed[order[k]] = taken;
+    ntp_disc_action a = ntp_disc_update_at(d->disc, now, taken, x->offset, x->jitter, x->poll);
+    if (apply_action(d, &a, now))
+      return; /* the sources start over after a step */
+  }
+}
+
+static void on_slew_done(evutil_socket_t fd, short what, void *arg)
+{
+  ntsd *d = arg;
+  (void)fd;
+  (void)what;
+  double now = sysclock_mono();
+  ntp_disc_action a = ntp_disc_tick(d->disc, now);
+  apply_action(d, &a, now);
+}
+
+/* Tells the kernel about leap seconds and synchronisation, on changes. */
+static void update_kernel_status(ntsd *d, int leap, bool synced)
+{
+  if (!d->disc || (leap == d->kernel_leap && synced == d->kernel_synced))
+    return;
+  if (clockctl_set_status(d->clk, leap == NTP_LEAP_UNSYNC ? 0 : leap, synced)) {
+    d->kernel_leap = leap;
+    d->kernel_synced = synced;
+    if (leap == NTP_LEAP_INSERT || leap == NTP_LEAP_DELETE)
+      log_notice("leap second %s announced by the sources; armed in the kernel",
+                 leap == NTP_LEAP_INSERT ? "insertion" : "deletion");
+  }
+}
+
+static void save_drift(ntsd *d)
+{
+  ntp_disc_info di;
+  char err[160];
+  if (!d->disc || !d->conf->driftfile[0])
+    return;
+  ntp_disc_get_info(d->disc, &di);
+  if (di.synced && !driftfile_write(d->conf->driftfile, di.freq_ppm, err, sizeof(err)))
+    log_warn("driftfile %s: cannot write: %s", d->conf->driftfile, err);
+}
+
+static void on_drift_timer(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  save_drift(arg);
+}
+
 /* Recomputes selection and the system variables served to our clients. */
 static void update_system(ntsd *d)
 {
@@ -104,12 +214,20 @@ static void update_system(ntsd *d)
       clients_view(d->clients, i, now, &v);
       infos[i] = v.info;
     }
+    /* Selection compares offsets measured at different times: age them to
+     * now with the discipline's frequency estimate. */
+    for (size_t i = 0; d->disc && i < n; i++)
+      if (infos[i].have_sample && infos[i].sample_age >= 0)
+        infos[i].offset = ntp_disc_predict(d->disc, infos[i].offset,
+                                           now - infos[i].sample_age, now);
     if (ntp_select(infos, n, &scfg, prev, states, &res) == NTP_SELECT_SYNC)
       best = res.sys_peer;
   }
   s->sel_states_n = 0;
   for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
     s->sel_states[s->sel_states_n++] = states[i];
+  if (d->disc && best >= 0)
+    feed_discipline(d, infos, states, n, now);
 
   ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
   s->synced = false;
@@ -125,6 +243,7 @@ static void update_system(ntsd *d)
     si.root_delay = b->root_delay + b->delay;
     si.root_disp = b->root_disp + b->dispersion + res.jitter + fabs(res.offset);
     snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
+
   } else if (d->conf->local_stratum > 0) {
     si.leap = NTP_LEAP_NONE;
     si.stratum = (uint8_t)d->conf->local_stratum;
@@ -140,6 +259,12 @@ static void update_system(ntsd *d)
     s->offset = 0;
   }
   s->info = si;
+  update_kernel_status(d, s->synced ? si.leap : NTP_LEAP_UNSYNC, s->synced);
+  if (d->disc) {
+    ntp_disc_info di;
+    ntp_disc_get_info(d->disc, &di);
+    s->frequency = di.freq_ppm;
+  }
   if (d->server)
     server_set_sysinfo(d->server, &si);
   free(infos);
@@ -212,6 +337,49 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   return d->ke != NULL;
 }
 
+/* Clock control: the system clock and the discipline, or estimates only
+ * (-x, `disable ntp`). */
+static bool setup_clock(ntsd *d, char *err, size_t errlen)
+{
+  bool control = d->conf->clock_control && !d->opts.no_clock;
+  enum clockctl_kind kind = d->opts.virtual_clock ? CLOCKCTL_VIRTUAL
+                            : control             ? CLOCKCTL_SYSTEM
+                                                  : CLOCKCTL_NONE;
+  d->kernel_leap = -1;
+  d->clk = clockctl_open(kind, err, errlen);
+  if (!d->clk)
+    return false;
+  if (kind == CLOCKCTL_NONE) {
+    log_notice("clock control off: estimates only, the system clock is never adjusted");
+    return true;
+  }
+  ntp_disc_cfg cfg;
+  ntp_disc_default_cfg(&cfg);
+  char e[160];
+  if (d->conf->driftfile[0]) {
+    if (driftfile_read(d->conf->driftfile, &cfg.initial_freq_ppm, e, sizeof(e))) {
+      cfg.initial_freq_known = true;
+      log_info("driftfile %s: %+.3f ppm", d->conf->driftfile, cfg.initial_freq_ppm);
+    } else {
+      log_notice("driftfile %s: %s; measuring the frequency from scratch",
+                 d->conf->driftfile, e);
+    }
+  }
+  double now = sysclock_mono();
+  d->disc = ntp_disc_create(&cfg, now);
+  d->slew_timer = evtimer_new(d->base, on_slew_done, d);
+  d->drift_timer = event_new(d->base, -1, EV_PERSIST, on_drift_timer, d);
+  struct timeval tv = {.tv_sec = DRIFT_SAVE_S};
+  if (!d->disc || !d->slew_timer || !d->drift_timer || event_add(d->drift_timer, &tv) < 0) {
+    snprintf(err, errlen, "out of memory");
+    return false;
+  }
+  clockctl_set_freq(d->clk, cfg.initial_freq_ppm);
+  log_notice("clock control on (%s clock): %s discipline", clockctl_name(d->clk),
+             ntp_disc_algo_name(cfg.algo));
+  return true;
+}
+
 static char *on_control(void *arg, ctl_cmd cmd, bool json)
 {
   ntsd *d = arg;
@@ -220,7 +388,7 @@ static char *on_control(void *arg, ctl_cmd cmd, bool json)
   switch (cmd) {
   case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
   case CTL_SERVER: return report_server(d->server, json);
-  case CTL_SYS: return report_system(&d->sys, d->opts.no_clock, json);
+  case CTL_SYS: return report_system(&d->sys, clockctl_name(d->clk), json);
   case CTL_NTS: return report_nts(d->clients, d->ke, d->server, json);
   }
   return NULL;
@@ -293,10 +461,8 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     snprintf(err, errlen, "cannot register events");
     goto fail;
   }
-  if (!conf->clock_control || opts->no_clock)
-    log_notice("clock control off: estimates only, the system clock is never adjusted");
-  else
-    log_warn("clock discipline is not implemented yet: running with clock control off");
+  if (!setup_clock(d, err, errlen))
+    goto fail;
   update_system(d);
   return d;
 fail:
@@ -347,9 +513,13 @@ void ntsd_destroy(ntsd *d)
   server_destroy(d->server);
   if (d->dns)
     evdns_base_free(d->dns, 0);
+  save_drift(d);
+  ntp_disc_destroy(d->disc);
+  clockctl_close(d->clk);
   keystore_close(d->keys);
   SSL_CTX_free(d->ke_ctx);
-  struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check};
+  struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check,
+                         d->slew_timer, d->drift_timer};
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
     if (evs[i])
       event_free(evs[i]);

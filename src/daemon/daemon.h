@@ -13,6 +13,7 @@ typedef struct ntsd_opts {
   bool foreground;        /* -n */
   bool no_clock;          /* -x: never adjust the clock */
   const char *socket_path; /* -s, overrides the config */
+  bool virtual_clock;     /* --virtual-clock: discipline a virtual clock (tests) */
 } ntsd_opts;
 
 typedef struct ntsd ntsd;

@@ -1,6 +1,7 @@
 /* ntsd: network time daemon with Network Time Security. */
 #include <event2/thread.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/sysclock.h"
 
 #define DEFAULT_CONF "/etc/ntsd.conf"
 
@@ -23,6 +25,10 @@ static void usage(FILE *f)
           "  -x, --no-clock      never adjust the system clock (estimates only)\n"
           "  -d, --debug         more logging (repeat for more)\n"
           "  -s, --socket PATH   control socket (default /run/ntsd/ntsd.sock)\n"
+          "      --virtual-clock OFFSET[,PPM]\n"
+          "                      for tests: discipline a virtual clock that starts OFFSET s\n"
+          "                      away from the system clock, with a PPM frequency error;\n"
+          "                      the system clock is never touched\n"
           "      --check         check the configuration's syntax and values, then exit\n"
           "                      (0: fine, 2: errors); opens no referenced file\n"
           "      --version       print the version and exit\n"
@@ -48,6 +54,7 @@ int main(int argc, char **argv)
       {"no-clock", no_argument, NULL, 'x'},     {"debug", no_argument, NULL, 'd'},
       {"socket", required_argument, NULL, 's'}, {"check", no_argument, NULL, 'C'},
       {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+      {"virtual-clock", required_argument, NULL, 'v'},
       {NULL, 0, NULL, 0}};
   const char *conf_path = DEFAULT_CONF;
   ntsd_opts opts = {0};
@@ -61,6 +68,18 @@ int main(int argc, char **argv)
     case 'd': debug++; break;
     case 's': opts.socket_path = optarg; break;
     case 'C': check = true; break;
+    case 'v': {
+      double off = 0, ppm = 0;
+      char extra;
+      int n = sscanf(optarg, "%lf,%lf%c", &off, &ppm, &extra);
+      if (n < 1 || n > 2 || !(fabs(off) < 1e6) || !(fabs(ppm) <= 500)) {
+        fprintf(stderr, "ntsd: --virtual-clock OFFSET[,PPM]: bad value '%s'\n", optarg);
+        return 2;
+      }
+      sysclock_virtual_enable(off, ppm);
+      opts.virtual_clock = true;
+      break;
+    }
     case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/json.h"
+#include "daemon/sysclock.h"
 
 /* A growable text buffer for the tables. */
 typedef struct textbuf {
@@ -218,7 +219,7 @@ char *report_server(const ntsd_server *s, bool json)
   return tb_finish(&t);
 }
 
-char *report_system(const report_sys *sys, bool no_clock, bool json)
+char *report_system(const report_sys *sys, const char *clock, bool json)
 {
   const ntp_sysinfo *si = &sys->info;
   char refid[32];
@@ -230,7 +231,7 @@ char *report_system(const report_sys *sys, bool no_clock, bool json)
     json_obj_begin(j);
     json_kv_bool(j, "synced", sys->synced);
     json_kv_num(j, "offset", sys->offset);
-    json_kv_num(j, "frequency", 0.0);
+    json_kv_num(j, "frequency", sys->frequency);
     json_kv_int(j, "stratum", si->stratum);
     json_kv_str(j, "refid", refid);
     json_kv_int(j, "leap", si->leap);
@@ -238,7 +239,9 @@ char *report_system(const report_sys *sys, bool no_clock, bool json)
     json_kv_num(j, "root_dispersion", si->root_disp);
     json_kv_str(j, "system_peer", sys->system_peer);
     json_kv_int(j, "precision", si->precision);
-    json_kv_str(j, "clock", no_clock ? "none" : "system");
+    json_kv_str(j, "clock", clock);
+    if (sysclock_virtual_on())
+      json_kv_num(j, "virtual_clock_error", sysclock_virtual_error());
     json_obj_end(j);
     return json_finish(j);
   }
@@ -252,7 +255,11 @@ char *report_system(const report_sys *sys, bool no_clock, bool json)
   tb_printf(&t, "root delay:       %.6f s\n", si->root_delay);
   tb_printf(&t, "root dispersion:  %.6f s\n", si->root_disp);
   tb_printf(&t, "precision:        2^%d s\n", si->precision);
-  tb_printf(&t, "clock control:    %s\n", no_clock ? "off (-x)" : "off (not implemented)");
+  tb_printf(&t, "frequency:        %+.3f ppm\n", sys->frequency);
+  tb_printf(&t, "clock control:    %s\n",
+            strcmp(clock, "none") ? clock : "off (estimates only)");
+  if (sysclock_virtual_on())
+    tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", sysclock_virtual_error());
   return tb_finish(&t);
 }
 

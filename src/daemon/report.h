@@ -19,6 +19,7 @@
 typedef struct report_sys {
   bool synced;
   double offset;              /* combined over the survivors, NTP sign convention */
+  double frequency;           /* ppm, the discipline's (0 without clock control) */
   ntp_sysinfo info;           /* what our clients are told */
   char system_peer[NETADDR_STRLEN];
   ntp_sel_state sel_states[REPORT_MAX_PEERS];
@@ -28,7 +29,8 @@ typedef struct report_sys {
 /* Each returns a malloc'd NUL-terminated string (NULL on out of memory). */
 char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json);
 char *report_server(const ntsd_server *s, bool json);
-char *report_system(const report_sys *sys, bool no_clock, bool json);
+/* clock: "system", "virtual" or "none" (-x: estimates only). */
+char *report_system(const report_sys *sys, const char *clock, bool json);
 /* ke: NULL when the NTS-KE server is off. */
 char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
                  bool json);

@@ -303,6 +303,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     bool have_rx = false;
     parse_cmsgs(&mh, &rxts, &have_rx, &rt);
     rt.peer_len = mh.msg_namelen;
+    if (have_rx)
+      rxts = sysclock_local(&rxts);
     ntp_ts rx = have_rx ? ntp_ts_from_timespec(&rxts) : sysclock_now_ntp();
     if (mh.msg_flags & MSG_TRUNC) {
       s->stats.received++;

@@ -194,3 +194,8 @@ double ntp_source_info_root_distance(const ntp_source_info *i, double mindist)
     half = mindist;
   return half + i->dispersion + i->root_disp + i->jitter;
 }
+
+void ntp_source_clock_stepped(ntp_source *s)
+{
+  ntp_filter_init(&s->filt, s->cfg.precision);
+}

@@ -68,6 +68,10 @@ void ntp_source_give_up(ntp_source *s);
 
 void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out);
 
+/* The local clock was stepped: forget the held samples (ntpd's clear_all),
+ * so no offset measured before the step is used again. */
+void ntp_source_clock_stepped(ntp_source *s);
+
 /* Root distance (RFC 5905 "lambda") of the current estimate at `now`. */
 double ntp_source_info_root_distance(const ntp_source_info *i, double mindist);
 

@@ -592,8 +592,9 @@ class Ntsd:
     """Our daemon: ntsd -c CONF -n -x -s SOCK -d (foreground, never adjusts
     the clock)."""
 
-    def __init__(self, name, conf_lines, debug=True, ready="server"):
+    def __init__(self, name, conf_lines, debug=True, ready="server", args=()):
         require_ours()
+        self.args = list(args)
         self.name = name
         d = os.path.join(tmpdir(), name)
         os.makedirs(d, mode=0o700)
@@ -610,7 +611,7 @@ class Ntsd:
         self._start()
 
     def _start(self):
-        cmd = [NTSD_BIN, "-c", self.conf, "-n", "-x", "-s", self.sock]
+        cmd = [NTSD_BIN, "-c", self.conf, "-n", "-x", "-s", self.sock] + list(self.args)
         if self.debug:
             cmd.append("-d")
         # A restarted daemon logs to <name>.<n>.log; self.proc is the newest.

@@ -1,0 +1,524 @@
+/* discipline: step/slew policy and the two control laws. */
+#include "proto/discipline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DISC_HIST 64            /* offsets kept for the regression */
+#define DISC_MIN_RUNS 6         /* shortest window the runs test may cut to */
+#define DISC_MIN_OUTLIER 5      /* samples needed before one can be an outlier */
+#define DISC_OUTLIER_SIGMAS 5.0
+#define DISC_MAX_OUTLIERS 2     /* dropped per update */
+#define DISC_OUTLIER_SPARE 2    /* newest samples never called outliers */
+#define DISC_MAX_SKEW_PPM 100.0 /* a slope more certain than this locks the
+                                   frequency (cf. chrony's maxupdateskew) */
+#define DISC_DRIFT_FILE_PPM 5.0 /* how far a drift file is trusted, 1 sigma */
+#define DISC_RESTART_PPM 1.0    /* ... and the frequency across a jump */
+#define DISC_CORR_RATIO 1.0     /* regression: phase slewed out over this many
+                                   update intervals */
+#define DISC_DEFAULT_STEP 0.128
+#define DISC_PINNED_STEP 1e-3   /* smallest step of a phase the bound blocks */
+#define DISC_PINNED_PERIODS 100 /* "blocks": slewing would take this many periods */
+#define DISC_ERR_FLOOR 1e-9
+
+/* RFC 5905 appendix A.5.5.6, with ntpd's PLL gain (the RFC's 65536 gives a
+ * phase time constant of weeks). */
+#define PLL_GAIN 16.0
+#define PLL_ALLAN 1500.0        /* Allan intercept, s: the FLL works above half */
+#define PLL_FLL_POLL 18         /* FLL gain: max(PLL_FLL_POLL - poll, PLL_AVG) */
+#define PLL_AVG 4.0
+#define PLL_FREQ_WATCH 300.0    /* direct frequency measurement interval, s */
+
+/* One stretch of commanded clock behaviour: phase p at time t, running at
+ * f (ppm) until `until`, at fb after it. */
+typedef struct disc_seg {
+  double t, p, f, until, fb;
+} disc_seg;
+
+typedef struct disc_sample {
+  double t;   /* monotonic time it was measured */
+  double x;   /* offset + our phase at t: the free-running clock's offset */
+  double err; /* its error estimate */
+} disc_sample;
+
+struct ntp_disc {
+  ntp_disc_cfg cfg;
+
+  /* What the caller was told to do: phase p_ref at t_ref, running at f_cur
+   * until slew_until, at f_base after it; older stretches in segs[]. */
+  double t_ref, p_ref, f_cur, f_base, slew_until;
+  disc_seg segs[NTP_DISC_PHASE_HIST];
+  int n_segs, seg_pos;
+
+  bool started, synced, freq_known;
+  double spike_since;        /* start of an over-threshold run, -1 if none */
+  double last_t;             /* last update that reached a control law */
+  double last_raw;           /* its free-running offset (PLL) */
+  double fm_t, fm_raw;       /* PLL: start of the frequency measurement */
+  bool fm_started;
+
+  disc_sample hist[DISC_HIST];
+  int n_hist;
+  double skew;               /* ppm, of the last accepted slope */
+  double prior_f, prior_var; /* frequency known before hist[] (ppm, ppm^2) */
+
+  ntp_disc_info st;
+};
+
+void ntp_disc_default_cfg(ntp_disc_cfg *cfg)
+{
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->algo = NTP_DISC_REGRESSION;
+  cfg->step_threshold = DISC_DEFAULT_STEP;
+  cfg->stepout = 300.0;
+  cfg->startup_step = true;
+  cfg->panic_threshold = 1000.0;
+  cfg->max_freq_ppm = 500.0;
+}
+
+const char *ntp_disc_algo_name(ntp_disc_algo a)
+{
+  return a == NTP_DISC_PLL ? "pll" : "regression";
+}
+
+static double clampd(double v, double lim) { return v > lim ? lim : v < -lim ? -lim : v; }
+
+ntp_disc *ntp_disc_create(const ntp_disc_cfg *cfg, double now)
+{
+  ntp_disc *d = calloc(1, sizeof(*d));
+  if (!d)
+    return NULL;
+  d->cfg = *cfg;
+  if (!(d->cfg.max_freq_ppm > 0))
+    d->cfg.max_freq_ppm = 500.0;
+  if (!(d->cfg.stepout >= 0))
+    d->cfg.stepout = 0;
+  d->f_base = clampd(cfg->initial_freq_ppm, d->cfg.max_freq_ppm);
+  d->f_cur = d->f_base;
+  d->t_ref = now;
+  d->slew_until = INFINITY;
+  d->freq_known = cfg->initial_freq_known;
+  d->prior_f = d->f_base;
+  d->prior_var = cfg->initial_freq_known ? DISC_DRIFT_FILE_PPM * DISC_DRIFT_FILE_PPM
+                                         : d->cfg.max_freq_ppm * d->cfg.max_freq_ppm;
+  d->spike_since = -1;
+  d->last_t = -1;
+  d->st.last_update = -1;
+  return d;
+}
+
+void ntp_disc_destroy(ntp_disc *d) { free(d); }
+
+/* ---- the commanded phase ----------------------------------------------- */
+
+static double seg_phase(const disc_seg *g, double t)
+{
+  if (t > g->until)
+    return g->p + 1e-6 * (g->f * (g->until - g->t) + g->fb * (t - g->until));
+  return g->p + 1e-6 * g->f * (t - g->t);
+}
+
+/* Total correction commanded since creation, as of t: steps plus the
+ * integral of the frequency. */
+static double phase_at(const ntp_disc *d, double t)
+{
+  disc_seg cur = {d->t_ref, d->p_ref, d->f_cur, d->slew_until, d->f_base};
+  if (t >= d->t_ref || d->n_segs == 0)
+    return seg_phase(&cur, t);
+  const disc_seg *g = NULL;
+  for (int i = 1; i <= d->n_segs; i++) { /* newest first */
+    g = &d->segs[(d->seg_pos - i + NTP_DISC_PHASE_HIST) % NTP_DISC_PHASE_HIST];
+    if (g->t <= t)
+      break;
+  }
+  return seg_phase(g, t);
+}
+
+double ntp_disc_predict(const ntp_disc *d, double x, double taken, double now)
+{
+  /* Our corrections since `taken`, less the part that only cancels the
+   * clock's own drift at the estimated frequency. */
+  double ours = phase_at(d, now) - phase_at(d, taken) - 1e-6 * d->f_base * (now - taken);
+  return x - ours;
+}
+
+/* Moves the reference to `now` (keeping the stretch before it for
+ * phase_at), ending a slew that has run out. */
+static void commit(ntp_disc *d, double now)
+{
+  if (now > d->t_ref) {
+    d->segs[d->seg_pos] = (disc_seg){d->t_ref, d->p_ref, d->f_cur, d->slew_until, d->f_base};
+    d->seg_pos = (d->seg_pos + 1) % NTP_DISC_PHASE_HIST;
+    if (d->n_segs < NTP_DISC_PHASE_HIST)
+      d->n_segs++;
+    d->p_ref = phase_at(d, now);
+    d->t_ref = now;
+  }
+  if (now >= d->slew_until) {
+    d->f_cur = d->f_base;
+    d->slew_until = INFINITY;
+  }
+}
+
+/* Sets the frequency to base + a slew removing `phase` seconds in about
+ * `period` seconds, as fast as the frequency bound allows.  False when the
+ * bound leaves (next to) no room in that direction. */
+static bool set_slew(ntp_disc *d, double now, double phase, double period)
+{
+  double lim = d->cfg.max_freq_ppm;
+  d->f_base = clampd(d->f_base, lim);
+  double f = clampd(d->f_base + 1e6 * phase / period, lim);
+  double rate = f - d->f_base;
+  if (phase == 0 || fabs(rate) < 1e-9 || (rate > 0) != (phase > 0)) {
+    d->f_cur = d->f_base;
+    d->slew_until = INFINITY;
+    return phase == 0;
+  }
+  d->f_cur = f;
+  d->slew_until = now + phase / (1e-6 * rate);
+  return d->slew_until - now < DISC_PINNED_PERIODS * period;
+}
+
+static void do_step(ntp_disc *d, double x, ntp_disc_action *a)
+{
+  d->p_ref += x;
+  d->f_cur = d->f_base;
+  d->slew_until = INFINITY;
+  d->st.steps++;
+  d->st.stepped_total += fabs(x);
+  a->step = x;
+}
+
+/* ---- regression -------------------------------------------------------- */
+
+typedef struct disc_fit {
+  double a, b;   /* free-running offset at `now`, and its slope (s/s) */
+  double var_b;  /* variance of b */
+  int runs;      /* sign runs of the residuals */
+} disc_fit;
+
+/* Least squares over hist[from..n) with time relative to now.  Unweighted:
+ * the error estimates callers have (filter jitter) swell with an unknown
+ * frequency, so they only set a floor under the noise. */
+static void fit_window(const ntp_disc *d, int from, double now, disc_fit *f)
+{
+  int n = d->n_hist - from;
+  double tm = 0, xm = 0, err2 = INFINITY;
+  for (int i = from; i < d->n_hist; i++) {
+    tm += d->hist[i].t - now;
+    xm += d->hist[i].x;
+    err2 = fmin(err2, d->hist[i].err * d->hist[i].err);
+  }
+  tm /= n;
+  xm /= n;
+  double stt = 0, stx = 0;
+  for (int i = from; i < d->n_hist; i++) {
+    double dt = d->hist[i].t - now - tm;
+    stt += dt * dt;
+    stx += dt * (d->hist[i].x - xm);
+  }
+  f->b = stt > 0 ? stx / stt : 0;
+  f->a = xm - f->b * tm;
+  double ssr = 0;
+  int runs = 0, prev = 0;
+  for (int i = from; i < d->n_hist; i++) {
+    double r = d->hist[i].x - (f->a + f->b * (d->hist[i].t - now));
+    ssr += r * r;
+    int sign = r >= 0 ? 1 : -1;
+    runs += sign != prev;
+    prev = sign;
+  }
+  double s2 = n > 2 ? ssr / (n - 2) : 0;
+  f->var_b = stt > 0 ? fmax(s2, err2) / stt : INFINITY;
+  f->runs = runs;
+}
+
+/* Fewest sign runs of n residuals that still look like noise around a
+ * line (Wald-Wolfowitz, one sigma below the mean: cutting a little too
+ * often costs some noise, missing wander costs much more). */
+static int runs_needed(int n)
+{
+  double mean = n / 2.0 + 1.0, sd = sqrt((n - 1) / 4.0);
+  return (int)floor(mean - 1.0 * sd);
+}
+
+static void hist_drop(ntp_disc *d, int i)
+{
+  memmove(d->hist + i, d->hist + i + 1, (size_t)(d->n_hist - i - 1) * sizeof(d->hist[0]));
+  d->n_hist--;
+}
+
+/* Index of a sample that sits far off the fitted line (a falseticker's or a
+ * spike that got through), or -1.  Robust: compared with the median
+ * absolute residual, never below the callers' smallest error estimate.  The
+ * newest samples are left alone: off the line, they may be the first to
+ * show a real change, which the runs test sees once there are more. */
+static int find_outlier(const ntp_disc *d, const disc_fit *f, double now)
+{
+  int n = d->n_hist;
+  if (n < DISC_MIN_OUTLIER)
+    return -1;
+  double r[DISC_HIST], sorted[DISC_HIST], err_min = INFINITY;
+  for (int i = 0; i < n; i++) {
+    r[i] = fabs(d->hist[i].x - (f->a + f->b * (d->hist[i].t - now)));
+    err_min = fmin(err_min, d->hist[i].err);
+    int j = i; /* insertion sort, n <= 64 */
+    while (j > 0 && sorted[j - 1] > r[i]) {
+      sorted[j] = sorted[j - 1];
+      j--;
+    }
+    sorted[j] = r[i];
+  }
+  double limit = DISC_OUTLIER_SIGMAS * fmax(1.4826 * sorted[n / 2], err_min);
+  int worst = -1;
+  for (int i = 0; i < n - DISC_OUTLIER_SPARE; i++)
+    if (r[i] > limit && (worst < 0 || r[i] > r[worst]))
+      worst = i;
+  return worst;
+}
+
+/* Fits the newest samples: drops old ones while the residuals show a curve
+ * (frequency wander, or a jump) rather than noise, like chrony's
+ * sourcestats, then outliers. */
+static void fit_history(ntp_disc *d, double now, disc_fit *f)
+{
+  int from = 0;
+  fit_window(d, 0, now, f);
+  for (;;) {
+    int n = d->n_hist - from;
+    if (n <= DISC_MIN_RUNS || f->runs >= runs_needed(n))
+      break;
+    int drop = n / 4;
+    if (n - drop < DISC_MIN_RUNS)
+      drop = n - DISC_MIN_RUNS;
+    from += drop;
+    fit_window(d, from, now, f);
+  }
+  if (from > 0) {
+    memmove(d->hist, d->hist + from, (size_t)(d->n_hist - from) * sizeof(d->hist[0]));
+    d->n_hist -= from;
+  }
+  for (int k = 0; k < DISC_MAX_OUTLIERS; k++) {
+    int o = find_outlier(d, f, now);
+    if (o < 0)
+      break;
+    hist_drop(d, o);
+    fit_window(d, 0, now, f);
+  }
+}
+
+/* Inserts in time order (a peer change can hand over an older sample). */
+static void hist_add(ntp_disc *d, double t, double x, double err)
+{
+  if (d->n_hist == DISC_HIST) {
+    memmove(d->hist, d->hist + 1, (DISC_HIST - 1) * sizeof(d->hist[0]));
+    d->n_hist--;
+  }
+  int i = d->n_hist;
+  while (i > 0 && d->hist[i - 1].t > t) {
+    d->hist[i] = d->hist[i - 1];
+    i--;
+  }
+  d->hist[i] = (disc_sample){t, x, err > DISC_ERR_FLOOR ? err : DISC_ERR_FLOOR};
+  d->n_hist++;
+}
+
+/* The regression's slope b (variance vb, ppm^2) blended with what was
+ * known before the samples in the history: the drift file, nothing
+ * (+-max_freq), or the estimate before a step cleared the history.  Two
+ * samples far apart already say much more than nothing, even when the
+ * callers' error estimates are swollen; two close together say little, and
+ * no slope says more than that the clock is within the bound. */
+static double blend_freq(const ntp_disc *d, double b, double vb)
+{
+  b = clampd(b, d->cfg.max_freq_ppm);
+  return (d->prior_f / d->prior_var + b / vb) / (1 / d->prior_var + 1 / vb);
+}
+
+/* After a step that was not ours to explain (a lasting jump), offsets from
+ * before it no longer line up with those after: start a new history, with
+ * the frequency learnt so far as its prior. */
+static void hist_restart(ntp_disc *d)
+{
+  d->prior_f = d->f_base;
+  d->prior_var = fmax(d->skew * d->skew, DISC_RESTART_PPM * DISC_RESTART_PPM);
+  d->n_hist = 0;
+  d->fm_started = false;
+}
+
+/* Returns the phase error now; *period: how long to slew it out over. */
+static double regression_law(ntp_disc *d, double now, double taken, double x, double raw,
+                             double err, int poll, double *period)
+{
+  hist_add(d, taken, raw, err);
+  double est = x;
+  if (d->n_hist >= 2) {
+    disc_fit f;
+    fit_history(d, now, &f);
+    double b = 1e6 * f.b, vb = 1e12 * f.var_b;
+    d->f_base = clampd(blend_freq(d, b, vb), d->cfg.max_freq_ppm);
+    d->skew = sqrt(vb);
+    if (d->skew <= DISC_MAX_SKEW_PPM) {
+      d->freq_known = true;
+      est = f.a - phase_at(d, now);
+    }
+  }
+  double interval = ldexp(1.0, poll);
+  if (d->last_t >= 0 && now - d->last_t < interval)
+    interval = fmax(now - d->last_t, 1.0);
+  *period = DISC_CORR_RATIO * interval;
+  return est;
+}
+
+/* ---- RFC 5905 PLL/FLL -------------------------------------------------- */
+
+/* The RFC loop takes the offset as current, whatever its age (as ntpd). */
+static double pll_law(ntp_disc *d, double now, double taken, double x, double raw, int poll,
+                      double *period)
+{
+  double tp = ldexp(1.0, poll);
+  double mu = d->last_t >= 0 ? now - d->last_t : 0;
+  if (!d->freq_known) {
+    /* ntpd's FREQ state: with no drift file the PLL would need hours, so
+     * the frequency is measured directly over PLL_FREQ_WATCH seconds. */
+    if (!d->fm_started) {
+      d->fm_started = true;
+      d->fm_t = taken;
+      d->fm_raw = raw;
+    } else if (taken - d->fm_t >= PLL_FREQ_WATCH) {
+      d->f_base = clampd(1e6 * (raw - d->fm_raw) / (taken - d->fm_t), d->cfg.max_freq_ppm);
+      d->freq_known = true;
+    }
+  } else if (mu > 0) {
+    if (tp > PLL_ALLAN / 2) {
+      /* FLL: the frequency error seen since the last update, averaged. */
+      double ferr = (raw - d->last_raw) / mu - 1e-6 * d->f_base;
+      double gain = fmax(PLL_FLL_POLL - poll, PLL_AVG);
+      d->f_base += 1e6 * ferr * mu / (fmax(mu, PLL_ALLAN) * gain);
+    }
+    double den = 4 * PLL_GAIN * tp;
+    d->f_base += 1e6 * x * fmin(mu, tp) / (den * den);
+  }
+  d->last_raw = raw;
+  *period = PLL_GAIN * tp;
+  return x;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+/* Panic and popcorn gates: true when the offset may reach a control law;
+ * *may_step: and a step is allowed if it is still beyond the threshold. */
+static bool admit(ntp_disc *d, double now, double x, bool *may_step, ntp_disc_action *a)
+{
+  const ntp_disc_cfg *c = &d->cfg;
+  *may_step = false;
+  if (c->panic_threshold > 0 && fabs(x) > c->panic_threshold) {
+    a->refused_panic = true;
+    d->st.panics++;
+    return false;
+  }
+  if (!(c->step_threshold > 0 && fabs(x) > c->step_threshold)) {
+    d->spike_since = -1;
+    return true;
+  }
+  /* Far off while the frequency is unknown: that is what an unknown
+   * frequency does (ntpd's FREQ state), not a spike. */
+  if (c->startup_step && !d->freq_known) {
+    *may_step = true;
+    return true;
+  }
+  /* Otherwise a spike until it lasts for stepout. */
+  if (d->spike_since < 0)
+    d->spike_since = now;
+  if (now - d->spike_since >= c->stepout) {
+    d->spike_since = -1;
+    *may_step = true;
+    return true;
+  }
+  a->spike = true;
+  d->st.spikes++;
+  return false;
+}
+
+/* Step or slew the control law's estimate. */
+static void correct(ntp_disc *d, double now, double est, double period, bool may_step,
+                    ntp_disc_action *a)
+{
+  const ntp_disc_cfg *c = &d->cfg;
+  double thr = c->step_threshold > 0 ? c->step_threshold : DISC_DEFAULT_STEP;
+  bool first = !d->started;
+  d->started = true;
+  d->synced = true;
+  if (first && c->startup_step && fabs(est) > thr) {
+    a->startup = true;
+    do_step(d, est, a);
+  } else if (may_step && fabs(est) > c->step_threshold) {
+    a->startup = c->startup_step && !d->freq_known;
+    if (!a->startup)
+      hist_restart(d);
+    do_step(d, est, a);
+  } else if (!set_slew(d, now, est, period) && d->freq_known && c->step_threshold > 0 &&
+             fabs(est) > DISC_PINNED_STEP) {
+    /* The frequency sits at its bound (a clock as bad as max_freq_ppm): the
+     * phase can never be slewed back this way, so it is stepped. */
+    do_step(d, est, a);
+  }
+  d->st.residual = a->step != 0 ? 0 : est;
+}
+
+ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double offset,
+                                   double error, int poll)
+{
+  if (!isfinite(now) || !isfinite(offset) || !(now >= d->t_ref))
+    return ntp_disc_tick(d, d->t_ref); /* garbage in: nothing changes */
+  commit(d, now);
+  ntp_disc_action a = {0};
+  if (!(taken <= now))
+    taken = now;
+  if (!(error > 0))
+    error = DISC_ERR_FLOOR;
+  poll = poll < 0 ? 0 : poll > 17 ? 17 : poll;
+  /* The free-running clock's offset at `taken`, and the offset expected now. */
+  double raw = offset + phase_at(d, taken);
+  double x = ntp_disc_predict(d, offset, taken, now);
+  d->st.updates++;
+  d->st.last_offset = x;
+  d->st.last_update = now;
+  bool may_step;
+  if (admit(d, now, x, &may_step, &a)) {
+    double period, est;
+    if (d->cfg.algo == NTP_DISC_PLL)
+      est = pll_law(d, now, taken, x, raw, poll, &period);
+    else
+      est = regression_law(d, now, taken, x, raw, error, poll, &period);
+    correct(d, now, est, period, may_step, &a);
+    d->last_t = now;
+  }
+  a.freq_ppm = d->f_cur;
+  a.base_freq_ppm = d->f_base;
+  a.slew_until = d->slew_until;
+  return a;
+}
+
+ntp_disc_action ntp_disc_update(ntp_disc *d, double now, double offset, double error, int poll)
+{
+  return ntp_disc_update_at(d, now, now, offset, error, poll);
+}
+
+ntp_disc_action ntp_disc_tick(ntp_disc *d, double now)
+{
+  commit(d, now);
+  ntp_disc_action a = {.freq_ppm = d->f_cur, .base_freq_ppm = d->f_base,
+                       .slew_until = d->slew_until};
+  return a;
+}
+
+void ntp_disc_get_info(const ntp_disc *d, ntp_disc_info *out)
+{
+  *out = d->st;
+  out->synced = d->synced;
+  out->freq_ppm = d->f_base;
+  out->skew_ppm = d->freq_known ? d->skew : 0;
+  out->samples = d->n_hist;
+}

@@ -1,0 +1,331 @@
+/* scenarios: the simulator's test table and its command line.
+ *
+ *   ntsd_sim [-s SEED] [-n RUNS] [-a regression|pll] [-f peer|combined|survivors]
+ *            [-v] [-l] [NAME...]
+ *
+ * Each scenario starts from sim_default_cfg() (one truechimer 1 ms away
+ * with 10 us jitter, a client clock 100 ppm fast with 1e-9 wander, poll
+ * 6..10 with iburst, 4 hours) and overrides only what it is about, plus its
+ * pass limits.  One line per scenario, then "N passed, N failed"; the exit
+ * status is non-zero if any failed.  -s replays a seed, -n runs seeds
+ * SEED..SEED+RUNS-1 and reports the worst, -v traces every clock update;
+ * -a and -f override the control law and which samples feed it (for the
+ * comparisons in docs/discipline.md). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+typedef struct scenario {
+  const char *name;
+  void (*setup)(sim_cfg *c);
+} scenario;
+
+static void set_path(sim_server_cfg *srv, double base_out, double base_back, double jitter)
+{
+  simnet_path p = {.jitter = jitter};
+  srv->out = srv->back = p;
+  srv->out.base = base_out;
+  srv->back.base = base_back;
+}
+
+static void add_servers(sim_cfg *c, int n)
+{
+  for (int i = c->n_servers; i < n; i++)
+    c->servers[i] = c->servers[0];
+  c->n_servers = n;
+}
+
+/* The headline: 100 ppm off, 10 us of network jitter. */
+static void sc_freq100(sim_cfg *c)
+{
+  c->what = "100 ppm, 10 us jitter: RMS < 50 us after 30 min";
+  c->lim.rms = 50e-6;
+  c->lim.max_err = 200e-6;
+  c->lim.max_steps = 0;
+  c->lim.sync_time = 1800;
+}
+
+static void sc_falseticker(sim_cfg *c)
+{
+  c->what = "4 sources, one 50 ms off: never system peer, error small";
+  add_servers(c, 4);
+  c->servers[2].offset = 0.050;
+  c->lim.rms = 50e-6;
+  c->lim.max_err = 200e-6;
+  c->lim.max_steps = 0;
+  c->lim.no_false_peer = true;
+}
+
+static void sc_spikes(sim_cfg *c)
+{
+  c->what = "+100 ms on 5% of packets: clock moves < 1 ms";
+  c->servers[0].out.spike_prob = c->servers[0].back.spike_prob = 0.05;
+  c->servers[0].out.spike = c->servers[0].back.spike = 0.100;
+  c->lim.max_err = 1e-3;
+  c->lim.rms = 50e-6;
+  c->lim.max_steps = 0;
+}
+
+static void sc_step3s(sim_cfg *c)
+{
+  c->what = "3 s initial offset: stepped once at start, never again";
+  c->clock.offset = 3.0;
+  c->lim.min_steps = c->lim.max_steps = 1;
+  c->lim.rms = 50e-6;
+  c->lim.max_err = 200e-6;
+}
+
+/* The frequency bound leaves no room to slew the phase acquired while the
+ * frequency was unknown, so that is stepped; and with wander the clock is
+ * beyond the bound half of the time, drifting slowly: bounded, not tight. */
+static void sc_freq500(sim_cfg *c)
+{
+  c->what = "500 ppm: converges, |freq| never beyond 500 ppm";
+  c->clock.freq_ppm = 500.0;
+  c->lim.rms = 1e-3;
+  c->lim.max_err = 2e-3;
+  c->lim.sync_band = 2e-3;
+  c->lim.max_steps = 4;
+}
+
+static void sc_freq500_neg(sim_cfg *c)
+{
+  sc_freq500(c);
+  c->what = "-500 ppm: converges, |freq| never beyond 500 ppm";
+  c->clock.freq_ppm = -500.0;
+}
+
+static void sc_wan(sim_cfg *c)
+{
+  c->what = "20+-10 ms delay, 1% loss, 1% reordered";
+  set_path(&c->servers[0], 0.020, 0.020, 0.010);
+  c->servers[0].out.loss = c->servers[0].back.loss = 0.01;
+  c->servers[0].out.reorder_prob = c->servers[0].back.reorder_prob = 0.01;
+  c->servers[0].out.reorder_max = c->servers[0].back.reorder_max = 0.5;
+  c->duration = 8 * 3600.0;
+  c->lim.rms = 3e-3;
+  c->lim.max_err = 10e-3;
+  c->lim.sync_band = 10e-3;
+  c->lim.max_steps = 1; /* updates are rare while the frequency is unknown: a
+                           start-up step is allowed (2 seeds in 200 need one) */
+}
+
+/* Half the path asymmetry shows up as a constant offset that no NTP client
+ * can see: (5 ms - 15 ms) / 2 = the clock settles 5 ms behind. */
+static void sc_asym(sim_cfg *c)
+{
+  c->what = "5/15 ms asymmetric path: settles at the expected -5 ms";
+  set_path(&c->servers[0], 0.005, 0.015, 10e-6);
+  c->lim.bias = -0.005;
+  c->lim.rms = 50e-6;
+  c->lim.max_err = 200e-6;
+  c->lim.max_steps = 0;
+}
+
+/* ntpd's default poll range: sources go to 1024 s whatever the clock does,
+ * and the filter passes about one sample in eight, so the wander between
+ * updates dominates. */
+static void sc_poll10(sim_cfg *c)
+{
+  c->what = "poll 6..10 (ntpd default): wander between rare updates";
+  c->maxpoll = 10;
+  c->duration = 8 * 3600.0;
+  c->lim.rms = 500e-6;
+  c->lim.sync_band = 2e-3;
+  c->lim.max_steps = 0;
+}
+
+static void sc_panic(sim_cfg *c)
+{
+  c->what = "2000 s offset: beyond panic, refused and never stepped";
+  c->clock.offset = -2000.0;
+  c->duration = 3600.0;
+  c->lim.settle = 0;
+  c->lim.max_steps = 0;
+  c->lim.want_panic = true;
+  c->lim.min_final_err = 1999.0;
+}
+
+static void sc_drift_file(sim_cfg *c)
+{
+  c->what = "drift file 2 ppm off the truth: tight from the start";
+  c->clock.freq_ppm = 37.0;
+  c->disc.initial_freq_ppm = -35.0;
+  c->disc.initial_freq_known = true;
+  c->lim.settle = 600;
+  c->lim.rms = 50e-6;
+  c->lim.max_err = 200e-6;
+  c->lim.max_steps = 0;
+}
+
+static const scenario scenarios[] = {
+    {"freq100_jitter10us", sc_freq100},
+    {"falseticker", sc_falseticker},
+    {"delay_spikes", sc_spikes},
+    {"startup_step_3s", sc_step3s},
+    {"freq_500ppm", sc_freq500},
+    {"freq_-500ppm", sc_freq500_neg},
+    {"wan_20ms_loss", sc_wan},
+    {"asymmetric_5_15ms", sc_asym},
+    {"poll_6_10", sc_poll10},
+    {"panic_2000s", sc_panic},
+    {"drift_file", sc_drift_file},
+};
+#define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+static const char *fmt_s(double v, char *buf, size_t cap)
+{
+  double a = fabs(v);
+  if (!isfinite(v))
+    snprintf(buf, cap, "%s", isnan(v) ? "-" : "inf");
+  else if (a >= 1.0)
+    snprintf(buf, cap, "%.3gs", v);
+  else if (a >= 1e-3)
+    snprintf(buf, cap, "%.3gms", v * 1e3);
+  else
+    snprintf(buf, cap, "%.3gus", v * 1e6);
+  return buf;
+}
+
+typedef struct run_opts {
+  uint64_t seed;
+  int runs;
+  int algo; /* -1: the scenario's (the default) */
+  int feed; /* -1: the scenario's */
+  bool verbose;
+} run_opts;
+
+/* Worst of each figure over the runs. */
+static void worst_of(sim_result *w, const sim_result *r, bool first)
+{
+  if (first) {
+    *w = *r;
+    return;
+  }
+  w->rms = fmax(w->rms, r->rms);
+  w->max_err = fmax(w->max_err, r->max_err);
+  w->sync_time = fmax(w->sync_time, r->sync_time);
+  w->steps = r->steps > w->steps ? r->steps : w->steps;
+  w->panics = r->panics > w->panics ? r->panics : w->panics;
+  if (fabs(r->freq_ppm) > fabs(w->freq_ppm))
+    w->freq_ppm = r->freq_ppm;
+}
+
+/* Runs one scenario over the seeds; prints its line; true if all passed. */
+static bool run_one(const scenario *sc, const run_opts *o)
+{
+  sim_cfg c;
+  sim_default_cfg(&c);
+  c.name = sc->name;
+  sc->setup(&c);
+  if (o->algo >= 0)
+    c.disc.algo = (ntp_disc_algo)o->algo;
+  if (o->feed >= 0)
+    c.feed = (sim_feed)o->feed;
+  sim_result worst = {0}, r, failed = {0};
+  double sum_rms = 0;
+  uint64_t fail_seed = 0;
+  int n_failed = 0;
+  for (int k = 0; k < o->runs; k++) {
+    uint64_t seed = o->seed + (uint64_t)k;
+    if (!sim_run(&c, seed, &r, o->verbose ? stdout : NULL) && n_failed++ == 0) {
+      failed = r;
+      fail_seed = seed;
+    }
+    sum_rms += r.rms;
+    worst_of(&worst, &r, k == 0);
+  }
+  char b1[24], b2[24], b3[24], b4[24];
+  snprintf(b4, sizeof(b4), isfinite(worst.sync_time) ? "%.0fs" : "never", worst.sync_time);
+  printf("%s %-19s rms %-8s max %-8s mean-rms %-8s steps %d sync %-6s freq %+.2fppm",
+         n_failed ? "FAIL" : "PASS", sc->name, fmt_s(worst.rms, b1, sizeof(b1)),
+         fmt_s(worst.max_err, b2, sizeof(b2)), fmt_s(sum_rms / o->runs, b3, sizeof(b3)),
+         worst.steps, b4, worst.freq_ppm);
+  if (worst.panics)
+    printf(" panics %d", worst.panics);
+  if (n_failed)
+    printf("  [%d/%d: %s; replay: -s %llu %s]", n_failed, o->runs, failed.why,
+           (unsigned long long)fail_seed, sc->name);
+  printf("\n");
+  return n_failed == 0;
+}
+
+static int usage(void)
+{
+  fprintf(stderr, "usage: ntsd_sim [-s SEED] [-n RUNS] [-a regression|pll] "
+                  "[-f peer|combined|survivors] [-v] [-l] [NAME...]\n");
+  return 2;
+}
+
+int main(int argc, char **argv)
+{
+  run_opts o = {.seed = 1, .runs = 1, .algo = -1, .feed = -1};
+  int first_name = argc;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-s") && i + 1 < argc) {
+      errno = 0;
+      o.seed = strtoull(argv[++i], NULL, 0);
+      if (errno)
+        return usage();
+    } else if (!strcmp(a, "-n") && i + 1 < argc) {
+      o.runs = atoi(argv[++i]);
+      if (o.runs < 1)
+        return usage();
+    } else if (!strcmp(a, "-a") && i + 1 < argc) {
+      const char *n = argv[++i];
+      o.algo = !strcmp(n, "pll")          ? NTP_DISC_PLL
+               : !strcmp(n, "regression") ? NTP_DISC_REGRESSION
+                                          : -2;
+      if (o.algo == -2)
+        return usage();
+    } else if (!strcmp(a, "-f") && i + 1 < argc) {
+      const char *n = argv[++i];
+      o.feed = !strcmp(n, "peer")       ? SIM_FEED_PEER
+               : !strcmp(n, "combined") ? SIM_FEED_COMBINED
+               : !strcmp(n, "survivors") ? SIM_FEED_SURVIVORS
+                                         : -2;
+      if (o.feed == -2)
+        return usage();
+    } else if (!strcmp(a, "-v")) {
+      o.verbose = true;
+    } else if (!strcmp(a, "-l")) {
+      for (size_t k = 0; k < N_SCENARIOS; k++) {
+        sim_cfg c;
+        sim_default_cfg(&c);
+        scenarios[k].setup(&c);
+        printf("%-19s %s\n", scenarios[k].name, c.what);
+      }
+      return 0;
+    } else if (a[0] == '-') {
+      return usage();
+    } else {
+      first_name = i;
+      break;
+    }
+  }
+  int passed = 0, failed = 0;
+  for (size_t k = 0; k < N_SCENARIOS; k++) {
+    bool wanted = first_name == argc;
+    for (int i = first_name; i < argc && !wanted; i++)
+      wanted = !strcmp(argv[i], scenarios[k].name);
+    if (!wanted)
+      continue;
+    if (run_one(&scenarios[k], &o))
+      passed++;
+    else
+      failed++;
+  }
+  if (passed + failed == 0) {
+    fprintf(stderr, "ntsd_sim: no such scenario (-l lists them)\n");
+    return 2;
+  }
+  printf("seed %llu, %d run%s per scenario\n", (unsigned long long)o.seed, o.runs,
+         o.runs > 1 ? "s" : "");
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
