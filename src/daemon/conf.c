@@ -1284,7 +1284,6 @@ static const struct {
   const char *sub; /* second word, or NULL for any */
   const char *why;
 } pending[] = {
-    {"driftfile", NULL, "has no effect yet (no clock discipline in this release)"},
     {"leapfile", NULL, "has no effect yet (leap seconds come with the clock discipline)"},
     {"statsdir", NULL, "has no effect yet (no statistics files in this release)"},
     {"logfile", NULL, "has no effect yet (logs go to syslog, or stderr with -n)"},
