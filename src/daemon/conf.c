@@ -840,11 +840,18 @@ static const struct opt discard_opts[] = {
 /* Only checked: the directive as a whole gets one warning. */
 #define CHECK_NUM(n) {n, OPT_NUM, NO_FIELD, 0, -1e9, 1e9, false, NULL}
 #define CHECK_INT(n) {n, OPT_INT, NO_FIELD, 0, 0, INT_MAX, false, NULL}
+/* step, stepout and panic set the discipline's thresholds; the rest of
+ * ntpd's loop constants have no counterpart in ours. */
+#define CHECK_NUM_WARN(n) {n, OPT_NUM, NO_FIELD, 0, -1e9, 1e9, false, NOEFFECT}
 static const struct opt tinker_opts[] = {
-    CHECK_NUM("allan"), CHECK_NUM("dispersion"), CHECK_NUM("freq"), CHECK_NUM("huffpuff"),
-    CHECK_NUM("panic"), CHECK_NUM("step"),       CHECK_NUM("stepback"),
-    CHECK_NUM("stepfwd"), CHECK_NUM("stepout"),  CHECK_NUM("tick"),
+    {"panic", OPT_NUM, offsetof(ntsd_conf, tinker_panic), 0, 0, 1e9, false, NULL},
+    {"step", OPT_NUM, offsetof(ntsd_conf, tinker_step), 0, 0, 1e6, false, NULL},
+    {"stepout", OPT_NUM, offsetof(ntsd_conf, tinker_stepout), 0, 0, 1e6, false, NULL},
+    CHECK_NUM_WARN("allan"), CHECK_NUM_WARN("dispersion"), CHECK_NUM_WARN("freq"),
+    CHECK_NUM_WARN("huffpuff"), CHECK_NUM_WARN("stepback"), CHECK_NUM_WARN("stepfwd"),
+    CHECK_NUM_WARN("tick"),
 };
+#undef CHECK_NUM_WARN
 
 static const struct opt mru_opts[] = {
     CHECK_INT("maxage"),    CHECK_INT("minage"),  CHECK_INT("maxdepth"),
@@ -861,7 +868,7 @@ static const struct pair_set {
 } pair_sets[] = {
     {tos_opts, ARRAY_LEN(tos_opts), false},
     {discard_opts, ARRAY_LEN(discard_opts), false},
-    {tinker_opts, ARRAY_LEN(tinker_opts), true},
+    {tinker_opts, ARRAY_LEN(tinker_opts), false},
     {mru_opts, ARRAY_LEN(mru_opts), true},
 };
 enum { PAIRS_TOS, PAIRS_DISCARD, PAIRS_TINKER, PAIRS_MRU };
@@ -1398,6 +1405,7 @@ ntsd_conf *conf_new(void)
   c->tos_mindist = 0.001;
   c->tos_maxdist = 1.5;
   c->tos_orphan = -1;
+  c->tinker_step = c->tinker_stepout = c->tinker_panic = -1;
   c->tos_orphanwait = 300;
   c->discard_average = 3;
   c->discard_minimum = 2;

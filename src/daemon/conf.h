@@ -76,6 +76,11 @@ typedef struct ntsd_conf {
   int tos_orphan;         /* -1 unset */
   double tos_orphanwait;
 
+  /* tinker: the discipline's thresholds, seconds; -1 = default */
+  double tinker_step;     /* step beyond this (0: never after start-up) */
+  double tinker_stepout;  /* ... once it has lasted this long */
+  double tinker_panic;    /* refuse offsets beyond this (0: no limit) */
+
   /* discard: rate limit for `restrict ... limited` */
   int discard_average;    /* log2 s, default 3 */
   int discard_minimum;    /* s, default 2 */

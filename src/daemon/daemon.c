@@ -355,6 +355,12 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
   }
   ntp_disc_cfg cfg;
   ntp_disc_default_cfg(&cfg);
+  if (d->conf->tinker_step >= 0)
+    cfg.step_threshold = d->conf->tinker_step;
+  if (d->conf->tinker_stepout >= 0)
+    cfg.stepout = d->conf->tinker_stepout;
+  if (d->conf->tinker_panic >= 0)
+    cfg.panic_threshold = d->conf->tinker_panic;
   char e[160];
   if (d->conf->driftfile[0]) {
     if (driftfile_read(d->conf->driftfile, &cfg.initial_freq_ppm, e, sizeof(e))) {

@@ -1031,6 +1031,19 @@ static void test_fixture_toml(void **state)
   expect_error(t, "key=value", "looks like TOML");
 }
 
+static void test_tinker_thresholds(void **state)
+{
+  struct tc *t = *state;
+
+  assert_true(t->c->tinker_step < 0 && t->c->tinker_panic < 0); /* defaults */
+  expect_ok(t, "tinker panic 0 step 0.5 stepout 900\n", 0);
+  assert_true(t->c->tinker_panic == 0);
+  assert_true(t->c->tinker_step == 0.5);
+  assert_true(t->c->tinker_stepout == 900);
+  expect_ok(t, "tinker allan 1500\n", 1); /* no counterpart: warns */
+  expect_error(t, "tinker panic -1", "out of range");
+}
+
 static void test_nts_ntpserver(void **state)
 {
   struct tc *t = *state;
@@ -1144,6 +1157,7 @@ int main(void)
       T(test_fixture_quickstart_client),
       T(test_fixture_ptb_client),
       T(test_fixture_toml),
+      T(test_tinker_thresholds),
       T(test_nts_ntpserver),
       T(test_aead_option),
       T(test_split_host_port),
