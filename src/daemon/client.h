@@ -29,6 +29,7 @@ typedef struct peer_view {
   bool nts;
   unsigned cookies;            /* NTS cookies held (0 for plain NTP) */
   ntp_source_info info;
+  const ntp_source *src;       /* its samples: ntp_source_samples() */
 } peer_view;
 
 /* NTS client counters, as `ntpq -c nts` shows them. */

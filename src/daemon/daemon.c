@@ -103,6 +103,8 @@ static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
     }
   }
   clockctl_set_freq(d->clk, a->freq_ppm);
+  if (!d->slew_timer)
+    return stepped; /* estimating only: nothing to slew */
   evtimer_del(d->slew_timer);
   if (isfinite(a->slew_until) && a->slew_until > now) {
     double w = a->slew_until - now;
@@ -112,37 +114,48 @@ static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
   return stepped;
 }
 
-/* Feeds the discipline every selection survivor's new filter output, each
- * with the time it was measured, oldest first (docs/discipline.md: four
- * times the data of the system peer alone, and no averaging of samples
- * taken at different times). */
-static void feed_discipline(ntsd *d, const ntp_source_info *infos, const ntp_sel_state *states,
-                            size_t n, double now)
+/* Feeds the discipline every selection survivor's samples not fed yet,
+ * each with the time it was measured and an error from its delay, oldest
+ * first (docs/discipline.md: every sample, weighted, not only the
+ * filter's minimum-delay output, and no averaging of samples taken at
+ * different times). */
+static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, double now)
 {
-  size_t order[REPORT_MAX_PEERS];
-  size_t m = 0;
-  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS; i++) {
+  enum { MAX_RAW = REPORT_MAX_PEERS * NTP_FILTER_LEN };
+  ntp_filter_raw *raw = calloc(MAX_RAW, sizeof(*raw));
+  size_t *owner = calloc(MAX_RAW, sizeof(*owner));
+  int m = 0;
+  peer_view v;
+  for (size_t i = 0; raw && owner && i < n && i < REPORT_MAX_PEERS; i++) {
     bool survivor = states[i] == NTP_SEL_SYSPEER || states[i] == NTP_SEL_CANDIDATE ||
                     states[i] == NTP_SEL_BACKUP;
-    if (survivor && infos[i].sample_age >= 0 &&
-        now - infos[i].sample_age > d->fed[i] + 1e-6)
-      order[m++] = i;
+    if (!survivor || !clients_view(d->clients, i, now, &v) || !v.src)
+      continue;
+    int k = ntp_source_samples(v.src, d->fed[i] + 1e-6, raw + m, MAX_RAW - m);
+    for (int j = 0; j < k; j++)
+      owner[m + j] = i;
+    m += k;
   }
-  for (size_t a = 1; a < m; a++) /* by measurement time */
-    for (size_t b = a; b > 0 && infos[order[b]].sample_age > infos[order[b - 1]].sample_age;
-         b--) {
-      size_t t = order[b];
-      order[b] = order[b - 1];
-      order[b - 1] = t;
+  for (int a = 1; a < m; a++) /* by measurement time */
+    for (int b = a; b > 0 && raw[b].t < raw[b - 1].t; b--) {
+      ntp_filter_raw tr = raw[b];
+      raw[b] = raw[b - 1];
+      raw[b - 1] = tr;
+      size_t to = owner[b];
+      owner[b] = owner[b - 1];
+      owner[b - 1] = to;
     }
-  for (size_t k = 0; k < m; k++) {
-    const ntp_source_info *x = &infos[order[k]];
-    double taken = now - x->sample_age;
-    d->fed[order[k]] = taken;
-    ntp_disc_action a = ntp_disc_update_at(d->disc, now, taken, x->offset, x->jitter, x->poll);
+  for (int k = 0; k < m; k++) {
+    size_t i = owner[k];
+    d->fed[i] = raw[k].t;
+    clients_view(d->clients, i, now, &v);
+    ntp_disc_action a =
+        ntp_disc_update_at(d->disc, now, raw[k].t, raw[k].offset, raw[k].error, v.info.poll);
     if (apply_action(d, &a, now))
-      return; /* the sources start over after a step */
+      break; /* the sources start over after a step */
   }
+  free(raw);
+  free(owner);
 }
 
 static void on_slew_done(evutil_socket_t fd, short what, void *arg)
@@ -158,7 +171,8 @@ static void on_slew_done(evutil_socket_t fd, short what, void *arg)
 /* Tells the kernel about leap seconds and synchronisation, on changes. */
 static void update_kernel_status(ntsd *d, int leap, bool synced)
 {
-  if (!d->disc || (leap == d->kernel_leap && synced == d->kernel_synced))
+  if (!d->disc || !clockctl_controls(d->clk) ||
+      (leap == d->kernel_leap && synced == d->kernel_synced))
     return;
   if (clockctl_set_status(d->clk, leap == NTP_LEAP_UNSYNC ? 0 : leap, synced)) {
     d->kernel_leap = leap;
@@ -173,7 +187,7 @@ static void save_drift(ntsd *d)
 {
   ntp_disc_info di;
   char err[160];
-  if (!d->disc || !d->conf->driftfile[0])
+  if (!d->disc || !clockctl_controls(d->clk) || !d->conf->driftfile[0])
     return;
   ntp_disc_get_info(d->disc, &di);
   if (di.synced && !driftfile_write(d->conf->driftfile, di.freq_ppm, err, sizeof(err)))
@@ -227,7 +241,7 @@ static void update_system(ntsd *d)
   for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
     s->sel_states[s->sel_states_n++] = states[i];
   if (d->disc && best >= 0)
-    feed_discipline(d, infos, states, n, now);
+    feed_discipline(d, states, n, now);
 
   ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
   s->synced = false;
@@ -235,7 +249,9 @@ static void update_system(ntsd *d)
   if (best >= 0 && clients_view(d->clients, (size_t)best, now, &v)) {
     const ntp_source_info *b = &v.info;
     s->synced = true;
-    s->offset = res.offset; /* combined over the survivors */
+    /* The discipline's estimate: what it has not corrected yet (under -x,
+     * the untouched clock's error), from every survivor's samples. */
+    s->offset = ntp_disc_offset_now(d->disc, now);
     si.leap = res.leap;     /* majority of the survivors */
     si.stratum = (uint8_t)(b->stratum + 1);
     si.refid = netaddr_refid(v.sa);
@@ -349,12 +365,20 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
   d->clk = clockctl_open(kind, err, errlen);
   if (!d->clk)
     return false;
+  ntp_disc_cfg cfg;
+  ntp_disc_default_cfg(&cfg);
   if (kind == CLOCKCTL_NONE) {
+    /* The discipline still runs, estimating only: the offset and frequency
+     * it reports are those of the untouched clock. */
+    cfg.estimate_only = true;
+    d->disc = ntp_disc_create(&cfg, sysclock_mono());
+    if (!d->disc) {
+      snprintf(err, errlen, "out of memory");
+      return false;
+    }
     log_notice("clock control off: estimates only, the system clock is never adjusted");
     return true;
   }
-  ntp_disc_cfg cfg;
-  ntp_disc_default_cfg(&cfg);
   if (d->conf->tinker_step >= 0)
     cfg.step_threshold = d->conf->tinker_step;
   if (d->conf->tinker_stepout >= 0)

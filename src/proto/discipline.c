@@ -7,6 +7,7 @@
 
 #define DISC_HIST 64            /* offsets kept for the regression */
 #define DISC_MIN_RUNS 6         /* shortest window the runs test may cut to */
+#define DISC_RUNS_SIGMAS 1.5    /* runs test: cut below mean - this many sd */
 #define DISC_MIN_OUTLIER 5      /* samples needed before one can be an outlier */
 #define DISC_OUTLIER_SIGMAS 5.0
 #define DISC_MAX_OUTLIERS 2     /* dropped per update */
@@ -14,6 +15,10 @@
 #define DISC_MAX_SKEW_PPM 100.0 /* a slope more certain than this locks the
                                    frequency (cf. chrony's maxupdateskew) */
 #define DISC_DRIFT_FILE_PPM 5.0 /* how far a drift file is trusted, 1 sigma */
+#define DISC_UNKNOWN_PPM 300.0  /* ... and no drift file: the frequency is
+                                   0 +- this (1 sigma) until samples say
+                                   more; +-500 let a few noisy start-up
+                                   samples throw it to the bound */
 #define DISC_RESTART_PPM 1.0    /* ... and the frequency across a jump */
 #define DISC_CORR_RATIO 1.0     /* regression: phase slewed out over this many
                                    update intervals */
@@ -57,6 +62,8 @@ struct ntp_disc {
   double last_raw;           /* its free-running offset (PLL) */
   double fm_t, fm_raw;       /* PLL: start of the frequency measurement */
   bool fm_started;
+  double res_t;              /* when st.residual was estimated */
+  double last_taken;         /* newest sample time seen by the regression */
 
   disc_sample hist[DISC_HIST];
   int n_hist;
@@ -100,10 +107,12 @@ ntp_disc *ntp_disc_create(const ntp_disc_cfg *cfg, double now)
   d->slew_until = INFINITY;
   d->freq_known = cfg->initial_freq_known;
   d->prior_f = d->f_base;
+  double prior = fmin(DISC_UNKNOWN_PPM, d->cfg.max_freq_ppm);
   d->prior_var = cfg->initial_freq_known ? DISC_DRIFT_FILE_PPM * DISC_DRIFT_FILE_PPM
-                                         : d->cfg.max_freq_ppm * d->cfg.max_freq_ppm;
+                                         : prior * prior;
   d->spike_since = -1;
   d->last_t = -1;
+  d->last_taken = -1;
   d->st.last_update = -1;
   return d;
 }
@@ -194,53 +203,64 @@ static void do_step(ntp_disc *d, double x, ntp_disc_action *a)
 
 typedef struct disc_fit {
   double a, b;   /* free-running offset at `now`, and its slope (s/s) */
+  double tm, xm; /* weighted centroid (time relative to now, offset) */
+  double sd_xm;  /* error of xm from the callers' errors */
   double var_b;  /* variance of b */
   int runs;      /* sign runs of the residuals */
 } disc_fit;
 
-/* Least squares over hist[from..n) with time relative to now.  Unweighted:
- * the error estimates callers have (filter jitter) swell with an unknown
- * frequency, so they only set a floor under the noise. */
+/* Weighted least squares over hist[from..n) with time relative to now,
+ * weights 1/err^2.  The callers' errors come from each sample's queueing
+ * delay (ntp_filter_samples), so a sample that crossed a quiet network
+ * counts far more than one that queued.  The residuals scale the
+ * variance when they are larger than the errors say, never down. */
 static void fit_window(const ntp_disc *d, int from, double now, disc_fit *f)
 {
   int n = d->n_hist - from;
-  double tm = 0, xm = 0, err2 = INFINITY;
+  double sw = 0, tm = 0, xm = 0;
   for (int i = from; i < d->n_hist; i++) {
-    tm += d->hist[i].t - now;
-    xm += d->hist[i].x;
-    err2 = fmin(err2, d->hist[i].err * d->hist[i].err);
+    double w = 1.0 / (d->hist[i].err * d->hist[i].err);
+    sw += w;
+    tm += w * (d->hist[i].t - now);
+    xm += w * d->hist[i].x;
   }
-  tm /= n;
-  xm /= n;
+  tm /= sw;
+  xm /= sw;
+  f->sd_xm = sqrt(1.0 / sw);
   double stt = 0, stx = 0;
   for (int i = from; i < d->n_hist; i++) {
+    double w = 1.0 / (d->hist[i].err * d->hist[i].err);
     double dt = d->hist[i].t - now - tm;
-    stt += dt * dt;
-    stx += dt * (d->hist[i].x - xm);
+    stt += w * dt * dt;
+    stx += w * dt * (d->hist[i].x - xm);
   }
   f->b = stt > 0 ? stx / stt : 0;
   f->a = xm - f->b * tm;
-  double ssr = 0;
+  f->tm = tm;
+  f->xm = xm;
+  double chi2 = 0;
   int runs = 0, prev = 0;
   for (int i = from; i < d->n_hist; i++) {
     double r = d->hist[i].x - (f->a + f->b * (d->hist[i].t - now));
-    ssr += r * r;
+    chi2 += r * r / (d->hist[i].err * d->hist[i].err);
     int sign = r >= 0 ? 1 : -1;
     runs += sign != prev;
     prev = sign;
   }
-  double s2 = n > 2 ? ssr / (n - 2) : 0;
-  f->var_b = stt > 0 ? fmax(s2, err2) / stt : INFINITY;
+  double s2 = n > 2 ? chi2 / (n - 2) : 1.0;
+  f->var_b = stt > 0 ? fmax(s2, 1.0) / stt : INFINITY;
   f->runs = runs;
 }
 
 /* Fewest sign runs of n residuals that still look like noise around a
- * line (Wald-Wolfowitz, one sigma below the mean: cutting a little too
- * often costs some noise, missing wander costs much more). */
+ * line (Wald-Wolfowitz, DISC_RUNS_SIGMAS below the mean).  One sigma
+ * cut the window on pure noise one test in six, and with every sample fed
+ * (not one in eight) that threw the frequency around under heavy jitter;
+ * two sigmas follow wander too late.  1.5 measured best over both. */
 static int runs_needed(int n)
 {
   double mean = n / 2.0 + 1.0, sd = sqrt((n - 1) / 4.0);
-  return (int)floor(mean - 1.0 * sd);
+  return (int)floor(mean - DISC_RUNS_SIGMAS * sd);
 }
 
 static void hist_drop(ntp_disc *d, int i)
@@ -259,21 +279,20 @@ static int find_outlier(const ntp_disc *d, const disc_fit *f, double now)
   int n = d->n_hist;
   if (n < DISC_MIN_OUTLIER)
     return -1;
-  double r[DISC_HIST], sorted[DISC_HIST], err_min = INFINITY;
+  double z[DISC_HIST], sorted[DISC_HIST];
   for (int i = 0; i < n; i++) {
-    r[i] = fabs(d->hist[i].x - (f->a + f->b * (d->hist[i].t - now)));
-    err_min = fmin(err_min, d->hist[i].err);
+    z[i] = fabs(d->hist[i].x - (f->a + f->b * (d->hist[i].t - now))) / d->hist[i].err;
     int j = i; /* insertion sort, n <= 64 */
-    while (j > 0 && sorted[j - 1] > r[i]) {
+    while (j > 0 && sorted[j - 1] > z[i]) {
       sorted[j] = sorted[j - 1];
       j--;
     }
-    sorted[j] = r[i];
+    sorted[j] = z[i];
   }
-  double limit = DISC_OUTLIER_SIGMAS * fmax(1.4826 * sorted[n / 2], err_min);
+  double limit = DISC_OUTLIER_SIGMAS * fmax(1.4826 * sorted[n / 2], 1.0);
   int worst = -1;
   for (int i = 0; i < n - DISC_OUTLIER_SPARE; i++)
-    if (r[i] > limit && (worst < 0 || r[i] > r[worst]))
+    if (z[i] > limit && (worst < 0 || z[i] > z[worst]))
       worst = i;
   return worst;
 }
@@ -349,8 +368,9 @@ static void hist_restart(ntp_disc *d)
 
 /* Returns the phase error now; *period: how long to slew it out over. */
 static double regression_law(ntp_disc *d, double now, double taken, double x, double raw,
-                             double err, int poll, double *period)
+                             double err, int poll, double *period, double *est_err)
 {
+  *est_err = err;
   hist_add(d, taken, raw, err);
   double est = x;
   if (d->n_hist >= 2) {
@@ -359,14 +379,23 @@ static double regression_law(ntp_disc *d, double now, double taken, double x, do
     double b = 1e6 * f.b, vb = 1e12 * f.var_b;
     d->f_base = clampd(blend_freq(d, b, vb), d->cfg.max_freq_ppm);
     d->skew = sqrt(vb);
-    if (d->skew <= DISC_MAX_SKEW_PPM) {
+    if (d->skew <= DISC_MAX_SKEW_PPM)
       d->freq_known = true;
-      est = f.a - phase_at(d, now);
-    }
+    /* The phase now: the weighted centroid carried forward at the blended
+     * frequency (the fitted line itself once the slope is certain; while it
+     * is not, a line through a few noisy samples would throw the phase as
+     * far as its slope is wrong). */
+    est = f.xm - 1e-6 * d->f_base * f.tm - phase_at(d, now);
+    *est_err = f.sd_xm;
   }
+  /* Slewed out by the next sample: one poll, or the spacing of the
+   * samples when they come faster (iburst).  Samples handed over together
+   * are still a poll apart in what they measured. */
   double interval = ldexp(1.0, poll);
-  if (d->last_t >= 0 && now - d->last_t < interval)
-    interval = fmax(now - d->last_t, 1.0);
+  if (d->last_taken >= 0 && taken - d->last_taken < interval)
+    interval = fmax(taken - d->last_taken, 1.0);
+  if (taken > d->last_taken)
+    d->last_taken = taken;
   *period = DISC_CORR_RATIO * interval;
   return est;
 }
@@ -413,6 +442,8 @@ static bool admit(ntp_disc *d, double now, double x, bool *may_step, ntp_disc_ac
 {
   const ntp_disc_cfg *c = &d->cfg;
   *may_step = false;
+  if (c->estimate_only)
+    return true; /* nothing is corrected, so nothing is refused */
   if (c->panic_threshold > 0 && fabs(x) > c->panic_threshold) {
     a->refused_panic = true;
     d->st.panics++;
@@ -442,22 +473,29 @@ static bool admit(ntp_disc *d, double now, double x, bool *may_step, ntp_disc_ac
 }
 
 /* Step or slew the control law's estimate. */
-static void correct(ntp_disc *d, double now, double est, double period, bool may_step,
-                    ntp_disc_action *a)
+static void correct(ntp_disc *d, double now, double est, double est_err, double x,
+                    double x_err, double period, bool may_step, ntp_disc_action *a)
 {
+  /* A step needs the offset beyond the threshold even allowing for its
+   * error: a lone sample that crossed a queue (or came back reordered) can
+   * be far off, and its delay says so. */
+  double sure = fabs(est) - est_err;
   const ntp_disc_cfg *c = &d->cfg;
   double thr = c->step_threshold > 0 ? c->step_threshold : DISC_DEFAULT_STEP;
   bool first = !d->started;
   d->started = true;
   d->synced = true;
-  if (first && c->startup_step && fabs(est) > thr) {
+  if (first && c->startup_step && sure > thr) {
     a->startup = true;
     do_step(d, est, a);
-  } else if (may_step && fabs(est) > c->step_threshold) {
+  } else if (may_step && fabs(x) - x_err > c->step_threshold) {
+    /* The offset has been beyond the threshold for stepout (or the
+     * frequency is still unknown): the history is from before the jump, so
+     * the sample itself says how far. */
     a->startup = c->startup_step && !d->freq_known;
     if (!a->startup)
       hist_restart(d);
-    do_step(d, est, a);
+    do_step(d, x, a);
   } else if (!set_slew(d, now, est, period) && d->freq_known && c->step_threshold > 0 &&
              fabs(est) > DISC_PINNED_STEP) {
     /* The frequency sits at its bound (a clock as bad as max_freq_ppm): the
@@ -465,6 +503,7 @@ static void correct(ntp_disc *d, double now, double est, double period, bool may
     do_step(d, est, a);
   }
   d->st.residual = a->step != 0 ? 0 : est;
+  d->res_t = now;
 }
 
 ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double offset,
@@ -487,12 +526,18 @@ ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double
   d->st.last_update = now;
   bool may_step;
   if (admit(d, now, x, &may_step, &a)) {
-    double period, est;
+    double period, est, est_err = 0;
     if (d->cfg.algo == NTP_DISC_PLL)
       est = pll_law(d, now, taken, x, raw, poll, &period);
     else
-      est = regression_law(d, now, taken, x, raw, error, poll, &period);
-    correct(d, now, est, period, may_step, &a);
+      est = regression_law(d, now, taken, x, raw, error, poll, &period, &est_err);
+    if (d->cfg.estimate_only) {
+      d->started = d->synced = true;
+      d->st.residual = est;
+      d->res_t = now;
+    } else {
+      correct(d, now, est, est_err, x, error, period, may_step, &a);
+    }
     d->last_t = now;
   }
   a.freq_ppm = d->f_cur;
@@ -512,6 +557,13 @@ ntp_disc_action ntp_disc_tick(ntp_disc *d, double now)
   ntp_disc_action a = {.freq_ppm = d->f_cur, .base_freq_ppm = d->f_base,
                        .slew_until = d->slew_until};
   return a;
+}
+
+double ntp_disc_offset_now(const ntp_disc *d, double now)
+{
+  if (!d->started || !(now >= d->res_t))
+    return d->st.residual;
+  return ntp_disc_predict(d, d->st.residual, d->res_t, now);
 }
 
 void ntp_disc_get_info(const ntp_disc *d, ntp_disc_info *out)

@@ -49,6 +49,10 @@ typedef struct ntp_disc_cfg {
   double max_freq_ppm;     /* bound on every freq_ppm returned, default 500 */
   double initial_freq_ppm; /* from a drift file; applied from ntp_disc_create on */
   bool initial_freq_known; /* the drift file existed: skip frequency acquisition */
+  /* Estimates only (ntsd -x, `disable ntp`): the clock is never adjusted, so
+   * every action is "nothing", no step, spike or panic logic applies, and
+   * ntp_disc_offset_now() is the estimated error of the untouched clock. */
+  bool estimate_only;
 } ntp_disc_cfg;
 
 /* The defaults described above. */
@@ -103,6 +107,12 @@ ntp_disc_action ntp_disc_tick(ntp_disc *d, double now);
  * adjustments.  Linear in x. */
 #define NTP_DISC_PHASE_HIST 64
 double ntp_disc_predict(const ntp_disc *d, double x, double taken, double now);
+
+/* The estimated offset of the clock now (server - local, seconds): what
+ * the last update found and has not corrected yet, carried to `now` (less
+ * the slew since, or, estimating only, plus the drift since).  0 before
+ * the first update. */
+double ntp_disc_offset_now(const ntp_disc *d, double now);
 
 /* State for `ntsctl` and the drift file. */
 typedef struct ntp_disc_info {

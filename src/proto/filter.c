@@ -11,6 +11,7 @@ void ntp_filter_init(ntp_filter *f, double precision)
 {
   memset(f, 0, sizeof(*f));
   f->precision = precision > 0 ? precision : 0;
+  f->min_delay = -1.0;
 }
 
 int ntp_filter_count(const ntp_filter *f) { return f->n; }
@@ -113,6 +114,14 @@ ntp_filter_result ntp_filter_add(ntp_filter *f, double offset, double delay, dou
   if (f->n < NTP_FILTER_LEN)
     f->n++;
 
+  double reg_min = INFINITY;
+  for (int i = 0; i < f->n; i++)
+    reg_min = fmin(reg_min, f->reg[i].delay);
+  if (f->min_delay < 0 || delay < f->min_delay)
+    f->min_delay = delay;
+  else
+    f->min_delay += (reg_min - f->min_delay) / NTP_FILTER_MIN_RELAX;
+
   ntp_filter_result r;
   int order[NTP_FILTER_LEN];
   int m = sort_samples(f, now, true, order);
@@ -142,17 +151,62 @@ bool ntp_filter_get(const ntp_filter *f, double now, ntp_filter_out *out)
    * fresh the register is. */
   int order[NTP_FILTER_LEN];
   sort_samples(f, now, false, order);
-  /* RFC 5905: weights 1/2, 1/4, ... in sort order; empty slots count as
-   * maximum dispersion so a young filter is not trusted too much. */
+  /* RFC 5905: weights 1/2, 1/4, ... in sort order.  The RFC counts empty
+   * slots as maximum dispersion, which keeps a source out of selection
+   * until four samples are in (6 s of iburst).  Here a single sample is
+   * not trusted (an empty slot is MAXDISP), but from two on an empty slot
+   * counts as the worst held sample: two agreeing samples are enough to
+   * start on, and the discipline weights what follows. */
+  double empty = NTP_FILTER_MAXDISP;
+  if (f->n >= NTP_FILTER_MIN_SAMPLES) {
+    empty = 0.0;
+    for (int i = 0; i < f->n; i++)
+      empty = fmax(empty, aged_disp(&f->reg[i], now));
+  }
   double disp = 0.0;
   for (int i = 0; i < NTP_FILTER_LEN; i++)
-    disp += ldexp(i < f->n ? aged_disp(&f->reg[order[i]], now) : NTP_FILTER_MAXDISP, -(i + 1));
+    disp += ldexp(i < f->n ? aged_disp(&f->reg[order[i]], now) : empty, -(i + 1));
   out->offset = f->out.offset;
   out->delay = f->out.delay;
   out->dispersion = disp;
   out->jitter = f->jitter;
   out->t = f->out.t;
   return true;
+}
+
+int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, int cap)
+{
+  if (f->n == 0 || cap <= 0)
+    return 0;
+  double dmin = f->min_delay, ex[NTP_FILTER_LEN];
+  for (int i = 0; i < f->n; i++) { /* insertion sort of the excesses */
+    double v = fmax(f->reg[i].delay - dmin, 0.0);
+    int j = i;
+    while (j > 0 && ex[j - 1] > v) {
+      ex[j] = ex[j - 1];
+      j--;
+    }
+    ex[j] = v;
+  }
+  /* The typical excess: the median, robust to the odd queued or spiking
+   * sample. */
+  double excess = ex[f->n / 2];
+  double floor_err = fmax(NTP_FILTER_ERR_FLOOR * excess / 2.0, f->precision);
+  /* A young register has not seen the path's minimum yet: its samples may
+   * all have queued.  Until it is full, part of the physical bound (half
+   * the minimum delay: no asymmetry error can exceed it) is added. */
+  floor_err += dmin / 2.0 * (NTP_FILTER_LEN - f->n) / NTP_FILTER_LEN;
+  if (!(floor_err > 0))
+    floor_err = 1e-9;
+  int m = 0;
+  for (int i = f->n - 1; i >= 0 && m < cap; i--) { /* oldest first */
+    const ntp_filter_sample *s = &f->reg[newest_idx(f, i)];
+    if (s->spike || !(s->t > after))
+      continue;
+    out[m++] = (ntp_filter_raw){.t = s->t, .offset = s->offset,
+                                .error = floor_err + fmax(s->delay - dmin, 0.0) / 2.0};
+  }
+  return m;
 }
 
 const char *ntp_filter_result_name(ntp_filter_result r)

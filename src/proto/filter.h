@@ -34,6 +34,8 @@
  * computed over at least this many samples: with two or three samples the
  * RMS is too noisy to call anything a spike. */
 #define NTP_FILTER_JITTER_MIN 4
+/* Samples before empty register slots stop counting as MAXDISP. */
+#define NTP_FILTER_MIN_SAMPLES 2
 
 typedef struct ntp_filter_sample {
   double offset, delay, disp; /* seconds; disp as measured, not yet aged */
@@ -50,7 +52,14 @@ typedef struct ntp_filter {
   ntp_filter_sample out;  /* the sample used last */
   double jitter;          /* RMS offset difference to `out` over non-spike samples */
   int jitter_n;           /* samples that jitter was computed over */
+  /* The path's minimum delay, remembered longer than the register: the
+   * least delay seen, relaxing towards the register's minimum by
+   * 1/NTP_FILTER_MIN_RELAX per sample (so a lasting route change is
+   * followed in a few dozen samples).  < 0 while empty. */
+  double min_delay;
 } ntp_filter;
+
+#define NTP_FILTER_MIN_RELAX 32.0
 
 /* What ntp_filter_add() did with the register's best sample. */
 typedef enum ntp_filter_result {
@@ -83,6 +92,31 @@ bool ntp_filter_get(const ntp_filter *f, double now, ntp_filter_out *out);
 
 /* Samples held (used or not). */
 int ntp_filter_count(const ntp_filter *f);
+
+/* One measurement for the clock discipline: every sample counts there, each
+ * weighted by how much queueing its delay shows (see ntp_filter_samples). */
+typedef struct ntp_filter_raw {
+  double t;      /* monotonic time it was taken */
+  double offset; /* as measured */
+  double error;  /* error estimate, seconds (see ntp_filter_samples) */
+} ntp_filter_raw;
+
+/* Error floor, as a fraction of half the typical (median) delay excess
+ * over the path's minimum: a sample at the minimum delay is not exact
+ * either, since the minimum is itself only a sample. */
+#define NTP_FILTER_ERR_FLOOR 1.0
+
+/* Fills out[] (up to cap) with the samples taken after `after` that are
+ * not popcorn spikes, oldest first; returns how many.  The queueing delay
+ * beyond the path's minimum is what bounds a sample's asymmetry error, so
+ * the discipline weights each sample by it instead of keeping only the
+ * minimum-delay sample as the filter's output does:
+ *   error = max(precision, FLOOR * median excess / 2) + excess / 2
+ *         + (min delay / 2) * (empty slots / NTP_FILTER_LEN)
+ * where the last term keeps a young register (which may not have seen the
+ * path's minimum yet) from claiming precision it does not have; half the
+ * minimum delay is the bound no asymmetry error exceeds. */
+int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, int cap);
 
 const char *ntp_filter_result_name(ntp_filter_result r);
 

@@ -195,6 +195,11 @@ double ntp_source_info_root_distance(const ntp_source_info *i, double mindist)
   return half + i->dispersion + i->root_disp + i->jitter;
 }
 
+int ntp_source_samples(const ntp_source *s, double after, ntp_filter_raw *out, int cap)
+{
+  return ntp_filter_samples(&s->filt, after, out, cap);
+}
+
 void ntp_source_clock_stepped(ntp_source *s)
 {
   ntp_filter_init(&s->filt, s->cfg.precision);

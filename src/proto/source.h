@@ -68,6 +68,10 @@ void ntp_source_give_up(ntp_source *s);
 
 void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out);
 
+/* The samples taken after `after` (monotonic), oldest first, for the clock
+ * discipline: see ntp_filter_samples().  Returns how many were written. */
+int ntp_source_samples(const ntp_source *s, double after, ntp_filter_raw *out, int cap);
+
 /* The local clock was stepped: forget the held samples (ntpd's clear_all),
  * so no offset measured before the step is used again. */
 void ntp_source_clock_stepped(ntp_source *s);

@@ -11,6 +11,10 @@ Against chronyd (`local stratum 1`, polled every second) this passes when:
     clock, and the frequency estimate is within 10 ppm of the -50 ppm
     correction the +50 ppm error needs;
   * a 2000 s offset is beyond the panic threshold: never stepped, logged.
+Estimates only (`ntsd -x`, no virtual clock): against our own server whose
+virtual clock runs 0.5 s ahead and 20 ppm fast (and is never disciplined:
+it has no sources), `ntsctl sys` reports the untouched clock's error, 0.5 s
+plus the drift, within 1 ms, and a frequency of +20 ppm within 2 ppm.
 """
 import os
 import re
@@ -70,6 +74,29 @@ def main():
     v = panic.ctl_json("sys")
     h.check(abs(v["virtual_clock_error"] - 2000) < 1, "a panic-sized offset was corrected: %r" % v)
     h.check("stepped" not in panic.proc.read_log(), "a panic-sized offset was stepped")
+    panic.proc.stop()
+
+    srv = h.Ntsd("fastserver", ["local stratum 1", "listen 127.0.0.1:%d" % (PORT + 1)],
+                 args=["--virtual-clock", "0.5,20"])
+    est = h.Ntsd("estimate", ["interface ignore all",
+                              "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % (PORT + 1)],
+                 ready="sys")
+
+    def estimated():
+        v = est.ctl_json("sys")
+        truth = srv.ctl_json("sys")["virtual_clock_error"]
+        if v["synced"] and abs(v["offset"] - truth) < 1e-3 and abs(v["frequency"] - 20) < 2:
+            return v, truth
+        return None
+    try:
+        v, truth = h.wait_until(estimated, 60, "the -x estimate of a 0.5 s, 20 ppm error",
+                                interval=1.0)
+    except h.TestFailure:
+        h.log("sys: %r" % est.ctl_json("sys"))
+        raise
+    h.log("-x estimate: offset %.6f s (server's clock %.6f s ahead), frequency %.3f ppm" % (
+        v["offset"], truth, v["frequency"]))
+    h.check("stepped" not in est.proc.read_log(), "ntsd -x stepped a clock")
 
 
 h.run(main)

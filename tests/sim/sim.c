@@ -209,11 +209,22 @@ static void feed(sim *s, double t, double mono, double taken, double offset, dou
   err = fmax(err, s->cfg->precision);
   ntp_disc_action a = ntp_disc_update_at(s->disc, mono, taken, offset, err, poll);
   s->res->updates++;
-  if (s->trace)
+  if (!isfinite(s->res->first_update))
+    s->res->first_update = t;
+  if (t <= s->cfg->lim.early) {
+    /* The clock runs at clock.freq_ppm + freq: the error is their sum. */
+    double fe = fabs(a.base_freq_ppm + s->cfg->clock.freq_ppm);
+    if (fe > s->res->early_max_freq)
+      s->res->early_max_freq = fe;
+  }
+  if (s->trace) {
+    ntp_disc_info di;
+    ntp_disc_get_info(s->disc, &di);
     fprintf(s->trace, "%s t=%9.1f peer=%d age=%5.0f off=%+.6f err=%.6f poll=%d clk=%+.6f "
-            "freq=%+.3f%s%s\n", s->cfg->name, t, peer, mono - taken, offset, err, poll,
-            simclock_local(s->clk, t) - t, a.freq_ppm, a.step != 0 ? " STEP" : "",
-            a.refused_panic ? " PANIC" : a.spike ? " SPIKE" : "");
+            "freq=%+.3f base=%+.3f n=%d%s%s\n", s->cfg->name, t, peer, mono - taken, offset, err,
+            poll, simclock_local(s->clk, t) - t, a.freq_ppm, a.base_freq_ppm, di.samples,
+            a.step != 0 ? " STEP" : "", a.refused_panic ? " PANIC" : a.spike ? " SPIKE" : "");
+  }
   apply(s, t, &a);
 }
 
@@ -243,17 +254,34 @@ static void system_update(sim *s, double t)
          comb ? sel.jitter : infos[p].jitter, infos[p].poll, p);
     return;
   }
-  for (;;) { /* oldest unfed survivor sample first */
-    int k = -1;
-    for (int i = 0; i < n; i++)
-      if (sel.survivor[i] && taken[i] > s->src[i].fed + SIM_SAME_TIME &&
-          (k < 0 || taken[i] < taken[k]))
-        k = i;
-    if (k < 0)
-      break;
-    double unage = -ntp_disc_predict(s->disc, 0.0, taken[k], mono);
-    feed(s, t, mono, taken[k], infos[k].offset + unage, infos[k].jitter, infos[k].poll, k);
-    if (s->src[k].fed != taken[k])
+  /* Every survivor's samples not fed yet, oldest first, each weighted by
+   * its delay (ntp_filter_samples). */
+  ntp_filter_raw raw[SIM_MAX_SERVERS * NTP_FILTER_LEN];
+  int owner[SIM_MAX_SERVERS * NTP_FILTER_LEN];
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    if (!sel.survivor[i])
+      continue;
+    int k = ntp_source_samples(s->src[i].s, s->src[i].fed + SIM_SAME_TIME, raw + m,
+                               NTP_FILTER_LEN);
+    for (int j = 0; j < k; j++)
+      owner[m + j] = i;
+    m += k;
+  }
+  for (int a = 1; a < m; a++) /* insertion sort by time */
+    for (int b = a; b > 0 && raw[b].t < raw[b - 1].t; b--) {
+      ntp_filter_raw tr = raw[b];
+      raw[b] = raw[b - 1];
+      raw[b - 1] = tr;
+      int to = owner[b];
+      owner[b] = owner[b - 1];
+      owner[b - 1] = to;
+    }
+  for (int k = 0; k < m; k++) {
+    int i = owner[k];
+    unsigned gen = s->src[i].gen;
+    feed(s, t, mono, raw[k].t, raw[k].offset, raw[k].error, infos[i].poll, i);
+    if (s->src[i].gen != gen)
       break; /* a step restarted the sources */
   }
 }
@@ -336,6 +364,9 @@ static void on_metric(sim *s, const sim_event *e)
   s->res->final_err = err + l->bias;
   if (l->sync_band > 0 && fabs(err) > l->sync_band)
     s->last_bad = e->t;
+  if (isfinite(s->res->first_update) && e->t <= l->early &&
+      fabs(err) > s->res->early_max_err)
+    s->res->early_max_err = fabs(err);
   if (e->t >= l->settle) {
     s->sum2 += err * err;
     s->n2++;
@@ -362,6 +393,10 @@ static bool check_limits(const sim_cfg *c, sim_result *r)
     FAIL("rms %.3g > %.3g", r->rms, l->rms);
   if (l->max_err > 0 && !(r->max_err <= l->max_err))
     FAIL("max %.3g > %.3g", r->max_err, l->max_err);
+  if (l->early_max_err > 0 && !(r->early_max_err <= l->early_max_err))
+    FAIL("start-up max %.3g > %.3g", r->early_max_err, l->early_max_err);
+  if (l->first_update > 0 && !(r->first_update <= l->first_update))
+    FAIL("first update at %.1f s > %.1f", r->first_update, l->first_update);
   if (l->min_steps >= 0 && r->steps < l->min_steps)
     FAIL("steps %d < %d", r->steps, l->min_steps);
   if (l->max_steps >= 0 && r->steps > l->max_steps)
@@ -420,6 +455,7 @@ bool sim_run(const sim_cfg *cfg, uint64_t seed, sim_result *res, FILE *trace)
 {
   sim s = {.cfg = cfg, .res = res, .trace = trace, .sys_peer = -1, .last_fed = -INFINITY};
   memset(res, 0, sizeof(*res));
+  res->first_update = INFINITY;
   sim_rng_seed(&s.rng_net, seed, 2);
   sim_rng_seed(&s.rng_srv, seed, 3);
   sim_rng_seed(&s.rng_nonce, seed, 4);

@@ -37,6 +37,9 @@ typedef struct sim_limits {
   bool no_false_peer; /* no falseticker is system peer (or fed) after settle */
   bool want_panic;    /* the panic threshold must have refused an offset */
   double min_final_err; /* |final error| at least this (a refused step) */
+  double early;      /* end of the start-up window (seconds), 0: none */
+  double early_max_err; /* max |time error - bias| from the first update to early */
+  double first_update;  /* the first update reaches the discipline by this */
 } sim_limits;
 
 /* Which samples reach the discipline (see docs/discipline.md). */
@@ -67,6 +70,9 @@ typedef struct sim_result {
   double rms, max_err, sync_time, final_err;
   double freq_ppm;    /* discipline's base frequency at the end */
   double max_abs_freq; /* largest |freq_ppm| ever commanded */
+  double early_max_err; /* max |time error - bias| in the start-up window */
+  double early_max_freq; /* largest |base freq - true freq| there, ppm */
+  double first_update;  /* true time of the first update fed, INFINITY if none */
   int steps, panics, updates;
   int false_peer;     /* seconds after settle with a falseticker as peer */
   int false_fed;      /* falseticker samples fed to the discipline after settle */

@@ -385,6 +385,82 @@ static void test_pll_converges(void **state)
   ntp_disc_destroy(l.d);
 }
 
+/* Weighted by the callers' errors: a sample that says it may be 50 ms off
+ * barely moves a history of 10 us samples, however far off it is. */
+static void test_weighted_by_error(void **state)
+{
+  (void)state;
+  ntp_disc_cfg c = cfg_default();
+  loop l = loop_start(&c, 0.0, 0.0);
+  loop_run(&l, 20, 16.0);
+  double until = INFINITY;
+  loop_advance(&l, l.t + 16.0, &until);
+  ntp_disc_action a = ntp_disc_update(l.d, l.t, -l.err + 0.040, 0.050, 4);
+  loop_apply(&l, &a);
+  loop_run(&l, 1, 16.0);
+  assert_true(fabs(l.err) < 50e-6);
+  /* The same sample with a small error is believed (after the spare
+   * newest, it would be an outlier): this is the weighting, not luck. */
+  loop m = loop_start(&c, 0.0, 0.0);
+  loop_run(&m, 20, 16.0);
+  until = INFINITY;
+  loop_advance(&m, m.t + 16.0, &until);
+  a = ntp_disc_update(m.d, m.t, -m.err + 0.040, ERR, 4);
+  loop_apply(&m, &a);
+  assert_true(a.freq_ppm > 100.0); /* slewing towards +40 ms */
+  ntp_disc_destroy(l.d);
+  ntp_disc_destroy(m.d);
+}
+
+/* A start-up step needs the offset beyond the threshold even after its
+ * error: one reordered reply (0.3 s late, so up to 0.15 s off) is not
+ * stepped, a 3 s offset measured to 1 ms is. */
+static void test_step_needs_certainty(void **state)
+{
+  (void)state;
+  ntp_disc_cfg c = cfg_default();
+  ntp_disc *d = ntp_disc_create(&c, 0.0);
+  ntp_disc_action a = ntp_disc_update(d, 2.0, -0.150, 0.150, 4);
+  assert_true(a.step == 0);
+  assert_true(a.freq_ppm < 0);
+  ntp_disc_destroy(d);
+  d = ntp_disc_create(&c, 0.0);
+  a = ntp_disc_update(d, 2.0, 3.0, 1e-3, 4);
+  assert_float_equal(a.step, 3.0, 1e-9);
+  assert_true(a.startup);
+  ntp_disc_destroy(d);
+}
+
+/* Estimating only (-x): nothing is ever done to the clock, whatever the
+ * offset, and offset_now is the untouched clock's error carried forward at
+ * the estimated frequency. */
+static void test_estimate_only(void **state)
+{
+  (void)state;
+  ntp_disc_cfg c = cfg_default();
+  c.estimate_only = true;
+  ntp_disc *d = ntp_disc_create(&c, 0.0);
+  assert_float_equal(ntp_disc_offset_now(d, 0.0), 0.0, 1e-12);
+  /* The clock is 5 s behind and loses 20 ppm: offset = 5 + 20e-6 t. */
+  for (int i = 0; i <= 40; i++) {
+    double t = 16.0 * i;
+    ntp_disc_action a = ntp_disc_update(d, t, 5.0 + 20e-6 * t, ERR, 4);
+    assert_true(a.step == 0 && a.freq_ppm == 0 && !a.spike && !a.refused_panic);
+    assert_false(isfinite(a.slew_until));
+  }
+  double now = 640.0 + 8.0;
+  assert_true(fabs(ntp_disc_offset_now(d, now) - (5.0 + 20e-6 * now)) < 1e-7);
+  ntp_disc_info i;
+  ntp_disc_get_info(d, &i);
+  assert_true(i.synced);
+  assert_true(fabs(i.freq_ppm - 20.0) < 0.01);
+  assert_true(i.steps == 0 && i.spikes == 0 && i.panics == 0);
+  /* Beyond the panic threshold: still only an estimate, never refused. */
+  ntp_disc_action a = ntp_disc_update(d, 700.0, 5000.0, ERR, 4);
+  assert_false(a.refused_panic);
+  ntp_disc_destroy(d);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -402,6 +478,9 @@ int main(void)
       cmocka_unit_test(test_old_sample_placed_in_time),
       cmocka_unit_test(test_garbage_ignored),
       cmocka_unit_test(test_pll_converges),
+      cmocka_unit_test(test_weighted_by_error),
+      cmocka_unit_test(test_step_needs_certainty),
+      cmocka_unit_test(test_estimate_only),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -223,6 +223,79 @@ static void test_no_gate_before_jitter(void **state)
   assert_near(get(&f, 32).offset, 0.5, 0);
 }
 
+/* Two samples are enough for a source to be selectable (root distance
+ * below maxdist 1.5 s); one is not. */
+static void test_young_dispersion(void **state)
+{
+  (void)state;
+  ntp_filter f;
+  ntp_filter_init(&f, PREC);
+  ntp_filter_add(&f, 0.001, D, PREC, 0.0);
+  assert_true(get(&f, 0.0).dispersion > 1.5);
+  ntp_filter_add(&f, 0.001, D, PREC, 2.0);
+  ntp_filter_out o = get(&f, 2.0);
+  assert_true(o.dispersion < 1e-3);
+  assert_int_equal(o.n, 2);
+}
+
+/* Every sample goes to the discipline, weighted by the delay beyond the
+ * path's minimum; spikes stay out; `after` selects the new ones. */
+static void test_raw_samples(void **state)
+{
+  (void)state;
+  ntp_filter f;
+  ntp_filter_init(&f, PREC);
+  ntp_filter_raw r[NTP_FILTER_LEN];
+  assert_int_equal(ntp_filter_samples(&f, -1.0, r, NTP_FILTER_LEN), 0);
+  for (int i = 0; i < NTP_FILTER_LEN; i++) /* 20, 21, 22, ... ms */
+    ntp_filter_add(&f, 0.0, D + 1e-3 * (i % 4), PREC, 10.0 * i);
+  int n = ntp_filter_samples(&f, -1.0, r, NTP_FILTER_LEN);
+  assert_int_equal(n, NTP_FILTER_LEN);
+  for (int i = 0; i < n; i++) {
+    assert_near(r[i].t, 10.0 * i, 1e-12); /* oldest first */
+    if (i > 0)
+      /* each ms of queueing adds half a ms of error */
+      assert_near(r[i].error - r[i - 1].error,
+                  (i % 4 == 0 ? -3 : 1) * 0.5e-3, 1e-9);
+  }
+  /* Floor: half the median excess (1.5 or 2 ms here), not 0. */
+  assert_true(r[0].error >= 0.5e-3 && r[0].error <= 1e-3);
+  /* Only the samples after a time; a short buffer is respected. */
+  assert_int_equal(ntp_filter_samples(&f, 35.0, r, NTP_FILTER_LEN), 4);
+  assert_near(r[0].t, 40.0, 1e-12);
+  assert_int_equal(ntp_filter_samples(&f, -1.0, r, 3), 3);
+  assert_near(r[0].t, 0.0, 1e-12);
+  /* A popcorn spike is not handed over. */
+  ntp_filter_add(&f, 1.0, D, PREC, 100.0);
+  assert_int_equal(ntp_filter_samples(&f, 75.0, r, NTP_FILTER_LEN), 0);
+  /* A sample that queued 100 ms counts ~100x less than one that did not. */
+  ntp_filter_add(&f, 0.0, D + 0.100, PREC, 110.0);
+  ntp_filter_add(&f, 0.0, D, PREC, 120.0);
+  n = ntp_filter_samples(&f, 105.0, r, NTP_FILTER_LEN);
+  assert_int_equal(n, 2);
+  assert_true(r[0].error > 0.050 && r[1].error < 2e-3);
+}
+
+/* A young register may not have seen the path's minimum: its samples
+ * carry part of the delay bound, so two of them cannot pin a frequency. */
+static void test_raw_young(void **state)
+{
+  (void)state;
+  ntp_filter f;
+  ntp_filter_init(&f, PREC);
+  ntp_filter_add(&f, 0.0, D, PREC, 0.0);
+  ntp_filter_raw r[1];
+  assert_int_equal(ntp_filter_samples(&f, -1.0, r, 1), 1);
+  assert_near(r[0].error, PREC + D / 2 * (NTP_FILTER_LEN - 1) / NTP_FILTER_LEN, 1e-9);
+  /* The minimum delay is remembered beyond the register, and relaxes
+   * towards the register's minimum when the path gets slower. */
+  for (int i = 1; i < 40; i++)
+    ntp_filter_add(&f, 0.0, 2 * D, PREC, 2.0 * i);
+  ntp_filter_add(&f, 0.0, 2 * D, PREC, 100.0);
+  assert_int_equal(ntp_filter_samples(&f, 99.0, r, 1), 1);
+  assert_true(r[0].error < D / 2); /* mostly relaxed to 40 ms */
+}
+
 static void test_result_names(void **state)
 {
   (void)state;
@@ -243,6 +316,9 @@ int main(void)
       cmocka_unit_test(test_popcorn_spike_rejected),
       cmocka_unit_test(test_popcorn_step_persists),
       cmocka_unit_test(test_no_gate_before_jitter),
+      cmocka_unit_test(test_young_dispersion),
+      cmocka_unit_test(test_raw_samples),
+      cmocka_unit_test(test_raw_young),
       cmocka_unit_test(test_result_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
