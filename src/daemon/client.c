@@ -5,6 +5,8 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -160,14 +162,49 @@ static bool nts_response(peer *p, size_t n)
   return false;
 }
 
+/* Drains the request socket's error queue, where the kernel puts the
+ * transmit timestamp of our request: its real departure time, which
+ * replaces the t1 read before the request was built and sent (that one is
+ * early by the build, the NTS sealing and the send path: ~6-8 us on
+ * loopback, a positive offset bias).  Called right after the send and
+ * before any response is looked at. */
+static void read_tx_stamp(peer *p)
+{
+  for (int i = 0; i < 4 && p->fd >= 0; i++) {
+    union {
+      char buf[CMSG_SPACE(sizeof(struct scm_timestamping)) + 128];
+      struct cmsghdr align;
+    } cb;
+    char data[64];
+    struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+                        .msg_controllen = sizeof(cb.buf)};
+    if (recvmsg(p->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+      return;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+      struct scm_timestamping ts;
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPING ||
+          cm->cmsg_len < CMSG_LEN(sizeof(ts)))
+        continue;
+      memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+      if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0)
+        continue;
+      struct timespec local = sysclock_local(&ts.ts[0]);
+      if (ntp_source_set_t1(p->src, ntp_ts_from_timespec(&local)))
+        p->owner->stats.tx_timestamps++;
+    }
+  }
+}
+
 static void on_response(evutil_socket_t fd, short what, void *arg)
 {
   peer *p = arg;
   ntsd_clients *c = p->owner;
   (void)what;
+  read_tx_stamp(p);
   for (int i = 0; i < 8; i++) {
     union {
-      char buf[CMSG_SPACE(sizeof(struct timespec)) + 64];
+      char buf[CMSG_SPACE(sizeof(struct timespec)) + 128];
       struct cmsghdr align;
     } cb;
     struct iovec iov = {.iov_base = c->buf, .iov_len = sizeof(c->buf)};
@@ -249,6 +286,11 @@ static void send_request(peer *p)
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+  /* Software transmit timestamps on the error queue (read_tx_stamp); the
+   * receive stamp still comes from SO_TIMESTAMPNS.  Best effort. */
+  int tsf = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE |
+            SOF_TIMESTAMPING_OPT_TSONLY;
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &tsf, sizeof(tsf));
   /* connect() binds a fresh random ephemeral port and makes the kernel
    * drop datagrams from anyone but the server. */
   if (connect(fd, (struct sockaddr *)&p->sa, p->salen) < 0) {
@@ -272,6 +314,7 @@ static void send_request(peer *p)
     return;
   }
   p->fd = fd;
+  read_tx_stamp(p);
   p->rd = event_new(c->base, fd, EV_READ | EV_PERSIST, on_response, p);
   if (!p->rd || event_add(p->rd, NULL) < 0)
     close_request(p);

@@ -40,6 +40,7 @@ typedef struct ntsd_client_stats {
   uint64_t nts_recvs_good; /* authentic responses */
   uint64_t nts_recvs_bad;  /* responses dropped by NTS checks */
   uint64_t nts_naks;       /* NTS NAKs with our unique identifier */
+  uint64_t tx_timestamps;  /* requests timed by a kernel transmit timestamp */
 } ntsd_client_stats;
 
 ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,

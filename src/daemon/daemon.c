@@ -45,7 +45,7 @@ struct ntsd {
   struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check;
   SSL_CTX *ke_ctx;
   clockctl *clk;
-  ntp_disc *disc;          /* NULL without clock control (-x, disable ntp) */
+  ntp_disc *disc;          /* estimating only without clock control (-x) */
   double fed[REPORT_MAX_PEERS]; /* per source: measurement time last fed to it */
   struct event *slew_timer, *drift_timer;
   int kernel_leap;         /* last leap/sync state given to the kernel */
@@ -149,8 +149,9 @@ static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, doub
     size_t i = owner[k];
     d->fed[i] = raw[k].t;
     clients_view(d->clients, i, now, &v);
-    ntp_disc_action a =
-        ntp_disc_update_at(d->disc, now, raw[k].t, raw[k].offset, raw[k].error, v.info.poll);
+    ntp_disc_sample in = {.taken = raw[k].t, .offset = raw[k].offset, .error = raw[k].error,
+                          .delay = raw[k].delay, .path = (int)i};
+    ntp_disc_action a = ntp_disc_feed(d->disc, now, &in, v.info.poll);
     if (apply_action(d, &a, now))
       break; /* the sources start over after a step */
   }
@@ -281,6 +282,9 @@ static void update_system(ntsd *d)
     ntp_disc_get_info(d->disc, &di);
     s->frequency = di.freq_ppm;
   }
+  ntsd_client_stats cst;
+  clients_get_stats(d->clients, &cst);
+  s->tx_timestamps = cst.tx_timestamps;
   if (d->server)
     server_set_sysinfo(d->server, &si);
   free(infos);

@@ -240,6 +240,7 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
     json_kv_str(j, "system_peer", sys->system_peer);
     json_kv_int(j, "precision", si->precision);
     json_kv_str(j, "clock", clock);
+    json_kv_int(j, "tx_timestamps", (int64_t)sys->tx_timestamps);
     if (sysclock_virtual_on())
       json_kv_num(j, "virtual_clock_error", sysclock_virtual_error());
     json_obj_end(j);
@@ -258,6 +259,7 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
   tb_printf(&t, "frequency:        %+.3f ppm\n", sys->frequency);
   tb_printf(&t, "clock control:    %s\n",
             strcmp(clock, "none") ? clock : "off (estimates only)");
+  tb_printf(&t, "kernel tx stamps: %llu requests\n", (unsigned long long)sys->tx_timestamps);
   if (sysclock_virtual_on())
     tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", sysclock_virtual_error());
   return tb_finish(&t);

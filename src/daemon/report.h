@@ -18,8 +18,9 @@
 /* System state as last computed by the daemon. */
 typedef struct report_sys {
   bool synced;
-  double offset;              /* combined over the survivors, NTP sign convention */
-  double frequency;           /* ppm, the discipline's (0 without clock control) */
+  double offset;              /* the discipline's estimate now, NTP sign convention */
+  double frequency;           /* ppm, the discipline's (estimated only under -x) */
+  uint64_t tx_timestamps;     /* requests timed by a kernel transmit timestamp */
   ntp_sysinfo info;           /* what our clients are told */
   char system_peer[NETADDR_STRLEN];
   ntp_sel_state sel_states[REPORT_MAX_PEERS];

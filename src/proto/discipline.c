@@ -15,10 +15,11 @@
 #define DISC_MAX_SKEW_PPM 100.0 /* a slope more certain than this locks the
                                    frequency (cf. chrony's maxupdateskew) */
 #define DISC_DRIFT_FILE_PPM 5.0 /* how far a drift file is trusted, 1 sigma */
-#define DISC_UNKNOWN_PPM 300.0  /* ... and no drift file: the frequency is
+#define DISC_UNKNOWN_PPM 100.0  /* ... and no drift file: the frequency is
                                    0 +- this (1 sigma) until samples say
-                                   more; +-500 let a few noisy start-up
-                                   samples throw it to the bound */
+                                   more, as a real oscillator's error is;
+                                   +-500 (ntpd's bound) let a few noisy
+                                   start-up samples throw it far */
 #define DISC_RESTART_PPM 1.0    /* ... and the frequency across a jump */
 #define DISC_CORR_RATIO 1.0     /* regression: phase slewed out over this many
                                    update intervals */
@@ -26,6 +27,12 @@
 #define DISC_PINNED_STEP 1e-3   /* smallest step of a phase the bound blocks */
 #define DISC_PINNED_PERIODS 100 /* "blocks": slewing would take this many periods */
 #define DISC_ERR_FLOOR 1e-9
+#define DISC_ENV_WINDOW 32      /* newest samples the envelope looks at */
+#define DISC_ENV_MIN 16          /* ... of one source, for it to count */
+#define DISC_ENV_PATHS 8        /* sources it tells apart */
+#define DISC_ENV_AGE_RATIO 3.0  /* a source's samples count while the
+                                   frequency's error over their age stays
+                                   below this many times the line's own */
 
 /* RFC 5905 appendix A.5.5.6, with ntpd's PLL gain (the RFC's 65536 gives a
  * phase time constant of weeks). */
@@ -45,6 +52,8 @@ typedef struct disc_sample {
   double t;   /* monotonic time it was measured */
   double x;   /* offset + our phase at t: the free-running clock's offset */
   double err; /* its error estimate */
+  double h;   /* half its round-trip delay, NAN if unknown */
+  int path;   /* the caller's source id, -1 if unknown */
 } disc_sample;
 
 struct ntp_disc {
@@ -328,7 +337,7 @@ static void fit_history(ntp_disc *d, double now, disc_fit *f)
 }
 
 /* Inserts in time order (a peer change can hand over an older sample). */
-static void hist_add(ntp_disc *d, double t, double x, double err)
+static void hist_add(ntp_disc *d, double t, double x, double err, double h, int path)
 {
   if (d->n_hist == DISC_HIST) {
     memmove(d->hist, d->hist + 1, (DISC_HIST - 1) * sizeof(d->hist[0]));
@@ -339,7 +348,7 @@ static void hist_add(ntp_disc *d, double t, double x, double err)
     d->hist[i] = d->hist[i - 1];
     i--;
   }
-  d->hist[i] = (disc_sample){t, x, err > DISC_ERR_FLOOR ? err : DISC_ERR_FLOOR};
+  d->hist[i] = (disc_sample){t, x, err > DISC_ERR_FLOOR ? err : DISC_ERR_FLOOR, h, path};
   d->n_hist++;
 }
 
@@ -366,12 +375,69 @@ static void hist_restart(ntp_disc *d)
   d->fm_started = false;
 }
 
-/* Returns the phase error now; *period: how long to slew it out over. */
-static double regression_law(ntp_disc *d, double now, double taken, double x, double raw,
-                             double err, int poll, double *period, double *est_err)
+/* The delay envelope: how far the fitted line at `now` (line_now, slope in
+ * s/s) is off, from the newest samples' delays.  Each sample bounds the
+ * offset from both sides, at its offset +- half its delay (the one-way
+ * delays are not negative), so per source the line's residuals r give
+ *   max(r - delay/2) <= error of the line <= min(r + delay/2)
+ * and the middle of that interval is the offset the least-delayed request
+ * and the least-delayed response agree on, even when no single exchange
+ * was quick both ways; it tightens like 1/n where the line's average
+ * tightens like 1/sqrt(n).  Sources count by 1/width^2 (the width is
+ * mostly the path's base delay: nearer servers count more); a source only
+ * counts with DISC_ENV_MIN samples, and while the frequency's uncertainty
+ * over their age stays within DISC_ENV_AGE_RATIO times the line's own
+ * error, since the residuals are detrended with that frequency.  Returns
+ * the correction to add to the line (0: none). */
+static double envelope(const ntp_disc *d, double now, double line_now, double slope,
+                       double line_err)
 {
+  int ids[DISC_ENV_PATHS], count[DISC_ENV_PATHS], np = 0;
+  double lo[DISC_ENV_PATHS], hi[DISC_ENV_PATHS], age[DISC_ENV_PATHS];
+  int seen = 0;
+  for (int i = d->n_hist - 1; i >= 0 && seen < DISC_ENV_WINDOW; i--, seen++) {
+    const disc_sample *h = &d->hist[i];
+    if (h->path < 0 || !isfinite(h->h))
+      continue;
+    int k = 0;
+    while (k < np && ids[k] != h->path)
+      k++;
+    if (k == np) {
+      if (np == DISC_ENV_PATHS)
+        continue;
+      ids[np] = h->path;
+      count[np] = 0;
+      lo[np] = -INFINITY;
+      hi[np] = INFINITY;
+      np++;
+    }
+    double r = h->x - (line_now + slope * (h->t - now));
+    lo[k] = fmax(lo[k], r - h->h);
+    hi[k] = fmin(hi[k], r + h->h);
+    age[k] = now - h->t;
+    count[k]++;
+  }
+  double sw = 0, sum = 0;
+  for (int k = 0; k < np; k++) {
+    double width = hi[k] - lo[k];
+    if (count[k] < DISC_ENV_MIN || !(width >= 0))
+      continue; /* too few, or inconsistent (a bogus delay) */
+    if (1e-6 * d->skew * age[k] > 30 * line_err)
+      continue; /* the frequency is not known well enough that far back */
+    double w = 1.0 / fmax(width * width, 1e-18);
+    sw += w;
+    sum += w * (lo[k] + hi[k]) / 2;
+  }
+  return sw > 0 ? sum / sw : 0.0;
+}
+
+/* Returns the phase error now; *period: how long to slew it out over. */
+static double regression_law(ntp_disc *d, double now, const ntp_disc_sample *s, double x,
+                             double raw, int poll, double *period, double *est_err)
+{
+  double taken = s->taken, err = s->error;
   *est_err = err;
-  hist_add(d, taken, raw, err);
+  hist_add(d, taken, raw, err, s->delay / 2, s->path);
   double est = x;
   if (d->n_hist >= 2) {
     disc_fit f;
@@ -385,7 +451,10 @@ static double regression_law(ntp_disc *d, double now, double taken, double x, do
      * frequency (the fitted line itself once the slope is certain; while it
      * is not, a line through a few noisy samples would throw the phase as
      * far as its slope is wrong). */
-    est = f.xm - 1e-6 * d->f_base * f.tm - phase_at(d, now);
+    double line_now = f.xm - 1e-6 * d->f_base * f.tm;
+    if (d->freq_known)
+      line_now += envelope(d, now, line_now, 1e-6 * d->f_base, f.sd_xm);
+    est = line_now - phase_at(d, now);
     *est_err = f.sd_xm;
   }
   /* Slewed out by the next sample: one poll, or the spacing of the
@@ -509,6 +578,15 @@ static void correct(ntp_disc *d, double now, double est, double est_err, double 
 ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double offset,
                                    double error, int poll)
 {
+  ntp_disc_sample s = {.taken = taken, .offset = offset, .error = error, .delay = NAN,
+                       .path = -1};
+  return ntp_disc_feed(d, now, &s, poll);
+}
+
+ntp_disc_action ntp_disc_feed(ntp_disc *d, double now, const ntp_disc_sample *in, int poll)
+{
+  ntp_disc_sample smp = *in;
+  double taken = smp.taken, offset = smp.offset, error = smp.error;
   if (!isfinite(now) || !isfinite(offset) || !(now >= d->t_ref))
     return ntp_disc_tick(d, d->t_ref); /* garbage in: nothing changes */
   commit(d, now);
@@ -517,6 +595,10 @@ ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double
     taken = now;
   if (!(error > 0))
     error = DISC_ERR_FLOOR;
+  if (!(smp.delay >= 0) || !isfinite(smp.delay))
+    smp.delay = NAN;
+  smp.taken = taken;
+  smp.error = error;
   poll = poll < 0 ? 0 : poll > 17 ? 17 : poll;
   /* The free-running clock's offset at `taken`, and the offset expected now. */
   double raw = offset + phase_at(d, taken);
@@ -530,7 +612,7 @@ ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double
     if (d->cfg.algo == NTP_DISC_PLL)
       est = pll_law(d, now, taken, x, raw, poll, &period);
     else
-      est = regression_law(d, now, taken, x, raw, error, poll, &period, &est_err);
+      est = regression_law(d, now, &smp, x, raw, poll, &period, &est_err);
     if (d->cfg.estimate_only) {
       d->started = d->synced = true;
       d->st.residual = est;

@@ -91,6 +91,20 @@ void ntp_disc_destroy(ntp_disc *d);
 ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double offset,
                                    double error, int poll);
 
+/* One sample with everything the discipline can use. */
+typedef struct ntp_disc_sample {
+  double taken;  /* monotonic time it was measured (<= now) */
+  double offset; /* server - local, as measured */
+  double error;  /* its error estimate: the sample weighs 1/error^2 */
+  double delay;  /* its round-trip delay, NAN if unknown */
+  int path;      /* the caller's id of the source it came from, -1: unknown */
+} ntp_disc_sample;
+
+/* ntp_disc_update_at() for a sample whose delay and source are known: the
+ * phase estimate then also uses the delay envelope of each source's recent
+ * samples (docs/discipline.md, "The envelope"). */
+ntp_disc_action ntp_disc_feed(ntp_disc *d, double now, const ntp_disc_sample *s, int poll);
+
 /* The same for an offset measured now. */
 ntp_disc_action ntp_disc_update(ntp_disc *d, double now, double offset, double error,
                                 int poll);

@@ -203,7 +203,7 @@ int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, i
     const ntp_filter_sample *s = &f->reg[newest_idx(f, i)];
     if (s->spike || !(s->t > after))
       continue;
-    out[m++] = (ntp_filter_raw){.t = s->t, .offset = s->offset,
+    out[m++] = (ntp_filter_raw){.t = s->t, .offset = s->offset, .delay = s->delay,
                                 .error = floor_err + fmax(s->delay - dmin, 0.0) / 2.0};
   }
   return m;

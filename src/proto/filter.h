@@ -98,6 +98,7 @@ int ntp_filter_count(const ntp_filter *f);
 typedef struct ntp_filter_raw {
   double t;      /* monotonic time it was taken */
   double offset; /* as measured */
+  double delay;  /* round-trip delay, as measured */
   double error;  /* error estimate, seconds (see ntp_filter_samples) */
 } ntp_filter_raw;
 

@@ -55,7 +55,9 @@ ntp_short ntp_short_from_double(double seconds)
     return 0;
   if (seconds >= 65535.99998)
     return 0xffffffffU;
-  return (ntp_short)llround(seconds * 65536.0);
+  /* Rounded up: root delay and dispersion are error bounds, and a path
+   * quicker than the unit (15 us, loopback) must not be served as 0. */
+  return (ntp_short)ceil(seconds * 65536.0);
 }
 
 double ntp_short_to_double(ntp_short s) { return (double)s / 65536.0; }

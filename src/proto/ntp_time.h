@@ -26,7 +26,7 @@ ntp_ts ntp_ts_add(ntp_ts t, double seconds);
 /* Seconds-of-era as a double, for logs only. */
 double ntp_ts_to_double(ntp_ts t);
 
-ntp_short ntp_short_from_double(double seconds); /* clamps to [0, 65536) */
+ntp_short ntp_short_from_double(double seconds); /* rounds up, clamps to [0, 65536) */
 double ntp_short_to_double(ntp_short s);
 
 /* 2^x for the log2 fields (poll, precision). */

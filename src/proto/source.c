@@ -105,6 +105,15 @@ size_t ntp_source_make_request(ntp_source *s, double now, const uint8_t nonce[8]
   return n;
 }
 
+bool ntp_source_set_t1(ntp_source *s, ntp_ts t1)
+{
+  double d = ntp_ts_diff(t1, s->t1);
+  if (s->sent_xmt == 0 || !(d >= 0.0 && d <= 1.0))
+    return false;
+  s->t1 = t1;
+  return true;
+}
+
 bool ntp_source_awaiting(const ntp_source *s) { return s->sent_xmt != 0; }
 void ntp_source_give_up(ntp_source *s) { s->sent_xmt = 0; }
 

@@ -61,6 +61,13 @@ size_t ntp_source_make_request(ntp_source *s, double now, const uint8_t nonce[8]
 ntp_drop ntp_source_on_response(ntp_source *s, const uint8_t *pkt, size_t len, ntp_ts t4,
                                 double now, ntp_kod *kod);
 
+/* The outstanding request's real departure time, from the kernel's
+ * transmit timestamp (read after the send): it replaces the t1 given to
+ * make_request, which was read before the request was built and sent.
+ * Ignored (false) when no request is outstanding or t1 is not within 0..1 s
+ * after the old one. */
+bool ntp_source_set_t1(ntp_source *s, ntp_ts t1);
+
 /* True while a request is outstanding (for response timeouts). */
 bool ntp_source_awaiting(const ntp_source *s);
 /* Forget the outstanding request (socket closed / timed out). */

@@ -4,7 +4,8 @@
 ntsd (client only: `interface ignore all`) polls chronyd on 127.0.0.1:PORT
 every second.  Passes when the peer's reach has its last 4 bits set within
 ~15 s, the peer shows stratum 1, |offset| < 1 ms and a sane delay, and
-chronyd counted our requests.
+chronyd counted our requests; and our requests were timed by the kernel's
+transmit timestamps (`tx_timestamps` in `ntsctl sys`, one per request).
 """
 import os
 import sys
@@ -64,6 +65,12 @@ def main():
             "peer poll %r, configured minpoll/maxpoll 0" % p["poll"])
 
     h.check_peer_counters(p)
+    sysv = ours.ctl_json("sys")
+    h.log("sys: offset %.3g s, tx_timestamps %d, sent %d" % (
+        sysv["offset"], sysv["tx_timestamps"], p["sent"]))
+    h.check(sysv["tx_timestamps"] >= p["accepted"],
+            "only %d of %d requests had a kernel transmit timestamp" % (
+                sysv["tx_timestamps"], p["accepted"]))
 
     table = ours.ctl("peers")
     h.log("ntsctl peers:\n" + table)

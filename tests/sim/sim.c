@@ -54,6 +54,8 @@ typedef struct sim {
   double last_fed;       /* monotonic time of the newest sample fed */
   double sum2;           /* metrics after settle */
   long n2;
+  double early_sum2;     /* ... and from the first update to lim.early */
+  long early_n;
   double last_bad;       /* last metric time outside the sync band */
 } sim;
 
@@ -200,14 +202,16 @@ static void gather(sim *s, double mono, ntp_source_info *infos, double *taken)
 }
 
 static void feed(sim *s, double t, double mono, double taken, double offset, double err,
-                 int poll, int peer)
+                 double delay, int poll, int peer)
 {
   s->last_fed = taken;
   s->src[peer].fed = taken;
   if (t >= s->cfg->lim.settle && s->cfg->servers[peer].offset != 0)
     s->res->false_fed++;
   err = fmax(err, s->cfg->precision);
-  ntp_disc_action a = ntp_disc_update_at(s->disc, mono, taken, offset, err, poll);
+  ntp_disc_sample in = {.taken = taken, .offset = offset, .error = err, .delay = delay,
+                        .path = isnan(delay) ? -1 : peer};
+  ntp_disc_action a = ntp_disc_feed(s->disc, mono, &in, poll);
   s->res->updates++;
   if (!isfinite(s->res->first_update))
     s->res->first_update = t;
@@ -250,7 +254,7 @@ static void system_update(sim *s, double t)
     /* gather() aged the offsets to now; the discipline wants them as measured. */
     double unage = -ntp_disc_predict(s->disc, 0.0, taken[p], mono);
     bool comb = s->cfg->feed == SIM_FEED_COMBINED;
-    feed(s, t, mono, taken[p], (comb ? sel.offset : infos[p].offset) + unage,
+    feed(s, t, mono, taken[p], (comb ? sel.offset : infos[p].offset) + unage, NAN,
          comb ? sel.jitter : infos[p].jitter, infos[p].poll, p);
     return;
   }
@@ -280,7 +284,8 @@ static void system_update(sim *s, double t)
   for (int k = 0; k < m; k++) {
     int i = owner[k];
     unsigned gen = s->src[i].gen;
-    feed(s, t, mono, raw[k].t, raw[k].offset, raw[k].error, infos[i].poll, i);
+    feed(s, t, mono, raw[k].t, raw[k].offset, raw[k].error,
+         s->cfg->no_envelope ? NAN : raw[k].delay, infos[i].poll, i);
     if (s->src[i].gen != gen)
       break; /* a step restarted the sources */
   }
@@ -364,9 +369,12 @@ static void on_metric(sim *s, const sim_event *e)
   s->res->final_err = err + l->bias;
   if (l->sync_band > 0 && fabs(err) > l->sync_band)
     s->last_bad = e->t;
-  if (isfinite(s->res->first_update) && e->t <= l->early &&
-      fabs(err) > s->res->early_max_err)
-    s->res->early_max_err = fabs(err);
+  if (isfinite(s->res->first_update) && e->t <= l->early) {
+    if (fabs(err) > s->res->early_max_err)
+      s->res->early_max_err = fabs(err);
+    s->early_sum2 += err * err;
+    s->early_n++;
+  }
   if (e->t >= l->settle) {
     s->sum2 += err * err;
     s->n2++;
@@ -472,6 +480,7 @@ bool sim_run(const sim_cfg *cfg, uint64_t seed, sim_result *res, FILE *trace)
     dispatch(&s, &e);
 
   res->rms = s.n2 ? sqrt(s.sum2 / (double)s.n2) : NAN;
+  res->early_rms = s.early_n ? sqrt(s.early_sum2 / (double)s.early_n) : NAN;
   res->sync_time = s.last_bad < cfg->duration - 2 * SIM_METRIC_EVERY ? s.last_bad : INFINITY;
   ntp_disc_info di;
   ntp_disc_get_info(s.disc, &di);

@@ -59,6 +59,7 @@ typedef struct sim_cfg {
   bool iburst;
   double precision;  /* client clock precision, seconds */
   sim_feed feed;
+  bool no_envelope;     /* survivors mode without delays: no delay envelope */
   int n_servers;
   sim_server_cfg servers[SIM_MAX_SERVERS];
   sim_limits lim;
@@ -71,6 +72,7 @@ typedef struct sim_result {
   double freq_ppm;    /* discipline's base frequency at the end */
   double max_abs_freq; /* largest |freq_ppm| ever commanded */
   double early_max_err; /* max |time error - bias| in the start-up window */
+  double early_rms;     /* RMS time error there (the benchmark's 600 s view) */
   double early_max_freq; /* largest |base freq - true freq| there, ppm */
   double first_update;  /* true time of the first update fed, INFINITY if none */
   int steps, panics, updates;
