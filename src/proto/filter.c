@@ -189,8 +189,9 @@ int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, i
     ex[j] = v;
   }
   /* The typical excess: the median, robust to the odd queued or spiking
-   * sample. */
-  double excess = ex[f->n / 2];
+   * sample; of two samples the smaller (the other may be a spike, which
+   * would otherwise give the good one its error). */
+  double excess = f->n >= 3 ? ex[f->n / 2] : ex[0];
   double floor_err = fmax(NTP_FILTER_ERR_FLOOR * excess / 2.0, f->precision);
   /* A young register has not seen the path's minimum yet: its samples may
    * all have queued.  Until it is full, part of the physical bound (half

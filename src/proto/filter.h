@@ -114,6 +114,7 @@ typedef struct ntp_filter_raw {
  * minimum-delay sample as the filter's output does:
  *   error = max(precision, FLOOR * median excess / 2) + excess / 2
  *         + (min delay / 2) * (empty slots / NTP_FILTER_LEN)
+ * (the median of two samples is the smaller: the other may be a spike),
  * where the last term keeps a young register (which may not have seen the
  * path's minimum yet) from claiming precision it does not have; half the
  * minimum delay is the bound no asymmetry error exceeds. */

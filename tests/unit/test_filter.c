@@ -276,6 +276,22 @@ static void test_raw_samples(void **state)
   assert_true(r[0].error > 0.050 && r[1].error < 2e-3);
 }
 
+/* Two samples, one of them queued 100 ms: the good one keeps a small
+ * error (the spike's excess is not taken as the typical one), so the first
+ * estimate from the two is not dragged by the spike. */
+static void test_raw_two_one_spiked(void **state)
+{
+  (void)state;
+  ntp_filter f;
+  ntp_filter_init(&f, PREC);
+  ntp_filter_add(&f, 0.050, D + 0.100, PREC, 0.0);
+  ntp_filter_add(&f, 0.000, D, PREC, 2.0);
+  ntp_filter_raw r[2];
+  assert_int_equal(ntp_filter_samples(&f, 1.0, r, 2), 1);
+  /* the good one: precision + the young register's share of D/2 */
+  assert_near(r[0].error, PREC + D / 2 * (NTP_FILTER_LEN - 2) / NTP_FILTER_LEN, 1e-9);
+}
+
 /* A young register may not have seen the path's minimum: its samples
  * carry part of the delay bound, so two of them cannot pin a frequency. */
 static void test_raw_young(void **state)
@@ -319,6 +335,7 @@ int main(void)
       cmocka_unit_test(test_young_dispersion),
       cmocka_unit_test(test_raw_samples),
       cmocka_unit_test(test_raw_young),
+      cmocka_unit_test(test_raw_two_one_spiked),
       cmocka_unit_test(test_result_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
