@@ -7,7 +7,7 @@
 
 #define DISC_HIST 64            /* offsets kept for the regression */
 #define DISC_MIN_RUNS 6         /* shortest window the runs test may cut to */
-#define DISC_RUNS_SIGMAS 1.5    /* runs test: cut below mean - this many sd */
+#define DISC_RUNS_SIGMAS 1.75   /* runs test: cut below mean - this many sd */
 #define DISC_MIN_OUTLIER 5      /* samples needed before one can be an outlier */
 #define DISC_OUTLIER_SIGMAS 5.0
 #define DISC_MAX_OUTLIERS 2     /* dropped per update */
@@ -265,7 +265,8 @@ static void fit_window(const ntp_disc *d, int from, double now, disc_fit *f)
  * line (Wald-Wolfowitz, DISC_RUNS_SIGMAS below the mean).  One sigma
  * cut the window on pure noise one test in six, and with every sample fed
  * (not one in eight) that threw the frequency around under heavy jitter;
- * two sigmas follow wander too late.  1.5 measured best over both. */
+ * two sigmas follow wander too late.  1.75 measured best over both
+ * (docs/discipline.md). */
 static int runs_needed(int n)
 {
   double mean = n / 2.0 + 1.0, sd = sqrt((n - 1) / 4.0);
