@@ -47,6 +47,7 @@ struct ntsd {
   clockctl *clk;
   ntp_disc *disc;          /* estimating only without clock control (-x) */
   double fed[REPORT_MAX_PEERS]; /* per source: measurement time last fed to it */
+  ntp_disc_sample feed_buf[REPORT_MAX_PEERS * NTP_FILTER_LEN]; /* feed_discipline() */
   struct event *slew_timer, *drift_timer;
   int kernel_leap;         /* last leap/sync state given to the kernel */
   bool kernel_synced;
@@ -121,42 +122,30 @@ static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
  * different times). */
 static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, double now)
 {
-  enum { MAX_RAW = REPORT_MAX_PEERS * NTP_FILTER_LEN };
-  ntp_filter_raw *raw = calloc(MAX_RAW, sizeof(*raw));
-  size_t *owner = calloc(MAX_RAW, sizeof(*owner));
-  int m = 0;
+  ntp_disc_sample *in = d->feed_buf;
+  int poll[REPORT_MAX_PEERS];
+  size_t m = 0;
   peer_view v;
-  for (size_t i = 0; raw && owner && i < n && i < REPORT_MAX_PEERS; i++) {
+  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS; i++) {
     bool survivor = states[i] == NTP_SEL_SYSPEER || states[i] == NTP_SEL_CANDIDATE ||
                     states[i] == NTP_SEL_BACKUP;
     if (!survivor || !clients_view(d->clients, i, now, &v) || !v.src)
       continue;
-    int k = ntp_source_samples(v.src, d->fed[i] + 1e-6, raw + m, MAX_RAW - m);
+    poll[i] = v.info.poll;
+    ntp_filter_raw raw[NTP_FILTER_LEN];
+    int k = ntp_source_samples(v.src, d->fed[i] + 1e-6, raw, NTP_FILTER_LEN);
     for (int j = 0; j < k; j++)
-      owner[m + j] = i;
-    m += k;
+      in[m++] = (ntp_disc_sample){.taken = raw[j].t, .offset = raw[j].offset,
+                                  .error = raw[j].error, .delay = raw[j].delay, .path = (int)i};
   }
-  for (int a = 1; a < m; a++) /* by measurement time */
-    for (int b = a; b > 0 && raw[b].t < raw[b - 1].t; b--) {
-      ntp_filter_raw tr = raw[b];
-      raw[b] = raw[b - 1];
-      raw[b - 1] = tr;
-      size_t to = owner[b];
-      owner[b] = owner[b - 1];
-      owner[b - 1] = to;
-    }
-  for (int k = 0; k < m; k++) {
-    size_t i = owner[k];
-    d->fed[i] = raw[k].t;
-    clients_view(d->clients, i, now, &v);
-    ntp_disc_sample in = {.taken = raw[k].t, .offset = raw[k].offset, .error = raw[k].error,
-                          .delay = raw[k].delay, .path = (int)i};
-    ntp_disc_action a = ntp_disc_feed(d->disc, now, &in, v.info.poll);
+  ntp_disc_sort_samples(in, m);
+  for (size_t k = 0; k < m; k++) {
+    size_t i = (size_t)in[k].path;
+    d->fed[i] = in[k].taken;
+    ntp_disc_action a = ntp_disc_feed(d->disc, now, &in[k], poll[i]);
     if (apply_action(d, &a, now))
       break; /* the sources start over after a step */
   }
-  free(raw);
-  free(owner);
 }
 
 static void on_slew_done(evutil_socket_t fd, short what, void *arg)

@@ -423,7 +423,7 @@ static double envelope(const ntp_disc *d, double now, double line_now, double sl
     double width = hi[k] - lo[k];
     if (count[k] < DISC_ENV_MIN || !(width >= 0))
       continue; /* too few, or inconsistent (a bogus delay) */
-    if (1e-6 * d->skew * age[k] > 30 * line_err)
+    if (1e-6 * d->skew * age[k] > DISC_ENV_AGE_RATIO * line_err)
       continue; /* the frequency is not known well enough that far back */
     double w = 1.0 / fmax(width * width, 1e-18);
     sw += w;
@@ -582,6 +582,19 @@ ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double
   ntp_disc_sample s = {.taken = taken, .offset = offset, .error = error, .delay = NAN,
                        .path = -1};
   return ntp_disc_feed(d, now, &s, poll);
+}
+
+void ntp_disc_sort_samples(ntp_disc_sample *s, size_t n)
+{
+  for (size_t a = 1; a < n; a++) { /* insertion sort: stable, n is small */
+    ntp_disc_sample v = s[a];
+    size_t b = a;
+    while (b > 0 && s[b - 1].taken > v.taken) {
+      s[b] = s[b - 1];
+      b--;
+    }
+    s[b] = v;
+  }
 }
 
 ntp_disc_action ntp_disc_feed(ntp_disc *d, double now, const ntp_disc_sample *in, int poll)

@@ -23,6 +23,7 @@
 #define NTSD_PROTO_DISCIPLINE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum ntp_disc_algo {
@@ -99,6 +100,11 @@ typedef struct ntp_disc_sample {
   double delay;  /* its round-trip delay, NAN if unknown */
   int path;      /* the caller's id of the source it came from, -1: unknown */
 } ntp_disc_sample;
+
+/* Sorts samples gathered from several sources by measurement time, oldest
+ * first, keeping the given order for equal times: the order ntp_disc_feed()
+ * wants them in. */
+void ntp_disc_sort_samples(ntp_disc_sample *s, size_t n);
 
 /* ntp_disc_update_at() for a sample whose delay and source are known: the
  * phase estimate then also uses the delay envelope of each source's recent

@@ -260,32 +260,23 @@ static void system_update(sim *s, double t)
   }
   /* Every survivor's samples not fed yet, oldest first, each weighted by
    * its delay (ntp_filter_samples). */
-  ntp_filter_raw raw[SIM_MAX_SERVERS * NTP_FILTER_LEN];
-  int owner[SIM_MAX_SERVERS * NTP_FILTER_LEN];
-  int m = 0;
+  ntp_disc_sample in[SIM_MAX_SERVERS * NTP_FILTER_LEN];
+  size_t m = 0;
   for (int i = 0; i < n; i++) {
     if (!sel.survivor[i])
       continue;
-    int k = ntp_source_samples(s->src[i].s, s->src[i].fed + SIM_SAME_TIME, raw + m,
-                               NTP_FILTER_LEN);
+    ntp_filter_raw raw[NTP_FILTER_LEN];
+    int k = ntp_source_samples(s->src[i].s, s->src[i].fed + SIM_SAME_TIME, raw, NTP_FILTER_LEN);
     for (int j = 0; j < k; j++)
-      owner[m + j] = i;
-    m += k;
+      in[m++] = (ntp_disc_sample){.taken = raw[j].t, .offset = raw[j].offset,
+                                  .error = raw[j].error, .delay = raw[j].delay, .path = i};
   }
-  for (int a = 1; a < m; a++) /* insertion sort by time */
-    for (int b = a; b > 0 && raw[b].t < raw[b - 1].t; b--) {
-      ntp_filter_raw tr = raw[b];
-      raw[b] = raw[b - 1];
-      raw[b - 1] = tr;
-      int to = owner[b];
-      owner[b] = owner[b - 1];
-      owner[b - 1] = to;
-    }
-  for (int k = 0; k < m; k++) {
-    int i = owner[k];
+  ntp_disc_sort_samples(in, m);
+  for (size_t k = 0; k < m; k++) {
+    int i = in[k].path;
     unsigned gen = s->src[i].gen;
-    feed(s, t, mono, raw[k].t, raw[k].offset, raw[k].error,
-         s->cfg->no_envelope ? NAN : raw[k].delay, infos[i].poll, i);
+    feed(s, t, mono, in[k].taken, in[k].offset, in[k].error,
+         s->cfg->no_envelope ? NAN : in[k].delay, infos[i].poll, i);
     if (s->src[i].gen != gen)
       break; /* a step restarted the sources */
   }

@@ -499,6 +499,24 @@ static void test_delay_envelope(void **state)
   assert_true(with < without);
 }
 
+/* Samples from several sources go to the discipline oldest first; equal
+ * times keep their order. */
+static void test_sort_samples(void **state)
+{
+  (void)state;
+  ntp_disc_sample s[5] = {{.taken = 30, .path = 0}, {.taken = 10, .path = 1},
+                          {.taken = 20, .path = 0}, {.taken = 10, .path = 2},
+                          {.taken = 5, .path = 1}};
+  ntp_disc_sort_samples(s, 5);
+  const double t[5] = {5, 10, 10, 20, 30};
+  const int p[5] = {1, 1, 2, 0, 0};
+  for (int i = 0; i < 5; i++) {
+    assert_true(s[i].taken == t[i]);
+    assert_int_equal(s[i].path, p[i]);
+  }
+  ntp_disc_sort_samples(s, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -520,6 +538,7 @@ int main(void)
       cmocka_unit_test(test_step_needs_certainty),
       cmocka_unit_test(test_estimate_only),
       cmocka_unit_test(test_delay_envelope),
+      cmocka_unit_test(test_sort_samples),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
