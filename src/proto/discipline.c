@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DISC_HIST 64            /* offsets kept for the regression */
+#define DISC_HIST 128           /* offsets kept for the regression: 34 min at
+                                   poll 16 s with one source (64 left noisy
+                                   paths 15-25 % worse in steady state,
+                                   docs/discipline.md) */
 #define DISC_MIN_RUNS 6         /* shortest window the runs test may cut to */
 #define DISC_RUNS_SIGMAS 1.75   /* runs test: cut below mean - this many sd */
 #define DISC_MIN_OUTLIER 5      /* samples needed before one can be an outlier */
@@ -27,8 +30,10 @@
 #define DISC_PINNED_STEP 1e-3   /* smallest step of a phase the bound blocks */
 #define DISC_PINNED_PERIODS 100 /* "blocks": slewing would take this many periods */
 #define DISC_ERR_FLOOR 1e-9
+#define DISC_RATE_FLOOR 1.0     /* rate_samples: floor, times half the median excess */
+#define DISC_RATE_YOUNG 8       /* ... and a source is young below this many samples */
 #define DISC_ENV_WINDOW 32      /* newest samples the envelope looks at */
-#define DISC_ENV_MIN 16          /* ... of one source, for it to count */
+#define DISC_ENV_MIN 16         /* ... of one source, for it to count */
 #define DISC_ENV_PATHS 8        /* sources it tells apart */
 #define DISC_ENV_AGE_RATIO 3.0  /* a source's samples count while the
                                    frequency's error over their age stays
@@ -51,7 +56,8 @@ typedef struct disc_seg {
 typedef struct disc_sample {
   double t;   /* monotonic time it was measured */
   double x;   /* offset + our phase at t: the free-running clock's offset */
-  double err; /* its error estimate */
+  double err; /* the caller's error estimate */
+  double e;   /* the error the fit uses (rate_samples) */
   double h;   /* half its round-trip delay, NAN if unknown */
   int path;   /* the caller's source id, -1 if unknown */
 } disc_sample;
@@ -218,17 +224,67 @@ typedef struct disc_fit {
   int runs;      /* sign runs of the residuals */
 } disc_fit;
 
+/* The errors the fit weights hist[from..n) by.  A sample with a known
+ * source and delay is rated against that source's samples in the window:
+ * half its delay beyond their minimum, plus a floor shared by all of them
+ * (half their median excess, and while the source has few samples part of
+ * half the minimum delay, since those few may all have queued).  The
+ * caller rated each sample once, against the register it had then; here
+ * the floor for a young source shrinks for all its samples alike as more
+ * arrive, so the first samples do not stay discounted against the later
+ * ones (which tilted the slope towards whichever quick sample came last). */
+static void rate_samples(ntp_disc *d, int from)
+{
+  int n = d->n_hist, done[DISC_HIST] = {0};
+  for (int i = from; i < n; i++) {
+    d->hist[i].e = d->hist[i].err;
+    if (d->hist[i].path < 0 || !isfinite(d->hist[i].h))
+      done[i] = 1;
+  }
+  for (int i = from; i < n; i++) {
+    if (done[i])
+      continue;
+    int path = d->hist[i].path, cnt = 0;
+    double dmin = INFINITY, ex[DISC_HIST];
+    for (int j = i; j < n; j++)
+      if (!done[j] && d->hist[j].path == path)
+        dmin = fmin(dmin, 2 * d->hist[j].h);
+    for (int j = i; j < n; j++) {
+      if (done[j] || d->hist[j].path != path)
+        continue;
+      double v = 2 * d->hist[j].h - dmin;
+      int k = cnt++; /* insertion sort, n <= DISC_HIST */
+      while (k > 0 && ex[k - 1] > v) {
+        ex[k] = ex[k - 1];
+        k--;
+      }
+      ex[k] = v;
+    }
+    double med = cnt >= 3 ? ex[cnt / 2] : ex[0];
+    double base = DISC_RATE_FLOOR * med / 2;
+    if (cnt < DISC_RATE_YOUNG)
+      base += dmin / 2 * (DISC_RATE_YOUNG - cnt) / DISC_RATE_YOUNG;
+    for (int j = i; j < n; j++) {
+      if (done[j] || d->hist[j].path != path)
+        continue;
+      d->hist[j].e = fmax(base + (2 * d->hist[j].h - dmin) / 2, DISC_ERR_FLOOR);
+      done[j] = 1;
+    }
+  }
+}
+
 /* Weighted least squares over hist[from..n) with time relative to now,
- * weights 1/err^2.  The callers' errors come from each sample's queueing
- * delay (ntp_filter_samples), so a sample that crossed a quiet network
- * counts far more than one that queued.  The residuals scale the
+ * weights 1/e^2.  The errors come from each sample's queueing delay
+ * (rate_samples), so a sample that crossed a quiet network counts far more
+ * than one that queued.  The residuals scale the
  * variance when they are larger than the errors say, never down. */
-static void fit_window(const ntp_disc *d, int from, double now, disc_fit *f)
+static void fit_window(ntp_disc *d, int from, double now, disc_fit *f)
 {
   int n = d->n_hist - from;
   double sw = 0, tm = 0, xm = 0;
+  rate_samples(d, from);
   for (int i = from; i < d->n_hist; i++) {
-    double w = 1.0 / (d->hist[i].err * d->hist[i].err);
+    double w = 1.0 / (d->hist[i].e * d->hist[i].e);
     sw += w;
     tm += w * (d->hist[i].t - now);
     xm += w * d->hist[i].x;
@@ -238,7 +294,7 @@ static void fit_window(const ntp_disc *d, int from, double now, disc_fit *f)
   f->sd_xm = sqrt(1.0 / sw);
   double stt = 0, stx = 0;
   for (int i = from; i < d->n_hist; i++) {
-    double w = 1.0 / (d->hist[i].err * d->hist[i].err);
+    double w = 1.0 / (d->hist[i].e * d->hist[i].e);
     double dt = d->hist[i].t - now - tm;
     stt += w * dt * dt;
     stx += w * dt * (d->hist[i].x - xm);
@@ -251,7 +307,7 @@ static void fit_window(const ntp_disc *d, int from, double now, disc_fit *f)
   int runs = 0, prev = 0;
   for (int i = from; i < d->n_hist; i++) {
     double r = d->hist[i].x - (f->a + f->b * (d->hist[i].t - now));
-    chi2 += r * r / (d->hist[i].err * d->hist[i].err);
+    chi2 += r * r / (d->hist[i].e * d->hist[i].e);
     int sign = r >= 0 ? 1 : -1;
     runs += sign != prev;
     prev = sign;
@@ -291,8 +347,8 @@ static int find_outlier(const ntp_disc *d, const disc_fit *f, double now)
     return -1;
   double z[DISC_HIST], sorted[DISC_HIST];
   for (int i = 0; i < n; i++) {
-    z[i] = fabs(d->hist[i].x - (f->a + f->b * (d->hist[i].t - now))) / d->hist[i].err;
-    int j = i; /* insertion sort, n <= 64 */
+    z[i] = fabs(d->hist[i].x - (f->a + f->b * (d->hist[i].t - now))) / d->hist[i].e;
+    int j = i; /* insertion sort, n <= DISC_HIST */
     while (j > 0 && sorted[j - 1] > z[i]) {
       sorted[j] = sorted[j - 1];
       j--;
@@ -349,7 +405,8 @@ static void hist_add(ntp_disc *d, double t, double x, double err, double h, int 
     d->hist[i] = d->hist[i - 1];
     i--;
   }
-  d->hist[i] = (disc_sample){t, x, err > DISC_ERR_FLOOR ? err : DISC_ERR_FLOOR, h, path};
+  d->hist[i] = (disc_sample){.t = t, .x = x, .err = err > DISC_ERR_FLOOR ? err : DISC_ERR_FLOOR,
+                            .h = h, .path = path};
   d->n_hist++;
 }
 

@@ -196,6 +196,13 @@ static void sc_spikes_startup(sim_cfg *c)
   c->servers[0].out.spike = c->servers[0].back.spike = 0.100;
 }
 
+static void sc_jitter_startup_freq(sim_cfg *c)
+{
+  sc_jitter_startup(c);
+  c->what = "the same with a clock 30 ppm fast and no drift file";
+  c->clock.freq_ppm = 30.0;
+}
+
 /* The benchmark's `jitter20-loss` start-up: 20+-10 ms each way, 1 % loss. */
 static void sc_wan_startup(sim_cfg *c)
 {
@@ -224,6 +231,7 @@ static const scenario scenarios[] = {
     {"drift_file", sc_drift_file},
     {"startup_jitter_2ms", sc_jitter_startup},
     {"startup_spikes_2ms", sc_spikes_startup},
+    {"startup_jitter_30ppm", sc_jitter_startup_freq},
     {"startup_wan_20ms", sc_wan_startup},
 };
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -249,6 +257,9 @@ typedef struct run_opts {
   int feed; /* -1: the scenario's */
   bool verbose;
   bool no_envelope; /* -E: no delays to the discipline */
+  bool estimate_only; /* -x: judge the estimate of a free-running clock */
+  bool profile;       /* -p: start-up RMS per minute over all runs */
+  double early;       /* -w: start-up window (s) instead of the scenario's */
 } run_opts;
 
 /* Worst of each figure over the runs. */
@@ -283,8 +294,13 @@ static bool run_one(const scenario *sc, const run_opts *o)
     c.feed = (sim_feed)o->feed;
   if (o->no_envelope)
     c.no_envelope = true;
+  if (o->estimate_only)
+    c.disc.estimate_only = true;
+  if (o->early > 0)
+    c.lim.early = o->early;
   sim_result worst = {0}, r, failed = {0};
-  double sum_rms = 0, sum_early = 0;
+  double sum_rms = 0, sum_early = 0, prof[SIM_PROF_BINS] = {0};
+  int prof_n[SIM_PROF_BINS] = {0};
   uint64_t fail_seed = 0;
   int n_failed = 0;
   for (int k = 0; k < o->runs; k++) {
@@ -295,6 +311,10 @@ static bool run_one(const scenario *sc, const run_opts *o)
     }
     sum_rms += r.rms;
     sum_early += isfinite(r.early_rms) ? r.early_rms : 0;
+    for (int b = 0; b < SIM_PROF_BINS; b++) {
+      prof[b] += r.early_prof[b];
+      prof_n[b] += r.early_prof_n[b];
+    }
     worst_of(&worst, &r, k == 0);
   }
   char b1[24], b2[24], b3[24], b4[24];
@@ -313,13 +333,19 @@ static bool run_one(const scenario *sc, const run_opts *o)
     printf("  [%d/%d: %s; replay: -s %llu %s]", n_failed, o->runs, failed.why,
            (unsigned long long)fail_seed, sc->name);
   printf("\n");
+  if (o->profile) {
+    printf("  start-up RMS per minute:");
+    for (int b = 0; b < SIM_PROF_BINS; b++)
+      printf(" %s", prof_n[b] ? fmt_s(sqrt(prof[b] / prof_n[b]), b1, sizeof(b1)) : "-");
+    printf("\n");
+  }
   return n_failed == 0;
 }
 
 static int usage(void)
 {
   fprintf(stderr, "usage: ntsd_sim [-s SEED] [-n RUNS] [-a regression|pll] "
-                  "[-f peer|combined|survivors] [-E] [-v] [-l] [NAME...]\n");
+                  "[-f peer|combined|survivors] [-E] [-x] [-p] [-w SECONDS] [-v] [-l] [NAME...]\n");
   return 2;
 }
 
@@ -357,6 +383,14 @@ int main(int argc, char **argv)
       o.verbose = true;
     } else if (!strcmp(a, "-E")) {
       o.no_envelope = true;
+    } else if (!strcmp(a, "-x")) {
+      o.estimate_only = true;
+    } else if (!strcmp(a, "-p")) {
+      o.profile = true;
+    } else if (!strcmp(a, "-w") && i + 1 < argc) {
+      o.early = atof(argv[++i]);
+      if (!(o.early > 0))
+        return usage();
     } else if (!strcmp(a, "-l")) {
       for (size_t k = 0; k < N_SCENARIOS; k++) {
         sim_cfg c;

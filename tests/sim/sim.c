@@ -225,8 +225,9 @@ static void feed(sim *s, double t, double mono, double taken, double offset, dou
     ntp_disc_info di;
     ntp_disc_get_info(s->disc, &di);
     fprintf(s->trace, "%s t=%9.1f peer=%d age=%5.0f off=%+.6f err=%.6f poll=%d clk=%+.6f "
-            "freq=%+.3f base=%+.3f n=%d%s%s\n", s->cfg->name, t, peer, mono - taken, offset, err,
-            poll, simclock_local(s->clk, t) - t, a.freq_ppm, a.base_freq_ppm, di.samples,
+            "freq=%+.3f base=%+.3f n=%d est=%+.6f%s%s\n", s->cfg->name, t, peer, mono - taken, offset,
+            err, poll, simclock_local(s->clk, t) - t, a.freq_ppm, a.base_freq_ppm, di.samples,
+            ntp_disc_offset_now(s->disc, mono),
             a.step != 0 ? " STEP" : "", a.refused_panic ? " PANIC" : a.spike ? " SPIKE" : "");
   }
   apply(s, t, &a);
@@ -293,6 +294,8 @@ static void on_cli_rx(sim *s, const sim_event *e)
 
 static void apply(sim *s, double t, const ntp_disc_action *a)
 {
+  if (s->cfg->disc.estimate_only)
+    return; /* -x: the clock runs free, only the estimate is judged */
   if (fabs(a->freq_ppm) > s->res->max_abs_freq)
     s->res->max_abs_freq = fabs(a->freq_ppm);
   if (a->refused_panic)
@@ -357,6 +360,8 @@ static void on_metric(sim *s, const sim_event *e)
 {
   const sim_limits *l = &s->cfg->lim;
   double err = simclock_local(s->clk, e->t) - e->t - l->bias;
+  if (s->cfg->disc.estimate_only) /* the clock as the estimate would correct it */
+    err += ntp_disc_offset_now(s->disc, simclock_mono(s->clk, e->t));
   s->res->final_err = err + l->bias;
   if (l->sync_band > 0 && fabs(err) > l->sync_band)
     s->last_bad = e->t;
@@ -365,6 +370,11 @@ static void on_metric(sim *s, const sim_event *e)
       s->res->early_max_err = fabs(err);
     s->early_sum2 += err * err;
     s->early_n++;
+    int bin = (int)((e->t - s->res->first_update) / 60.0);
+    if (bin >= 0 && bin < SIM_PROF_BINS) {
+      s->res->early_prof[bin] += err * err;
+      s->res->early_prof_n[bin]++;
+    }
   }
   if (e->t >= l->settle) {
     s->sum2 += err * err;

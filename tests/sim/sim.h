@@ -17,6 +17,7 @@
 #include "simnet.h"
 
 #define SIM_MAX_SERVERS 8
+#define SIM_PROF_BINS 10 /* start-up profile: 60 s bins */
 
 typedef struct sim_server_cfg {
   double offset;    /* server clock - true time: 0 for a truechimer */
@@ -78,6 +79,8 @@ typedef struct sim_result {
   int steps, panics, updates;
   int false_peer;     /* seconds after settle with a falseticker as peer */
   int false_fed;      /* falseticker samples fed to the discipline after settle */
+  double early_prof[SIM_PROF_BINS]; /* sum of squared errors per 60 s of start-up */
+  int early_prof_n[SIM_PROF_BINS];
   simnet_stats net;
 } sim_result;
 

@@ -499,6 +499,76 @@ static void test_delay_envelope(void **state)
   assert_true(with < without);
 }
 
+/* With a delay and a source, a sample's weight comes from its delay
+ * against that source's other samples, as of each fit: what the caller
+ * thought of it on arrival (a young filter register's inflated errors for
+ * the first few) does not tilt the line for good. */
+static void rated_run(bool young_errors, bool with_delay, double *off, double *freq)
+{
+  ntp_disc_cfg c = cfg_default();
+  c.estimate_only = true;
+  ntp_disc *d = ntp_disc_create(&c, 0.0);
+  uint64_t x = 777;
+  for (int i = 0; i < 12; i++) {
+    double q[2];
+    for (int k = 0; k < 2; k++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      q[k] = 4e-3 * (double)(x >> 11) / 9007199254740992.0;
+    }
+    double t = i < 8 ? 2.0 * i : 14.0 + 16.0 * (i - 7);
+    ntp_disc_sample s = {.taken = t, .offset = (q[0] - q[1]) / 2, .delay = 0.020 + q[0] + q[1],
+                         .path = 0, .error = 1e-3 + (q[0] + q[1]) / 2};
+    if (young_errors && i < 8)
+      s.error += 0.010 * (8 - i) / 8; /* what a filter with i samples adds */
+    if (!with_delay) {
+      s.delay = NAN;
+      s.path = -1;
+    }
+    ntp_disc_feed(d, t, &s, 4);
+  }
+  ntp_disc_info info;
+  ntp_disc_get_info(d, &info);
+  *off = ntp_disc_offset_now(d, 14.0 + 16.0 * 4);
+  *freq = info.freq_ppm;
+  ntp_disc_destroy(d);
+}
+
+static void test_rated_by_delay(void **state)
+{
+  (void)state;
+  double o1, f1, o2, f2;
+  rated_run(false, true, &o1, &f1);
+  rated_run(true, true, &o2, &f2);
+  assert_true(fabs(o1 - o2) < 1e-12 && fabs(f1 - f2) < 1e-9);
+  /* Without delays the caller's errors are all there is. */
+  rated_run(false, false, &o1, &f1);
+  rated_run(true, false, &o2, &f2);
+  assert_true(fabs(f1 - f2) > 1e-3);
+}
+
+/* A noisy path keeps a long history (128 samples, 34 minutes at poll
+ * 16 s): the line averages more than 64 samples. */
+static void test_long_history(void **state)
+{
+  (void)state;
+  ntp_disc_cfg c = cfg_default();
+  c.estimate_only = true;
+  ntp_disc *d = ntp_disc_create(&c, 0.0);
+  uint64_t x = 99;
+  for (int i = 0; i < 120; i++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    double q = 2e-3 * (double)(x >> 11) / 9007199254740992.0 - 1e-3;
+    ntp_disc_sample s = {.taken = 16.0 * i, .offset = q, .delay = NAN, .path = -1,
+                         .error = 1e-3};
+    ntp_disc_feed(d, 16.0 * i, &s, 4);
+  }
+  ntp_disc_info info;
+  ntp_disc_get_info(d, &info);
+  print_message("history: %d samples\n", info.samples);
+  assert_true(info.samples > 64);
+  ntp_disc_destroy(d);
+}
+
 /* Samples from several sources go to the discipline oldest first; equal
  * times keep their order. */
 static void test_sort_samples(void **state)
@@ -539,6 +609,8 @@ int main(void)
       cmocka_unit_test(test_estimate_only),
       cmocka_unit_test(test_delay_envelope),
       cmocka_unit_test(test_sort_samples),
+      cmocka_unit_test(test_rated_by_delay),
+      cmocka_unit_test(test_long_history),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
