@@ -495,11 +495,13 @@ class ScenarioRun:
                        "server %s iburst minpoll 4 maxpoll 4\n"
                        % (chrony_sock, os.path.join(chdir, "chronyd.pid"), RTR_CLI_ADDR))
         vc_sock = os.path.join(d, "client-vc.sock")
-        p1 = self.spawn("client-ntsd", [a.ntsd, "-c", cconf, "-n", "-x", "-s", ntsd_sock], "cli")
+        dbg = ["-d", "-d"] if a.ntsd_debug else []
+        p1 = self.spawn("client-ntsd", [a.ntsd, "-c", cconf, "-n", "-x", "-s", ntsd_sock] + dbg,
+                        "cli")
         self.clients = [Client("ntsd", self.scn["name"], p1, ntsd_sock)]
         if a.virtual_clock:
             p3 = self.spawn("client-ntsd-vc", [a.ntsd, "-c", cconf, "-n", "-x", "--virtual-clock",
-                                               "0", "-s", vc_sock], "cli")
+                                               "0", "-s", vc_sock] + dbg, "cli")
             self.clients.append(Client("ntsd-vc", self.scn["name"], p3, vc_sock))
         p2 = self.spawn("client-chronyd", [CHRONYD, "-x", "-d", "-u", "root", "-f", chconf],
                         "cli")
@@ -750,6 +752,8 @@ def parse_args(argv):
     ap.add_argument("--floor-us", type=int, default=0,
                     help="relay: constant delay added to every datagram, both directions "
                     "(default 0)")
+    ap.add_argument("--ntsd-debug", action="store_true",
+                    help="ntsd clients log every discipline sample (with --keep)")
     ap.add_argument("--no-vc", action="store_true",
                     help="do not run the third client, ntsd -x --virtual-clock 0")
     ap.add_argument("--no-rt", dest="rt", action="store_false",

@@ -143,6 +143,11 @@ static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, doub
     size_t i = (size_t)in[k].path;
     d->fed[i] = in[k].taken;
     ntp_disc_action a = ntp_disc_feed(d->disc, now, &in[k], poll[i]);
+    if (log_enabled(LOG_LVL_DEBUG))
+      log_debug("discipline: source %zu sample %.6f s ago: offset %+.9f delay %.9f error %.9f"
+                " -> frequency %+.4f ppm, offset now %+.9f",
+                i, now - in[k].taken, in[k].offset, in[k].delay, in[k].error, a.base_freq_ppm,
+                ntp_disc_offset_now(d->disc, now));
     if (apply_action(d, &a, now))
       break; /* the sources start over after a step */
   }
