@@ -650,6 +650,12 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
 
 void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out) { *out = c->stats; }
 
+void clients_set_poll(ntsd_clients *c, size_t i, int poll)
+{
+  if (i < c->n_peers && c->peers[i]->src)
+    ntp_source_set_poll(c->peers[i]->src, poll);
+}
+
 void clients_clock_stepped(ntsd_clients *c)
 {
   for (size_t i = 0; i < c->n_peers; i++)

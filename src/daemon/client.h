@@ -53,5 +53,7 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v);
 void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out);
 /* The local clock was stepped: every source forgets its samples. */
 void clients_clock_stepped(ntsd_clients *c);
+/* Peer i's poll from now on (the discipline's ntp_disc_poll()). */
+void clients_set_poll(ntsd_clients *c, size_t i, int poll);
 
 #endif

@@ -149,7 +149,12 @@ static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, doub
                 i, now - in[k].taken, in[k].offset, in[k].delay, in[k].error, a.base_freq_ppm,
                 ntp_disc_offset_now(d->disc, now));
     if (apply_action(d, &a, now))
-      break; /* the sources start over after a step */
+      return; /* the sources start over after a step */
+  }
+  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS; i++) {
+    int poll_adv = ntp_disc_poll(d->disc, (int)i);
+    if (poll_adv >= 0)
+      clients_set_poll(d->clients, i, poll_adv);
   }
 }
 

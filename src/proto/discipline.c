@@ -35,6 +35,11 @@
 #define DISC_ENV_WINDOW 32      /* newest samples the envelope looks at */
 #define DISC_ENV_MIN 16         /* ... of one source, for it to count */
 #define DISC_ENV_PATHS 8        /* sources it tells apart */
+#define DISC_POLL_GATE 4.0      /* poll: a sample within this many errors of
+                                   the prediction counts as quiet (RFC 5905
+                                   PGATE) */
+#define DISC_POLL_LIMIT 30      /* ... and the jiggle count that moves the
+                                   poll one step (RFC 5905 LIMIT) */
 #define DISC_ENV_AGE_RATIO 3.0  /* a source's samples count while the
                                    frequency's error over their age stays
                                    below this many times the line's own */
@@ -84,6 +89,11 @@ struct ntp_disc {
   int n_hist;
   double skew;               /* ppm, of the last accepted slope */
   double prior_f, prior_var; /* frequency known before hist[] (ppm, ppm^2) */
+
+  struct {                   /* per source: the poll to ask for */
+    int path, jiggle, poll;
+  } pj[DISC_ENV_PATHS];
+  int n_pj;
 
   ntp_disc_info st;
 };
@@ -633,6 +643,48 @@ static void correct(ntp_disc *d, double now, double est, double est_err, double 
   d->res_t = now;
 }
 
+/* RFC 5905's poll adjustment (the "jiggle" counter of local_clock()), per
+ * source: a sample that lands within DISC_POLL_GATE errors of what the
+ * discipline predicted counts the poll up, one that does not counts twice
+ * that down; at +-DISC_POLL_LIMIT the poll moves one step.  So the poll
+ * grows while the clock's wander between polls stays inside the noise and
+ * comes back down when it does not (a frequency change, a warmer room). */
+static void poll_update(ntp_disc *d, int path, int poll, bool quiet)
+{
+  int k = 0;
+  while (k < d->n_pj && d->pj[k].path != path)
+    k++;
+  if (k == d->n_pj) {
+    if (k == DISC_ENV_PATHS)
+      return;
+    d->pj[k].path = path;
+    d->pj[k].jiggle = 0;
+    d->n_pj++;
+  }
+  d->pj[k].poll = poll;
+  if (quiet) {
+    d->pj[k].jiggle += poll;
+    if (d->pj[k].jiggle > DISC_POLL_LIMIT) {
+      d->pj[k].jiggle = 0;
+      d->pj[k].poll = poll < 17 ? poll + 1 : 17;
+    }
+  } else {
+    d->pj[k].jiggle -= 2 * poll;
+    if (d->pj[k].jiggle < -DISC_POLL_LIMIT) {
+      d->pj[k].jiggle = 0;
+      d->pj[k].poll = poll > 0 ? poll - 1 : 0;
+    }
+  }
+}
+
+int ntp_disc_poll(const ntp_disc *d, int path)
+{
+  for (int k = 0; k < d->n_pj; k++)
+    if (d->pj[k].path == path)
+      return d->pj[k].poll;
+  return -1;
+}
+
 ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double offset,
                                    double error, int poll)
 {
@@ -678,6 +730,9 @@ ntp_disc_action ntp_disc_feed(ntp_disc *d, double now, const ntp_disc_sample *in
   d->st.last_offset = x;
   d->st.last_update = now;
   bool may_step;
+  /* What the discipline expected now, before this sample (for the poll). */
+  bool judge = d->started && d->freq_known && smp.path >= 0;
+  double expected = judge ? ntp_disc_offset_now(d, now) : 0.0;
   if (admit(d, now, x, &may_step, &a)) {
     double period, est, est_err = 0;
     if (d->cfg.algo == NTP_DISC_PLL)
@@ -692,6 +747,8 @@ ntp_disc_action ntp_disc_feed(ntp_disc *d, double now, const ntp_disc_sample *in
       correct(d, now, est, est_err, x, error, period, may_step, &a);
     }
     d->last_t = now;
+    if (judge && a.step == 0)
+      poll_update(d, smp.path, poll, fabs(x - expected) < DISC_POLL_GATE * error);
   }
   a.freq_ppm = d->f_cur;
   a.base_freq_ppm = d->f_base;

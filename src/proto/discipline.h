@@ -134,6 +134,11 @@ double ntp_disc_predict(const ntp_disc *d, double x, double taken, double now);
  * the first update. */
 double ntp_disc_offset_now(const ntp_disc *d, double now);
 
+/* The poll (log2 s) source `path` should use, from how well its samples
+ * land where the discipline predicted them (RFC 5905's jiggle counter, per
+ * source); -1 before it has judged any.  For ntp_source_set_poll(). */
+int ntp_disc_poll(const ntp_disc *d, int path);
+
 /* State for `ntsctl` and the drift file. */
 typedef struct ntp_disc_info {
   bool synced;          /* at least one update corrected the clock */

@@ -9,7 +9,7 @@ struct ntp_source {
   ntp_source_cfg cfg;
   int poll;
   uint8_t reach;
-  int good_streak;   /* consecutive answered polls, for poll increase */
+  int rate_poll;     /* poll a RATE kiss asked for: never polled faster */
   int burst_left;    /* packets still to send in the current burst */
   bool denied;
   double next_send;
@@ -92,9 +92,6 @@ size_t ntp_source_make_request(ntp_source *s, double now, const uint8_t nonce[8]
   if (n == 0)
     return 0;
 
-  /* The previous request was not answered: the good streak ends. */
-  if (s->sent_xmt != 0)
-    s->good_streak = 0;
   s->reach = (uint8_t)(s->reach << 1);
   if (s->reach == 0 && s->sent > 0 && s->poll != s->cfg.minpoll)
     s->poll = s->cfg.minpoll; /* unreachable: start over quickly */
@@ -128,8 +125,16 @@ static void on_kod(ntp_source *s, ntp_kod k, const ntp_hdr *h)
     if (h->poll > p)
       p = h->poll;
     s->poll = clamp_poll(p, &s->cfg);
+    s->rate_poll = s->poll;
     s->burst_left = 0;
   }
+}
+
+void ntp_source_set_poll(ntp_source *s, int poll)
+{
+  if (s->reach == 0 || s->burst_left > 0)
+    return; /* unreachable (or starting): minpoll, or the burst's spacing */
+  s->poll = clamp_poll(poll > s->rate_poll ? poll : s->rate_poll, &s->cfg);
 }
 
 ntp_drop ntp_source_on_response(ntp_source *s, const uint8_t *pkt, size_t len, ntp_ts t4,
@@ -160,10 +165,6 @@ ntp_drop ntp_source_on_response(ntp_source *s, const uint8_t *pkt, size_t len, n
   s->last_sample_t = now;
   if (ntp_filter_add(&s->filt, smp.offset, smp.delay, smp.dispersion, now) == NTP_FILTER_SPIKE)
     s->spikes++;
-  if (++s->good_streak >= NTP_FILTER_LEN && s->burst_left == 0) {
-    s->good_streak = 0;
-    s->poll = clamp_poll(s->poll + 1, &s->cfg);
-  }
   return NTP_DROP_NONE;
 }
 

@@ -47,6 +47,12 @@ typedef struct ntp_source_info {
 ntp_source *ntp_source_create(const ntp_source_cfg *cfg, double now);
 void ntp_source_destroy(ntp_source *s);
 
+/* The poll the clock discipline asks for (ntp_disc_poll()), clamped to
+ * minpoll..maxpoll and never below what a RATE kiss asked for; ignored
+ * while the source is unreachable or in a burst.  Takes effect from the
+ * next request on. */
+void ntp_source_set_poll(ntp_source *s, int poll);
+
 /* Monotonic time at which the next request is due (INFINITY when denied). */
 double ntp_source_next_send(const ntp_source *s);
 

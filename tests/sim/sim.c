@@ -279,7 +279,12 @@ static void system_update(sim *s, double t)
     feed(s, t, mono, in[k].taken, in[k].offset, in[k].error,
          s->cfg->no_envelope ? NAN : in[k].delay, infos[i].poll, i);
     if (s->src[i].gen != gen)
-      break; /* a step restarted the sources */
+      return; /* a step restarted the sources */
+  }
+  for (int i = 0; i < n; i++) {
+    int poll = ntp_disc_poll(s->disc, i);
+    if (poll >= 0)
+      ntp_source_set_poll(s->src[i].s, poll);
   }
 }
 

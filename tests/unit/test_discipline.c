@@ -569,6 +569,41 @@ static void test_long_history(void **state)
   ntp_disc_destroy(d);
 }
 
+/* The poll advice (RFC 5905's jiggle counter, per source): samples that
+ * land where the discipline predicted, within their errors, raise the poll
+ * one step at a time; samples that keep landing far off (the clock
+ * wandered between polls) lower it. */
+static void test_poll_advice(void **state)
+{
+  (void)state;
+  ntp_disc_cfg c = cfg_default();
+  c.estimate_only = true;
+  ntp_disc *d = ntp_disc_create(&c, 0.0);
+  assert_int_equal(ntp_disc_poll(d, 0), -1);
+  double t = 0;
+  int poll = 6;
+  for (int i = 0; i < 40; i++) { /* quiet: offsets within 1 us, errors 10 us */
+    ntp_disc_sample s = {.taken = t, .offset = (i % 2 ? 1e-6 : -1e-6), .error = 10e-6,
+                         .delay = 1e-3, .path = 0};
+    ntp_disc_feed(d, t, &s, poll);
+    if (ntp_disc_poll(d, 0) >= 0)
+      poll = ntp_disc_poll(d, 0);
+    t += ldexp(1.0, poll);
+  }
+  assert_true(poll >= 9);
+  assert_int_equal(ntp_disc_poll(d, 1), -1); /* another source: no advice yet */
+  int high = poll;
+  for (int i = 0; i < 6; i++) { /* the clock now runs off: 1 ms more each poll */
+    ntp_disc_sample s = {.taken = t, .offset = 1e-3 * (i + 1), .error = 10e-6,
+                         .delay = 1e-3, .path = 0};
+    ntp_disc_feed(d, t, &s, poll);
+    poll = ntp_disc_poll(d, 0);
+    t += ldexp(1.0, poll);
+  }
+  assert_true(poll < high);
+  ntp_disc_destroy(d);
+}
+
 /* Samples from several sources go to the discipline oldest first; equal
  * times keep their order. */
 static void test_sort_samples(void **state)
@@ -611,6 +646,7 @@ int main(void)
       cmocka_unit_test(test_sort_samples),
       cmocka_unit_test(test_rated_by_delay),
       cmocka_unit_test(test_long_history),
+      cmocka_unit_test(test_poll_advice),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -221,7 +221,9 @@ static void test_filter_spike_counted(void **state)
   ntp_source_destroy(s);
 }
 
-static void test_poll_increases_and_clamps(void **state)
+/* The poll follows the discipline's advice (ntp_source_set_poll), within
+ * minpoll..maxpoll; it never grows on its own. */
+static void test_poll_set_and_clamped(void **state)
 {
   (void)state;
   ntp_source_cfg c = cfg_default();
@@ -229,6 +231,7 @@ static void test_poll_increases_and_clamps(void **state)
   uint8_t req[64], resp[64];
   ntp_ts t4;
   double now = 0;
+  ntp_source_info i;
   for (int k = 0; k < 40; k++) {
     uint8_t nonce[8] = {7, 7, 7, 7, 7, 7, (uint8_t)(k >> 8), (uint8_t)(k + 1)};
     ntp_ts t1 = ntp_ts_add(t0(), now);
@@ -237,9 +240,20 @@ static void test_poll_increases_and_clamps(void **state)
     assert_int_equal(ntp_source_on_response(s, resp, n, t4, now + 0.02, NULL), NTP_DROP_NONE);
     now = ntp_source_next_send(s);
   }
-  ntp_source_info i;
+  ntp_source_get_info(s, now, &i);
+  assert_int_equal(i.poll, 4); /* 40 answers, no advice: still minpoll */
+  ntp_source_set_poll(s, 5);
+  ntp_source_get_info(s, now, &i);
+  assert_int_equal(i.poll, 5);
+  double sent = now;
+  ntp_source_make_request(s, now, nonce1, t0(), req, sizeof(req));
+  assert_true(fabs(ntp_source_next_send(s) - (sent + 32.0)) < 1e-9);
+  ntp_source_set_poll(s, 12);
   ntp_source_get_info(s, now, &i);
   assert_int_equal(i.poll, 6); /* maxpoll */
+  ntp_source_set_poll(s, 1);
+  ntp_source_get_info(s, now, &i);
+  assert_int_equal(i.poll, 4); /* minpoll */
   ntp_source_destroy(s);
 }
 
@@ -254,7 +268,7 @@ int main(void)
       cmocka_unit_test(test_kod_rate_and_deny),
       cmocka_unit_test(test_filter_prefers_min_delay),
       cmocka_unit_test(test_filter_spike_counted),
-      cmocka_unit_test(test_poll_increases_and_clamps),
+      cmocka_unit_test(test_poll_set_and_clamped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
