@@ -663,7 +663,7 @@ static void poll_update(ntp_disc *d, int path, int poll, bool quiet)
   }
   d->pj[k].poll = poll;
   if (quiet) {
-    d->pj[k].jiggle += poll;
+    d->pj[k].jiggle += poll > 1 ? poll : 1; /* poll 0 (1 s, tests) climbs too */
     if (d->pj[k].jiggle > DISC_POLL_LIMIT) {
       d->pj[k].jiggle = 0;
       d->pj[k].poll = poll < 17 ? poll + 1 : 17;

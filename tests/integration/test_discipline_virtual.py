@@ -15,6 +15,10 @@ Estimates only (`ntsd -x`, no virtual clock): against our own server whose
 virtual clock runs 0.5 s ahead and 20 ppm fast (and is never disciplined:
 it has no sources), `ntsctl sys` reports the untouched clock's error, 0.5 s
 plus the drift, within 1 ms, and a frequency of +20 ppm within 2 ppm.
+The poll follows the discipline: with `minpoll 0 maxpoll 1` and samples
+that land where the discipline predicts them (loopback), the poll of that
+client's source goes up to 1 within 60 s (it stays at minpoll unless the
+discipline asks).
 """
 import os
 import re
@@ -79,7 +83,7 @@ def main():
     srv = h.Ntsd("fastserver", ["local stratum 1", "listen 127.0.0.1:%d" % (PORT + 1)],
                  args=["--virtual-clock", "0.5,20"])
     est = h.Ntsd("estimate", ["interface ignore all",
-                              "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % (PORT + 1)],
+                              "server 127.0.0.1:%d iburst minpoll 0 maxpoll 1" % (PORT + 1)],
                  ready="sys")
 
     def estimated():
@@ -97,6 +101,16 @@ def main():
     h.log("-x estimate: offset %.6f s (server's clock %.6f s ahead), frequency %.3f ppm" % (
         v["offset"], truth, v["frequency"]))
     h.check("stepped" not in est.proc.read_log(), "ntsd -x stepped a clock")
+
+    def raised():
+        p = est.peers()
+        return p if p and p[0]["poll"] == 1 else None
+    try:
+        p = h.wait_until(raised, 60, "the discipline to raise the poll to maxpoll", interval=1.0)
+    except h.TestFailure:
+        h.log("peers: %r" % est.peers())
+        raise
+    h.log("poll raised to %d (reach %o)" % (p[0]["poll"], p[0]["reach"]))
 
 
 h.run(main)
