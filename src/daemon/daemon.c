@@ -370,6 +370,7 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
     return false;
   ntp_disc_cfg cfg;
   ntp_disc_default_cfg(&cfg);
+  cfg.precision = d->precision;
   if (kind == CLOCKCTL_NONE) {
     /* The discipline still runs, estimating only: the offset and frequency
      * it reports are those of the untouched clock. */

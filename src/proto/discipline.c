@@ -31,10 +31,11 @@
 #define DISC_PINNED_PERIODS 100 /* "blocks": slewing would take this many periods */
 #define DISC_ERR_FLOOR 1e-9
 #define DISC_RATE_FLOOR 1.0     /* rate_samples: floor, times half the median excess */
-#define DISC_RATE_YOUNG 8       /* ... and a source is young below this many samples */
+#define DISC_RATE_YOUNG 8u      /* ... and a source is young below this many samples */
 #define DISC_ENV_WINDOW 32      /* newest samples the envelope looks at */
 #define DISC_ENV_MIN 16         /* ... of one source, for it to count */
 #define DISC_ENV_PATHS 8        /* sources it tells apart */
+#define DISC_SOURCES 256        /* sources (paths 0..255) with their own state */
 #define DISC_POLL_GATE 4.0      /* poll: a sample within this many errors of
                                    the prediction counts as quiet (RFC 5905
                                    PGATE) */
@@ -90,10 +91,10 @@ struct ntp_disc {
   double skew;               /* ppm, of the last accepted slope */
   double prior_f, prior_var; /* frequency known before hist[] (ppm, ppm^2) */
 
-  struct {                   /* per source: the poll to ask for */
-    int path, jiggle, poll;
-  } pj[DISC_ENV_PATHS];
-  int n_pj;
+  struct {                   /* per source (by path): */
+    int jiggle, poll;        /* RFC 5905's poll adjustment; poll -1: no advice */
+    unsigned fed;            /* samples fed, for rate_samples' young term */
+  } src[DISC_SOURCES];
 
   ntp_disc_info st;
 };
@@ -139,6 +140,8 @@ ntp_disc *ntp_disc_create(const ntp_disc_cfg *cfg, double now)
   d->last_t = -1;
   d->last_taken = -1;
   d->st.last_update = -1;
+  for (int k = 0; k < DISC_SOURCES; k++)
+    d->src[k].poll = -1;
   return d;
 }
 
@@ -214,6 +217,8 @@ static bool set_slew(ntp_disc *d, double now, double phase, double period)
   return d->slew_until - now < DISC_PINNED_PERIODS * period;
 }
 
+static void poll_reset(ntp_disc *d);
+
 static void do_step(ntp_disc *d, double x, ntp_disc_action *a)
 {
   d->p_ref += x;
@@ -222,6 +227,7 @@ static void do_step(ntp_disc *d, double x, ntp_disc_action *a)
   d->st.steps++;
   d->st.stepped_total += fabs(x);
   a->step = x;
+  poll_reset(d);
 }
 
 /* ---- regression -------------------------------------------------------- */
@@ -229,7 +235,7 @@ static void do_step(ntp_disc *d, double x, ntp_disc_action *a)
 typedef struct disc_fit {
   double a, b;   /* free-running offset at `now`, and its slope (s/s) */
   double tm, xm; /* weighted centroid (time relative to now, offset) */
-  double sd_xm;  /* error of xm from the callers' errors */
+  double sd_xm;  /* error of xm from the samples' errors */
   double var_b;  /* variance of b */
   int runs;      /* sign runs of the residuals */
 } disc_fit;
@@ -237,8 +243,9 @@ typedef struct disc_fit {
 /* The errors the fit weights hist[from..n) by.  A sample with a known
  * source and delay is rated against that source's samples in the window:
  * half its delay beyond their minimum, plus a floor shared by all of them
- * (half their median excess, and while the source has few samples part of
- * half the minimum delay, since those few may all have queued).  The
+ * (half their median excess, and while fewer than DISC_RATE_YOUNG samples
+ * of the source have been fed part of half the minimum delay, since those
+ * few may all have queued), never below the clock's precision.  The
  * caller rated each sample once, against the register it had then; here
  * the floor for a young source shrinks for all its samples alike as more
  * arrive, so the first samples do not stay discounted against the later
@@ -272,12 +279,14 @@ static void rate_samples(ntp_disc *d, int from)
     }
     double med = cnt >= 3 ? ex[cnt / 2] : ex[0];
     double base = DISC_RATE_FLOOR * med / 2;
-    if (cnt < DISC_RATE_YOUNG)
-      base += dmin / 2 * (DISC_RATE_YOUNG - cnt) / DISC_RATE_YOUNG;
+    unsigned age = path < DISC_SOURCES ? d->src[path].fed : (unsigned)cnt;
+    if (age < DISC_RATE_YOUNG)
+      base += dmin / 2 * (DISC_RATE_YOUNG - age) / DISC_RATE_YOUNG;
+    double lowest = fmax(d->cfg.precision, DISC_ERR_FLOOR);
     for (int j = i; j < n; j++) {
       if (done[j] || d->hist[j].path != path)
         continue;
-      d->hist[j].e = fmax(base + (2 * d->hist[j].h - dmin) / 2, DISC_ERR_FLOOR);
+      d->hist[j].e = fmax(base + (2 * d->hist[j].h - dmin) / 2, lowest);
       done[j] = 1;
     }
   }
@@ -285,8 +294,8 @@ static void rate_samples(ntp_disc *d, int from)
 
 /* Weighted least squares over hist[from..n) with time relative to now,
  * weights 1/e^2.  The errors come from each sample's queueing delay
- * (rate_samples), so a sample that crossed a quiet network counts far more
- * than one that queued.  The residuals scale the
+ * (rate_samples; the caller's error where no delay is known), so a sample
+ * that crossed a quiet network counts far more than one that queued.  The residuals scale the
  * variance when they are larger than the errors say, never down. */
 static void fit_window(ntp_disc *d, int from, double now, disc_fit *f)
 {
@@ -346,8 +355,8 @@ static void hist_drop(ntp_disc *d, int i)
 }
 
 /* Index of a sample that sits far off the fitted line (a falseticker's or a
- * spike that got through), or -1.  Robust: compared with the median
- * absolute residual, never below the callers' smallest error estimate.  The
+ * spike that got through), or -1.  Robust: each residual in units of its
+ * sample's error, against 5 times the median of those (never below 5).  The
  * newest samples are left alone: off the line, they may be the first to
  * show a real change, which the runs test sees once there are more. */
 static int find_outlier(const ntp_disc *d, const disc_fit *f, double now)
@@ -645,44 +654,50 @@ static void correct(ntp_disc *d, double now, double est, double est_err, double 
 
 /* RFC 5905's poll adjustment (the "jiggle" counter of local_clock()), per
  * source: a sample that lands within DISC_POLL_GATE errors of what the
- * discipline predicted counts the poll up, one that does not counts twice
- * that down; at +-DISC_POLL_LIMIT the poll moves one step.  So the poll
- * grows while the clock's wander between polls stays inside the noise and
- * comes back down when it does not (a frequency change, a warmer room). */
+ * discipline predicted counts the source's poll up (at least 1, so that
+ * 1 s test polling climbs too), one that does not counts twice the poll
+ * down; at +-DISC_POLL_LIMIT the advice is one step from the poll the
+ * source had.  So the poll grows while the clock's wander between polls
+ * stays inside the noise and comes back down when it does not (a frequency
+ * change, a warmer room). */
 static void poll_update(ntp_disc *d, int path, int poll, bool quiet)
 {
-  int k = 0;
-  while (k < d->n_pj && d->pj[k].path != path)
-    k++;
-  if (k == d->n_pj) {
-    if (k == DISC_ENV_PATHS)
-      return;
-    d->pj[k].path = path;
-    d->pj[k].jiggle = 0;
-    d->n_pj++;
-  }
-  d->pj[k].poll = poll;
+  if (path < 0 || path >= DISC_SOURCES)
+    return;
+  int *jig = &d->src[path].jiggle;
   if (quiet) {
-    d->pj[k].jiggle += poll > 1 ? poll : 1; /* poll 0 (1 s, tests) climbs too */
-    if (d->pj[k].jiggle > DISC_POLL_LIMIT) {
-      d->pj[k].jiggle = 0;
-      d->pj[k].poll = poll < 17 ? poll + 1 : 17;
+    *jig += poll > 1 ? poll : 1;
+    if (*jig > DISC_POLL_LIMIT) {
+      *jig = 0;
+      d->src[path].poll = poll < 17 ? poll + 1 : 17;
     }
   } else {
-    d->pj[k].jiggle -= 2 * poll;
-    if (d->pj[k].jiggle < -DISC_POLL_LIMIT) {
-      d->pj[k].jiggle = 0;
-      d->pj[k].poll = poll > 0 ? poll - 1 : 0;
+    *jig -= 2 * poll;
+    if (*jig < -DISC_POLL_LIMIT) {
+      *jig = 0;
+      d->src[path].poll = poll > 0 ? poll - 1 : 0;
     }
+  }
+}
+
+/* After a step the sources start over: so does their poll advice. */
+static void poll_reset(ntp_disc *d)
+{
+  for (int k = 0; k < DISC_SOURCES; k++) {
+    d->src[k].jiggle = 0;
+    d->src[k].poll = -1;
   }
 }
 
 int ntp_disc_poll(const ntp_disc *d, int path)
 {
-  for (int k = 0; k < d->n_pj; k++)
-    if (d->pj[k].path == path)
-      return d->pj[k].poll;
-  return -1;
+  if (path >= 0 && path < DISC_SOURCES && d->src[path].poll >= 0)
+    return d->src[path].poll;
+  int best = -1;
+  for (int k = 0; k < DISC_SOURCES; k++)
+    if (d->src[k].poll > best)
+      best = d->src[k].poll;
+  return best;
 }
 
 ntp_disc_action ntp_disc_update_at(ntp_disc *d, double now, double taken, double offset,
@@ -730,6 +745,8 @@ ntp_disc_action ntp_disc_feed(ntp_disc *d, double now, const ntp_disc_sample *in
   d->st.last_offset = x;
   d->st.last_update = now;
   bool may_step;
+  if (smp.path >= 0 && smp.path < DISC_SOURCES && isfinite(smp.delay))
+    d->src[smp.path].fed++;
   /* What the discipline expected now, before this sample (for the poll). */
   bool judge = d->started && d->freq_known && smp.path >= 0;
   double expected = judge ? ntp_disc_offset_now(d, now) : 0.0;

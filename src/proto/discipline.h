@@ -54,6 +54,9 @@ typedef struct ntp_disc_cfg {
    * every action is "nothing", no step, spike or panic logic applies, and
    * ntp_disc_offset_now() is the estimated error of the untouched clock. */
   bool estimate_only;
+  /* Our clock's reading precision, seconds: no sample's error is taken
+   * below it (0: none known). */
+  double precision;
 } ntp_disc_cfg;
 
 /* The defaults described above. */
@@ -136,7 +139,9 @@ double ntp_disc_offset_now(const ntp_disc *d, double now);
 
 /* The poll (log2 s) source `path` should use, from how well its samples
  * land where the discipline predicted them (RFC 5905's jiggle counter, per
- * source); -1 before it has judged any.  For ntp_source_set_poll(). */
+ * source).  A source with no advice of its own (never fed: not selected)
+ * gets the highest any source has; -1 while there is none (also after a
+ * step).  For ntp_source_set_poll(). */
 int ntp_disc_poll(const ntp_disc *d, int path);
 
 /* State for `ntsctl` and the drift file. */

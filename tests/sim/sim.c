@@ -474,7 +474,9 @@ bool sim_run(const sim_cfg *cfg, uint64_t seed, sim_result *res, FILE *trace)
   sim_rng_seed(&s.rng_srv, seed, 3);
   sim_rng_seed(&s.rng_nonce, seed, 4);
   s.clk = simclock_create(&cfg->clock, seed);
-  s.disc = ntp_disc_create(&cfg->disc, 0.0);
+  ntp_disc_cfg dc = cfg->disc;
+  dc.precision = cfg->precision;
+  s.disc = ntp_disc_create(&dc, 0.0);
   if (!s.clk || !s.disc)
     abort();
   simclock_set_freq(s.clk, 0.0, cfg->disc.initial_freq_ppm);
