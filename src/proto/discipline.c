@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/filter.h"
+
 #define DISC_HIST 128           /* offsets kept for the regression: 34 min at
                                    poll 16 s with one source (64 left noisy
                                    paths 15-25 % worse in steady state,
@@ -30,8 +32,6 @@
 #define DISC_PINNED_STEP 1e-3   /* smallest step of a phase the bound blocks */
 #define DISC_PINNED_PERIODS 100 /* "blocks": slewing would take this many periods */
 #define DISC_ERR_FLOOR 1e-9
-#define DISC_RATE_FLOOR 1.0     /* rate_samples: floor, times half the median excess */
-#define DISC_RATE_YOUNG 8u      /* ... and a source is young below this many samples */
 #define DISC_ENV_WINDOW 32      /* newest samples the envelope looks at */
 #define DISC_ENV_MIN 16         /* ... of one source, for it to count */
 #define DISC_ENV_PATHS 8        /* sources it tells apart */
@@ -245,15 +245,14 @@ typedef struct disc_fit {
 } disc_fit;
 
 /* The errors the fit weights hist[from..n) by.  A sample with a known
- * source and delay is rated against that source's samples in the window:
- * half its delay beyond their minimum, plus a floor shared by all of them
- * (half their median excess, and while fewer than DISC_RATE_YOUNG samples
- * of the source have been fed part of half the minimum delay, since those
- * few may all have queued), never below the clock's precision.  The
- * caller rated each sample once, against the register it had then; here
- * the floor for a young source shrinks for all its samples alike as more
- * arrive, so the first samples do not stay discounted against the later
- * ones (which tilted the slope towards whichever quick sample came last). */
+ * source and delay is rated against that source's samples in the window
+ * with the clock filter's formula (ntp_filter_error_floor: half its delay
+ * beyond their minimum, plus a floor shared by all of them, larger while
+ * the source is young).  The caller rated each sample once, against the
+ * register it had then; here the floor for a young source shrinks for all
+ * its samples alike as more arrive, so the first samples do not stay
+ * discounted against the later ones (which tilted the slope towards
+ * whichever quick sample came last). */
 static void rate_samples(ntp_disc *d, int from)
 {
   int n = d->n_hist, done[DISC_HIST] = {0};
@@ -270,27 +269,15 @@ static void rate_samples(ntp_disc *d, int from)
     for (int j = i; j < n; j++)
       if (!done[j] && d->hist[j].path == path)
         dmin = fmin(dmin, 2 * d->hist[j].h);
+    for (int j = i; j < n; j++)
+      if (!done[j] && d->hist[j].path == path)
+        ex[cnt++] = 2 * d->hist[j].h - dmin;
+    unsigned seen = path < DISC_SOURCES ? d->src[path].fed : (unsigned)cnt;
+    double base = ntp_filter_error_floor(ex, cnt, dmin, seen, d->cfg.precision);
     for (int j = i; j < n; j++) {
       if (done[j] || d->hist[j].path != path)
         continue;
-      double v = 2 * d->hist[j].h - dmin;
-      int k = cnt++; /* insertion sort, n <= DISC_HIST */
-      while (k > 0 && ex[k - 1] > v) {
-        ex[k] = ex[k - 1];
-        k--;
-      }
-      ex[k] = v;
-    }
-    double med = cnt >= 3 ? ex[cnt / 2] : ex[0];
-    double base = DISC_RATE_FLOOR * med / 2;
-    unsigned age = path < DISC_SOURCES ? d->src[path].fed : (unsigned)cnt;
-    if (age < DISC_RATE_YOUNG)
-      base += dmin / 2 * (DISC_RATE_YOUNG - age) / DISC_RATE_YOUNG;
-    double lowest = fmax(d->cfg.precision, DISC_ERR_FLOOR);
-    for (int j = i; j < n; j++) {
-      if (done[j] || d->hist[j].path != path)
-        continue;
-      d->hist[j].e = fmax(base + (2 * d->hist[j].h - dmin) / 2, lowest);
+      d->hist[j].e = base + (2 * d->hist[j].h - dmin) / 2;
       done[j] = 1;
     }
   }

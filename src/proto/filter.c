@@ -174,13 +174,13 @@ bool ntp_filter_get(const ntp_filter *f, double now, ntp_filter_out *out)
   return true;
 }
 
-int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, int cap)
+double ntp_filter_error_floor(double *ex, int n, double min_delay, unsigned seen,
+                              double precision)
 {
-  if (f->n == 0 || cap <= 0)
-    return 0;
-  double dmin = f->min_delay, ex[NTP_FILTER_LEN];
-  for (int i = 0; i < f->n; i++) { /* insertion sort of the excesses */
-    double v = fmax(f->reg[i].delay - dmin, 0.0);
+  if (n <= 0)
+    return fmax(precision, 1e-9);
+  for (int i = 1; i < n; i++) { /* insertion sort of the excesses */
+    double v = ex[i];
     int j = i;
     while (j > 0 && ex[j - 1] > v) {
       ex[j] = ex[j - 1];
@@ -191,14 +191,25 @@ int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, i
   /* The typical excess: the median, robust to the odd queued or spiking
    * sample; of two samples the smaller (the other may be a spike, which
    * would otherwise give the good one its error). */
-  double excess = f->n >= 3 ? ex[f->n / 2] : ex[0];
-  double floor_err = fmax(NTP_FILTER_ERR_FLOOR * excess / 2.0, f->precision);
-  /* A young register has not seen the path's minimum yet: its samples may
-   * all have queued.  Until it is full, part of the physical bound (half
-   * the minimum delay: no asymmetry error can exceed it) is added. */
-  floor_err += dmin / 2.0 * (NTP_FILTER_LEN - f->n) / NTP_FILTER_LEN;
-  if (!(floor_err > 0))
-    floor_err = 1e-9;
+  double excess = n >= 3 ? ex[n / 2] : ex[0];
+  double floor_err = fmax(NTP_FILTER_ERR_FLOOR * excess / 2.0, precision);
+  /* A young source has not seen the path's minimum yet: its samples may
+   * all have queued.  Until it has NTP_FILTER_LEN, part of the physical
+   * bound (half the minimum delay: no asymmetry error can exceed it) is
+   * added. */
+  if (seen < NTP_FILTER_LEN)
+    floor_err += min_delay / 2.0 * (double)(NTP_FILTER_LEN - seen) / NTP_FILTER_LEN;
+  return floor_err > 0 ? floor_err : 1e-9;
+}
+
+int ntp_filter_samples(const ntp_filter *f, double after, ntp_filter_raw *out, int cap)
+{
+  if (f->n == 0 || cap <= 0)
+    return 0;
+  double dmin = f->min_delay, ex[NTP_FILTER_LEN];
+  for (int i = 0; i < f->n; i++)
+    ex[i] = fmax(f->reg[i].delay - dmin, 0.0);
+  double floor_err = ntp_filter_error_floor(ex, f->n, dmin, (unsigned)f->n, f->precision);
   int m = 0;
   for (int i = f->n - 1; i >= 0 && m < cap; i--) { /* oldest first */
     const ntp_filter_sample *s = &f->reg[newest_idx(f, i)];

@@ -95,6 +95,16 @@ int ntp_filter_count(const ntp_filter *f);
 
 /* One measurement for the clock discipline: every sample counts there, each
  * weighted by how much queueing its delay shows (see ntp_filter_samples). */
+/* The error floor shared by a source's samples (see ntp_filter_samples):
+ *   max(precision, FLOOR * median excess / 2)
+ *   + (min delay / 2) * (NTP_FILTER_LEN - seen) / NTP_FILTER_LEN while seen < NTP_FILTER_LEN
+ * ex[0..n): the samples' delays beyond min_delay (sorted here, in place;
+ * the median of two is the smaller: the other may be a spike); seen: how
+ * many samples of the source there are.  Also used by the discipline to
+ * re-rate its window. */
+double ntp_filter_error_floor(double *ex, int n, double min_delay, unsigned seen,
+                              double precision);
+
 typedef struct ntp_filter_raw {
   double t;      /* monotonic time it was taken */
   double offset; /* as measured */
