@@ -114,6 +114,20 @@ static void sc_wan(sim_cfg *c)
                            start-up step is allowed (2 seeds in 200 need one) */
 }
 
+/* Queueing: 8 ms each way plus an exponential wait with a mean of 2 ms
+ * (most exchanges are a little late, a few very late; no ceiling, unlike
+ * the uniform jitter of the other scenarios). */
+static void sc_queue(sim_cfg *c)
+{
+  c->what = "8 ms + exponential queueing (mean 2 ms) each way";
+  set_path(&c->servers[0], 0.008, 0.008, 0.002);
+  c->servers[0].out.queue = c->servers[0].back.queue = true;
+  c->lim.rms = 500e-6;  /* worst of 200 seeds: 256 us */
+  c->lim.max_err = 3e-3; /* 1.01 ms */
+  c->lim.sync_band = 2e-3;
+  c->lim.max_steps = 0;
+}
+
 /* Half the path asymmetry shows up as a constant offset that no NTP client
  * can see: (5 ms - 15 ms) / 2 = the clock settles 5 ms behind. */
 static void sc_asym(sim_cfg *c)
@@ -237,6 +251,7 @@ static const scenario scenarios[] = {
     {"freq_500ppm", sc_freq500},
     {"freq_-500ppm", sc_freq500_neg},
     {"wan_20ms_loss", sc_wan},
+    {"queue_2ms", sc_queue},
     {"asymmetric_5_15ms", sc_asym},
     {"poll_6_10", sc_poll10},
     {"poll_6_10_wander", sc_poll10_wander},

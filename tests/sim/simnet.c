@@ -1,6 +1,8 @@
 /* simnet: per-packet delay draws. */
 #include "simnet.h"
 
+#include <math.h>
+
 bool simnet_delay(const simnet_path *p, sim_rng *rng, simnet_stats *st, double *delay)
 {
   /* Always draw the same number of values so that one path's settings do
@@ -13,7 +15,8 @@ bool simnet_delay(const simnet_path *p, sim_rng *rng, simnet_stats *st, double *
     st->lost++;
     return false;
   }
-  double d = p->base + p->jitter * (2.0 * u_jit - 1.0);
+  double d = p->queue ? p->base - p->jitter * log1p(-u_jit)
+                       : p->base + p->jitter * (2.0 * u_jit - 1.0);
   if (d < 0)
     d = 0;
   if (u_spike < p->spike_prob) {

@@ -1,7 +1,7 @@
 /* simnet: one-way packet delays of the simulated network.  Each direction
- * of each client-server path has a base delay, uniform jitter, occasional
- * spikes, loss and reordering (a packet held back long enough to arrive
- * after later ones). */
+ * of each client-server path has a base delay, jitter (uniform around the
+ * base, or a queue: exponential above it), occasional spikes, loss and
+ * reordering (a packet held back long enough to arrive after later ones). */
 #ifndef NTSD_SIM_SIMNET_H
 #define NTSD_SIM_SIMNET_H
 
@@ -13,6 +13,7 @@
 typedef struct simnet_path {
   double base;         /* seconds */
   double jitter;       /* delay is base + uniform(-jitter, +jitter), >= 0 */
+  bool queue;          /* ... or base + exponential with mean `jitter` */
   double loss;         /* probability a packet is dropped */
   double spike_prob;   /* probability a packet is delayed by `spike` more */
   double spike;        /* seconds */
