@@ -475,18 +475,16 @@ typedef struct env_src {
   double mu; /* one way's mean queueing delay, if exponential */
 } env_src;
 
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* The median of v[0..n), n >= 1 (sorts v). */
 static double median(double *v, int n)
 {
-  for (int i = 1; i < n; i++) {
-    double x = v[i];
-    int j = i;
-    while (j > 0 && v[j - 1] > x) {
-      v[j] = v[j - 1];
-      j--;
-    }
-    v[j] = x;
-  }
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
   return v[n / 2];
 }
 
