@@ -35,7 +35,8 @@
 #define DISC_ENV_WINDOW 64      /* newest samples the envelope looks at
                                    (32 while it took the regression's
                                    slope: older residuals carried its error) */
-#define DISC_ENV_MIN 16         /* ... of one source, for it to count */
+#define DISC_ENV_MIN 20         /* ... of one source, for it to count (16
+                                   let uniform 20+-10 ms start worse) */
 #define DISC_ENV_PATHS 8        /* sources it tells apart */
 #define DISC_SOURCES 256        /* sources (paths 0..255) with their own state */
 #define DISC_POLL_GATE 2.0      /* poll: a sample within this many errors of
