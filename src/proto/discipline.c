@@ -32,11 +32,8 @@
 #define DISC_PINNED_STEP 1e-3   /* smallest step of a phase the bound blocks */
 #define DISC_PINNED_PERIODS 100 /* "blocks": slewing would take this many periods */
 #define DISC_ERR_FLOOR 1e-9
-#define DISC_ENV_WINDOW 64      /* newest samples the envelope looks at
-                                   (32 while it took the regression's
-                                   slope: older residuals carried its error) */
-#define DISC_ENV_MIN 20         /* ... of one source, for it to count (16
-                                   let uniform 20+-10 ms start worse) */
+#define DISC_ENV_WINDOW 32      /* newest samples the envelope looks at */
+#define DISC_ENV_MIN 16         /* ... of one source, for it to count */
 #define DISC_ENV_PATHS 8        /* sources it tells apart */
 #define DISC_SOURCES 256        /* sources (paths 0..255) with their own state */
 #define DISC_POLL_GATE 2.0      /* poll: a sample within this many errors of
@@ -48,11 +45,9 @@
                                    1.4-2.4x worse, docs/discipline.md) */
 #define DISC_POLL_LIMIT 30      /* ... and the jiggle count that moves the
                                    poll one step (RFC 5905 LIMIT) */
-#define DISC_ENV_GRID 32        /* envelope: slopes per pass, */
-#define DISC_ENV_SPAN 5.0       /* ... the first pass over the regression's
-                                   slope +- this many of its sigmas, */
-#define DISC_ENV_LOGSPAN 20.0   /* ... the second where the log-likelihood
-                                   is within this of its peak */
+#define DISC_ENV_AGE_RATIO 3.0  /* a source's samples count while the
+                                   frequency's error over their age stays
+                                   below this many times the line's own */
 
 /* RFC 5905 appendix A.5.5.6, with ntpd's PLL gain (the RFC's 65536 gives a
  * phase time constant of weeks). */
@@ -448,148 +443,60 @@ static void hist_restart(ntp_disc *d)
   d->fm_started = false;
 }
 
-/* The delay envelope: the phase now from the bounds the newest samples'
- * delays put on it.  Each sample bounds the offset from both sides, at its
- * offset +- half its delay h (the one-way delays are not negative), so per
- * source, along a line of slope s, the phase now p satisfies
- *   max(x_i - s (t_i - now) - h_i)  <=  p  <=  min(x_i - s (t_i - now) + h_i)
- * and the middle of that interval is the phase the least-delayed request
- * and the least-delayed response agree on, even when no single exchange was
- * quick both ways; it tightens like 1/n where an average tightens like
- * 1/sqrt(n).  Sources count by 1/width^2 (the width is mostly the path's
- * base delay: nearer servers count more).
- *
- * Which slope: if each way's queueing delay is exponential with mean mu,
- * the likelihood of slope s, with the phase and the path's minimum delay
- * integrated out, is exp(n W(s) / mu) for an interval of width W(s): the
- * slopes that leave every sample's delay room to have queued are the
- * likely ones.  The phase is averaged over a grid of slopes around the
- * regression's, weighted by that and by the regression's own estimate as a
- * prior.  Uniform delays (which have a ceiling) are not exponential; there
- * it does about as well as the regression's slope.  docs/discipline.md,
- * "The envelope".
- *
- * A source only counts with DISC_ENV_MIN samples.  False (nothing to add)
- * when none counts or an interval is empty (a bogus delay). */
-typedef struct env_src {
-  int id, n, idx[DISC_ENV_WINDOW];
-  double mu; /* one way's mean queueing delay, if exponential */
-} env_src;
-
-static int cmp_double(const void *a, const void *b)
+/* The delay envelope: how far the fitted line at `now` (line_now, slope in
+ * s/s) is off, from the newest samples' delays.  Each sample bounds the
+ * offset from both sides, at its offset +- half its delay (the one-way
+ * delays are not negative), so per source the line's residuals r give
+ *   max(r - delay/2) <= error of the line <= min(r + delay/2)
+ * and the middle of that interval is the offset the least-delayed request
+ * and the least-delayed response agree on, even when no single exchange
+ * was quick both ways; it tightens like 1/n where the line's average
+ * tightens like 1/sqrt(n).  Sources count by 1/width^2 (the width is
+ * mostly the path's base delay: nearer servers count more); a source only
+ * counts with DISC_ENV_MIN samples, and while the frequency's uncertainty
+ * over their age stays within DISC_ENV_AGE_RATIO times the line's own
+ * error, since the residuals are detrended with that frequency.  Returns
+ * the correction to add to the line (0: none). */
+static double envelope(const ntp_disc *d, double now, double line_now, double slope,
+                       double line_err)
 {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* The median of v[0..n), n >= 1 (sorts v). */
-static double median(double *v, int n)
-{
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return v[n / 2];
-}
-
-/* Along slope s: the sources' middles by 1/width^2, and the
- * log-likelihood of s (sum of n W / mu); false if an interval is empty. */
-static bool env_at(const ntp_disc *d, const env_src *src, int np, double now, double s,
-                   double *phase, double *loglik)
-{
-  double sw = 0, sum = 0, ll = 0;
-  for (int k = 0; k < np; k++) {
-    double lo = -INFINITY, hi = INFINITY;
-    for (int j = 0; j < src[k].n; j++) {
-      const disc_sample *h = &d->hist[src[k].idx[j]];
-      double p = h->x - s * (h->t - now);
-      lo = fmax(lo, p - h->h);
-      hi = fmin(hi, p + h->h);
-    }
-    if (!(hi >= lo))
-      return false;
-    double w = 1.0 / fmax((hi - lo) * (hi - lo), 1e-18);
-    sw += w;
-    sum += w * (lo + hi) / 2;
-    ll += src[k].n * (hi - lo) / src[k].mu;
-  }
-  *phase = sum / sw;
-  *loglik = ll;
-  return true;
-}
-
-static bool envelope(const ntp_disc *d, double now, double slope, double slope_sd,
-                     double *phase)
-{
-  env_src src[DISC_ENV_PATHS];
-  int np = 0, seen = 0;
+  int ids[DISC_ENV_PATHS], count[DISC_ENV_PATHS], np = 0;
+  double lo[DISC_ENV_PATHS], hi[DISC_ENV_PATHS], age[DISC_ENV_PATHS];
+  int seen = 0;
   for (int i = d->n_hist - 1; i >= 0 && seen < DISC_ENV_WINDOW; i--, seen++) {
     const disc_sample *h = &d->hist[i];
     if (h->path < 0 || !isfinite(h->h))
       continue;
     int k = 0;
-    while (k < np && src[k].id != h->path)
+    while (k < np && ids[k] != h->path)
       k++;
     if (k == np) {
       if (np == DISC_ENV_PATHS)
         continue;
-      src[np++] = (env_src){.id = h->path};
+      ids[np] = h->path;
+      count[np] = 0;
+      lo[np] = -INFINITY;
+      hi[np] = INFINITY;
+      np++;
     }
-    src[k].idx[src[k].n++] = i;
+    double r = h->x - (line_now + slope * (h->t - now));
+    lo[k] = fmax(lo[k], r - h->h);
+    hi[k] = fmin(hi[k], r + h->h);
+    age[k] = now - h->t;
+    count[k]++;
   }
-  int used = 0;
+  double sw = 0, sum = 0;
   for (int k = 0; k < np; k++) {
-    if (src[k].n < DISC_ENV_MIN)
-      continue;
-    double ex[DISC_ENV_WINDOW], hmin = INFINITY;
-    for (int j = 0; j < src[k].n; j++)
-      hmin = fmin(hmin, d->hist[src[k].idx[j]].h);
-    for (int j = 0; j < src[k].n; j++)
-      ex[j] = 2 * (d->hist[src[k].idx[j]].h - hmin); /* delay beyond the least */
-    /* the median of the sum of two exponentials is 1.68 times their mean */
-    src[k].mu = fmax(median(ex, src[k].n) / 1.68, 1e-9);
-    src[used++] = src[k];
-  }
-  double p, ll;
-  if (used == 0 || !env_at(d, src, used, now, slope, &p, &ll))
-    return false;
-  *phase = p;
-  if (!(slope_sd > 0))
-    return true;
-  /* First pass: where the likelihood is (the regression's +-5 sigma). */
-  double lo = slope - DISC_ENV_SPAN * slope_sd;
-  double step = 2 * DISC_ENV_SPAN * slope_sd / (DISC_ENV_GRID - 1);
-  double lls[DISC_ENV_GRID], peak = ll; /* the regression's slope is one */
-  for (int g = 0; g < DISC_ENV_GRID; g++) {
-    lls[g] = env_at(d, src, used, now, lo + step * g, &p, &ll) ? ll : -INFINITY;
-    peak = fmax(peak, lls[g]);
-  }
-  int g0 = DISC_ENV_GRID, g1 = -1;
-  for (int g = 0; g < DISC_ENV_GRID; g++)
-    if (lls[g] > peak - DISC_ENV_LOGSPAN) {
-      g0 = g < g0 ? g : g0;
-      g1 = g;
-    }
-  if (g1 < 0)
-    return true; /* narrower than the grid: the regression's slope */
-  /* Second pass: the mean over it, with the prior. */
-  double a = lo + step * (g0 - 1), b = lo + step * (g1 + 1), ps[DISC_ENV_GRID];
-  peak = -INFINITY;
-  for (int g = 0; g < DISC_ENV_GRID; g++) {
-    double sg = a + (b - a) * g / (DISC_ENV_GRID - 1), z = (sg - slope) / slope_sd;
-    lls[g] = -INFINITY;
-    if (env_at(d, src, used, now, sg, &ps[g], &ll))
-      lls[g] = ll - 0.5 * z * z;
-    peak = fmax(peak, lls[g]);
-  }
-  double sp = 0, sw = 0;
-  for (int g = 0; g < DISC_ENV_GRID; g++) {
-    if (lls[g] == -INFINITY)
-      continue;
-    double w = exp(lls[g] - peak);
-    sp += w * ps[g];
+    double width = hi[k] - lo[k];
+    if (count[k] < DISC_ENV_MIN || !(width >= 0))
+      continue; /* too few, or inconsistent (a bogus delay) */
+    if (1e-6 * d->skew * age[k] > DISC_ENV_AGE_RATIO * line_err)
+      continue; /* the frequency is not known well enough that far back */
+    double w = 1.0 / fmax(width * width, 1e-18);
     sw += w;
+    sum += w * (lo[k] + hi[k]) / 2;
   }
-  if (sw > 0)
-    *phase = sp / sw;
-  return true;
+  return sw > 0 ? sum / sw : 0.0;
 }
 
 /* Returns the phase error now; *period: how long to slew it out over. */
@@ -612,9 +519,9 @@ static double regression_law(ntp_disc *d, double now, const ntp_disc_sample *s, 
      * frequency (the fitted line itself once the slope is certain; while it
      * is not, a line through a few noisy samples would throw the phase as
      * far as its slope is wrong). */
-    double line_now = f.xm - 1e-6 * d->f_base * f.tm, env_now;
-    if (d->freq_known && envelope(d, now, 1e-6 * d->f_base, 1e-6 * d->skew, &env_now))
-      line_now = env_now;
+    double line_now = f.xm - 1e-6 * d->f_base * f.tm;
+    if (d->freq_known)
+      line_now += envelope(d, now, line_now, 1e-6 * d->f_base, f.sd_xm);
     est = line_now - phase_at(d, now);
     *est_err = f.sd_xm;
   }

@@ -499,47 +499,6 @@ static void test_delay_envelope(void **state)
   assert_true(with < without);
 }
 
-/* Queueing with no ceiling (exponential, mean 2 ms each way) and a clock
- * 20 ppm fast: the envelope also weighs the slopes by how much room each
- * leaves the samples' delays, which pins the phase after 48 samples far
- * better than the regression's slope did (RMS over 20 runs: 73 us, against
- * 141 us with the slope of the line). */
-static double queue_run(uint64_t seed)
-{
-  ntp_disc_cfg c = cfg_default();
-  c.estimate_only = true;
-  ntp_disc *d = ntp_disc_create(&c, 0.0);
-  uint64_t x = seed;
-  double theta = 1e-3, freq = 20e-6, t = 0;
-  for (int i = 0; i < 48; i++) {
-    double q[2];
-    for (int k = 0; k < 2; k++) { /* LCG, exponential with mean 2 ms */
-      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-      q[k] = -2e-3 * log1p(-(double)(x >> 11) / 9007199254740992.0);
-    }
-    t = 16.0 * i;
-    ntp_disc_sample s = {.taken = t, .offset = theta - freq * t + (q[0] - q[1]) / 2,
-                         .delay = 0.010 + q[0] + q[1], .path = 0, .error = 1e-3};
-    ntp_disc_feed(d, t, &s, 4);
-  }
-  double err = ntp_disc_offset_now(d, t) - (theta - freq * t);
-  ntp_disc_destroy(d);
-  return err;
-}
-
-static void test_envelope_queue(void **state)
-{
-  (void)state;
-  double sq = 0;
-  for (uint64_t seed = 1; seed <= 20; seed++) {
-    double e = queue_run(seed);
-    sq += e * e;
-  }
-  double rms = sqrt(sq / 20);
-  print_message("queueing: RMS %.1f us over 20 runs\n", rms * 1e6);
-  assert_true(rms < 90e-6);
-}
-
 /* With a delay and a source, a sample's weight comes from its delay
  * against that source's other samples, as of each fit: what the caller
  * thought of it on arrival (a young filter register's inflated errors for
@@ -710,7 +669,6 @@ int main(void)
       cmocka_unit_test(test_step_needs_certainty),
       cmocka_unit_test(test_estimate_only),
       cmocka_unit_test(test_delay_envelope),
-      cmocka_unit_test(test_envelope_queue),
       cmocka_unit_test(test_sort_samples),
       cmocka_unit_test(test_rated_by_delay),
       cmocka_unit_test(test_long_history),
