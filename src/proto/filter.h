@@ -93,8 +93,6 @@ bool ntp_filter_get(const ntp_filter *f, double now, ntp_filter_out *out);
 /* Samples held (used or not). */
 int ntp_filter_count(const ntp_filter *f);
 
-/* One measurement for the clock discipline: every sample counts there, each
- * weighted by how much queueing its delay shows (see ntp_filter_samples). */
 /* The error floor shared by a source's samples (see ntp_filter_samples):
  *   max(precision, FLOOR * median excess / 2)
  *   + (min delay / 2) * (NTP_FILTER_LEN - seen) / NTP_FILTER_LEN while seen < NTP_FILTER_LEN
@@ -105,6 +103,8 @@ int ntp_filter_count(const ntp_filter *f);
 double ntp_filter_error_floor(double *ex, int n, double min_delay, unsigned seen,
                               double precision);
 
+/* One measurement for the clock discipline: every sample counts there, each
+ * weighted by how much queueing its delay shows (see ntp_filter_samples). */
 typedef struct ntp_filter_raw {
   double t;      /* monotonic time it was taken */
   double offset; /* as measured */
