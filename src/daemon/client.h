@@ -11,6 +11,7 @@
 
 #include "daemon/conf.h"
 #include "daemon/netaddr.h"
+#include "proto/nts_client.h"
 #include "proto/source.h"
 
 struct event_base;
@@ -30,6 +31,15 @@ typedef struct peer_view {
   unsigned cookies;            /* NTS cookies held (0 for plain NTP) */
   ntp_source_info info;
   const ntp_source *src;       /* its samples: ntp_source_samples() */
+  /* "ok", "starting" (no reply yet), "no-reply" (polls unanswered: the path,
+   * a firewall, or the server is down), "denied" (DENY/RSTR kiss), and for
+   * NTS: "ke" (NTS-KE running), "ke-failed" (the last NTS-KE failed; see
+   * ke_error), "ke-wait" (waiting to redo NTS-KE) */
+  const char *state;
+  const char *ke_error;        /* NTS: why the last NTS-KE failed ("" if it did not) */
+  double ke_retry;             /* NTS: seconds until the next NTS-KE, -1 if none due */
+  unsigned nts_naks;           /* NTS: exchanges in a row that ended with only a NAK */
+  uint64_t tamper[NTS_TAMPER_COUNT]; /* NTS: refused, by reason (tamper evidence) */
 } peer_view;
 
 /* NTS client counters, as `ntpq -c nts` shows them. */
@@ -53,6 +63,10 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v);
 void clients_get_stats(const ntsd_clients *c, ntsd_client_stats *out);
 /* The local clock was stepped: every source forgets its samples. */
 void clients_clock_stepped(ntsd_clients *c);
+/* The system is synchronised (first time only matters): NTS sessions whose
+ * certificates were accepted without their dates (`nocerttimecheck`) are
+ * redone with the dates checked. */
+void clients_set_synced(ntsd_clients *c);
 /* Peer i's poll from now on (the discipline's ntp_disc_poll()). */
 void clients_set_poll(ntsd_clients *c, size_t i, int poll);
 

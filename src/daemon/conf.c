@@ -23,6 +23,7 @@
  *   nts-listen-on PORT|ADDR:PORT|[IPv6]:PORT
  *   controlsocket PATH [group NAME]       (ntsd)
  *   includefile FILE                      (followed by conf_load_file only)
+ *   nocerttimecheck N                     (ntsd, as chrony)
  *   warn: statistics, filegen, logconfig, tinker, mru, keys, trustedkey, controlkey,
  *       requestkey, leapsmearinterval, setvar
  *
@@ -1243,6 +1244,17 @@ static void do_include(struct parser *p, struct cursor *cu, const struct directi
   p->errors += sub.errors;
 }
 
+/* `nocerttimecheck N` (ntsd, as chrony): the first N NTS-KEs may skip the
+ * certificates' validity dates while the clock has never been synchronised. */
+static void do_nocerttimecheck(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  int v;
+
+  if (t && get_int(p, d->name, t, 0, 1000, &v) && expect_end(p, cu, d->name))
+    p->c->nocerttimecheck = v;
+}
+
 static const struct directive directives[] = {
     {"server", do_source, CONF_SERVER},
     {"pool", do_source, CONF_POOL},
@@ -1276,6 +1288,7 @@ static const struct directive directives[] = {
     {"nts-listen-on", do_nts_listen, 0},
     {"controlsocket", do_controlsocket, 0},
     {"includefile", do_include, 0},
+    {"nocerttimecheck", do_nocerttimecheck, 0},
 };
 
 static bool is_blank(char ch)

@@ -96,6 +96,8 @@ typedef struct ntsd_conf {
                                         NTS-KE; "" = none (clients use our address) */
   char nts_mintls[16];
   double nts_rotate;      /* seconds, default 86400 */
+  int nocerttimecheck;    /* NTS-KEs that may skip certificate dates before the
+                             first synchronisation (0: none) */
 
   /* control socket */
   char control_socket[CONF_PATH_MAX]; /* "" = built-in default */

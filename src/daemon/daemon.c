@@ -275,6 +275,8 @@ static void update_system(ntsd *d)
     s->offset = 0;
   }
   s->info = si;
+  if (s->synced)
+    clients_set_synced(d->clients);
   update_kernel_status(d, s->synced ? si.leap : NTP_LEAP_UNSYNC, s->synced);
   if (d->disc) {
     ntp_disc_info di;

@@ -65,6 +65,7 @@ static void tls_failure(ke_client *k, struct bufferevent *bev)
   long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
   if (ossl)
     ERR_error_string_n(ossl, e, sizeof(e));
+  k->res.verify_result = vr;
   if (vr != X509_V_OK)
     snprintf(why, sizeof(why), "certificate verification failed: %s",
              X509_verify_cert_error_string(vr));

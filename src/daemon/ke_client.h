@@ -21,6 +21,7 @@ typedef struct ke_client ke_client;
 typedef struct ke_result {
   bool ok;
   char why[200];          /* on failure: what went wrong, for the log */
+  long verify_result;     /* on failure: X509_V_OK, or why the certificate failed */
   nts_ke_session session; /* on success: AEAD, cookies, server, port */
   uint8_t c2s[NTS_AEAD_MAX_KEY_LEN];
   uint8_t s2c[NTS_AEAD_MAX_KEY_LEN];

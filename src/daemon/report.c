@@ -72,6 +72,17 @@ static char *json_finish(json_w *j)
   return out;
 }
 
+/* "tamper": {"bad_auth": N, "replay": N, ...}: refused NTS responses and
+ * NTS-KE certificate failures by reason. */
+static void tamper_json(json_w *j, const uint64_t *t)
+{
+  json_key(j, "tamper");
+  json_obj_begin(j);
+  for (int r = 0; r < NTS_TAMPER_COUNT; r++)
+    json_kv_uint(j, nts_client_tamper_name((nts_client_tamper)r), t[r]);
+  json_obj_end(j);
+}
+
 static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
 {
   const ntp_source_info *i = &v->info;
@@ -109,6 +120,14 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
     json_kv_uint(j, ntp_drop_name((ntp_drop)d), i->drops[d]);
   json_obj_end(j);
   json_kv_str(j, "kod", ntp_kod_name(i->last_kod));
+  json_kv_str(j, "state", v->state ? v->state : "ok");
+  if (v->nts) {
+    json_kv_str(j, "ke_error", v->ke_error ? v->ke_error : "");
+    json_key(j, "ke_retry");
+    v->ke_retry >= 0 ? json_number(j, v->ke_retry) : json_null(j);
+    json_kv_uint(j, "nak_run", v->nts_naks);
+    tamper_json(j, v->tamper);
+  }
   json_obj_end(j);
 }
 
@@ -135,9 +154,10 @@ static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
             refid, i->have_sample ? i->stratum : 16, kind, when, ldexp(1.0, i->poll),
             i->reach);
   if (i->have_sample)
-    tb_printf(t, "%8.3f %8.3f %8.3f\n", i->delay * 1e3, i->offset * 1e3, i->jitter * 1e3);
+    tb_printf(t, "%8.3f %8.3f %8.3f", i->delay * 1e3, i->offset * 1e3, i->jitter * 1e3);
   else
-    tb_printf(t, "%8s %8s %8s\n", "-", "-", "-");
+    tb_printf(t, "%8s %8s %8s", "-", "-", "-");
+  tb_printf(t, " %s\n", v->state ? v->state : "ok");
 }
 
 char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json)
@@ -157,9 +177,9 @@ char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, boo
   }
   textbuf t = {0};
   tb_printf(&t, "     remote              refid           st t when poll reach   delay "
-                "  offset   jitter\n");
+                "  offset   jitter state\n");
   tb_printf(&t, "=============================================================================="
-                "========\n");
+                "===============\n");
   for (size_t i = 0; i < n; i++)
     if (clients_view(c, i, now, &v))
       peer_line(&t, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE);
@@ -265,6 +285,36 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
   return tb_finish(&t);
 }
 
+/* The tamper evidence of every NTS source, added up by reason. */
+static void tamper_totals(const ntsd_clients *c, uint64_t *total)
+{
+  memset(total, 0, NTS_TAMPER_COUNT * sizeof(*total));
+  peer_view v;
+  for (size_t i = 0; c && i < clients_count(c); i++)
+    if (clients_view(c, i, 0, &v) && v.nts)
+      for (int r = 0; r < NTS_TAMPER_COUNT; r++)
+        total[r] += v.tamper[r];
+}
+
+/* "sources": [{"remote", "address", "tamper": {...}}] for the NTS sources. */
+static void tamper_sources_json(json_w *j, const ntsd_clients *c)
+{
+  peer_view v;
+  json_key(j, "sources");
+  json_arr_begin(j);
+  for (size_t i = 0; c && i < clients_count(c); i++) {
+    if (!clients_view(c, i, 0, &v) || !v.nts)
+      continue;
+    json_obj_begin(j);
+    json_kv_str(j, "remote", v.name);
+    json_kv_str(j, "address", v.address);
+    json_kv_str(j, "state", v.state);
+    tamper_json(j, v.tamper);
+    json_obj_end(j);
+  }
+  json_arr_end(j);
+}
+
 /* The NTS counters: the names of NTPsec's `ntpq -c nts`, as JSON keys. */
 char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
                  bool json)
@@ -307,6 +357,8 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
       {"server_naks", "NTS server NAKs sent", ss.nts_naks},
   };
   size_t n = sizeof(rows) / sizeof(rows[0]);
+  uint64_t total[NTS_TAMPER_COUNT];
+  tamper_totals(c, total);
   if (json) {
     json_w *j = json_new();
     if (!j)
@@ -315,6 +367,8 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
     json_kv_bool(j, "ke_server", ke != NULL);
     for (size_t i = 0; i < n; i++)
       json_kv_uint(j, rows[i].key, rows[i].v);
+    tamper_json(j, total);
+    tamper_sources_json(j, c);
     json_obj_end(j);
     return json_finish(j);
   }
@@ -322,5 +376,8 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
   tb_printf(&t, "%-32s%s\n", "NTS-KE server:", ke ? ke_server_address(ke) : "off");
   for (size_t i = 0; i < n; i++)
     tb_printf(&t, "%-32s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
+  for (int r = 0; r < NTS_TAMPER_COUNT; r++)
+    tb_printf(&t, "NTS client refused %-13s%llu\n",
+              nts_client_tamper_name((nts_client_tamper)r), (unsigned long long)total[r]);
   return tb_finish(&t);
 }

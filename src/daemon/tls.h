@@ -17,8 +17,10 @@
 SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen);
 
 /* Client context trusting `ca` (a PEM file or a hashed directory), or the
- * system store when ca is NULL or "".  NULL with a message on failure. */
-SSL_CTX *tls_client_ctx(const char *ca, char *err, size_t errlen);
+ * system store when ca is NULL or "".  With no_time_check, certificates are
+ * verified except for their validity dates (`nocerttimecheck`: a clock that
+ * has never been set cannot judge them).  NULL with a message on failure. */
+SSL_CTX *tls_client_ctx(const char *ca, bool no_time_check, char *err, size_t errlen);
 
 /* Prepares a client SSL for `host`: SNI (for names), and verification of
  * the certificate's DNS name, or of its IP SAN when host is an address

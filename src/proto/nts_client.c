@@ -18,7 +18,17 @@ struct nts_client {
   unsigned head, count; /* FIFO: oldest at head */
   size_t pending_len;   /* 0: no request awaits a response */
   uint8_t pending_uid[NTS_CLIENT_MAX_UID];
+  uint8_t recent[NTS_CLIENT_RECENT][NTS_CLIENT_RECENT_LEN]; /* ring of sent identifiers */
+  unsigned recent_next, recent_n;
 };
+
+static const char *const tamper_names[NTS_TAMPER_COUNT] = {
+    "bad_auth", "replay", "unexpected", "forged_nak", "malformed", "ke_cert"};
+
+const char *nts_client_tamper_name(nts_client_tamper t)
+{
+  return (unsigned)t < NTS_TAMPER_COUNT ? tamper_names[t] : "?";
+}
 
 nts_client *nts_client_create(void) { return calloc(1, sizeof(nts_client)); }
 
@@ -111,7 +121,27 @@ bool nts_client_set_pending(nts_client *c, const uint8_t *uid, size_t len)
     return false;
   memcpy(c->pending_uid, uid, len);
   c->pending_len = len;
+  /* Remembered by their first bytes: enough to tell our random identifiers
+   * apart, and the ring stays small. */
+  size_t keep = len < NTS_CLIENT_RECENT_LEN ? len : NTS_CLIENT_RECENT_LEN;
+  memset(c->recent[c->recent_next], 0, NTS_CLIENT_RECENT_LEN);
+  memcpy(c->recent[c->recent_next], uid, keep);
+  c->recent_next = (c->recent_next + 1) % NTS_CLIENT_RECENT;
+  if (c->recent_n < NTS_CLIENT_RECENT)
+    c->recent_n++;
   return true;
+}
+
+bool nts_client_was_sent(const nts_client *c, const uint8_t *uid, size_t len)
+{
+  if (len == 0 || len > NTS_CLIENT_MAX_UID)
+    return false;
+  uint8_t key[NTS_CLIENT_RECENT_LEN] = {0};
+  memcpy(key, uid, len < sizeof(key) ? len : sizeof(key));
+  for (unsigned i = 0; i < c->recent_n; i++)
+    if (memcmp(c->recent[i], key, sizeof(key)) == 0)
+      return true;
+  return false;
 }
 
 /* The identifier is not secret (it travels in the clear): plain memcmp. */

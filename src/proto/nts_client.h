@@ -15,6 +15,24 @@
 
 #define NTS_CLIENT_JAR 8 /* cookies a full jar holds */
 #define NTS_CLIENT_MAX_UID 256 /* longest unique identifier kept for a request */
+#define NTS_CLIENT_RECENT 8    /* identifiers of earlier requests remembered */
+#define NTS_CLIENT_RECENT_LEN 32 /* bytes of each remembered (ours are 32) */
+
+/* Why something from a source was refused, for tamper evidence: each is
+ * either an attack or a broken path, never a normal event. */
+typedef enum nts_client_tamper {
+  NTS_TAMPER_BAD_AUTH = 0, /* authenticator missing, misplaced or not verifying */
+  NTS_TAMPER_REPLAY,       /* the unique identifier of an earlier request of ours */
+  NTS_TAMPER_UNEXPECTED,   /* an identifier we never sent, none, or nothing in flight */
+  NTS_TAMPER_FORGED_NAK,   /* a NAK not for the request in flight, or one that an
+                              authentic response to the same request contradicted */
+  NTS_TAMPER_MALFORMED,    /* extension fields that do not parse */
+  NTS_TAMPER_KE_CERT,      /* NTS-KE: the server's certificate did not verify */
+  NTS_TAMPER_COUNT
+} nts_client_tamper;
+
+/* "bad_auth", "replay", "unexpected", "forged_nak", "malformed", "ke_cert". */
+const char *nts_client_tamper_name(nts_client_tamper t);
 
 typedef struct nts_client nts_client;
 
@@ -56,5 +74,9 @@ const nts_aead_key *nts_client_s2c(const nts_client *c);
 bool nts_client_set_pending(nts_client *c, const uint8_t *uid, size_t len);
 bool nts_client_is_pending(const nts_client *c, const uint8_t *uid, size_t len);
 void nts_client_clear_pending(nts_client *c);
+/* True if uid was one of the last NTS_CLIENT_RECENT identifiers set pending
+ * (answered, superseded or still in flight); survives reset and new sessions,
+ * so a replay from an older session is still recognised. */
+bool nts_client_was_sent(const nts_client *c, const uint8_t *uid, size_t len);
 
 #endif

@@ -650,3 +650,25 @@ nts_ntp_cli_result nts_ntp_client_response(nts_client *c, const uint8_t *resp, s
   nts_wipe(pt, pt_len);
   return r;
 }
+
+nts_client_tamper nts_ntp_client_tamper(const nts_client *c, nts_ntp_cli_result r,
+                                        const uint8_t *resp, size_t len)
+{
+  if (r == NTS_NTP_CLI_MALFORMED)
+    return NTS_TAMPER_MALFORMED;
+  if (r == NTS_NTP_CLI_BAD_AUTH)
+    return NTS_TAMPER_BAD_AUTH;
+  if (r == NTS_NTP_CLI_NAK)
+    return NTS_TAMPER_FORGED_NAK; /* asked only when an authentic answer followed */
+  if (is_nts_nak(resp, len))
+    return NTS_TAMPER_FORGED_NAK;
+  field_list fl;
+  fl.n = 0;
+  if (len < NTP_HDR_LEN || len > NTP_MAX_PKT || !walk_packet(resp, len, &fl))
+    return NTS_TAMPER_MALFORMED;
+  for (size_t i = 0; i < fl.n; i++)
+    if (fl.f[i].type == NTP_EF_UNIQUE_ID)
+      return nts_client_was_sent(c, fl.f[i].body, fl.f[i].body_len) ? NTS_TAMPER_REPLAY
+                                                                    : NTS_TAMPER_UNEXPECTED;
+  return NTS_TAMPER_UNEXPECTED;
+}

@@ -208,4 +208,12 @@ nts_ntp_cli_result nts_ntp_client_response(nts_client *c, const uint8_t *resp, s
                                            const uint8_t *uid, size_t uid_len,
                                            unsigned *new_cookies);
 
+/* Why a response refused with r (anything but OK) is evidence of tampering
+ * or a broken path: a replay of one of our earlier requests' answers, a
+ * response to a request we never sent, a forged NAK, a bad authenticator,
+ * malformed fields.  NTS_NTP_CLI_NAK itself maps to FORGED_NAK: the caller
+ * asks only when an authentic response to the same request followed it. */
+nts_client_tamper nts_ntp_client_tamper(const nts_client *c, nts_ntp_cli_result r,
+                                        const uint8_t *resp, size_t len);
+
 #endif

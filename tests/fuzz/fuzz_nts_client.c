@@ -83,6 +83,11 @@ static void check_raw(fuzz_env *e, const uint8_t *data, size_t size)
   nts_ntp_cli_result r = nts_ntp_client_response(e->cli, data, size, e->uid, 32, &n);
   if (r >= NTS_NTP_CLI_RESULT_COUNT || nts_ntp_cli_result_name(r)[0] == '?')
     abort();
+  if (r != NTS_NTP_CLI_OK) { /* every refusal has a tamper reason, never the KE's */
+    nts_client_tamper t = nts_ntp_client_tamper(e->cli, r, data, size);
+    if (t >= NTS_TAMPER_KE_CERT || nts_client_tamper_name(t)[0] == '?')
+      abort();
+  }
   bool answered = !nts_client_is_pending(e->cli, e->uid, 32);
   if (answered != (r == NTS_NTP_CLI_OK) || (r != NTS_NTP_CLI_OK && n != 0) ||
       nts_client_cookie_count(e->cli) != (n < NTS_CLIENT_JAR ? n : NTS_CLIENT_JAR))

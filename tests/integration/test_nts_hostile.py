@@ -28,14 +28,23 @@ The relay decides a mode per request:
   duplicate  forward, and send the authentic response twice
   inject     forward; before the authentic response, send the previous
              authentic response (a replay racing the real answer)
+  nak-ahead  forward, and at once answer with a NAK carrying the request's
+             own UID, ahead of the authentic response (RFC 8915 5.7: a NAK
+             is unauthenticated; anyone who sees the request can forge one)
 
 Passes when, for every hostile mode (a few polls each):
   * the client counts each hostile response in client_recvs_bad (exactly
     one per response the relay sent), client_naks stays unchanged (a forged
     NAK is not a NAK) and ke_probes_good stays 1 (no new NTS-KE);
+  * each refused response is also counted by reason (tamper evidence, in
+    `ntsctl peers --json` "tamper" and `ntsctl nts --json`): replay and
+    inject as replay, forged-nak and nak-ahead as forged_nak, flip and
+    truncate as malformed or bad_auth (by where the damage is; a response
+    cut to its header has no UID left: unexpected);
   * the peer's `accepted` does not grow while the mode lasts (no time is
-    taken from an inauthentic response); in `duplicate` and `inject` it
-    grows by exactly one per poll (the copy is ignored: the client closes
+    taken from an inauthentic response); in `duplicate`, `inject` and
+    `nak-ahead` it grows by exactly one per poll (a NAK only marks the
+    exchange, and the authentic answer that follows is still taken) (the copy is ignored: the client closes
     its per-request socket after the answer, so it is never even read; the
     injected replay is counted bad and the real answer that follows it is
     still taken);
@@ -150,7 +159,7 @@ class Relay:
     response is treated by the mode its request was relayed in."""
 
     MODES = ("pass", "replay", "flip", "forged-nak", "truncate", "duplicate", "inject",
-             "drop")
+             "nak-ahead", "drop")
 
     def __init__(self, listen, upstream):
         self.upstream = upstream
@@ -256,6 +265,10 @@ class Relay:
             self._note("forged NAK with %s UID" % ("a random" if uid != prev_uid
                                                    else "the previous request's"))
             return
+        if mode == "nak-ahead":
+            self.lsock.sendto(forged_nak(req, uid_of(req)), addr)
+            with self.lock:
+                self.hostile[mode] += 1
         asked = 1 + sum(1 for _, t, _ in ext_fields(req) if t == EF_PLACEHOLDER)
         with self.lock:
             self.pending[req[40:48]] = (addr, mode, i, time.monotonic())
@@ -276,6 +289,9 @@ class Relay:
             if resp[1] != 0:  # not a kiss (a NAK passes through, but is not replayed)
                 with self.lock:
                     self.last_good = resp
+            self.lsock.sendto(resp, addr)
+            return
+        if mode == "nak-ahead":
             self.lsock.sendto(resp, addr)
             return
         if mode == "duplicate":
@@ -325,7 +341,8 @@ class Ctx:
         p = self.peer()
         n = self.client.ctl_json("nts")
         return {"accepted": p["accepted"], "received": p["received"], "cookies": p["cookies"],
-                "reach": p["reach"], "address": p["address"], "nts": n}
+                "reach": p["reach"], "address": p["address"], "nts": n,
+                "tamper": p["tamper"], "state": p["state"]}
 
 
 def fmt(s):
@@ -334,6 +351,27 @@ def fmt(s):
             "client_recvs_bad=%d client_naks=%d" % (
                 s["accepted"], s["cookies"], s["reach"], n["ke_probes_good"],
                 n["client_recvs_good"], n["client_recvs_bad"], n["client_naks"]))
+
+
+# The tamper-evidence reason each mode's refused responses are counted under.
+TAMPER = {"replay": ("replay",), "flip": ("bad_auth", "malformed"), "forged-nak": ("forged_nak",),
+          "truncate": ("malformed", "bad_auth", "unexpected"), "inject": ("replay",),
+          "nak-ahead": ("forged_nak",), "duplicate": ("replay",)}
+
+
+def check_tamper(mode, before, after, bad):
+    grew = {k: after["tamper"][k] - before["tamper"][k] for k in after["tamper"]}
+    h.log("%s: tamper evidence grew by %r" % (mode, {k: v for k, v in grew.items() if v}))
+    want = TAMPER[mode]
+    h.check(sum(grew[k] for k in want) == bad and sum(grew.values()) == bad,
+            "%s: %d refused responses, tamper evidence %r (expected under %s)"
+            % (mode, bad, grew, "/".join(want) or "nothing"))
+    total = after["nts"]["tamper"]
+    h.check(all(total[k] >= after["tamper"][k] for k in total),
+            "ntsctl nts tamper totals %r below the peer's %r" % (total, after["tamper"]))
+    srcs = after["nts"]["sources"]
+    h.check(len(srcs) == 1 and srcs[0]["tamper"] == after["tamper"],
+            "ntsctl nts sources %r do not match the peer's %r" % (srcs, after["tamper"]))
 
 
 def wait_recovered(ctx, since, what, polls=3, timeout=12):
@@ -386,7 +424,8 @@ def hostile_mode(ctx, mode, polls):
     h.check(b["nts"]["ke_probes_good"] == 1 and b["nts"]["ke_probes_bad"] == 0,
             "%s: a new NTS-KE was run (ke_probes_good %d, bad %d)" % (
                 mode, b["nts"]["ke_probes_good"], b["nts"]["ke_probes_bad"]))
-    if mode in ("duplicate", "inject"):
+    check_tamper(mode, before, b, bad)
+    if mode in ("duplicate", "inject", "nak-ahead"):
         got = b["accepted"] - a["accepted"]
         h.check(got == sent, "%s: %d accepted for %d polls" % (mode, got, sent))
         h.check(b["nts"]["client_recvs_good"] - a["nts"]["client_recvs_good"] == got,
@@ -453,7 +492,7 @@ def run_tests(ctx, keyfile):
 
     # --- hostile modes -------------------------------------------------------
     for mode, polls in (("replay", 3), ("flip", 7), ("forged-nak", 4), ("truncate", 5),
-                        ("duplicate", 3), ("inject", 3)):
+                        ("duplicate", 3), ("inject", 3), ("nak-ahead", 10)):
         hostile_mode(ctx, mode, polls)
 
     sn = server_nts(server)
@@ -515,7 +554,7 @@ def run_tests(ctx, keyfile):
     h.check(sn["ke_serves_good"] == 1, "(b) server served %d NTS-KE exchanges"
             % sn["ke_serves_good"])
     log = client.proc.read_log()
-    h.check("NTS NAKs: cookies refused, redoing NTS-KE" in log,
+    h.check("NTS NAKs: the server refuses our cookies; NTS-KE again" in log,
             "(b) the client did not log the NAK-triggered NTS-KE")
     if relay.error:
         h.fail("relay thread failed: %s" % relay.error)

@@ -605,6 +605,85 @@ static void test_forged_nak(void **state)
   fx_free(&f);
 }
 
+/* Tamper evidence: a refused response is told apart as a replay of an
+ * earlier answer, a response to a request never sent, a forged NAK, a bad
+ * authenticator or malformed fields. */
+static void test_tamper_reasons(void **state)
+{
+  (void)state;
+  fx f;
+  fx_init(&f, NTS_AEAD_AES_SIV_CMAC_256, 4);
+  fx_request(&f, 0);
+  fx_respond(&f);
+  assert_int_equal(fx_check(&f, f.resp, f.resp_len, NULL), NTS_NTP_CLI_OK);
+  uint8_t old[NTP_MAX_PKT];
+  size_t old_len = f.resp_len;
+  memcpy(old, f.resp, old_len);
+  /* the same answer again, and again after a new request: a replay */
+  nts_ntp_cli_result r = fx_check(&f, old, old_len, NULL);
+  assert_int_equal(r, NTS_NTP_CLI_BAD_UID);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, old, old_len), NTS_TAMPER_REPLAY);
+  fx_request(&f, 0);
+  r = fx_check(&f, old, old_len, NULL);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, old, old_len), NTS_TAMPER_REPLAY);
+  /* somebody else's identifier: unexpected; with a NAK's header: a forged NAK */
+  pkt p;
+  uint8_t other[NTS_NTP_UID_LEN];
+  memset(other, 0x5a, sizeof(other));
+  memcpy(p.b, f.resp, NTP_HDR_LEN);
+  p.len = NTP_HDR_LEN;
+  pk_ef(&p, NTP_EF_UNIQUE_ID, other, sizeof(other));
+  r = fx_check(&f, p.b, p.len, NULL);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, p.b, p.len), NTS_TAMPER_UNEXPECTED);
+  size_t hl = ntp_server_kod(f.req, f.req_len, NTSN, RX_TS, p.b, sizeof(p.b));
+  p.len = hl;
+  pk_ef(&p, NTP_EF_UNIQUE_ID, other, sizeof(other));
+  r = fx_check(&f, p.b, p.len, NULL);
+  assert_int_equal(r, NTS_NTP_CLI_BAD_UID);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, p.b, p.len), NTS_TAMPER_FORGED_NAK);
+  /* a NAK with our identifier is only forged if an answer contradicts it */
+  p.len = hl;
+  pk_ef(&p, NTP_EF_UNIQUE_ID, f.uid, sizeof(f.uid));
+  r = fx_check(&f, p.b, p.len, NULL);
+  assert_int_equal(r, NTS_NTP_CLI_NAK);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, p.b, p.len), NTS_TAMPER_FORGED_NAK);
+  /* one flipped tag bit: bad authenticator; a broken field: malformed */
+  fx_respond(&f);
+  f.resp[f.resp_len - 1] ^= 1;
+  r = fx_check(&f, f.resp, f.resp_len, NULL);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, f.resp, f.resp_len), NTS_TAMPER_BAD_AUTH);
+  f.resp[f.resp_len - 1] ^= 1;
+  f.resp[NTP_HDR_LEN + 3] = 1; /* first field's length below the minimum */
+  r = fx_check(&f, f.resp, f.resp_len, NULL);
+  assert_int_equal(nts_ntp_client_tamper(f.c, r, f.resp, f.resp_len), NTS_TAMPER_MALFORMED);
+  assert_string_equal(nts_client_tamper_name(NTS_TAMPER_KE_CERT), "ke_cert");
+  assert_string_equal(nts_client_tamper_name(NTS_TAMPER_COUNT), "?");
+  fx_free(&f);
+}
+
+/* The identifiers of the last NTS_CLIENT_RECENT requests are remembered
+ * across new sessions; older ones are forgotten. */
+static void test_recent_uids(void **state)
+{
+  (void)state;
+  nts_client *c = nts_client_create();
+  uint8_t uid[NTS_NTP_UID_LEN];
+  for (int i = 0; i < NTS_CLIENT_RECENT + 1; i++) {
+    memset(uid, i + 1, sizeof(uid));
+    assert_true(nts_client_set_pending(c, uid, sizeof(uid)));
+  }
+  nts_client_reset(c);
+  memset(uid, 1, sizeof(uid));
+  assert_false(nts_client_was_sent(c, uid, sizeof(uid))); /* pushed out */
+  memset(uid, 2, sizeof(uid));
+  assert_true(nts_client_was_sent(c, uid, sizeof(uid)));
+  memset(uid, NTS_CLIENT_RECENT + 1, sizeof(uid));
+  assert_true(nts_client_was_sent(c, uid, sizeof(uid)));
+  assert_false(nts_client_was_sent(c, uid, 0));
+  assert_false(nts_client_was_sent(c, uid, NTS_CLIENT_MAX_UID + 1));
+  nts_client_destroy(c);
+}
+
 static void test_server_structure(void **state)
 {
   (void)state;
@@ -1064,6 +1143,8 @@ int main(void)
       cmocka_unit_test(test_request_bit_flips_and_truncations),
       cmocka_unit_test(test_nak_round_trip),
       cmocka_unit_test(test_forged_nak),
+      cmocka_unit_test(test_tamper_reasons),
+      cmocka_unit_test(test_recent_uids),
       cmocka_unit_test(test_server_structure),
       cmocka_unit_test(test_not_nts),
       cmocka_unit_test(test_auth_format),
