@@ -28,7 +28,7 @@
 #include "proto/select.h"
 
 #define SYS_REFRESH_S 1 /* how often system variables are recomputed */
-#define KEY_CHECK_S 60  /* how often cookie-key rotation is considered */
+#define KEY_CHECK_S 60  /* how often cookie-key rotation is considered, at most */
 #define DRIFT_SAVE_S 3600 /* drift file written about hourly */
 #define KE_TIMEOUT_S 2.0
 #define KE_MAX_CONNECTIONS 256
@@ -344,7 +344,9 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
   if (!d->keys)
     return false;
-  struct timeval tv = {.tv_sec = KEY_CHECK_S};
+  /* A key rotates within a tenth of its period of falling due. */
+  double check = fmin(KEY_CHECK_S, c->nts_rotate / 10);
+  struct timeval tv = {.tv_sec = check >= 1 ? (time_t)check : 1};
   d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
   if (!d->key_check || event_add(d->key_check, &tv) < 0) {
     snprintf(err, errlen, "cannot register events");

@@ -66,9 +66,12 @@ static void tls_failure(ke_client *k, struct bufferevent *bev)
   if (ossl)
     ERR_error_string_n(ossl, e, sizeof(e));
   k->res.verify_result = vr;
+  int sock_err = EVUTIL_SOCKET_ERROR();
   if (vr != X509_V_OK)
     snprintf(why, sizeof(why), "certificate verification failed: %s",
              X509_verify_cert_error_string(vr));
+  else if (!k->sent && sock_err && ERR_GET_LIB(ossl) != ERR_LIB_SSL)
+    snprintf(why, sizeof(why), "cannot connect: %s", evutil_socket_error_to_string(sock_err));
   else if (ossl)
     snprintf(why, sizeof(why), "TLS: %s", e);
   else

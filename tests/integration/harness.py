@@ -969,11 +969,45 @@ def _openssl(*args):
     return r.stdout
 
 
-def make_test_pki(name="pki", days=2):
+_CA_DB_CNF = """[ca]
+default_ca = ca_default
+[ca_default]
+dir = %s
+database = $dir/index.txt
+new_certs_dir = $dir
+serial = $dir/serial
+default_md = sha256
+policy = policy_any
+unique_subject = no
+[policy_any]
+commonName = supplied
+"""
+
+
+def _sign_dated(d, pki, csr, srv_cnf, start, days):
+    """Signs csr with `openssl ca`, valid from Unix time `start` for `days`
+    days (the x509 command of OpenSSL 3.0 cannot set a start date)."""
+    cnf = os.path.join(d, "ca-db.cnf")
+    with open(cnf, "w") as f:
+        f.write(_CA_DB_CNF % d)
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("%016x\n" % random.getrandbits(63))
+    fmt = "%Y%m%d%H%M%SZ"
+    _openssl("ca", "-batch", "-notext", "-config", cnf, "-cert", pki.ca_cert,
+             "-keyfile", pki.ca_key, "-in", csr, "-out", pki.cert,
+             "-startdate", time.strftime(fmt, time.gmtime(start)),
+             "-enddate", time.strftime(fmt, time.gmtime(start + days * 86400)),
+             "-extfile", srv_cnf, "-extensions", "v3_server")
+
+
+def make_test_pki(name="pki", days=2, not_before=None):
     """Creates, with the `openssl` CLI, a CA and a server certificate signed
     by it in <tmp>/<name>/: EC P-256 keys, SHA-256, `days` days of validity,
     the server certificate with SAN DNS:localhost and IP:127.0.0.1 and the
-    serverAuth EKU.  Keys are mode 0600.  Returns a Pki."""
+    serverAuth EKU.  Keys are mode 0600.  `not_before` (Unix time): the
+    server certificate is valid only from then on (the CA from now).
+    Returns a Pki."""
     if shutil.which(OPENSSL_BIN) is None:
         skip("the openssl command-line tool is not installed")
     d = os.path.join(tmpdir(), name)
@@ -993,15 +1027,19 @@ def make_test_pki(name="pki", days=2):
     _openssl("req", "-x509", "-new", "-config", ca_cnf, "-extensions", "v3_ca",
              "-key", pki.ca_key, "-sha256", "-days", str(days), "-out", pki.ca_cert)
     _openssl("req", "-new", "-config", srv_cnf, "-key", pki.key, "-sha256", "-out", csr)
-    _openssl("x509", "-req", "-in", csr, "-CA", pki.ca_cert, "-CAkey", pki.ca_key,
-             "-set_serial", "0x%x" % random.getrandbits(63), "-days", str(days), "-sha256",
-             "-extfile", srv_cnf, "-extensions", "v3_server", "-out", pki.cert)
+    if not_before is None:
+        _openssl("x509", "-req", "-in", csr, "-CA", pki.ca_cert, "-CAkey", pki.ca_key,
+                 "-set_serial", "0x%x" % random.getrandbits(63), "-days", str(days),
+                 "-sha256", "-extfile", srv_cnf, "-extensions", "v3_server", "-out", pki.cert)
+    else:
+        _sign_dated(d, pki, csr, srv_cnf, not_before, days)
     with open(pki.chain, "w") as out:
         for p in (pki.cert, pki.ca_cert):
             with open(p) as f:
                 out.write(f.read())
     # Prove the chain is what the tests need before any daemon sees it.
-    _openssl("verify", "-CAfile", pki.ca_cert, "-purpose", "sslserver", pki.cert)
+    _openssl("verify", "-CAfile", pki.ca_cert, "-purpose", "sslserver",
+             *(["-attime", str(int(not_before) + 60)] if not_before else []), pki.cert)
     text = _openssl("x509", "-in", pki.cert, "-noout", "-text")
     for want in ("DNS:localhost", "IP Address:127.0.0.1", "TLS Web Server Authentication",
                  "prime256v1"):
