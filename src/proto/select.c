@@ -330,6 +330,7 @@ ntp_select_status ntp_select(const ntp_source_info *infos, size_t n,
 
   auth_plan plan = plan_for(infos, n, cfg->authsel);
   bool split = plan == PLAN_AUTH_FIRST;
+  res->auth_split = split;
   int c = gather(infos, n, cfg, plan, states, cs);
   res->n_candidates = c;
   res->status = NTP_SELECT_NO_SOURCES;
@@ -370,6 +371,17 @@ ntp_select_status ntp_select(const ntp_source_info *infos, size_t n,
   res->n_survivors = m;
   res->leap = leap_vote(cs, list, m, split);
   return res->status;
+}
+
+bool ntp_select_sample_agrees(const ntp_select_result *res, const ntp_select_cfg *cfg,
+                              const ntp_source_info *src, double offset, double delay)
+{
+  if (!res->auth_split || src->authenticated)
+    return true;
+  double half = (delay + src->root_delay) / 2.0;
+  double l = (half > cfg->mindist ? half : cfg->mindist) + src->root_disp;
+  /* NaN anywhere compares false: such a sample does not agree. */
+  return offset + l >= res->low && offset - l <= res->high;
 }
 
 char ntp_sel_tally(ntp_sel_state st)

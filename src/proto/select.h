@@ -54,8 +54,11 @@
  *           counts among those); only authenticated survivors vote on the
  *           leap indicator (stage 7).  Unauthenticated survivors are
  *           combined (stage 6), so they can move the offset only by as much
- *           as agreeing with the authenticated intersection allows.  With no
- *           authenticated source configured, as ignore.
+ *           as agreeing with the authenticated intersection allows; and as
+ *           a survivor passed on its filter output only, each of its samples
+ *           must agree on its own before it reaches the clock discipline
+ *           (ntp_select_sample_agrees).  With no authenticated source
+ *           configured, as ignore.
  *  ignore   authentication plays no part.
  *
  * Pure and allocation-free: the caller provides the state array; work space
@@ -131,6 +134,8 @@ typedef struct ntp_select_result {
   int n_survivors;   /* after clustering: '*', '+' and '#'; 0 unless SYNC */
   int n_combined;    /* '*' and '+'; 0 unless SYNC */
   uint8_t leap;      /* majority of survivors; NTP_LEAP_UNSYNC unless SYNC */
+  bool auth_split;   /* authselect mix split the sources (an authenticated one is
+                        configured): see ntp_select_sample_agrees() */
 } ntp_select_result;
 
 /* Runs the selection over infos[0..n) and fills states[0..n) (may be NULL
@@ -139,6 +144,19 @@ typedef struct ntp_select_result {
 ntp_select_status ntp_select(const ntp_source_info *infos, size_t n,
                              const ntp_select_cfg *cfg, int prev_sys_peer,
                              ntp_sel_state *states, ntp_select_result *res);
+
+/* Whether one sample of survivor *src may reach the clock discipline after
+ * ntp_select() returned *res: always, unless res->auth_split and the source
+ * is unauthenticated; then only if [offset - l, offset + l] overlaps the
+ * authenticated intersection, where l = max(mindist, (delay + root delay)
+ * / 2) + root dispersion is the sample's own bound.  Selection judged the
+ * source by its filter output, whose interval includes the jitter; a forger
+ * can inflate that jitter with alternating lies and true answers, and have
+ * the lies fed to the discipline alongside the true ones it was judged by.
+ * offset: the sample's, aged to the time of the selection as the source's
+ * was; delay: the sample's round trip. */
+bool ntp_select_sample_agrees(const ntp_select_result *res, const ntp_select_cfg *cfg,
+                              const ntp_source_info *src, double offset, double delay);
 
 /* The ntpq tally character and the name used in JSON ("sys.peer",
  * "candidate", "backup", "outlier", "excess", "falseticker", "far",

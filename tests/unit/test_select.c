@@ -803,6 +803,55 @@ static void test_authsel_prefer(void **state)
   assert_true(r.sys_peer >= 1);
 }
 
+static void test_authsel_sample_agrees(void **state)
+{
+  (void)state;
+  ntp_select_cfg c = cfg_def();
+  ntp_source_info in[2] = {auth_src(0, 0.01), src(0.004, 0.1)};
+  ntp_sel_state st[2];
+  ntp_select_result r;
+  /* A plain source with a wide interval (a large jitter) survives ... */
+  in[1].jitter = 0.09;
+  in[1].root_delay = 0.002;
+  in[1].root_disp = 0.0005;
+  assert_int_equal(ntp_select(in, 2, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_true(r.auth_split);
+  assert_int_equal(st[1], NTP_SEL_CANDIDATE);
+  /* ... but each of its samples is judged by its own bound: here
+   * max(0.001, (0.004 + 0.002) / 2) + 0.0005 = 0.0035 around the offset,
+   * against the authenticated [-0.01, 0.01]. */
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[1], 0.0135, 0.004));
+  assert_false(ntp_select_sample_agrees(&r, &c, &in[1], 0.0136, 0.004));
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[1], -0.0135, 0.004));
+  assert_false(ntp_select_sample_agrees(&r, &c, &in[1], -0.0136, 0.004));
+  assert_false(ntp_select_sample_agrees(&r, &c, &in[1], 0.1, 0.004)); /* a lie */
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[1], 0.1, 0.2)); /* 0.1 round trip: no bound */
+  assert_false(ntp_select_sample_agrees(&r, &c, &in[1], NAN, 0.004));
+  /* mindist is the floor of the half round trip. */
+  in[1].root_delay = 0;
+  in[1].root_disp = 0;
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[1], 0.011, 0));
+  assert_false(ntp_select_sample_agrees(&r, &c, &in[1], 0.0111, 0));
+  /* Authenticated sources' samples are not checked. */
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[0], 0.5, 0));
+
+  /* No split (ignore, or no authenticated source): every sample passes. */
+  c.authsel = NTP_AUTHSEL_IGNORE;
+  assert_int_equal(ntp_select(in, 2, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_false(r.auth_split);
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[1], 0.1, 0.004));
+  c.authsel = NTP_AUTHSEL_MIX;
+  in[0].authenticated = false;
+  assert_int_equal(ntp_select(in, 2, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_false(r.auth_split);
+  assert_true(ntp_select_sample_agrees(&r, &c, &in[1], 0.1, 0.004));
+  /* require and prefer leave no unauthenticated survivor to check. */
+  in[0].authenticated = true;
+  c.authsel = NTP_AUTHSEL_REQUIRE;
+  assert_int_equal(ntp_select(in, 2, &c, -1, st, &r), NTP_SELECT_SYNC);
+  assert_int_equal(st[1], NTP_SEL_NOSELECT);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -831,6 +880,7 @@ int main(void)
       cmocka_unit_test(test_authsel_mix_prefer_and_leap),
       cmocka_unit_test(test_authsel_require),
       cmocka_unit_test(test_authsel_prefer),
+      cmocka_unit_test(test_authsel_sample_agrees),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
