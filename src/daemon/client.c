@@ -888,6 +888,7 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
     netaddr_str_port(v->sa, v->address, sizeof(v->address));
   }
   ntp_source_get_info(p->src, now, &v->info);
+  v->info.authenticated = p->nts; /* an NTS source takes only authenticated replies */
   v->src = p->src;
   v->state = peer_state(p, &v->info);
   if (p->nts) {

@@ -8,8 +8,8 @@
  *       bias X, maxdelay X.  `peer` becomes a client association (warn).
  *   restrict|unrestrict [-4|-6] default|source|ADDR[/LEN] [mask MASK] [FLAG...]
  *   driftfile FILE, statsdir DIR, logfile FILE, leapfile FILE
- *   tos PAIR...: minsane minclock maxclock mindist maxdist orphan orphanwait;
- *       warn: ceiling floor cohort bcpollbstep
+ *   tos PAIR...: minsane minclock maxclock mindist maxdist orphan orphanwait,
+ *       authselect require|prefer|mix|ignore (ntsd); warn: ceiling floor cohort bcpollbstep
  *   discard PAIR...: average minimum; warn: monitor
  *   enable|disable FLAG...: ntp (clock control); warn: auth bclient calibrate kernel
  *       monitor stats
@@ -42,6 +42,7 @@
 #include <strings.h>
 
 #include "proto/acl.h"
+#include "proto/select.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define TOKENS_MAX (CONF_LINE_MAX / 2 + 1) /* words need a separator each */
@@ -222,6 +223,19 @@ static bool get_int(struct parser *p, const char *what, const char *s, long lo, 
   return true;
 }
 
+static bool get_authsel(struct parser *p, const char *what, const char *s, int *out)
+{
+  struct quoted q;
+  ntp_authsel m;
+
+  if (!ntp_authsel_from_name(s, &m)) {
+    report(p, true, "'%s' needs require, prefer, mix or ignore, got '%s'", what, quote(&q, s));
+    return false;
+  }
+  *out = (int)m;
+  return true;
+}
+
 static bool get_num(struct parser *p, const char *what, const char *s, double lo, double hi,
                     bool lo_open, double *out)
 {
@@ -353,7 +367,7 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
 
 /* ---- keyword/value options, driven by tables ------------------------------ */
 
-enum opt_kind { OPT_FLAG, OPT_INT, OPT_NUM, OPT_STR };
+enum opt_kind { OPT_FLAG, OPT_INT, OPT_NUM, OPT_STR, OPT_AUTHSEL /* int: ntp_authsel */ };
 
 struct opt {
   const char *name;
@@ -403,6 +417,12 @@ static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, 
   case OPT_STR:
     if (!copy_str(p, o->name, v, field, o->cap))
       return false;
+    break;
+  case OPT_AUTHSEL:
+    if (!get_authsel(p, o->name, v, &iv))
+      return false;
+    if (field)
+      memcpy(field, &iv, sizeof iv);
     break;
   }
   if (o->warn)
@@ -825,6 +845,7 @@ static const struct opt tos_opts[] = {
     {"maxdist", OPT_NUM, CONF(tos_maxdist), 0, 0, 16, true, NULL},
     {"orphan", OPT_INT, CONF(tos_orphan), 0, 1, 16, false, NOEFFECT},
     {"orphanwait", OPT_NUM, CONF(tos_orphanwait), 0, 0, 86400, false, NOEFFECT},
+    {"authselect", OPT_AUTHSEL, CONF(tos_authselect), 0, 0, 0, false, NULL},
     {"ceiling", OPT_INT, NO_FIELD, 0, 0, 16, false, NOEFFECT},
     {"floor", OPT_INT, NO_FIELD, 0, 0, 16, false, NOEFFECT},
     {"cohort", OPT_INT, NO_FIELD, 0, 0, 1, false, NOEFFECT},
@@ -1420,6 +1441,7 @@ ntsd_conf *conf_new(void)
   c->tos_orphan = -1;
   c->tinker_step = c->tinker_stepout = c->tinker_panic = -1;
   c->tos_orphanwait = 300;
+  c->tos_authselect = NTP_AUTHSEL_MIX;
   c->discard_average = 3;
   c->discard_minimum = 2;
   c->nts_rotate = 86400;

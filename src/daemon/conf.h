@@ -75,6 +75,7 @@ typedef struct ntsd_conf {
   double tos_mindist, tos_maxdist;
   int tos_orphan;         /* -1 unset */
   double tos_orphanwait;
+  int tos_authselect;     /* ntp_authsel from proto/select.h; default mix */
 
   /* tinker: the discipline's thresholds, seconds; -1 = default */
   double tinker_step;     /* step beyond this (0: never after start-up) */

@@ -119,8 +119,10 @@ static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
  * each with the time it was measured and an error from its delay, oldest
  * first (docs/discipline.md: every sample, weighted, not only the
  * filter's minimum-delay output, and no averaging of samples taken at
- * different times). */
-static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, double now)
+ * different times).  An unauthenticated survivor's sample must agree with
+ * the authenticated sources on its own (ntp_select_sample_agrees). */
+static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n,
+                            const ntp_select_result *res, const ntp_select_cfg *scfg, double now)
 {
   ntp_disc_sample *in = d->feed_buf;
   int poll[REPORT_MAX_PEERS];
@@ -135,8 +137,12 @@ static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n, doub
     ntp_filter_raw raw[NTP_FILTER_LEN];
     int k = ntp_source_samples(v.src, d->fed[i] + 1e-6, raw, NTP_FILTER_LEN);
     for (int j = 0; j < k; j++)
-      in[m++] = (ntp_disc_sample){.taken = raw[j].t, .offset = raw[j].offset,
-                                  .error = raw[j].error, .delay = raw[j].delay, .path = (int)i};
+      if (ntp_select_sample_agrees(res, scfg, &v.info,
+                                   ntp_disc_predict(d->disc, raw[j].offset, raw[j].t, now),
+                                   raw[j].delay))
+        in[m++] = (ntp_disc_sample){.taken = raw[j].t, .offset = raw[j].offset,
+                                    .error = raw[j].error, .delay = raw[j].delay,
+                                    .path = (int)i};
   }
   ntp_disc_sort_samples(in, m);
   for (size_t k = 0; k < m; k++) {
@@ -215,6 +221,7 @@ static void update_system(ntsd *d)
   scfg.minsane = d->conf->tos_minsane;
   scfg.minclock = d->conf->tos_minclock;
   scfg.maxclock = d->conf->tos_maxclock;
+  scfg.authsel = (ntp_authsel)d->conf->tos_authselect;
   ntp_select_result res = {.sys_peer = -1, .leap = NTP_LEAP_UNSYNC};
   int prev = -1; /* last system peer, so selection can avoid clock-hopping */
   for (size_t i = 0; i < s->sel_states_n; i++)
@@ -241,7 +248,7 @@ static void update_system(ntsd *d)
   for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
     s->sel_states[s->sel_states_n++] = states[i];
   if (d->disc && best >= 0)
-    feed_discipline(d, states, n, now);
+    feed_discipline(d, states, n, &res, &scfg, now);
 
   ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
   s->synced = false;

@@ -91,6 +91,7 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
   json_kv_str(j, "remote", v->name);
   json_kv_str(j, "address", v->address);
   json_kv_bool(j, "nts", v->nts);
+  json_kv_bool(j, "auth", i->authenticated);
   json_kv_int(j, "cookies", v->cookies);
   json_kv_str(j, "refid", i->have_sample ? ntp_refid_str(i->refid, i->stratum, refid,
                                                           sizeof(refid)) : "");

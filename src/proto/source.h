@@ -31,6 +31,8 @@ typedef struct ntp_source_info {
   bool have_sample;    /* the filter holds at least one sample */
   bool denied;         /* DENY/RSTR kiss received: no longer polled */
   bool prefer, noselect;
+  bool authenticated;  /* every sample is authenticated (NTS): set by the owner,
+                          not by ntp_source_get_info(); see proto/select.h */
   double when;         /* seconds since the last accepted sample, -1 if none */
   double offset, delay, jitter, dispersion; /* of the selected filter sample */
   double sample_age;   /* seconds since that sample was taken, -1 if none: it

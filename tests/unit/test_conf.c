@@ -15,6 +15,7 @@
 
 #include "daemon/conf.h"
 #include "proto/acl.h"
+#include "proto/select.h"
 
 #define MSGS_MAX 64
 
@@ -128,6 +129,7 @@ static void test_defaults(void **state)
   assert_false(c->interface_ignore_all);
   assert_int_equal(c->tos_minsane, 1);
   assert_int_equal(c->tos_orphan, -1);
+  assert_int_equal(c->tos_authselect, NTP_AUTHSEL_MIX);
   assert_int_equal(c->discard_average, 3);
   assert_int_equal(c->discard_minimum, 2);
   assert_false(c->nts_enable);
@@ -474,6 +476,30 @@ static void test_tos_discard(void **state)
   assert_true(has_msg(t, false, "t.conf:1: ", "'cohort' has no effect yet"));
 }
 
+static void test_tos_authselect(void **state)
+{
+  struct tc *t = *state;
+  static const struct {
+    const char *word;
+    int mode;
+  } modes[] = {{"require", NTP_AUTHSEL_REQUIRE},
+               {"prefer", NTP_AUTHSEL_PREFER},
+               {"mix", NTP_AUTHSEL_MIX},
+               {"ignore", NTP_AUTHSEL_IGNORE}};
+  char line[64];
+
+  for (size_t k = 0; k < sizeof(modes) / sizeof(modes[0]); k++) {
+    snprintf(line, sizeof(line), "tos authselect %s\n", modes[k].word);
+    expect_ok(t, line, 0);
+    assert_int_equal(t->c->tos_authselect, modes[k].mode);
+  }
+  /* With the other pairs on one line; the last one counts. */
+  expect_ok(t, "tos minsane 2 authselect ignore maxclock 8\ntos authselect require\n", 0);
+  assert_int_equal(t->c->tos_authselect, NTP_AUTHSEL_REQUIRE);
+  assert_int_equal(t->c->tos_minsane, 2);
+  assert_int_equal(t->c->tos_maxclock, 8);
+}
+
 static void test_tos_discard_errors(void **state)
 {
   struct tc *t = *state;
@@ -492,6 +518,12 @@ static void test_tos_discard_errors(void **state)
       {"tos cohort 2", "'cohort' 2 is out of range (must be 0..1)"},
       {"tos bogus 1", "unknown option 'bogus' for 'tos'"},
       {"tos minsane 1 1", "unknown option '1' for 'tos'"},
+      {"tos authselect", "missing value for 'authselect'"},
+      {"tos authselect always", "'authselect' needs require, prefer, mix or ignore, got 'always'"},
+      {"tos authselect MIX", "'authselect' needs require, prefer, mix or ignore, got 'MIX'"},
+      {"tos authselect 1", "'authselect' needs require, prefer, mix or ignore, got '1'"},
+      {"tos authselect mix ignore", "unknown option 'ignore' for 'tos'"},
+      {"tos authselect \"mix\"", "'authselect' needs require, prefer, mix or ignore"},
       {"discard average 17", "'average' 17 is out of range (must be 0..16)"},
       {"discard minimum 3601", "'minimum' 3601 is out of range"},
       {"discard bogus 1", "unknown option 'bogus' for 'discard'"},
@@ -1134,6 +1166,7 @@ int main(void)
       T(test_inert_directive_errors),
       T(test_tos_discard),
       T(test_tos_discard_errors),
+      T(test_tos_authselect),
       T(test_enable_disable),
       T(test_interface),
       T(test_listen_local),
