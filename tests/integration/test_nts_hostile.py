@@ -252,6 +252,15 @@ def run_tests(ctx, keyfile):
                         ("duplicate", 3), ("inject", 3), ("nak-ahead", 10)):
         hostile_mode(ctx, mode, polls)
 
+    # Tamper evidence is logged with a rate limit: the first refusal at once,
+    # then one summary per 60 s, however many follow.
+    refused = sum(ctx.snap()["tamper"].values())
+    lines = [ln for ln in client.proc.read_log().splitlines() if "NTS: refused:" in ln
+             or "also refused:" in ln]
+    h.log("%d refused responses, %d tamper log lines: %r" % (refused, len(lines), lines))
+    h.check(refused >= 20 and 1 <= len(lines) <= 2,
+            "%d tamper log lines for %d refused responses" % (len(lines), refused))
+
     sn = server_nts(server)
     h.log("server nts after the hostile modes: %r" % sn)
     h.check(sn["server_recvs_bad"] == 0 and sn["server_naks"] == 0 and
