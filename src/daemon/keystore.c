@@ -108,8 +108,8 @@ keystore *keystore_open(const char *path, uint64_t period, uint64_t now, char *e
   if (path && *path &&
       !(k->file = atomicfile_create(path, 0600, "nts cookie",
                                     "the keys in memory stay in use, but they will not "
-                                    "survive a restart (cookies issued until the file is "
-                                    "written again become invalid when ntsd restarts)"))) {
+                                    "survive a restart (a restart before the file is saved "
+                                    "invalidates the cookies issued until then)"))) {
     snprintf(err, errlen, "out of memory");
     free(k);
     return NULL;
