@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <grp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/json.h"
 #include "daemon/log.h"
+#include "daemon/sysclock.h"
 
 #define MAX_CONNECTIONS 16
 #define REQUEST_TIMEOUT_S 2
@@ -110,12 +113,38 @@ static void send_reply(ctl_conn *cc, const char *text, size_t len)
   bufferevent_write(cc->bev, text, len);
 }
 
+char *control_error_reply(const char *msg, bool json)
+{
+  if (!json) {
+    size_t n = strlen("error: \n") + strlen(msg) + 1;
+    char *out = malloc(n);
+    if (out)
+      snprintf(out, n, "error: %s\n", msg);
+    return out;
+  }
+  /* The message quotes request words: escaped by the JSON writer. */
+  json_w *j = json_new();
+  if (!j)
+    return NULL;
+  json_obj_begin(j);
+  json_kv_str(j, "error", msg);
+  json_obj_end(j);
+  char *out = json_ok(j) ? malloc(json_len(j) + 2) : NULL;
+  if (out)
+    snprintf(out, json_len(j) + 2, "%s\n", json_str(j));
+  json_free(j);
+  return out;
+}
+
 static void reply_error(ctl_conn *cc, const char *msg, bool json)
 {
-  char out[CONTROL_MAX_REQUEST + 64];
-  int n = json ? snprintf(out, sizeof(out), "{\"error\":\"%s\"}\n", msg)
-               : snprintf(out, sizeof(out), "error: %s\n", msg);
-  send_reply(cc, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1);
+  char *out = control_error_reply(msg, json);
+  if (!out) {
+    conn_close(cc);
+    return;
+  }
+  send_reply(cc, out, strlen(out));
+  free(out);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -203,37 +232,71 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   bufferevent_enable(cc->bev, EV_READ);
 }
 
-static int bind_socket(const char *path, const char *group, char *err, size_t errlen)
+/* A name for the socket to be bound under before it is ready: in the same
+ * directory (so rename() can move it), random, hidden. */
+static bool tmp_path(const char *path, char *out, size_t cap)
+{
+  uint32_t r;
+  sysclock_random(&r, sizeof(r));
+  const char *slash = strrchr(path, '/');
+  int dirlen = slash ? (int)(slash - path) + 1 : 0;
+  int n = snprintf(out, cap, "%.*s.ntsd-ctl-%08x", dirlen, path, (unsigned)r);
+  return n > 0 && (size_t)n < cap;
+}
+
+/* Binds tmp with the final mode (and group) before anyone can connect:
+ * bound under umask 0177 (0600, owner only), then given the group and
+ * 0660. */
+static bool bind_tmp(int fd, const char *tmp, const char *path, const struct group *g,
+                     char *err, size_t errlen)
 {
   struct sockaddr_un sun = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof(sun.sun_path)) {
+  snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", tmp);
+  mode_t old = umask(0177);
+  int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+  umask(old);
+  if (r < 0) {
+    snprintf(err, errlen, "cannot bind control socket %s (as %s): %s", path, tmp,
+             strerror(errno));
+    return false;
+  }
+  if (g && (lchown(tmp, (uid_t)-1, g->gr_gid) < 0 || chmod(tmp, 0660) < 0)) {
+    snprintf(err, errlen, "control socket group '%s': %s", g->gr_name, strerror(errno));
+    unlink(tmp);
+    return false;
+  }
+  return true;
+}
+
+/* The socket appears at path only by a rename, with its final mode and
+ * group: no moment when it is reachable with others' permissions.  A
+ * stale socket from a previous run is replaced by the same rename. */
+static int bind_socket(const char *path, const char *group, char *err, size_t errlen)
+{
+  char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  if (strlen(path) >= sizeof(tmp) || !tmp_path(path, tmp, sizeof(tmp))) {
     snprintf(err, errlen, "control socket path too long: %s", path);
     return -1;
   }
-  strcpy(sun.sun_path, path);
+  struct group *g = NULL;
+  if (group && group[0] && !(g = getgrnam(group))) {
+    snprintf(err, errlen, "control socket group '%s': no such group", group);
+    return -1;
+  }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     snprintf(err, errlen, "control socket: %s", strerror(errno));
     return -1;
   }
-  unlink(path); /* a stale socket from a previous run */
-  mode_t old = umask(0177);
-  int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-  umask(old);
-  if (r < 0) {
-    snprintf(err, errlen, "cannot bind control socket %s: %s", path, strerror(errno));
+  if (!bind_tmp(fd, tmp, path, g, err, errlen)) {
     close(fd);
     return -1;
   }
-  if (group && group[0]) {
-    struct group *g = getgrnam(group);
-    if (!g || chown(path, (uid_t)-1, g->gr_gid) < 0 || chmod(path, 0660) < 0) {
-      snprintf(err, errlen, "control socket group '%s': %s", group,
-               g ? strerror(errno) : "no such group");
-      close(fd);
-      unlink(path);
-      return -1;
-    }
+  if (rename(tmp, path) < 0) {
+    snprintf(err, errlen, "cannot bind control socket %s: %s", path, strerror(errno));
+    unlink(tmp);
+    close(fd);
+    return -1;
   }
   return fd;
 }

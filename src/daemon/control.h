@@ -21,6 +21,11 @@ typedef enum ctl_cmd { CTL_PEERS, CTL_SERVER, CTL_SYS, CTL_NTS } ctl_cmd;
 bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, bool *json, char *err,
                            size_t errlen);
 
+/* The error reply carrying msg: "error: MSG\n", or with json
+ * {"error":"MSG"}\n with MSG escaped (it may quote the request's words).
+ * A malloc'd string; NULL when out of memory. */
+char *control_error_reply(const char *msg, bool json);
+
 /* Produces the reply to a valid request; returns a malloc'd string. */
 typedef char *(*control_handler_fn)(void *arg, ctl_cmd cmd, bool json);
 

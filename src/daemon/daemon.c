@@ -28,7 +28,6 @@
 #include "proto/select.h"
 
 #define SYS_REFRESH_S 1 /* how often system variables are recomputed */
-#define KEY_CHECK_S 60  /* how often cookie-key rotation is considered, at most */
 #define DRIFT_SAVE_S 3600 /* drift file written about hourly */
 #define KE_TIMEOUT_S 2.0
 #define KE_MAX_CONNECTIONS 256
@@ -49,6 +48,7 @@ struct ntsd {
   double fed[REPORT_MAX_PEERS]; /* per source: measurement time last fed to it */
   ntp_disc_sample feed_buf[REPORT_MAX_PEERS * NTP_FILTER_LEN]; /* feed_discipline() */
   struct event *slew_timer, *drift_timer;
+  driftfile *drift;        /* `driftfile`, with clock control */
   int kernel_leap;         /* last leap/sync state given to the kernel */
   bool kernel_synced;
   keystore *keys;
@@ -192,12 +192,11 @@ static void update_kernel_status(ntsd *d, int leap, bool synced)
 static void save_drift(ntsd *d)
 {
   ntp_disc_info di;
-  char err[160];
-  if (!d->disc || !clockctl_controls(d->clk) || !d->conf->driftfile[0])
+  if (!d->disc || !clockctl_controls(d->clk) || !d->drift)
     return;
   ntp_disc_get_info(d->disc, &di);
-  if (di.synced && !driftfile_write(d->conf->driftfile, di.freq_ppm, err, sizeof(err)))
-    log_warn("driftfile %s: cannot write: %s", d->conf->driftfile, err);
+  if (di.synced)
+    driftfile_save(d->drift, di.freq_ppm); /* a failure is logged once */
 }
 
 static void on_drift_timer(evutil_socket_t fd, short what, void *arg)
@@ -351,9 +350,7 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
   if (!d->keys)
     return false;
-  /* A key rotates within a tenth of its period of falling due. */
-  double check = fmin(KEY_CHECK_S, c->nts_rotate / 10);
-  struct timeval tv = {.tv_sec = check >= 1 ? (time_t)check : 1};
+  struct timeval tv = {.tv_sec = keystore_check_interval(d->keys)};
   d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
   if (!d->key_check || event_add(d->key_check, &tv) < 0) {
     snprintf(err, errlen, "cannot register events");
@@ -401,7 +398,11 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
   if (d->conf->tinker_panic >= 0)
     cfg.panic_threshold = d->conf->tinker_panic;
   char e[160];
-  if (d->conf->driftfile[0]) {
+  if (d->conf->driftfile[0] && !(d->drift = driftfile_create(d->conf->driftfile))) {
+    snprintf(err, errlen, "out of memory");
+    return false;
+  }
+  if (d->drift) {
     if (driftfile_read(d->conf->driftfile, &cfg.initial_freq_ppm, e, sizeof(e))) {
       cfg.initial_freq_known = true;
       log_info("driftfile %s: %+.3f ppm", d->conf->driftfile, cfg.initial_freq_ppm);
@@ -559,6 +560,7 @@ void ntsd_destroy(ntsd *d)
   if (d->dns)
     evdns_base_free(d->dns, 0);
   save_drift(d);
+  driftfile_destroy(d->drift);
   ntp_disc_destroy(d->disc);
   clockctl_close(d->clk);
   keystore_close(d->keys);

@@ -2,14 +2,17 @@
 #include "daemon/driftfile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/atomicfile.h"
+
 #define DRIFT_FILE_MAX 64 /* "-500.000\n" is 9 bytes; allow some white space */
+#define DRIFT_FILE_MODE 0644
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -43,12 +46,11 @@ bool driftfile_parse(const char *text, size_t len, double *ppm)
 bool driftfile_read(const char *path, double *ppm, char *err, size_t errlen)
 {
   char buf[DRIFT_FILE_MAX + 2];
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen, "%s", strerror(errno));
+  struct stat st;
+  int fd;
+  if (atomicfile_open_read(path, &fd, &st, err, errlen) != ATOMICFILE_OK)
     return false;
-  }
-  ssize_t n = read(fd, buf, sizeof(buf));
+  long n = atomicfile_read_fd(fd, buf, sizeof(buf));
   close(fd);
   if (n < 0) {
     snprintf(err, errlen, "%s", strerror(errno));
@@ -61,24 +63,46 @@ bool driftfile_read(const char *path, double *ppm, char *err, size_t errlen)
   return true;
 }
 
+static int format(double ppm, char *text, size_t cap)
+{
+  return snprintf(text, cap, "%.3f\n", ppm);
+}
+
 bool driftfile_write(const char *path, double ppm, char *err, size_t errlen)
 {
-  char tmp[4096], text[32];
-  int n = snprintf(text, sizeof(text), "%.3f\n", ppm);
-  if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-    snprintf(err, errlen, "path too long");
-    return false;
+  char text[32];
+  int n = format(ppm, text, sizeof(text));
+  return atomicfile_write(path, text, (size_t)n, DRIFT_FILE_MODE, err, errlen) == 0;
+}
+
+struct driftfile {
+  atomicfile *file;
+};
+
+driftfile *driftfile_create(const char *path)
+{
+  driftfile *f = calloc(1, sizeof(*f));
+  if (f)
+    f->file = atomicfile_create(path, DRIFT_FILE_MODE, "driftfile",
+                                "the frequency will not survive a restart");
+  if (f && !f->file) {
+    free(f);
+    return NULL;
   }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  bool ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
-  int e = errno;
-  if (fd >= 0)
-    close(fd);
-  if (ok && rename(tmp, path) == 0)
-    return true;
-  e = ok ? errno : e;
-  if (fd >= 0)
-    unlink(tmp);
-  snprintf(err, errlen, "%s", strerror(e));
-  return false;
+  return f;
+}
+
+void driftfile_destroy(driftfile *f)
+{
+  if (!f)
+    return;
+  atomicfile_destroy(f->file);
+  free(f);
+}
+
+bool driftfile_save(driftfile *f, double ppm)
+{
+  char text[32];
+  int n = format(ppm, text, sizeof(text));
+  return atomicfile_save(f->file, text, (size_t)n);
 }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +10,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/atomicfile.h"
 #include "daemon/log.h"
 #include "daemon/sysclock.h"
+
+#define KEY_CHECK_MAX_S 60 /* rotation checks at least this often */
 
 struct keystore {
   _Atomic(nts_keyset *) current;
   nts_keyset *retired; /* replaced at the last rotation; freed at the next */
-  char path[1024];
+  atomicfile *file;    /* NULL: keys in memory only */
+  bool unsaved;        /* the file lags the keys in memory (a write failed) */
   uint64_t period;
 };
 
@@ -32,67 +35,54 @@ static nts_keyset *fresh_keyset(uint64_t now)
   return ks;
 }
 
-/* Writes path atomically: a temporary file in the same directory, fsync,
- * rename over the old one, fsync the directory. */
-static bool save(const keystore *k, const nts_keyset *ks)
+/* Writes the key file (atomicfile: old or new keys after any crash).  A
+ * failure is logged once and the keys in memory stay in use. */
+static void save(keystore *k, const nts_keyset *ks)
 {
   uint8_t buf[NTS_KEYFILE_MAX_LEN];
   size_t n = nts_keyset_serialize(ks, buf, sizeof(buf));
-  char tmp[sizeof(k->path) + 16];
-  snprintf(tmp, sizeof(tmp), "%s.tmp", k->path);
-  int fd = n ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-  bool ok = fd >= 0 && fchmod(fd, 0600) == 0 && write(fd, buf, n) == (ssize_t)n &&
-            fsync(fd) == 0;
-  int saved_errno = errno;
-  if (fd >= 0)
-    close(fd);
-  if (ok && rename(tmp, k->path) == 0) {
-    char dir[sizeof(k->path)];
-    snprintf(dir, sizeof(dir), "%s", k->path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      fsync(dfd);
-      close(dfd);
-    }
-    nts_wipe(buf, sizeof(buf));
-    return true;
-  }
-  if (fd >= 0)
-    unlink(tmp);
+  k->unsaved = !n || !atomicfile_save(k->file, buf, n);
   nts_wipe(buf, sizeof(buf));
-  log_err("nts cookie %s: cannot write: %s", k->path, strerror(ok ? errno : saved_errno));
-  return false;
 }
 
 /* Reads the key file; NULL (with a log line) if missing or corrupt.
- * *fatal is set for a symbolic link: it is never followed (the file is
- * rewritten in place, and a link could aim that at another file), and
- * replacing it would silently invalidate every issued cookie. */
-static nts_keyset *load(const keystore *k, bool *fatal)
+ * *fatal is set (with the reason in err) for what is refused rather than
+ * replaced: a symbolic link (never followed: the file is rewritten in
+ * place, and a link could aim that at another file), anything but a
+ * regular file, and a file that neither the daemon's user nor root owns
+ * (someone else could have chosen the keys).  Replacing those would also
+ * silently invalidate every issued cookie. */
+static nts_keyset *load(const keystore *k, bool *fatal, char *err, size_t errlen)
 {
+  const char *path = atomicfile_path(k->file);
   uint8_t buf[NTS_KEYFILE_MAX_LEN + 1];
-  int fd = open(k->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  *fatal = false;
-  if (fd < 0) {
-    if (errno == ENOENT) {
-      log_notice("nts cookie %s: no key file yet; creating one", k->path);
-    } else if (errno == ELOOP) {
-      log_err("nts cookie %s: is a symbolic link; give the real path", k->path);
-      *fatal = true;
-    } else {
-      log_warn("nts cookie %s: cannot read (%s); replacing it", k->path, strerror(errno));
-    }
+  char why[128];
+  struct stat st;
+  int fd;
+  atomicfile_status s = atomicfile_open_read(path, &fd, &st, why, sizeof(why));
+  *fatal = s == ATOMICFILE_SYMLINK || s == ATOMICFILE_NOT_REGULAR || s == ATOMICFILE_BAD_OWNER;
+  if (*fatal) {
+    snprintf(err, errlen, "nts cookie %s: refused: %s; %s", path, why,
+             s == ATOMICFILE_SYMLINK ? "give the real path" : "give a regular file that "
+             "only the daemon's user (or root) owns");
     return NULL;
   }
-  struct stat st;
-  if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+  if (s == ATOMICFILE_MISSING) {
+    log_notice("nts cookie %s: no key file yet; creating one", path);
+    return NULL;
+  }
+  if (s != ATOMICFILE_OK) {
+    log_warn("nts cookie %s: cannot read (%s); replacing it", path, why);
+    return NULL;
+  }
+  if (st.st_mode & 077) {
     log_warn("nts cookie %s: readable by others (mode %03o); setting 0600 — consider the "
-             "keys exposed and remove the file to start with new ones", k->path,
+             "keys exposed and remove the file to start with new ones", path,
              (unsigned)(st.st_mode & 0777));
     if (fchmod(fd, 0600) < 0)
-      log_warn("nts cookie %s: chmod: %s", k->path, strerror(errno));
+      log_warn("nts cookie %s: chmod: %s", path, strerror(errno));
   }
-  ssize_t n = read(fd, buf, sizeof(buf));
+  long n = atomicfile_read_fd(fd, buf, sizeof(buf));
   close(fd);
   nts_keyset *ks = NULL;
   nts_keyfile_result r = n < 0 ? NTS_KEYFILE_TRUNCATED
@@ -100,7 +90,7 @@ static nts_keyset *load(const keystore *k, bool *fatal)
   nts_wipe(buf, sizeof(buf));
   if (r != NTS_KEYFILE_OK) {
     log_warn("nts cookie %s: corrupt key file (%s); replacing it with new keys: cookies "
-             "issued before cannot be decoded", k->path, nts_keyfile_result_name(r));
+             "issued before cannot be decoded", path, nts_keyfile_result_name(r));
     return NULL;
   }
   return ks;
@@ -115,33 +105,34 @@ keystore *keystore_open(const char *path, uint64_t period, uint64_t now, char *e
     return NULL;
   }
   k->period = period;
-  if (path && *path)
-    snprintf(k->path, sizeof(k->path), "%s", path);
+  if (path && *path &&
+      !(k->file = atomicfile_create(path, 0600, "nts cookie",
+                                    "the keys in memory stay in use, but they will not "
+                                    "survive a restart (a restart before the file is saved "
+                                    "invalidates the cookies issued until then)"))) {
+    snprintf(err, errlen, "out of memory");
+    free(k);
+    return NULL;
+  }
   bool fatal = false;
-  nts_keyset *ks = k->path[0] ? load(k, &fatal) : NULL;
+  nts_keyset *ks = k->file ? load(k, &fatal, err, errlen) : NULL;
   if (fatal) {
-    snprintf(err, errlen, "nts cookie %s: is a symbolic link; give the real path", k->path);
-    free(k);
-    return NULL;
-  }
-  bool dirty = false;
-  if (!ks) {
-    ks = fresh_keyset(now);
-    dirty = true;
-  }
-  if (!ks) {
-    snprintf(err, errlen, "cannot create cookie keys");
-    free(k);
-    return NULL;
-  }
-  atomic_store(&k->current, ks);
-  if (!keystore_rotate_if_due(k, now) && dirty && k->path[0] && !save(k, ks)) {
-    snprintf(err, errlen, "nts cookie %s: cannot write the key file", k->path);
     keystore_close(k);
     return NULL;
   }
-  log_info("NTS cookie key %08x in use (%u keys held)", nts_keyset_current_id(ks),
-           nts_keyset_count(keystore_current(k)));
+  bool fresh = !ks;
+  if (!ks && !(ks = fresh_keyset(now))) {
+    snprintf(err, errlen, "cannot create cookie keys");
+    keystore_close(k);
+    return NULL;
+  }
+  atomic_store(&k->current, ks);
+  if (!keystore_rotate_if_due(k, now) && fresh && k->file)
+    save(k, ks);
+  const nts_keyset *cur = keystore_current(k);
+  log_info("NTS cookie key %08x in use (%u keys held%s)", nts_keyset_current_id(cur),
+           nts_keyset_count(cur), !k->file ? ", in memory only" : k->unsaved ?
+           ", not saved yet" : "");
   return k;
 }
 
@@ -151,6 +142,7 @@ void keystore_close(keystore *k)
     return;
   nts_keyset_free(atomic_load(&k->current));
   nts_keyset_free(k->retired);
+  atomicfile_destroy(k->file);
   free(k);
 }
 
@@ -159,11 +151,22 @@ const nts_keyset *keystore_current(const keystore *k)
   return atomic_load_explicit(&((keystore *)k)->current, memory_order_acquire);
 }
 
+bool keystore_unsaved(const keystore *k) { return k->unsaved; }
+
+unsigned keystore_check_interval(const keystore *k)
+{
+  uint64_t s = k->period / 10;
+  return s < 1 ? 1 : s > KEY_CHECK_MAX_S ? KEY_CHECK_MAX_S : (unsigned)s;
+}
+
 bool keystore_rotate_if_due(keystore *k, uint64_t now)
 {
   nts_keyset *cur = atomic_load(&k->current);
-  if (!nts_keyset_due(cur, now, k->period))
+  if (!nts_keyset_due(cur, now, k->period)) {
+    if (k->unsaved)
+      save(k, cur); /* the disk may take it now; quiet until it does */
     return false;
+  }
   uint8_t key[NTS_COOKIE_MASTER_KEY_LEN];
   sysclock_random(key, sizeof(key));
   nts_keyset *next = nts_keyset_rotate(cur, key, now);
@@ -172,7 +175,7 @@ bool keystore_rotate_if_due(keystore *k, uint64_t now)
     log_err("NTS cookie key rotation failed: out of memory");
     return false;
   }
-  if (k->path[0])
+  if (k->file)
     save(k, next); /* logged on failure; the new keys are used anyway */
   atomic_store_explicit(&k->current, next, memory_order_release);
   nts_keyset_free(k->retired);

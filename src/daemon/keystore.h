@@ -8,9 +8,14 @@
  * minute apart).
  *
  * With a file (`nts cookie FILE`), the keys persist across restarts so every
- * issued cookie stays valid: the file is written atomically (temporary file,
- * fsync, rename) with mode 0600.  A missing file is created; a corrupt one is
- * logged and replaced with fresh keys. */
+ * issued cookie stays valid: the file is written through atomicfile (a kill
+ * at any moment leaves the old keys or the new ones) with mode 0600.  A
+ * missing file is created; a corrupt one is logged and replaced with fresh
+ * keys; a symbolic link, anything but a regular file, or a file owned by
+ * another user than the daemon's or root is refused.  When the file cannot
+ * be written (read-only or full disk), that is logged once and the keys in
+ * memory serve on; the write is retried at every rotation check until it
+ * succeeds. */
 #ifndef NTSD_DAEMON_KEYSTORE_H
 #define NTSD_DAEMON_KEYSTORE_H
 
@@ -32,8 +37,16 @@ void keystore_close(keystore *k);
 /* The current key set; valid for at least one rotation period. */
 const nts_keyset *keystore_current(const keystore *k);
 
-/* Rotates when the current key is older than the period (main thread only).
- * Returns true if it rotated. */
+/* Rotates when the current key is older than the period, else retries a
+ * failed write of the file (main thread only).  Returns true if it
+ * rotated. */
 bool keystore_rotate_if_due(keystore *k, uint64_t now);
+
+/* How often to call keystore_rotate_if_due, seconds: a tenth of the
+ * period, at most a minute (rotation is at most that late). */
+unsigned keystore_check_interval(const keystore *k);
+
+/* True while the file does not hold the keys in memory (writes failed). */
+bool keystore_unsaved(const keystore *k);
 
 #endif

@@ -4,10 +4,13 @@
   * `--version` prints "ntsd VERSION" (the project version), exit 0;
     `--help` exit 0 and documents --check; an unknown option or a stray
     argument: exit 2.
-  * `ntsd --check -c F` on every real-world sample in
-    $NTSD_SOURCE_DIR/../shared/fixtures/configs/*.conf: the NTPsec Docker
-    sample is refused (exit 2) naming line 27 (stray words after
-    `nts enable`); every other sample is accepted (exit 0).
+  * `ntsd --check -c F` on every fixture in the project's
+    tests/fixtures/configs/*.conf: nts-server-stray-words.conf is refused
+    (exit 2) naming line 22 (stray words after `nts enable`) and no other
+    line; every other fixture is accepted (exit 0).  The same on the
+    published samples in $NTSD_SOURCE_DIR/../shared/fixtures/configs/*.conf
+    where that directory exists (the NTPsec Docker sample: line 27); one
+    line says they were skipped where it does not.
   * An unknown directive on line 3: exit 2 and "FILE:3:" on stderr.
   * --check opens no file a directive names: nonexistent key/cert/cookie/
     drift/leap/stats/log/ca paths pass, and so do FIFOs in their place
@@ -35,9 +38,12 @@ import harness as h  # noqa: E402
 
 h.setup(__file__)
 
-FIXTURES = os.environ.get("NTSD_FIXTURES_DIR", os.path.join(
+FIXTURES = os.path.join(h.SOURCE_DIR, "tests", "fixtures", "configs")
+SHARED_FIXTURES = os.environ.get("NTSD_FIXTURES_DIR", os.path.join(
     h.SOURCE_DIR, "..", "shared", "fixtures", "configs"))
-DOCKER_SAMPLE = "ntpsec-docker-sample.conf"
+# Fixture -> the line of its one expected error (the others are accepted).
+REFUSED = {"nts-server-stray-words.conf": 22}
+SHARED_REFUSED = {"ntpsec-docker-sample.conf": 27}
 CRASH_RE = re.compile("|".join(h.CRASH_PATTERNS))
 
 
@@ -131,6 +137,36 @@ def check_no_crash_text(r, what):
     h.check(r.returncode >= 0, "%s: killed by signal %d" % (what, -r.returncode))
 
 
+def check_fixtures(d, refused):
+    """--check on every .conf in d: the files in `refused` exit 2 with one
+    error, on their line; the others exit 0."""
+    confs = sorted(f for f in os.listdir(d) if f.endswith(".conf"))
+    h.log("fixtures in %s: %s" % (d, confs))
+    for name in refused:
+        h.check(name in confs, "%s missing from %s" % (name, d))
+    h.check(len(confs) >= 2, "expected more than one .conf fixture in %s, got %s" % (d, confs))
+    for name in confs:
+        path = os.path.join(d, name)
+        r, dt = ntsd("--check", "-c", path)
+        check_no_crash_text(r, "--check %s" % name)
+        h.log("--check %s: rc=%d in %.2f s" % (name, r.returncode, dt))
+        if name in refused:
+            line = ":%d:" % refused[name]
+            h.check(r.returncode == 2, "--check %s: exit %d, expected 2\n%s" % (
+                name, r.returncode, r.stderr))
+            h.check(name + line in r.stderr,
+                    "--check %s: no '%s%s' on stderr:\n%s" % (name, name, line, r.stderr))
+            errs = [ln for ln in r.stderr.splitlines()
+                    if re.search(r":\d+: ", ln) and not ln.endswith("(warning)")]
+            h.check(all(line in ln for ln in errs),
+                    "--check %s: errors other than line %d: %s" % (name, refused[name], errs))
+        else:
+            h.check(r.returncode == 0, "--check %s: exit %d, expected 0\n%s" % (
+                name, r.returncode, r.stderr))
+            h.check("ok" in r.stdout, "--check %s: stdout %r" % (name, r.stdout))
+        h.check(dt < 5, "--check %s took %.1f s" % (name, dt))
+
+
 def project_version():
     with open(os.path.join(h.SOURCE_DIR, "CMakeLists.txt")) as f:
         m = re.search(r"project\s*\(\s*ntsd\s+VERSION\s+([0-9][0-9.]*)", f.read())
@@ -186,32 +222,13 @@ def main():
         h.check(r.stderr.strip(), "ntsd %s: nothing on stderr" % " ".join(bad))
         h.check("ok" not in r.stdout, "ntsd %s printed %r" % (" ".join(bad), r.stdout))
 
-    # ---- real-world samples ----
-    h.check(os.path.isdir(FIXTURES), "fixture directory %s not found (NTSD_FIXTURES_DIR)"
-            % FIXTURES)
-    confs = sorted(f for f in os.listdir(FIXTURES) if f.endswith(".conf"))
-    h.log("fixtures: %s" % confs)
-    h.check(DOCKER_SAMPLE in confs, "%s missing from %s" % (DOCKER_SAMPLE, FIXTURES))
-    h.check(len(confs) >= 2, "expected more than one .conf fixture, got %s" % confs)
-    for name in confs:
-        path = os.path.join(FIXTURES, name)
-        r, dt = ntsd("--check", "-c", path)
-        check_no_crash_text(r, "--check %s" % name)
-        h.log("--check %s: rc=%d in %.2f s" % (name, r.returncode, dt))
-        if name == DOCKER_SAMPLE:
-            h.check(r.returncode == 2, "--check %s: exit %d, expected 2\n%s" % (
-                name, r.returncode, r.stderr))
-            h.check("%s:27:" % name in r.stderr,
-                    "--check %s: no '%s:27:' on stderr:\n%s" % (name, name, r.stderr))
-            errs = [ln for ln in r.stderr.splitlines()
-                    if re.search(r":\d+: ", ln) and not ln.endswith("(warning)")]
-            h.check(all(":27:" in ln for ln in errs),
-                    "--check %s: errors other than line 27: %s" % (name, errs))
-        else:
-            h.check(r.returncode == 0, "--check %s: exit %d, expected 0\n%s" % (
-                name, r.returncode, r.stderr))
-            h.check("ok" in r.stdout, "--check %s: stdout %r" % (name, r.stdout))
-        h.check(dt < 5, "--check %s took %.1f s" % (name, dt))
+    # ---- configuration fixtures ----
+    check_fixtures(FIXTURES, REFUSED)
+    if os.path.isdir(SHARED_FIXTURES):
+        check_fixtures(SHARED_FIXTURES, SHARED_REFUSED)
+    else:
+        h.log("%s not found: the --check runs on the shared real-world samples are skipped "
+              "(the project's fixtures ran)" % os.path.normpath(SHARED_FIXTURES))
 
     # ---- unknown directive on line 3 ----
     bad = h.write_file("unknown-directive.conf",

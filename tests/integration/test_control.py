@@ -14,15 +14,28 @@ ntsd -n -x -c CONF -s SOCK with `listen 127.0.0.1:PORT` + `local stratum 1`:
     request from a new connection succeeds within 5 s;
   * 200 random byte strings (fixed seed, up to 1000 bytes) each get an error
     reply or a close, and the daemon keeps serving (control and NTP);
+  * JSON error replies quoting request words with `"` and `\` parse as JSON
+    and give the words back;
   * ntsctl: `peers` table header, `bogus` -> exit 1 with "error:" on stderr,
-    a missing socket -> exit 1 with a message, no command -> exit 2.
+    a missing socket -> exit 1 with a message, no command -> exit 2;
+  * the socket appears with its final mode and group, never before: an
+    inotify watch on its directory sees the final name arrive only by a
+    rename (IN_MOVED_TO; no IN_CREATE or IN_ATTRIB on it), the temporary
+    it was bound under get its group and mode (IN_ATTRIB) before; then
+    mode 0600, or 0660 and the group with `controlsocket PATH group NAME`;
+    a stale socket is replaced; nothing else is left in the directory; an
+    unknown group fails the start and leaves nothing.
 """
+import ctypes
+import grp
 import json
 import os
 import random
 import select
 import socket
 import stat
+import struct
+import subprocess
 import sys
 import time
 
@@ -186,6 +199,10 @@ def main():
     expect_error(sock, b"peers\x1b[2J json\n", "escape sequence", contains="non-printable")
     expect_error(sock, b"pe\xffers\n", "byte 0xff", contains="non-printable")
     expect_error(sock, b"peers\x00json\n", "NUL byte")
+    expect_error(sock, b'x"y json\n', "quote in a JSON error", contains='unknown command \'x"y\'',
+                 json_form=True)
+    expect_error(sock, b'peers a\\"}{ json\n', "backslash and quote in a JSON error",
+                 contains='unexpected \'a\\"}{\'', json_form=True)
 
     section("idle client")
     s = h.ctl_connect(sock)
@@ -324,6 +341,123 @@ def main():
             r.returncode)
 
     d.proc.check_alive()
+
+    section("socket permissions without a window")
+    group = pick_group()
+    socket_appears_whole(None, PORT + 1)
+    socket_appears_whole(group, PORT + 2, stale=True)
+    socket_unknown_group(PORT + 3)
+
+
+IN_ATTRIB, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x4, 0x40, 0x80, 0x100, 0x200
+IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
+EV_NAMES = {IN_ATTRIB: "ATTRIB", IN_MOVED_FROM: "MOVED_FROM", IN_MOVED_TO: "MOVED_TO",
+            IN_CREATE: "CREATE", IN_DELETE: "DELETE"}
+
+
+class DirWatch:
+    """inotify on one directory: [(event name, file name, cookie)]."""
+
+    def __init__(self, path):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        h.check(self.fd >= 0, "inotify_init1: %s" % os.strerror(ctypes.get_errno()))
+        mask = IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        wd = libc.inotify_add_watch(self.fd, path.encode(), mask)
+        h.check(wd >= 0, "inotify_add_watch: %s" % os.strerror(ctypes.get_errno()))
+        self.events = []
+
+    def read(self):
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return self.events
+            i = 0
+            while i + 16 <= len(buf):
+                _, mask, cookie, n = struct.unpack_from("iIII", buf, i)
+                name = buf[i + 16:i + 16 + n].split(b"\0")[0].decode()
+                self.events.append((EV_NAMES.get(mask & 0xfff, hex(mask)), name, cookie))
+                i += 16 + n
+
+    def close(self):
+        os.close(self.fd)
+
+
+def pick_group():
+    """A group other than root and our own, for `controlsocket ... group`."""
+    for name in ("daemon", "adm", "nogroup", "users"):
+        try:
+            g = grp.getgrnam(name)
+        except KeyError:
+            continue
+        if g.gr_gid not in (0, os.getegid()):
+            return g
+    for g in grp.getgrall():
+        if g.gr_gid not in (0, os.getegid()):
+            return g
+    h.skip("no group other than root here")
+
+
+def socket_appears_whole(group, port, stale=False):
+    what = "group %s" % group.gr_name if group else "no group"
+    d = os.path.join(h.tmpdir(), "sockdir-%d" % port)
+    os.makedirs(d, mode=0o755)
+    sock = os.path.join(d, "ctl.sock")
+    lines = ["disable ntp", "local stratum 1", "listen 127.0.0.1:%d" % port]
+    if group:
+        lines.append("controlsocket %s group %s" % (sock, group.gr_name))
+    conf = h.write_file("sock-%d.conf" % port, "\n".join(lines) + "\n")
+    if stale:  # a socket file left by a previous run, nobody listening
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(sock)
+        s.close()
+    w = DirWatch(d)
+    p = h.start_process("ctl-%d" % port, [h.NTSD_BIN, "-c", conf, "-n", "-x", "-s", sock],
+                        kind="ours")
+    h.wait_until(lambda: request_json(sock, b"sys json\n")["stratum"] == 1, 10,
+                 "%s: the control socket" % what)
+    ev = w.read()
+    h.log("%s: inotify events: %s" % (what, ev))
+    final = [e for e in ev if e[1] == "ctl.sock"]
+    h.check([e[0] for e in final] == ["MOVED_TO"],
+            "%s: the socket did not appear by a rename alone: %s" % (what, final))
+    moved_from = [e for e in ev if e[0] == "MOVED_FROM" and e[2] == final[0][2]]
+    h.check(len(moved_from) == 1, "%s: no temporary renamed onto the socket: %s" % (what, ev))
+    tmp = moved_from[0][1]
+    tmp_ev = [e[0] for e in ev if e[1] == tmp]
+    h.check(tmp_ev[0] == "CREATE" and tmp_ev[-1] == "MOVED_FROM" and
+            (("ATTRIB" in tmp_ev) == bool(group)),
+            "%s: events of the temporary %s: %s" % (what, tmp, tmp_ev))
+    st = os.lstat(sock)
+    mode = stat.S_IMODE(st.st_mode)
+    h.log("%s: %s mode %o gid %d" % (what, sock, mode, st.st_gid))
+    h.check(stat.S_ISSOCK(st.st_mode), "%s: not a socket" % what)
+    if group:
+        h.check(mode == 0o660 and st.st_gid == group.gr_gid,
+                "%s: mode %o gid %d, expected 0660 and gid %d" % (what, mode, st.st_gid,
+                                                                  group.gr_gid))
+    else:
+        h.check(mode == 0o600, "%s: mode %o, expected 0600" % (what, mode))
+    h.check(os.listdir(d) == ["ctl.sock"], "%s: left in the directory: %r" % (
+        what, os.listdir(d)))
+    p.stop()
+    h.check(os.listdir(d) == [], "%s: after the stop: %r" % (what, os.listdir(d)))
+    w.close()
+
+
+def socket_unknown_group(port):
+    d = os.path.join(h.tmpdir(), "sockdir-%d" % port)
+    os.makedirs(d, mode=0o755)
+    sock = os.path.join(d, "ctl.sock")
+    conf = h.write_file("sock-%d.conf" % port, "disable ntp\nlocal stratum 1\nlisten "
+                        "127.0.0.1:%d\ncontrolsocket %s group no-such-group-ntsd\n" % (port,
+                                                                                       sock))
+    r, _ = h.run_setpriv([h.NTSD_BIN, "-c", conf, "-n", "-x", "-s", sock])
+    h.log("unknown group: rc=%d %r" % (r.returncode, r.stderr.strip()[-200:]))
+    h.check(r.returncode != 0 and "no such group" in r.stderr,
+            "an unknown control socket group: rc=%d %r" % (r.returncode, r.stderr))
+    h.check(os.listdir(d) == [], "unknown group: left %r" % os.listdir(d))
 
 
 h.run(main)

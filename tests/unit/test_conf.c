@@ -940,48 +940,159 @@ static void test_includefile(void **state)
   remove_files(dir, names);
 }
 
-/* ---- real-world fixtures ----------------------------------------------------- */
+/* ---- fixtures ------------------------------------------------------------------ */
 
-/* Fixtures live beside the source tree: $NTSD_SOURCE_DIR/../shared/fixtures/configs.
- * Without the variable (running the binary by hand) the tree is found from __FILE__. */
-static bool fixture_path(char *out, size_t cap, const char *name)
+/* The source tree: $NTSD_SOURCE_DIR, or (running the binary by hand) found
+ * from __FILE__. */
+static bool source_dir(char *out, size_t cap)
 {
   const char *src = getenv("NTSD_SOURCE_DIR");
   const char *tail = strstr(__FILE__, "/tests/unit/test_conf.c");
-  struct stat st;
 
   if (src && *src)
-    snprintf(out, cap, "%s/../shared/fixtures/configs/%s", src, name);
+    snprintf(out, cap, "%s", src);
   else if (tail && __FILE__[0] == '/')
-    snprintf(out, cap, "%.*s/../shared/fixtures/configs/%s", (int)(tail - __FILE__), __FILE__,
-             name);
+    snprintf(out, cap, "%.*s", (int)(tail - __FILE__), __FILE__);
   else
     return false;
-  return stat(out, &st) == 0;
+  return true;
 }
 
-static int load_fixture(struct tc *t, const char *name, char *path, size_t cap)
+/* The project's own fixtures, tests/fixtures/configs: always there. */
+static int load_project_fixture(struct tc *t, const char *name, char *path, size_t cap)
 {
-  if (!fixture_path(path, cap, name)) {
-    print_message("fixture %s not found; skipped\n", name);
-    skip();
-  }
+  char src[512];
+  struct stat st;
+
+  assert_true(source_dir(src, sizeof src));
+  snprintf(path, cap, "%s/tests/fixtures/configs/%s", src, name);
+  if (stat(path, &st) != 0)
+    fail_msg("project fixture %s missing", path);
   reset(t);
   return conf_load_file(t->c, path, collect, t);
 }
 
-static void test_fixture_docker_sample(void **state)
+/* One error, on `line` of path, containing needle; nothing else wrong. */
+static void expect_refused_at(struct tc *t, int r, const char *path, int line,
+                              const char *needle)
+{
+  char prefix[1300];
+
+  snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+  if (r != -1 || t->n_err != 1 || !has_msg(t, true, prefix, needle)) {
+    dump(t);
+    fail_msg("%s: expected one error on line %d with '%s'", path, line, needle);
+  }
+}
+
+static void test_fixture_stray_words(void **state)
 {
   struct tc *t = *state;
-  char path[1024], prefix[1100];
+  char path[1024];
 
-  /* Line 27 is `nts enable (Mandatory for NTS)`: refused, named by file and line. */
-  assert_int_equal(load_fixture(t, "ntpsec-docker-sample.conf", path, sizeof path), -1);
-  assert_int_equal(t->n_err, 1);
-  snprintf(prefix, sizeof prefix, "%s:27: ", path);
-  assert_true(has_msg(t, true, prefix, "unexpected '(Mandatory' after 'nts enable'"));
-  assert_true(has_msg(t, true, "", "ntpsec-docker-sample.conf:27: "));
-  /* Everything else on the other lines was read. */
+  /* Line 22 is `nts enable (needed for the NTS server)`: refused, named by
+   * file and line; everything on the other lines was read. */
+  int r = load_project_fixture(t, "nts-server-stray-words.conf", path, sizeof path);
+  expect_refused_at(t, r, path, 22, "unexpected '(needed' after 'nts enable'");
+  assert_true(has_msg(t, true, "", "nts-server-stray-words.conf:22: "));
+  assert_int_equal(t->c->n_sources, 3);
+  assert_int_equal(t->c->sources[0].kind, CONF_POOL);
+  assert_true(t->c->sources[0].iburst && t->c->sources[0].prefer);
+  assert_false(t->c->sources[1].prefer);
+  assert_int_equal(t->c->n_restricts, 2);
+  assert_string_equal(t->c->driftfile, "/var/lib/ntsd/ntp.drift");
+  assert_string_equal(t->c->nts_key, "/etc/ssl/private/time.example.net.key");
+  assert_string_equal(t->c->nts_cert, "/etc/ssl/certs/time.example.net.fullchain.pem");
+  assert_string_equal(t->c->nts_cookie, "/var/lib/ntsd/nts-keys");
+}
+
+static void test_fixture_nts_server(void **state)
+{
+  struct tc *t = *state;
+  char path[1024];
+
+  if (load_project_fixture(t, "nts-server.conf", path, sizeof path) != 0)
+    dump(t);
+  assert_int_equal(t->n_err, 0);
+  assert_true(t->c->nts_enable);
+  assert_string_equal(t->c->nts_mintls, "TLS1.3");
+  assert_string_equal(t->c->nts_listen, "4460");
+  assert_string_equal(t->c->nts_cookie, "/var/lib/ntsd/nts-keys");
+  assert_int_equal(t->c->n_sources, 4);
+  assert_string_equal(t->c->sources[0].host, "0.0.0.0");
+  assert_true(t->c->sources[0].prefer);
+  assert_true(t->c->sources[3].nts);
+  assert_string_equal(t->c->sources[3].host, "nts-c.example.com");
+  assert_int_equal(t->c->tos_maxclock, 5);
+  assert_int_equal(t->c->n_restricts, 2);
+  assert_int_equal(t->c->restricts[1].fam, CONF_FAM_6);
+  assert_string_equal(t->c->driftfile, "/var/lib/ntsd/ntp.drift");
+  assert_string_equal(t->c->statsdir, "/var/log/ntsstats/");
+}
+
+static void test_fixture_client_ports(void **state)
+{
+  struct tc *t = *state;
+  char path[1024];
+
+  if (load_project_fixture(t, "nts-client-ports.conf", path, sizeof path) != 0)
+    dump(t);
+  assert_int_equal(t->n_err, 0);
+  assert_int_equal(t->c->n_sources, 5);
+  for (size_t i = 0; i < 5; i++)
+    assert_true(t->c->sources[i].nts);
+  assert_string_equal(t->c->sources[1].host, "nts.example.se");
+  assert_int_equal(t->c->sources[1].port, 4443);
+  assert_int_equal(t->c->sources[0].port, 0);
+}
+
+static void test_fixture_client_ca(void **state)
+{
+  struct tc *t = *state;
+  char path[1024];
+
+  if (load_project_fixture(t, "nts-client-ca.conf", path, sizeof path) != 0)
+    dump(t);
+  assert_int_equal(t->n_err, 0);
+  assert_true(t->c->n_warnings > 0); /* statistics, filegen, logconfig */
+  assert_int_equal(t->c->n_sources, 3);
+  assert_true(t->c->sources[2].nts);
+  assert_string_equal(t->c->sources[2].ca, "/etc/ntsd/certs/root-ca.pem");
+  assert_string_equal(t->c->statsdir, "/var/log/ntsd/");
+  assert_string_equal(t->c->logfile, "/var/log/ntsd/ntsd.log");
+  assert_string_equal(t->c->driftfile, "/var/lib/ntsd/drift/ntp.drift");
+}
+
+/* ntpd-rs TOML: refused with one error on the first line, naming the
+ * format, instead of an error per line. */
+static void test_fixture_toml(void **state)
+{
+  struct tc *t = *state;
+  static const char *const files[] = {"ntpd-rs-sources.toml", "ntpd-rs-nts-server.toml"};
+  char path[1024];
+
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    int r = load_project_fixture(t, files[i], path, sizeof path);
+    expect_refused_at(t, r, path, 1, "looks like TOML");
+  }
+  expect_error(t, "log-level = \"info\"", "looks like TOML");
+  expect_error(t, "key=value", "looks like TOML");
+}
+
+/* ---- shared real-world samples ------------------------------------------------- */
+
+/* Published configurations kept verbatim beside the source tree, in
+ * ../shared/fixtures/configs, where that directory exists.  They are
+ * checked in one test, so a tree without them says so in one line. */
+static void shared_docker_sample(struct tc *t, const char *dir)
+{
+  char path[1200];
+
+  /* Line 27 is `nts enable (Mandatory for NTS)`. */
+  snprintf(path, sizeof path, "%s/ntpsec-docker-sample.conf", dir);
+  reset(t);
+  int r = conf_load_file(t->c, path, collect, t);
+  expect_refused_at(t, r, path, 27, "unexpected '(Mandatory' after 'nts enable'");
   assert_int_equal(t->c->n_sources, 3);
   assert_int_equal(t->c->sources[0].kind, CONF_POOL);
   assert_true(t->c->sources[0].iburst && t->c->sources[0].prefer);
@@ -990,14 +1101,34 @@ static void test_fixture_docker_sample(void **state)
   assert_string_equal(t->c->nts_cookie, "/var/lib/ntp/nts-keys");
 }
 
-static void test_fixture_nts_server(void **state)
+static void load_shared(struct tc *t, const char *dir, const char *name)
+{
+  char path[1200];
+
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  reset(t);
+  if (conf_load_file(t->c, path, collect, t) != 0 || t->n_err != 0) {
+    dump(t);
+    fail_msg("%s: expected no error", path);
+  }
+}
+
+static void test_shared_fixtures(void **state)
 {
   struct tc *t = *state;
-  char path[1024];
+  char src[512], dir[1024], path[1100];
+  struct stat st;
 
-  if (load_fixture(t, "ntpsec-nts-server.conf", path, sizeof path) != 0)
-    dump(t);
-  assert_int_equal(t->n_err, 0);
+  assert_true(source_dir(src, sizeof src));
+  snprintf(dir, sizeof dir, "%s/../shared/fixtures/configs", src);
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    print_message("%s not found: the checks of the shared real-world samples are skipped "
+                  "(the project's own fixtures ran)\n", dir);
+    skip();
+  }
+  shared_docker_sample(t, dir);
+
+  load_shared(t, dir, "ntpsec-nts-server.conf");
   assert_true(t->c->nts_enable);
   assert_string_equal(t->c->nts_mintls, "TLS1.3");
   assert_string_equal(t->c->nts_listen, "4460");
@@ -1008,59 +1139,31 @@ static void test_fixture_nts_server(void **state)
   assert_int_equal(t->c->n_restricts, 2);
   assert_int_equal(t->c->restricts[1].fam, CONF_FAM_6);
   assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
-}
 
-static void test_fixture_quickstart_client(void **state)
-{
-  struct tc *t = *state;
-  char path[1024];
-
-  if (load_fixture(t, "ntpsec-quickstart-client.conf", path, sizeof path) != 0)
-    dump(t);
-  assert_int_equal(t->n_err, 0);
+  load_shared(t, dir, "ntpsec-quickstart-client.conf");
   assert_int_equal(t->c->n_sources, 5);
   for (size_t i = 0; i < 5; i++)
     assert_true(t->c->sources[i].nts);
   assert_string_equal(t->c->sources[1].host, "nts.ntp.se");
   assert_int_equal(t->c->sources[1].port, 4443);
   assert_int_equal(t->c->sources[0].port, 0);
-}
 
-static void test_fixture_ptb_client(void **state)
-{
-  struct tc *t = *state;
-  char path[1024];
-
-  if (load_fixture(t, "ptb-nts-client.conf", path, sizeof path) != 0)
-    dump(t);
-  assert_int_equal(t->n_err, 0);
-  assert_true(t->c->n_warnings > 0); /* statistics, filegen, logconfig */
+  load_shared(t, dir, "ptb-nts-client.conf");
+  assert_true(t->c->n_warnings > 0);
   assert_int_equal(t->c->n_sources, 3);
   assert_true(t->c->sources[2].nts);
   assert_string_equal(t->c->sources[2].ca, "/var/lib/ntp/ssl/isrgrootx1.pem");
   assert_string_equal(t->c->statsdir, "/var/log/ntp/");
   assert_string_equal(t->c->logfile, "/var/log/ntp/ntp.log");
   assert_string_equal(t->c->driftfile, "/var/lib/ntp/drift/ntp.drift");
-}
 
-/* ---- conf_split_host_port ------------------------------------------------------ */
-
-/* ntpd-rs TOML fixtures: refused with one error on the first line, naming
- * the format, instead of an error per line. */
-static void test_fixture_toml(void **state)
-{
-  struct tc *t = *state;
-  static const char *const files[] = {"ntpd-rs-client-server.toml", "ntpd-rs-nts-server.toml"};
-  char path[1024], prefix[1100];
-
-  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-    assert_int_equal(load_fixture(t, files[i], path, sizeof path), -1);
-    assert_int_equal(t->n_err, 1);
-    snprintf(prefix, sizeof prefix, "%s:1: ", path);
-    assert_true(has_msg(t, true, prefix, "looks like TOML"));
+  static const char *const toml[] = {"ntpd-rs-client-server.toml", "ntpd-rs-nts-server.toml"};
+  for (size_t i = 0; i < sizeof toml / sizeof toml[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, toml[i]);
+    reset(t);
+    int r = conf_load_file(t->c, path, collect, t);
+    expect_refused_at(t, r, path, 1, "looks like TOML");
   }
-  expect_error(t, "log-level = \"info\"", "looks like TOML");
-  expect_error(t, "key=value", "looks like TOML");
 }
 
 static void test_tinker_thresholds(void **state)
@@ -1103,6 +1206,8 @@ static void test_aead_option(void **state)
   expect_error(t, "server a.example nts aead AES_SIV_CMAC_384", "unsupported AEAD");
   expect_error(t, "server a.example nts aead AES-128-GCM", "unsupported AEAD");
 }
+
+/* ---- conf_split_host_port ------------------------------------------------------ */
 
 static void test_split_host_port(void **state)
 {
@@ -1185,11 +1290,12 @@ int main(void)
       T(test_many_entries),
       T(test_load_file_errors),
       T(test_includefile),
-      T(test_fixture_docker_sample),
+      T(test_fixture_stray_words),
       T(test_fixture_nts_server),
-      T(test_fixture_quickstart_client),
-      T(test_fixture_ptb_client),
+      T(test_fixture_client_ports),
+      T(test_fixture_client_ca),
       T(test_fixture_toml),
+      T(test_shared_fixtures),
       T(test_tinker_thresholds),
       T(test_nts_ntpserver),
       T(test_aead_option),

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -57,6 +58,29 @@ static void test_bad_requests(void **state)
   assert_non_null(strstr(err, "too long"));
 }
 
+/* Error replies quote the request's words: in JSON they are escaped. */
+static void test_error_reply(void **state)
+{
+  (void)state;
+  ctl_cmd cmd;
+  bool json;
+  char err[128];
+  assert_false(parse("x\"y json\n", &cmd, &json, err));
+  char *r = control_error_reply(err, true);
+  assert_string_equal(r, "{\"error\":\"unknown command 'x\\\"y'\"}\n");
+  free(r);
+  assert_false(parse("peers a\\\"}b\n", &cmd, &json, err));
+  r = control_error_reply(err, true);
+  assert_string_equal(r, "{\"error\":\"unexpected 'a\\\\\\\"}b'\"}\n");
+  free(r);
+  r = control_error_reply(err, false);
+  assert_string_equal(r, "error: unexpected 'a\\\"}b'\n");
+  free(r);
+  r = control_error_reply("tab\there", true);
+  assert_string_equal(r, "{\"error\":\"tab\\u0009here\"}\n");
+  free(r);
+}
+
 static void test_json_writer(void **state)
 {
   (void)state;
@@ -89,6 +113,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_requests),
       cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_error_reply),
       cmocka_unit_test(test_json_writer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
