@@ -53,7 +53,8 @@ import runner  # noqa: E402  (processes, namespaces, control socket, conditions)
 import soak_report  # noqa: E402
 from runner import BenchError, log  # noqa: E402
 
-NTPPERF_SRC = os.path.join(os.path.dirname(SOURCE_DIR), "shared", "tools", "ntpperf")
+NTPPERF_SRC = os.environ.get("SOAK_NTPPERF_DIR") or os.path.join(
+    os.path.dirname(SOURCE_DIR), "shared", "tools", "ntpperf")
 CHRONYD, CHRONYC = runner.CHRONYD, runner.CHRONYC
 NS_PREFIX = "ntsdsoak-"
 SRV_ADDR, GEN_ADDR, PEER_ADDR = "10.213.0.1", "10.213.0.2", "10.213.0.3"
@@ -542,8 +543,9 @@ def start_load(a, ns, tmp, mac):
     binary, why = (None, "--load fallback") if a.load == "fallback" else build_ntpperf(a)
     if binary is None:
         print("soak: %s; running the fallback load instead: plain NTP (not NTS) at %d "
-              "requests/s from %d addresses to the server, no load on chronyd" % (
-                  why, a.fallback_rate, a.fallback_clients), flush=True)
+              "requests/s from %d addresses to the ntsd server%s" % (
+                  why, a.fallback_rate, a.fallback_clients,
+                  ", none on chronyd" if a.peer else ""), flush=True)
         a.load_note = ("fallback: %s; plain NTP (no NTS) from bench/soakload.py, %d requests/s "
                        "from %d addresses, to the ntsd server only" % (
                            why, a.fallback_rate, a.fallback_clients))

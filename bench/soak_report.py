@@ -253,7 +253,7 @@ def _flat_row(name, d, md):
              "%d" % r["end"], "%s / %s" % (_pct(r["dev_min"]), _pct(r["dev_max"])),
              "%d / %d / %d..%d / %d" % (fd["start"], fd["ref"], fd["min"], fd["max"], fd["end"]),
              "%s / %s" % (_pct(fd["dev_min"]), _pct(fd["dev_max"])),
-             "-" if f["cpu_pct"] is None else "%.1f" % f["cpu_pct"],
+             "-" if f["cpu_pct"] is None else "%.2f" % f["cpu_pct"],
              "%d" % f["udp_drops"]]
     if name in VERDICT_DAEMONS:
         cells.append("%s / %s" % (_yes(r["flat"]), _yes(fd["flat"])))
@@ -323,7 +323,7 @@ def text(res):
     lines = ["soak: %d s under load, a sample every %d s, flatness from %d s" % (
         res["seconds"], res["sample_s"], res["warmup_s"]),
         "load: %s" % res["load"]["note"],
-        "ntsd %s (%s); %s" % (c.get("ntsd_version"), c.get("git"), c.get("chrony_version")),
+        "%s (%s); %s" % (c.get("ntsd_version"), c.get("git"), c.get("chrony_version")),
         ""]
     for name, d in res["daemons"].items():
         row = _flat_row(name, d, False)
@@ -343,7 +343,7 @@ def markdown(res):
                res["seconds"], res["sample_s"], res["warmup_s"]),
            "- Load: %s; generator CPU cap: %s." % (res["load"]["note"],
                                                     res["load"]["gen_cpu_cap"]),
-           "- ntsd %s, %s; %s; Linux %s, %d x %s; load average %s at start, %s at the end." % (
+           "- %s, %s; %s; Linux %s, %d x %s; load average %s at start, %s at the end." % (
                c.get("ntsd_version"), c.get("git"), c.get("chrony_version"), c.get("kernel"),
                c.get("cpus") or 0, c.get("cpu"), " ".join(c.get("loadavg_start", [])),
                " ".join(c.get("loadavg_end", []))),
