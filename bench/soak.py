@@ -377,8 +377,10 @@ def start_ntpperf(a, ns, d, binary, mac, target, addr, net):
         log("ntpperf's CPU is not capped: %s" % why)
     cmd = [binary, "-i", "g0", "-m", mac, "-d", addr, "-s", net, "-B", "-S", key,
            "-r", str(a.rate), "-x", "1", "-t", str(a.gen_interval), "-l"]
-    # Stops by itself a minute after the run's end at the latest.
-    cmd = ["timeout", "-s", "INT", "-k", "10", str(a.seconds + 60)] + cmd
+    # Stops by itself a minute after the run's end at the latest, and with
+    # `timeout` if that is killed (which is killed with the soak).
+    cmd = ["timeout", "-s", "INT", "-k", "10", str(a.seconds + 60),
+           "setpriv", "--pdeathsig", "KILL", "--"] + cmd
     if cg:
         cmd = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + cmd
     log("start ntpperf -> %s (%s): %d requests/s, %d clients from %s" % (

@@ -295,9 +295,11 @@ def verdict_lines(res):
     for g in res["load"]["generators"]:
         if g.get("lines"):
             out.append("load generator -> %s: %d req/s, %d clients, answered %.2f %% mean, "
-                       "%.2f %% worst interval (%d intervals)%s" % (
+                       "%.2f %% worst interval (%d intervals)%s%s" % (
                            g["target"], g["rate"], g["clients"], g["answered_pct_mean"],
                            g["answered_pct_min"], g["lines"],
+                           "" if "response_time_mean_us" not in g else
+                           ", server receive-to-transmit time mean %.0f us" % g["response_time_mean_us"],
                            "" if g.get("ended_early_at_s") is None else
                            ", ENDED EARLY at %s s" % g["ended_early_at_s"]))
     if res["load"]["generators"]:
@@ -335,6 +337,32 @@ def text(res):
     return "\n".join(lines) + "\n"
 
 
+def series_table(res, rows=12):
+    """RSS, fds and CPU of the loaded servers and the client at about
+    `rows` evenly spaced samples."""
+    names = [n for n in ("server", "chronyd", "client") if res["daemons"].get(n, {}).get("samples")]
+    ref = res["daemons"][names[0]]["samples"]
+    step = max(1, (len(ref) - 1) // rows)
+    idx = sorted(set(list(range(0, len(ref), step)) + [len(ref) - 1]))
+    out = ["| t (s) | " + " | ".join(names) + " |", "|" + " --- |" * (len(names) + 1)]
+    prev = None
+    for i in idx:
+        cells = ["%d" % ref[i]["t"]]
+        for n in names:
+            ss = res["daemons"][n]["samples"]
+            s = ss[min(i, len(ss) - 1)]
+            cpu = "-"
+            if prev is not None:
+                p = ss[min(prev, len(ss) - 1)]
+                dt = s["t"] - p["t"]
+                if dt > 0:
+                    cpu = "%.1f" % (100.0 * (s["cpu_s"] - p["cpu_s"]) / dt)
+            cells.append("%d / %d / %s" % (s["rss_kb"], s["fds"], cpu))
+        out.append("| " + " | ".join(cells) + " |")
+        prev = i
+    return out
+
+
 def markdown(res):
     c = res["conditions"]
     out = ["# Soak run %s" % res["started"], "",
@@ -353,6 +381,8 @@ def markdown(res):
         row = _flat_row(name, d, True)
         if row:
             out.append(row)
+    out += ["", "Over time (RSS kB / open fds / CPU % of one core since the previous row):", ""]
+    out += series_table(res)
     out += ["", "Verdicts:", ""]
     out += ["- " + ln for ln in verdict_lines(res)]
     nz = []
