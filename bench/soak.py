@@ -484,7 +484,9 @@ def sample(daemons, t):
         s = {"t": round(t, 1)}
         s.update(proc_usage(dm.pid))
         try:
-            s["counters"] = counters(dm)
+            full = counters(dm)
+            s["counters"] = soak_report.condense(dm.kind, full)
+            s["counters_full"] = full
         except Exception as e:  # a busy daemon: record it, do not stop
             s["counters"] = None
             s["query_error"] = str(e)

@@ -65,6 +65,24 @@ def error_counters(kind, c):
     return out
 
 
+def condense(kind, c):
+    """What a sample keeps of the counters: those the report reads (the
+    first and last samples also keep everything, as counters_full)."""
+    if kind == "chronyd":
+        return c
+    nts_keys = set(NTS_CLIENT_ERRORS if kind == "ntsd-client" else NTS_SERVER_ERRORS)
+    out = {"nts": {k: v for k, v in c["nts"].items()
+                   if k in nts_keys or k == "server_recvs_good"}}
+    if kind == "ntsd-client":
+        keep = ("address", "sent", "received", "accepted", "reach", "cookies", "selection",
+                "dropped")
+        out["peers"] = [{k: p.get(k) for k in keep} for p in c["peers"]]
+    else:
+        keep = ("received", "responded", "dropped", "send_errors")
+        out["server"] = {k: c["server"].get(k) for k in keep}
+    return out
+
+
 def _with_counters(samples):
     return [s for s in samples if s.get("counters") is not None]
 
@@ -178,6 +196,8 @@ VERDICT_DAEMONS = ("server", "client")
 def build_result(a, cond, started, daemons, loads):
     dms = {}
     for dm in daemons:
+        for s in dm.samples[1:-1]:
+            s.pop("counters_full", None)
         d = {"kind": dm.kind, "ntp": dm.ntp, "samples": dm.samples}
         if dm.samples:
             d["flat"] = flatness(dm.samples, a.warmup)
