@@ -314,14 +314,14 @@ def verdict_lines(res):
                        srv["kernel_drops"], srv["kernel_drop_pct"] or 0.0))
     for g in res["load"]["generators"]:
         if g.get("lines"):
+            rt = ("" if "response_time_mean_us" not in g else
+                  ", server receive-to-transmit time mean %.0f us" % g["response_time_mean_us"])
+            early = ("" if g.get("ended_early_at_s") is None else
+                     ", ENDED EARLY at %s s" % g["ended_early_at_s"])
             out.append("load generator -> %s: %d req/s, %d clients, answered %.2f %% mean, "
                        "%.2f %% worst interval (%d intervals)%s%s" % (
                            g["target"], g["rate"], g["clients"], g["answered_pct_mean"],
-                           g["answered_pct_min"], g["lines"],
-                           "" if "response_time_mean_us" not in g else
-                           ", server receive-to-transmit time mean %.0f us" % g["response_time_mean_us"],
-                           "" if g.get("ended_early_at_s") is None else
-                           ", ENDED EARLY at %s s" % g["ended_early_at_s"]))
+                           g["answered_pct_min"], g["lines"], rt, early))
     if res["load"]["generators"]:
         out.append("load ran for the whole run: %s" % _yes(v["load_whole_run"]))
     cl = res["answered"]["client"] or []
