@@ -5,13 +5,15 @@
 #   make demo       install missing deps, build, run a loopback server+client
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make bench      benchmarks (not tests)
+#   make soak       30-minute soak benchmark (not a test; SOAK_SECONDS=120 for a
+#                   short run; docs/benchmarks.md)
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 JOBS ?= 2
 CMAKE ?= cmake
 
-.PHONY: all build deps deps-build test test-unit demo install clean bench
+.PHONY: all build deps deps-build test test-unit demo install clean bench soak
 
 all: build
 
@@ -44,6 +46,10 @@ demo: deps build
 
 bench: deps build
 	scripts/bench $(BUILD)
+
+soak: deps build
+	@scripts/install-deps --soak --check || scripts/install-deps --soak
+	scripts/soak $(BUILD)
 
 install: build
 	DESTDIR=$(DESTDIR) $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
