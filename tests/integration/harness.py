@@ -659,6 +659,17 @@ class Ntsd:
         return v
 
 
+def nts_client_snapshot(c):
+    """The first association of an NTS client ntsd and its NTS counters, in
+    one dict (with the monotonic time it was taken, `t`)."""
+    p = c.peers()[0]
+    n = c.ctl_json("nts")
+    return {"accepted": p["accepted"], "reach": p["reach"], "cookies": p["cookies"],
+            "state": p["state"], "ke_error": p["ke_error"], "ke_retry": p["ke_retry"],
+            "ke": n["ke_probes_good"], "ke_bad": n["ke_probes_bad"],
+            "naks": n["client_naks"], "t": time.monotonic()}
+
+
 PEER_KEYS = ("remote", "address", "nts", "cookies", "stratum", "reach", "poll", "offset",
              "delay", "jitter", "when")
 SERVER_KEYS = ("received", "responded", "dropped", "rate_limited", "kod_sent")

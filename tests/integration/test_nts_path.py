@@ -55,13 +55,7 @@ def client(name, pki):
                   ready="peers")
 
 
-def snap(c):
-    p = c.peers()[0]
-    n = c.ctl_json("nts")
-    return {"accepted": p["accepted"], "reach": p["reach"], "cookies": p["cookies"],
-            "state": p["state"], "ke_error": p["ke_error"], "ke_retry": p["ke_retry"],
-            "ke": n["ke_probes_good"], "ke_bad": n["ke_probes_bad"],
-            "naks": n["client_naks"], "t": time.monotonic()}
+snap = h.nts_client_snapshot
 
 
 def ke_times(samples):

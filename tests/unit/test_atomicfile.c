@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "daemon/atomicfile.h"
+#include "stderr_capture.h"
 #include "daemon/log.h"
 
 #define KILL_ROUNDS 300
@@ -315,26 +316,7 @@ static void capture_log(void (*fn)(void *), void *arg, char *buf, size_t cap)
 {
   char lpath[256];
   path_of(lpath, sizeof(lpath), "log");
-  fflush(stderr);
-  int saved = dup(2);
-  int fd = open(lpath, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  assert_true(saved >= 0 && fd >= 0);
-  dup2(fd, 2);
-  close(fd);
-  fn(arg);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  assert_true(slurp(lpath, buf, cap) >= 0);
-  unlink(lpath);
-}
-
-static int count(const char *hay, const char *needle)
-{
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-    n++;
-  return n;
+  capture_stderr(lpath, fn, arg, buf, cap);
 }
 
 static void save_three(void *arg)
@@ -357,21 +339,21 @@ static void test_save_logs_once(void **state)
   /* The directory is missing: three failures, one warning. */
   capture_log(save_three, f, buf, sizeof(buf));
   assert_int_equal(atomicfile_failures(f), 3);
-  assert_int_equal(count(buf, "\n"), 1);
-  assert_int_equal(count(buf, "warning: driftfile "), 1);
+  assert_int_equal(count_substr(buf, "\n"), 1);
+  assert_int_equal(count_substr(buf, "warning: driftfile "), 1);
   assert_non_null(strstr(buf, path));
   assert_non_null(strstr(buf, "it will not survive"));
   /* At debug level the repeats show, marked as such. */
   log_set_level(LOG_LVL_DEBUG);
   capture_log(save_three, f, buf, sizeof(buf));
-  assert_int_equal(count(buf, "debug: driftfile "), 3);
-  assert_int_equal(count(buf, "warning"), 0);
+  assert_int_equal(count_substr(buf, "debug: driftfile "), 3);
+  assert_int_equal(count_substr(buf, "warning"), 0);
   log_set_level(LOG_LVL_INFO);
   /* Writing works again: one notice, the counter reset. */
   assert_int_equal(mkdir(sub, 0700), 0);
   capture_log(save_one, f, buf, sizeof(buf));
   assert_int_equal(atomicfile_failures(f), 0);
-  assert_int_equal(count(buf, "\n"), 1);
+  assert_int_equal(count_substr(buf, "\n"), 1);
   assert_non_null(strstr(buf, "written again, after 6 failed attempts"));
   capture_log(save_one, f, buf, sizeof(buf));
   assert_string_equal(buf, ""); /* a success after a success is quiet */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon/keystore.h"
+#include "stderr_capture.h"
 #include "daemon/log.h"
 #include "proto/nts_cookie.h"
 
@@ -114,26 +115,7 @@ static void capture(void (*fn)(void *), void *arg, char *buf, size_t cap)
 {
   char lpath[256];
   snprintf(lpath, sizeof(lpath), "%s/log", dir);
-  fflush(stderr);
-  int saved = dup(2), fd = open(lpath, O_CREAT | O_TRUNC | O_RDWR, 0600);
-  assert_true(saved >= 0 && fd >= 0);
-  dup2(fd, 2);
-  fn(arg);
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  ssize_t n = pread(fd, buf, cap - 1, 0);
-  buf[n > 0 ? n : 0] = '\0';
-  close(fd);
-  unlink(lpath);
-}
-
-static int count(const char *hay, const char *needle)
-{
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-    n++;
-  return n;
+  capture_stderr(lpath, fn, arg, buf, cap);
 }
 
 struct run {
@@ -179,12 +161,12 @@ static void test_unwritable_serves_on(void **state)
   capture(open_it, &r, buf, sizeof(buf));
   assert_non_null(r.k);
   assert_true(keystore_unsaved(r.k));
-  assert_int_equal(count(buf, "warning: nts cookie "), 1);
+  assert_int_equal(count_substr(buf, "warning: nts cookie "), 1);
   assert_non_null(strstr(buf, path));
   assert_non_null(strstr(buf, "will not survive a restart"));
   uint32_t first = nts_keyset_current_id(keystore_current(r.k));
   capture(checks, &r, buf, sizeof(buf));
-  assert_int_equal(count(buf, "warning"), 0); /* retries and a rotation: quiet */
+  assert_int_equal(count_substr(buf, "warning"), 0); /* retries and a rotation: quiet */
   assert_int_equal(nts_keyset_count(keystore_current(r.k)), 2); /* rotated in memory */
   assert_int_equal(nts_keyset_current_id(keystore_current(r.k)), first + 1);
   assert_null(file_keys(path));
