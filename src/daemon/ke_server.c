@@ -250,6 +250,18 @@ static bool admit(ke_server *s, const struct sockaddr *sa)
   return s->n_conn < s->cfg.max_connections;
 }
 
+/* A server-side TLS bufferevent on fd, or NULL.  On failure the socket is
+ * still open; the SSL is not: libevent (since 2.1.9) frees it itself under
+ * BEV_OPT_CLOSE_ON_FREE, so freeing it here too would be a double free. */
+static struct bufferevent *tls_bev_new(ke_server *s, evutil_socket_t fd)
+{
+  SSL *ssl = SSL_new(s->cfg.ctx);
+  if (!ssl)
+    return NULL;
+  return bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                        BEV_OPT_CLOSE_ON_FREE);
+}
+
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -262,10 +274,8 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     return;
   }
   ke_conn *c = calloc(1, sizeof(*c));
-  SSL *ssl = c ? SSL_new(s->cfg.ctx) : NULL;
-  if (ssl)
-    c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
+  if (c)
+    c->bev = tls_bev_new(s, fd);
   if (c && c->bev)
     c->deadline = evtimer_new(s->base, on_deadline, c);
   struct timeval tv = {.tv_sec = (time_t)s->cfg.timeout,
@@ -274,11 +284,9 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     if (c && c->deadline)
       event_free(c->deadline);
     if (c && c->bev)
-      bufferevent_free(c->bev);
-    else {
-      SSL_free(ssl);
+      bufferevent_free(c->bev); /* closes fd */
+    else
       close(fd);
-    }
     free(c);
     count(&s->refused);
     return;
