@@ -1015,10 +1015,11 @@ class NtsKeServer(Ntsd):
     advertised in the KE Port record when not 123; another 127/8 ntp_addr
     lets a relay sit on 127.0.0.1, with `nts ntpserver 127.0.0.1` in
     `extra`).  `cookie_file`: `nts cookie FILE`.  restart() (from Ntsd)
-    waits for the KE server again."""
+    waits for the KE server again.  With `debug` it runs at debug level
+    (-d -d), where the KE server logs one line per connection (ke_log)."""
 
     def __init__(self, name, pki, ke_port, ntp_port, cookie_file=None, extra=(), debug=True,
-                 ntp_addr="127.0.0.1"):
+                 ntp_addr="127.0.0.1", args=()):
         self.pki = pki
         self.ke_port = ke_port
         self.ntp_port = ntp_port
@@ -1033,7 +1034,8 @@ class NtsKeServer(Ntsd):
             lines.append("nts cookie %s" % cookie_file)
         lines.append("nts-listen-on 127.0.0.1:%d" % ke_port)
         lines += list(extra)
-        Ntsd.__init__(self, name, lines, debug=debug)
+        Ntsd.__init__(self, name, lines, debug=debug,
+                      args=tuple(args) + (("-d",) if debug else ()))
 
     def _start(self):
         Ntsd._start(self)

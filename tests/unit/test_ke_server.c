@@ -118,6 +118,20 @@ static double wait_closed(int fd, double limit)
   return -1;
 }
 
+/* The counters once refused and serves_bad have reached the values wanted
+ * (the server may count a connection just after closing it), or after 1 s. */
+static ke_server_stats wait_stats(ke_server *s, uint64_t refused, uint64_t bad)
+{
+  ke_server_stats st;
+  for (int i = 0; i < 100; i++) {
+    ke_server_get_stats(s, &st);
+    if (st.refused == refused && st.serves_bad == bad)
+      break;
+    usleep(10000);
+  }
+  return st;
+}
+
 /* on_accept: the bufferevent cannot be made; the socket is closed at once,
  * the connection counted as refused, and the server goes on serving. */
 static void test_server_bufferevent_failure(void **state)
@@ -144,8 +158,7 @@ static void test_server_bufferevent_failure(void **state)
   close(fd);
   assert_int_equal(atomic_load(&failed), before + 1);
   assert_true(t >= 0 && t < 0.4); /* at once, not at the deadline */
-  ke_server_stats st;
-  ke_server_get_stats(s, &st);
+  ke_server_stats st = wait_stats(s, 1, 0);
   assert_int_equal(st.refused, 1);
   assert_int_equal(st.serves_bad, 0);
 
@@ -154,11 +167,69 @@ static void test_server_bufferevent_failure(void **state)
   t = wait_closed(fd, 3.0);
   close(fd);
   assert_true(t >= 0.4);
-  ke_server_get_stats(s, &st);
+  st = wait_stats(s, 1, 1);
   assert_int_equal(st.refused, 1);
   assert_int_equal(st.serves_bad, 1);
   ke_server_stop(s);
   SSL_CTX_free(ctx);
+}
+
+static size_t count_lines(const char *path, const char *needle)
+{
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[1024];
+  size_t n = 0;
+  while (fgets(line, sizeof(line), f))
+    n += strstr(line, needle) != NULL;
+  fclose(f);
+  return n;
+}
+
+/* The summary line comes from the KE thread's own loop, once per interval
+ * with traffic, and not in an interval without. */
+static void test_periodic_summary(void **state)
+{
+  (void)state;
+  char path[] = "/tmp/ntsd-test-ke-server-XXXXXX";
+  int logfd = mkstemp(path);
+  assert_true(logfd >= 0);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  assert_int_equal(dup2(logfd, 2), 2);
+
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  char listen[32];
+  snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port());
+  ke_server_cfg cfg = {.listen = listen, .ctx = ctx, .ntp_port = 123, .timeout = 0.5,
+                       .hello_timeout = 0.1, .summary_interval = 0.4};
+  char err[256] = "";
+  ke_server *s = ke_server_start(&cfg, err, sizeof(err));
+  bool ran = s && ke_server_run(s);
+  int fd = ran ? connect_to(listen) : -1;
+  double t = fd >= 0 ? wait_closed(fd, 1.0) : -1;
+  if (fd >= 0)
+    close(fd);
+  usleep(1200 * 1000); /* the summary at 0.4 s, then two quiet intervals */
+  fflush(stderr);
+  size_t periodic = count_lines(path, "NTSs: NTS-KE in the last");
+  size_t hello = count_lines(path, "1 failed (1 hello_timeout)");
+  ke_server_stop(s);
+  fflush(stderr);
+  size_t after_stop = count_lines(path, "NTSs: NTS-KE in the last");
+  dup2(saved, 2);
+  close(saved);
+  close(logfd);
+  unlink(path);
+  SSL_CTX_free(ctx);
+
+  if (!ran)
+    fail_msg("ke_server_start: %s", err);
+  assert_true(t >= 0.05 && t < 0.4); /* the ClientHello deadline */
+  assert_int_equal(periodic, 1);
+  assert_int_equal(hello, 1);
+  assert_int_equal(after_stop, 1); /* nothing new to summarise at the stop */
 }
 
 int main(void)
@@ -170,6 +241,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_client_bufferevent_failure),
       cmocka_unit_test(test_server_bufferevent_failure),
+      cmocka_unit_test(test_periodic_summary),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
