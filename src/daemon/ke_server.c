@@ -104,10 +104,23 @@ static void conn_fail(ke_conn *c, ke_outcome o, _Atomic uint64_t *reason, const 
   conn_free(c);
 }
 
+/* The reply has been written: say so in TLS (close_notify), then close.
+ * One try: the alert is a few bytes behind a flushed reply, so it only
+ * fails when the client has stopped reading, and then a plain close does. */
+static void conn_finish(ke_conn *c)
+{
+  SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+  if (ssl && SSL_shutdown(ssl) < 0) {
+    log_debug("NTSs: NTS-KE to %s: no close_notify sent", c->peer);
+    ERR_clear_error();
+  }
+  conn_free(c);
+}
+
 static void on_flushed(struct bufferevent *bev, void *arg)
 {
   if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-    conn_free(arg);
+    conn_finish(arg);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg);

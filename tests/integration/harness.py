@@ -1152,7 +1152,8 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
       version, cipher
       response:   bytes read
       closed:     the server closed (EOF, close_notify, reset) within timeout
-      close_how:  "eof", "reset", "tls-error: ..." or "timeout"
+      close_how:  "close_notify" (a clean TLS close), "eof" (TCP close without
+                  close_notify), "reset", "tls-error: ..." or "timeout"
       elapsed:    seconds from connect to close (or timeout)
     """
     import ssl
@@ -1170,7 +1171,8 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.connect(("127.0.0.1", port))
         try:
-            s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+            s = ctx.wrap_socket(raw, server_hostname=server_hostname,
+                                suppress_ragged_eofs=False)
         except (ssl.SSLError, OSError) as e:
             res["handshake"] = "%s: %s" % (type(e).__name__, e)
             res["closed"] = True
@@ -1210,6 +1212,9 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
             except socket.timeout:
                 break
             except ssl.SSLZeroReturnError:
+                res["closed"], res["close_how"] = True, "close_notify"
+                break
+            except ssl.SSLEOFError:  # no close_notify before the TCP close
                 res["closed"], res["close_how"] = True, "eof"
                 break
             except (ConnectionResetError, BrokenPipeError):
@@ -1218,8 +1223,8 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
             except ssl.SSLError as e:
                 res["closed"], res["close_how"] = True, "tls-error: %s" % e
                 break
-            if not b:
-                res["closed"], res["close_how"] = True, "eof"
+            if not b:  # with suppress_ragged_eofs=False: close_notify
+                res["closed"], res["close_how"] = True, "close_notify"
                 break
             res["response"] += b
     except OSError as e:

@@ -12,7 +12,7 @@ Passes when:
   * a good request gets exactly Next Protocol [0], AEAD [15], 8 New Cookie
     records of 104 bytes, Port [NTP_PORT], End of Message -- with the
     critical bit on all but the cookies -- over TLS 1.3 with ALPN ntske/1,
-    and the cookies all carry the same key id;
+    then a TLS close_notify, and the cookies all carry the same key id;
   * AEAD [17] gives 168-byte cookies; [99, 17, 15] picks 17 (the client's
     order); [99] gets an empty AEAD record and no cookies; an unknown next
     protocol alone gets an empty Next Protocol record; a request split into
@@ -101,6 +101,8 @@ def check_success(res, aead, cookie_len, what):
     check_tls(res, what)
     h.check(res["closed"], "%s: server did not close after its response (%s)" % (
         what, res["close_how"]))
+    h.check(res["close_how"] == "close_notify",
+            "%s: server closed without a TLS close_notify (%s)" % (what, res["close_how"]))
     recs = parse(res, what)
     h.log("%s: %d bytes: %s" % (what, len(res["response"]), rec_str(recs)))
     h.check(len(recs) == 12, "%s: expected 12 records, got %d: %s" % (
