@@ -180,7 +180,8 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
   k->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!k->bev) {
-    SSL_free(ssl);
+    /* libevent (since 2.1.9) has freed the SSL, as BEV_OPT_CLOSE_ON_FREE
+     * says; freeing it again would be a double free. */
     free(k);
     return NULL;
   }

@@ -2,11 +2,16 @@
  * its own event loop, so key-establishment load never delays NTP replies.
  *
  * Per connection: cheap checks first (restrict ignore/noserve, a per-client
- * rate limit, a cap on concurrent connections), then a non-blocking TLS 1.3
- * handshake (ALPN ntske/1 required), one request, one response, close; the
- * whole exchange must finish within the deadline (2 s by default).  The
- * protocol decisions are made by proto/nts_ke; cookies by proto/nts_cookie
- * with the current key set, read through an atomic pointer. */
+ * rate limit, then proto/ke_admit: a cap per /24 or /56 and a slot, taken
+ * from the oldest unfinished handshake when all are busy), then a
+ * non-blocking TLS 1.3 handshake (ALPN ntske/1 required), one request, one
+ * response, TLS close_notify, close.  The whole ClientHello must arrive
+ * within hello_timeout (1 s by default), the whole exchange finish within
+ * timeout (2 s).  The protocol decisions are made by proto/nts_ke; cookies
+ * by proto/nts_cookie with the current key set, read through an atomic
+ * pointer.  Per-connection lines are logged at debug level (the first
+ * failure of each kind per interval at info), with a summary per interval
+ * (proto/ke_summary) at notice level. */
 #ifndef NTSD_DAEMON_KE_SERVER_H
 #define NTSD_DAEMON_KE_SERVER_H
 
@@ -30,18 +35,24 @@ typedef struct ke_server_cfg {
   const char *ntp_server;  /* advertised NTPv4 server, NULL for none */
   double timeout;          /* seconds per connection, handshake included */
   int max_connections;
+  int max_per_prefix;      /* concurrent connections per /24 or /56 (0: 16) */
+  double hello_timeout;    /* seconds from accept to the ClientHello (0: 1 s) */
+  double summary_interval; /* seconds between summary lines (0: 60 s) */
 } ke_server_cfg;
 
 /* Counters, as `ntpq -c nts` shows them. */
 typedef struct ke_server_stats {
   uint64_t serves_good;     /* completed KEs */
   uint64_t serves_bad;      /* failed after the TCP accept: TLS, ALPN, protocol, timeout */
-  uint64_t refused;         /* dropped before the handshake: ACL, rate, connection cap */
+  uint64_t refused;         /* dropped before the handshake: ACL, rate, caps */
   uint64_t tls_failures;
   uint64_t no_alpn;
   uint64_t bad_requests;    /* answered with an Error record */
   uint64_t timeouts;
   uint64_t cookies_made;
+  uint64_t refused_prefix;  /* of refused: the per-prefix cap */
+  uint64_t evicted;         /* of serves_bad: closed to make room for a newer connection */
+  uint64_t hello_timeouts;  /* of serves_bad: no ClientHello in time */
 } ke_server_stats;
 
 typedef struct ke_server ke_server;

@@ -1064,10 +1064,11 @@ class NtsKeServer(Ntsd):
     advertised in the KE Port record when not 123; another 127/8 ntp_addr
     lets a relay sit on 127.0.0.1, with `nts ntpserver 127.0.0.1` in
     `extra`).  `cookie_file`: `nts cookie FILE`.  restart() (from Ntsd)
-    waits for the KE server again."""
+    waits for the KE server again.  With `debug` it runs at debug level
+    (-d -d), where the KE server logs one line per connection (ke_log)."""
 
     def __init__(self, name, pki, ke_port, ntp_port, cookie_file=None, extra=(), debug=True,
-                 ntp_addr="127.0.0.1"):
+                 ntp_addr="127.0.0.1", args=()):
         self.pki = pki
         self.ke_port = ke_port
         self.ntp_port = ntp_port
@@ -1082,7 +1083,8 @@ class NtsKeServer(Ntsd):
             lines.append("nts cookie %s" % cookie_file)
         lines.append("nts-listen-on 127.0.0.1:%d" % ke_port)
         lines += list(extra)
-        Ntsd.__init__(self, name, lines, debug=debug)
+        Ntsd.__init__(self, name, lines, debug=debug,
+                      args=tuple(args) + (("-d",) if debug else ()))
 
     def _start(self):
         Ntsd._start(self)
@@ -1199,7 +1201,8 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
       version, cipher
       response:   bytes read
       closed:     the server closed (EOF, close_notify, reset) within timeout
-      close_how:  "eof", "reset", "tls-error: ..." or "timeout"
+      close_how:  "close_notify" (a clean TLS close), "eof" (TCP close without
+                  close_notify), "reset", "tls-error: ..." or "timeout"
       elapsed:    seconds from connect to close (or timeout)
     """
     import ssl
@@ -1217,7 +1220,8 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.connect(("127.0.0.1", port))
         try:
-            s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+            s = ctx.wrap_socket(raw, server_hostname=server_hostname,
+                                suppress_ragged_eofs=False)
         except (ssl.SSLError, OSError) as e:
             res["handshake"] = "%s: %s" % (type(e).__name__, e)
             res["closed"] = True
@@ -1257,6 +1261,9 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
             except socket.timeout:
                 break
             except ssl.SSLZeroReturnError:
+                res["closed"], res["close_how"] = True, "close_notify"
+                break
+            except ssl.SSLEOFError:  # no close_notify before the TCP close
                 res["closed"], res["close_how"] = True, "eof"
                 break
             except (ConnectionResetError, BrokenPipeError):
@@ -1265,8 +1272,8 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
             except ssl.SSLError as e:
                 res["closed"], res["close_how"] = True, "tls-error: %s" % e
                 break
-            if not b:
-                res["closed"], res["close_how"] = True, "eof"
+            if not b:  # with suppress_ragged_eofs=False: close_notify
+                res["closed"], res["close_how"] = True, "close_notify"
                 break
             res["response"] += b
     except OSError as e:
