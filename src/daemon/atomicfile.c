@@ -163,7 +163,10 @@ static int make_tmp(int dfd, const char *base, const void *data, size_t len, mod
   if (fchmod(fd, mode) == 0 && write_all(fd, data, len) && fsync(fd) == 0) {
     if (name[0] || link_tmpfile(fd, dfd, base, name, cap))
       return fd;
-    *step = "cannot link the temporary file";
+    /* An unnamed temporary that cannot be named (no CAP_DAC_READ_SEARCH
+     * and no /proc, in a chroot): a named one still works. */
+    close(fd);
+    return make_tmp(dfd, base, data, len, mode, false, name, cap, step);
   }
   int e = errno;
   close(fd);

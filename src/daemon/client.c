@@ -536,6 +536,8 @@ static void ke_failed(peer *p, const ke_result *r, const char *ke)
   p->ke_failures++;
   if (r->verify_result != X509_V_OK)
     p->tamper[NTS_TAMPER_KE_CERT]++;
+  else if (p->ke_unchecked)
+    c->unchecked_left++; /* the certificate was never judged: the attempt is not spent */
   bool dates = r->verify_result == X509_V_ERR_CERT_NOT_YET_VALID ||
                r->verify_result == X509_V_ERR_CERT_HAS_EXPIRED;
   snprintf(p->ke_error, sizeof(p->ke_error), "%s", r->ok ? "bad session" : r->why);
@@ -576,6 +578,7 @@ static void on_ke_done(void *arg, ke_result *r)
   nts_wipe(r->c2s, sizeof(r->c2s));
   nts_wipe(r->s2c, sizeof(r->s2c));
   if (p->unchecked && c->synced) {
+    p->authentic_since_ke = true; /* redone for its dates, not for want of answers */
     need_ke(p, "clock synchronised meanwhile: NTS-KE with the certificate's dates checked");
     return;
   }

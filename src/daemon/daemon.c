@@ -206,6 +206,93 @@ static void on_drift_timer(evutil_socket_t fd, short what, void *arg)
   save_drift(arg);
 }
 
+/* True once the discipline has corrected the clock (or, estimating only,
+ * taken a sample): a panic refusal leaves it false. */
+static bool disc_synced(const ntp_disc *disc)
+{
+  ntp_disc_info di;
+  ntp_disc_get_info(disc, &di);
+  return di.synced;
+}
+
+/* Recomputes selection and the system variables served to our clients. */
+/* The selection settings from `tos`. */
+static void select_cfg(const ntsd *d, ntp_select_cfg *scfg)
+{
+  ntp_select_cfg_default(scfg);
+  scfg->mindist = d->conf->tos_mindist;
+  scfg->maxdist = d->conf->tos_maxdist;
+  scfg->minsane = d->conf->tos_minsane;
+  scfg->minclock = d->conf->tos_minclock;
+  scfg->maxclock = d->conf->tos_maxclock;
+  scfg->authsel = (ntp_authsel)d->conf->tos_authselect;
+  for (size_t i = 0; i < d->conf->n_sources; i++)
+    scfg->auth_configured += d->conf->sources[i].nts && !d->conf->sources[i].noselect;
+}
+
+/* Runs selection over every association into states[0..n) and *res;
+ * returns the system peer's index or -1. */
+static int run_selection(ntsd *d, double now, const ntp_select_cfg *scfg,
+                         ntp_source_info *infos, ntp_sel_state *states, size_t n,
+                         ntp_select_result *res)
+{
+  const report_sys *s = &d->sys;
+  int prev = -1; /* last system peer, so selection can avoid clock-hopping */
+  for (size_t i = 0; i < s->sel_states_n; i++)
+    if (s->sel_states[i] == NTP_SEL_SYSPEER)
+      prev = (int)i;
+  peer_view v;
+  for (size_t i = 0; i < n; i++) {
+    clients_view(d->clients, i, now, &v);
+    infos[i] = v.info;
+  }
+  /* Selection compares offsets measured at different times: age them to
+   * now with the discipline's frequency estimate. */
+  for (size_t i = 0; d->disc && i < n; i++)
+    if (infos[i].have_sample && infos[i].sample_age >= 0)
+      infos[i].offset = ntp_disc_predict(d->disc, infos[i].offset,
+                                         now - infos[i].sample_age, now);
+  return ntp_select(infos, n, scfg, prev, states, res) == NTP_SELECT_SYNC ? res->sys_peer : -1;
+}
+
+/* What our clients are told (and s->offset, s->system_peer, s->synced):
+ * from the system peer, else `local stratum`, else unsynchronised. */
+static ntp_sysinfo system_info(ntsd *d, int best, const ntp_select_result *res, double now)
+{
+  report_sys *s = &d->sys;
+  ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
+  peer_view v;
+  s->synced = false;
+  s->system_peer[0] = '\0';
+  s->offset = 0;
+  if (best >= 0 && clients_view(d->clients, (size_t)best, now, &v)) {
+    const ntp_source_info *b = &v.info;
+    s->synced = true;
+    /* The discipline's estimate: what it has not corrected yet (under -x,
+     * the untouched clock's error), from every survivor's samples. */
+    s->offset = ntp_disc_offset_now(d->disc, now);
+    si.leap = res->leap; /* majority of the survivors */
+    si.stratum = (uint8_t)(b->stratum + 1);
+    si.refid = netaddr_refid(v.sa);
+    si.reftime = ntp_ts_add(sysclock_now_ntp(), -(b->when > 0 ? b->when : 0));
+    si.root_delay = b->root_delay + b->delay;
+    si.root_disp = b->root_disp + b->dispersion + res->jitter + fabs(res->offset);
+    snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
+  } else if (d->conf->local_stratum > 0) {
+    si.leap = NTP_LEAP_NONE;
+    si.stratum = (uint8_t)d->conf->local_stratum;
+    si.refid = NTP_REFID('L', 'O', 'C', 'L');
+    si.reftime = sysclock_now_ntp();
+    si.root_delay = 0;
+    si.root_disp = d->precision;
+  } else {
+    si.leap = NTP_LEAP_UNSYNC;
+    si.stratum = NTP_MAX_STRATUM;
+    si.refid = 0;
+  }
+  return si;
+}
+
 /* Recomputes selection and the system variables served to our clients. */
 static void update_system(ntsd *d)
 {
@@ -214,75 +301,21 @@ static void update_system(ntsd *d)
   size_t n = clients_count(d->clients);
   int best = -1;
   ntp_select_cfg scfg;
-  ntp_select_cfg_default(&scfg);
-  scfg.mindist = d->conf->tos_mindist;
-  scfg.maxdist = d->conf->tos_maxdist;
-  scfg.minsane = d->conf->tos_minsane;
-  scfg.minclock = d->conf->tos_minclock;
-  scfg.maxclock = d->conf->tos_maxclock;
-  scfg.authsel = (ntp_authsel)d->conf->tos_authselect;
+  select_cfg(d, &scfg);
   ntp_select_result res = {.sys_peer = -1, .leap = NTP_LEAP_UNSYNC};
-  int prev = -1; /* last system peer, so selection can avoid clock-hopping */
-  for (size_t i = 0; i < s->sel_states_n; i++)
-    if (s->sel_states[i] == NTP_SEL_SYSPEER)
-      prev = (int)i;
   ntp_source_info *infos = n ? calloc(n, sizeof(*infos)) : NULL;
   ntp_sel_state *states = n ? calloc(n, sizeof(*states)) : NULL;
-  peer_view v;
-  if (n && infos && states) {
-    for (size_t i = 0; i < n; i++) {
-      clients_view(d->clients, i, now, &v);
-      infos[i] = v.info;
-    }
-    /* Selection compares offsets measured at different times: age them to
-     * now with the discipline's frequency estimate. */
-    for (size_t i = 0; d->disc && i < n; i++)
-      if (infos[i].have_sample && infos[i].sample_age >= 0)
-        infos[i].offset = ntp_disc_predict(d->disc, infos[i].offset,
-                                           now - infos[i].sample_age, now);
-    if (ntp_select(infos, n, &scfg, prev, states, &res) == NTP_SELECT_SYNC)
-      best = res.sys_peer;
-  }
+  if (n && infos && states)
+    best = run_selection(d, now, &scfg, infos, states, n, &res);
   s->sel_states_n = 0;
   for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
     s->sel_states[s->sel_states_n++] = states[i];
   if (d->disc && best >= 0)
     feed_discipline(d, states, n, &res, &scfg, now);
-
-  ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
-  s->synced = false;
-  s->system_peer[0] = '\0';
-  if (best >= 0 && clients_view(d->clients, (size_t)best, now, &v)) {
-    const ntp_source_info *b = &v.info;
-    s->synced = true;
-    /* The discipline's estimate: what it has not corrected yet (under -x,
-     * the untouched clock's error), from every survivor's samples. */
-    s->offset = ntp_disc_offset_now(d->disc, now);
-    si.leap = res.leap;     /* majority of the survivors */
-    si.stratum = (uint8_t)(b->stratum + 1);
-    si.refid = netaddr_refid(v.sa);
-    si.reftime = ntp_ts_add(sysclock_now_ntp(), -(b->when > 0 ? b->when : 0));
-    si.root_delay = b->root_delay + b->delay;
-    si.root_disp = b->root_disp + b->dispersion + res.jitter + fabs(res.offset);
-    snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
-
-  } else if (d->conf->local_stratum > 0) {
-    si.leap = NTP_LEAP_NONE;
-    si.stratum = (uint8_t)d->conf->local_stratum;
-    si.refid = NTP_REFID('L', 'O', 'C', 'L');
-    si.reftime = sysclock_now_ntp();
-    si.root_delay = 0;
-    si.root_disp = d->precision;
-    s->offset = 0;
-  } else {
-    si.leap = NTP_LEAP_UNSYNC;
-    si.stratum = NTP_MAX_STRATUM;
-    si.refid = 0;
-    s->offset = 0;
-  }
+  ntp_sysinfo si = system_info(d, best, &res, now);
   s->info = si;
-  if (s->synced)
-    clients_set_synced(d->clients);
+  if (s->synced && d->disc && disc_synced(d->disc))
+    clients_set_synced(d->clients); /* the clock took the time, not only selection */
   update_kernel_status(d, s->synced ? si.leap : NTP_LEAP_UNSYNC, s->synced);
   if (d->disc) {
     ntp_disc_info di;

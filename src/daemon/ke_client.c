@@ -1,6 +1,7 @@
 /* ke_client: NTS-KE client exchange. */
 #include "daemon/ke_client.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -56,23 +57,36 @@ static void finish(ke_client *k, bool ok, const char *why)
   destroy(k);
 }
 
-/* Explains a TLS failure, with the certificate verdict when there is one. */
+/* errno after a failed TCP connect, if it still says why (deferred
+ * callbacks run after other system calls, so anything else is stale). */
+static int connect_errno(void)
+{
+  int e = EVUTIL_SOCKET_ERROR();
+  return e == ECONNREFUSED || e == ENETUNREACH || e == EHOSTUNREACH || e == ETIMEDOUT ||
+                 e == ECONNRESET || e == EADDRNOTAVAIL
+             ? e
+             : 0;
+}
+
+/* Explains a failure, with the certificate verdict when there is one.  An
+ * "error" of library 0 is libevent's own code for a failed system call
+ * (SSL_ERROR_SYSCALL), not an OpenSSL error worth printing. */
 static void tls_failure(ke_client *k, struct bufferevent *bev)
 {
   char why[200], e[160] = "";
   SSL *ssl = bufferevent_openssl_get_ssl(bev);
   unsigned long ossl = bufferevent_get_openssl_error(bev);
+  int sys_errno = !k->sent && ERR_GET_LIB(ossl) != ERR_LIB_SSL ? connect_errno() : 0;
   long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
   if (ossl)
     ERR_error_string_n(ossl, e, sizeof(e));
   k->res.verify_result = vr;
-  int sock_err = EVUTIL_SOCKET_ERROR();
   if (vr != X509_V_OK)
     snprintf(why, sizeof(why), "certificate verification failed: %s",
              X509_verify_cert_error_string(vr));
-  else if (!k->sent && sock_err && ERR_GET_LIB(ossl) != ERR_LIB_SSL)
-    snprintf(why, sizeof(why), "cannot connect: %s", evutil_socket_error_to_string(sock_err));
-  else if (ossl)
+  else if (sys_errno)
+    snprintf(why, sizeof(why), "cannot connect: %s", strerror(sys_errno));
+  else if (ossl && ERR_GET_LIB(ossl) != 0)
     snprintf(why, sizeof(why), "TLS: %s", e);
   else
     snprintf(why, sizeof(why), "connection failed or closed before the response");

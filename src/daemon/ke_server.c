@@ -235,12 +235,15 @@ static void on_read(struct bufferevent *bev, void *arg)
   }
 }
 
+static bool arm_deadline(ke_conn *c);
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
   ke_conn *c = arg;
   ke_server *s = c->srv;
   if (what & BEV_EVENT_CONNECTED) {
     ke_admit_advance(s->adm, c->slot, KE_PHASE_EXCHANGE);
+    arm_deadline(c); /* the exchange's own deadline from now on */
     if (!tls_alpn_ok(bufferevent_openssl_get_ssl(bev)))
       conn_fail(c, KE_OUT_NO_ALPN, &s->no_alpn, "client did not offer ALPN ntske/1");
     return;

@@ -317,8 +317,18 @@ static void tamper_sources_json(json_w *j, const ntsd_clients *c)
 }
 
 /* The NTS counters: the names of NTPsec's `ntpq -c nts`, as JSON keys. */
-char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
-                 bool json)
+/* One NTS counter: its JSON key, its label in the table, its value. */
+typedef struct nts_row {
+  const char *key, *label;
+  uint64_t v;
+} nts_row;
+
+#define NTS_ROWS 25
+
+/* The counters of our NTS-KE client and server and NTS-NTP client and
+ * server; returns how many rows it wrote (NTS_ROWS). */
+static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
+                       nts_row *rows)
 {
   ntsd_client_stats cs = {0};
   ke_server_stats ks = {0};
@@ -329,10 +339,7 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
     ke_server_get_stats(ke, &ks);
   if (srv)
     server_get_stats(srv, &ss);
-  const struct {
-    const char *key, *label;
-    uint64_t v;
-  } rows[] = {
+  const nts_row all[] = {
       {"ke_probes_good", "NTS KE probes good", cs.ke_probes_good},
       {"ke_probes_bad", "NTS KE probes bad", cs.ke_probes_bad},
       {"ke_serves_good", "NTS KE serves good", ks.serves_good},
@@ -360,7 +367,16 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
       {"server_sends", "NTS server sends", ss.nts_sends},
       {"server_naks", "NTS server NAKs sent", ss.nts_naks},
   };
-  size_t n = sizeof(rows) / sizeof(rows[0]);
+  _Static_assert(sizeof(all) / sizeof(all[0]) == NTS_ROWS, "NTS_ROWS");
+  memcpy(rows, all, sizeof(all));
+  return NTS_ROWS;
+}
+
+char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
+                 bool json)
+{
+  nts_row rows[NTS_ROWS];
+  size_t n = nts_rows(c, ke, srv, rows);
   uint64_t total[NTS_TAMPER_COUNT];
   tamper_totals(c, total);
   if (json) {

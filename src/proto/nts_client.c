@@ -56,13 +56,20 @@ bool nts_client_set_session(nts_client *c, uint16_t aead, const uint8_t *c2s,
                             const uint8_t *s2c, size_t key_len, const uint8_t *cookies,
                             size_t n, size_t cookie_len)
 {
-  nts_client_reset(c);
+  /* Checked before anything changes: a bad session replaces nothing. */
+  nts_aead_key k_c2s, k_s2c;
   if (n > NTS_CLIENT_JAR || cookie_len == 0 || cookie_len > NTS_KE_MAX_COOKIE_LEN ||
-      key_len != nts_aead_key_len(aead) || !nts_aead_key_set(&c->c2s, aead, c2s, key_len) ||
-      !nts_aead_key_set(&c->s2c, aead, s2c, key_len)) {
-    nts_client_reset(c);
+      key_len != nts_aead_key_len(aead) || !nts_aead_key_set(&k_c2s, aead, c2s, key_len) ||
+      !nts_aead_key_set(&k_s2c, aead, s2c, key_len)) {
+    nts_aead_key_wipe(&k_c2s);
+    nts_aead_key_wipe(&k_s2c);
     return false;
   }
+  nts_client_reset(c);
+  c->c2s = k_c2s;
+  c->s2c = k_s2c;
+  nts_aead_key_wipe(&k_c2s);
+  nts_aead_key_wipe(&k_s2c);
   c->have_session = true;
   c->aead = aead;
   c->key_len = key_len;

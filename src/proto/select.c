@@ -44,11 +44,13 @@ void ntp_select_cfg_default(ntp_select_cfg *cfg)
   cfg->maxclock = 10;
   cfg->prefer_offset = true;
   cfg->authsel = NTP_AUTHSEL_MIX;
+  cfg->auth_configured = 0;
 }
 
-static auth_plan plan_for(const ntp_source_info *infos, size_t n, ntp_authsel mode)
+static auth_plan plan_for(const ntp_source_info *infos, size_t n, const ntp_select_cfg *cfg)
 {
-  bool any = false; /* configured, usable or not: see proto/select.h */
+  ntp_authsel mode = cfg->authsel;
+  bool any = cfg->auth_configured > 0; /* configured, usable or not: see proto/select.h */
   for (size_t k = 0; k < n; k++)
     any |= infos[k].authenticated && !infos[k].noselect;
   switch (mode) {
@@ -328,7 +330,7 @@ ntp_select_status ntp_select(const ntp_source_info *infos, size_t n,
   res->sys_peer = -1;
   res->leap = NTP_LEAP_UNSYNC;
 
-  auth_plan plan = plan_for(infos, n, cfg->authsel);
+  auth_plan plan = plan_for(infos, n, cfg);
   bool split = plan == PLAN_AUTH_FIRST;
   res->auth_split = split;
   int c = gather(infos, n, cfg, plan, states, cs);

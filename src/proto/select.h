@@ -37,8 +37,11 @@
  * sources may do while an authenticated (NTS) one is configured, so that
  * forged replies from plain sources cannot outvote it.  "Configured" means
  * present in infos[] with `authenticated` set and not noselect, whether or
- * not it is usable right now: an attacker who blocks the NTS traffic must
- * not thereby hand the clock to the plain sources.
+ * not it is usable right now, or counted in cfg->auth_configured (sources
+ * in the configuration that have no association yet: a name that does not
+ * resolve): an attacker who blocks the NTS traffic, or the DNS answer
+ * that names the NTS server, must not thereby hand the clock to the plain
+ * sources.
  *
  *  require  unauthenticated sources are never candidates (state noselect).
  *  prefer   as require while an authenticated source is configured; with
@@ -92,6 +95,8 @@ typedef struct ntp_select_cfg {
   int maxclock;       /* tos maxclock: truechimers considered, the rest excess (10) */
   bool prefer_offset; /* a prefer system peer's offset is the system's (true) */
   ntp_authsel authsel; /* tos authselect (mix) */
+  int auth_configured; /* authenticated, selectable sources configured, whether
+                          or not they have an association yet (0) */
 } ntp_select_cfg;
 
 /* The defaults above (those of ntpd and NTPsec). */

@@ -248,7 +248,7 @@ def run_tests(ctx, keyfile):
             "server sockets %r" % srv.get("sockets"))
 
     # --- hostile modes -------------------------------------------------------
-    for mode, polls in (("replay", 3), ("flip", 7), ("forged-nak", 4), ("truncate", 5),
+    for mode, polls in (("replay", 3), ("flip", 6), ("forged-nak", 4), ("truncate", 5),
                         ("duplicate", 3), ("inject", 3), ("nak-ahead", 10)):
         hostile_mode(ctx, mode, polls)
 
@@ -258,7 +258,7 @@ def run_tests(ctx, keyfile):
     lines = [ln for ln in client.proc.read_log().splitlines() if "NTS: refused:" in ln
              or "also refused:" in ln]
     h.log("%d refused responses, %d tamper log lines: %r" % (refused, len(lines), lines))
-    h.check(refused >= 20 and 1 <= len(lines) <= 2,
+    h.check(refused >= 20 and 1 <= len(lines) <= 3,
             "%d tamper log lines for %d refused responses" % (len(lines), refused))
 
     sn = server_nts(server)

@@ -91,7 +91,10 @@ def outage(server, client):
 
 def server_back(server, client, s):
     server.restart()
-    wait = s["ke_retry"] + 5
+    # The backoff step in force once the server is back (an attempt made
+    # while it was restarting failed and set the next one).
+    back = snap(client)
+    wait = (back["ke_retry"] if back["ke_retry"] is not None else 0) + 5
     h.log("server back with its key file; samples due within %.1f s" % wait)
 
     def resumed():
@@ -135,7 +138,8 @@ def keys_lost(server, client, keyfile):
     def ke_back():
         set_ke_port(server, KE_PORT)
     server.restart(between=ke_back)
-    wait = later["ke_retry"] + 5
+    back = snap(client)
+    wait = (back["ke_retry"] if back["ke_retry"] is not None else 0) + 5
 
     def resumed():
         x = snap(client)

@@ -73,6 +73,12 @@ static void test_bad_sessions(void **state)
   assert_false(nts_client_has_session(c));
   assert_int_equal(nts_client_cookie_count(c), 0);
   assert_true(nts_client_set_session(c, 15, key32, key32, 32, cookies, 3, 104));
+  /* A bad session replaces nothing: the old one and its cookies stay. */
+  assert_false(nts_client_set_session(c, 17, key32, key32, 32, cookies, 8, 104));
+  assert_false(nts_client_set_session(c, 15, key32, key32, 32, cookies, 9, 104));
+  assert_true(nts_client_has_session(c));
+  assert_int_equal(nts_client_aead(c), 15);
+  assert_int_equal(nts_client_cookie_count(c), 3);
   nts_client_reset(c);
   assert_false(nts_client_has_session(c));
   assert_int_equal(nts_client_cookie_count(c), 0);

@@ -624,6 +624,16 @@ static void test_authsel_mix_needs_an_authenticated_candidate(void **state)
   assert_int_equal(ntp_select(in, 4, &c, -1, st2, &r2), NTP_SELECT_SYNC);
   assert_memory_equal(&r, &r2, sizeof(r));
   assert_memory_equal(st, st2, sizeof(st));
+
+  /* An NTS source in the configuration with no association yet (its name
+   * does not resolve: DNS blocked) still counts: the plain ones wait. */
+  c.authsel = NTP_AUTHSEL_MIX;
+  c.auth_configured = 1;
+  assert_int_equal(ntp_select(&in[1], 3, &c, -1, st, &r), NTP_SELECT_NO_AUTH);
+  assert_int_equal(r.sys_peer, -1);
+  c.authsel = NTP_AUTHSEL_PREFER;
+  assert_int_equal(ntp_select(&in[1], 3, &c, -1, st, &r), NTP_SELECT_NO_SOURCES);
+  assert_int_equal(st[0], NTP_SEL_NOSELECT);
 }
 
 static void test_authsel_mix_majority_among_authenticated(void **state)
