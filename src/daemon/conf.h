@@ -5,14 +5,18 @@
  * CA files, drift file) and resolves no name, so `ntsd --check` can run it
  * anywhere.  `includefile` is followed (depth-limited) by conf_load_file.
  *
- * Directives that have no effect yet are accepted with a warning; unknown
- * directives, missing or out-of-range values and stray words are errors. */
+ * Each directive and option carries a status (enum conf_status): what it
+ * does in this release.  A valid line whose status is not in force is
+ * accepted with a warning; unknown directives, missing or out-of-range
+ * values and stray words are errors.  The same entries give the status
+ * table of docs/configuration.md (conf_write_directive_table). */
 #ifndef NTSD_DAEMON_CONF_H
 #define NTSD_DAEMON_CONF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONF_HOST_MAX 256
 #define CONF_PATH_MAX 1024
@@ -128,5 +132,33 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
 /* The AEAD id for a `server ... aead NAME` value (AES_SIV_CMAC_256 -> 15,
  * AES_SIV_CMAC_512 -> 17, case-insensitive, or the number); 0 if unsupported. */
 uint16_t conf_aead_id(const char *name);
+
+/* What a directive or option does in this release. */
+enum conf_status {
+  CONF_ACTIVE,  /* in effect */
+  CONF_ALWAYS,  /* what it asks for always holds here; accepted silently */
+  CONF_PARTIAL, /* in effect in part; warns, saying what differs */
+  CONF_STORED,  /* checked and stored, no effect yet; warns */
+  CONF_IGNORED, /* checked, then ignored; warns */
+};
+
+/* One row of the status table: a directive, or one of its options. */
+typedef struct conf_item {
+  const char *directive; /* first word ("tos") */
+  const char *option;    /* NULL: the directive itself; "": any other word */
+  const char *args;      /* what follows it, for the docs ("N", "FILE"); "" if none */
+  enum conf_status status;
+  const char *note;      /* warns: the warning after the quoted name; else a remark or NULL */
+} conf_item;
+
+typedef void (*conf_item_fn)(void *ctx, const conf_item *item);
+
+bool conf_status_warns(enum conf_status s);
+const char *conf_status_name(enum conf_status s); /* "active", "stored", ... */
+/* Calls fn for every directive and every option the parser knows, in table
+ * order; an option table shared by several directives comes once. */
+void conf_each_item(conf_item_fn fn, void *ctx);
+/* Writes the status table of docs/configuration.md (markdown). */
+void conf_write_directive_table(FILE *f);
 
 #endif
