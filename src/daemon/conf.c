@@ -1593,6 +1593,37 @@ int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx)
   return p.errors ? -1 : 0;
 }
 
+/* ---- small per-module configurations ---------------------------------------- */
+
+conf_tos conf_get_tos(const ntsd_conf *c)
+{
+  conf_tos t = {.mindist = c->tos_mindist, .maxdist = c->tos_maxdist,
+                .minsane = c->tos_minsane, .minclock = c->tos_minclock,
+                .maxclock = c->tos_maxclock, .authselect = c->tos_authselect};
+
+  for (size_t i = 0; i < c->n_sources; i++)
+    t.auth_sources += c->sources[i].nts && !c->sources[i].noselect;
+  return t;
+}
+
+conf_tinker conf_get_tinker(const ntsd_conf *c)
+{
+  return (conf_tinker){c->tinker_step, c->tinker_stepout, c->tinker_panic};
+}
+
+conf_ratelimit conf_get_ratelimit(const ntsd_conf *c)
+{
+  return (conf_ratelimit){c->discard_average, c->discard_minimum};
+}
+
+conf_nts_client conf_get_nts_client(const ntsd_conf *c)
+{
+  conf_nts_client n = {.nocerttimecheck = c->nocerttimecheck};
+
+  memcpy(n.ca, c->nts_ca, sizeof n.ca);
+  return n;
+}
+
 /* ---- the status table ------------------------------------------------------ */
 
 const char *conf_status_name(enum conf_status s)

@@ -111,6 +111,38 @@ typedef struct ntsd_conf {
   unsigned n_warnings;
 } ntsd_conf;
 
+/* Small configurations for single modules, copied out by value: a module
+ * keeps its own copy and no pointer into the whole ntsd_conf, which a
+ * reload will replace.  The ntsd_conf fields stay the parser's output. */
+typedef struct conf_tos { /* selection (`tos`) */
+  double mindist, maxdist; /* s */
+  int minsane, minclock, maxclock;
+  int authselect;          /* ntp_authsel from proto/select.h */
+  unsigned auth_sources;   /* `nts` sources without `noselect`: authenticated ones
+                              that count as configured, resolved or not */
+} conf_tos;
+
+typedef struct conf_tinker { /* the discipline's thresholds, s; < 0: its default */
+  double step, stepout, panic;
+} conf_tinker;
+
+typedef struct conf_ratelimit { /* `discard`: the rate of `restrict ... limited` */
+  int average_log2;             /* one request per 2^this s on average */
+  int minimum;                  /* s between two requests at least */
+} conf_ratelimit;
+
+typedef struct conf_nts_client {
+  char ca[CONF_PATH_MAX]; /* `nts ca`: sources' trust anchors unless their own `ca`;
+                             "" = the system store */
+  int nocerttimecheck;    /* NTS-KEs that may skip certificate dates before the
+                             first synchronisation */
+} conf_nts_client;
+
+conf_tos conf_get_tos(const ntsd_conf *c);
+conf_tinker conf_get_tinker(const ntsd_conf *c);
+conf_ratelimit conf_get_ratelimit(const ntsd_conf *c);
+conf_nts_client conf_get_nts_client(const ntsd_conf *c);
+
 /* One diagnostic line, already formatted as "file:line: message". */
 typedef void (*conf_diag_fn)(void *ctx, bool is_error, const char *msg);
 

@@ -1254,6 +1254,48 @@ static void test_split_host_port(void **state)
   assert_false(conf_split_host_port("h", host, 0, &port));
 }
 
+/* ---- small per-module configurations -------------------------------------- */
+
+static void test_module_configs(void **state)
+{
+  struct tc *t = *state;
+  conf_tos tos = conf_get_tos(t->c);
+  conf_tinker tk = conf_get_tinker(t->c);
+  conf_ratelimit rl = conf_get_ratelimit(t->c);
+
+  /* Defaults. */
+  assert_int_equal(tos.minsane, 1);
+  assert_int_equal(tos.maxclock, 10);
+  assert_int_equal(tos.authselect, NTP_AUTHSEL_MIX);
+  assert_int_equal(tos.auth_sources, 0);
+  assert_true(tk.step < 0 && tk.stepout < 0 && tk.panic < 0);
+  assert_int_equal(rl.average_log2, 3);
+  assert_int_equal(rl.minimum, 2);
+  assert_string_equal(conf_get_nts_client(t->c).ca, "");
+
+  expect_ok(t,
+            "tos minsane 2 minclock 4 maxclock 7 mindist 0.01 maxdist 2 authselect require\n"
+            "tinker step 0.5 stepout 60 panic 0\ndiscard average 5 minimum 1\n"
+            "nts ca /etc/ntsd/ca.pem\nnocerttimecheck 3\n"
+            "server a nts\nserver b nts noselect\nserver c\npool d nts\n",
+            0);
+  tos = conf_get_tos(t->c);
+  tk = conf_get_tinker(t->c);
+  rl = conf_get_ratelimit(t->c);
+  assert_int_equal(tos.minsane, 2);
+  assert_int_equal(tos.minclock, 4);
+  assert_int_equal(tos.maxclock, 7);
+  assert_true(tos.mindist == 0.01 && tos.maxdist == 2);
+  assert_int_equal(tos.authselect, NTP_AUTHSEL_REQUIRE);
+  assert_int_equal(tos.auth_sources, 2); /* a and d; b has noselect, c is plain */
+  assert_true(tk.step == 0.5 && tk.stepout == 60 && tk.panic == 0);
+  assert_int_equal(rl.average_log2, 5);
+  assert_int_equal(rl.minimum, 1);
+  conf_nts_client nc = conf_get_nts_client(t->c);
+  assert_string_equal(nc.ca, "/etc/ntsd/ca.pem");
+  assert_int_equal(nc.nocerttimecheck, 3);
+}
+
 /* ---- statuses: warnings and the docs table come from one table --------- */
 
 /* Lines whose status the daemon's code contradicted before the statuses were
@@ -1491,6 +1533,7 @@ int main(void)
       T(test_nts_ntpserver),
       T(test_aead_option),
       T(test_split_host_port),
+      T(test_module_configs),
       T(test_status_disagreements),
       T(test_status_rows_warn_as_listed),
       T(test_docs_table_matches),
