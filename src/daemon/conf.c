@@ -81,7 +81,7 @@ struct directive {
 #define DIRECTIVE(...) {__VA_ARGS__}
 
 /* A keyword with a status of its own (restrict flags, enable flags, interface
- * targets); name NULL matches any other word. */
+ * targets); an entry named NULL, last in its table, matches any other word. */
 struct word {
   const char *name;
   const char *args;
