@@ -1,31 +1,10 @@
 /* conf: ntp.conf parser, NTPsec syntax, so existing configurations keep working.
  *
- * Supported directives ("warn": accepted and checked, but no effect yet):
- *   server|pool|peer HOST[:PORT] [OPTION...]
- *       HOST: name, IPv4, [IPv6], [IPv6]:PORT or bare IPv6 (no port).
- *       iburst burst prefer noselect true nts noval, minpoll N maxpoll N (0..17),
- *       version N (1..4), ca FILE, aead NAME; warn: key N, xleave, ttl N, mode N,
- *       bias X, maxdelay X.  `peer` becomes a client association (warn).
- *   restrict|unrestrict [-4|-6] default|source|ADDR[/LEN] [mask MASK] [FLAG...]
- *   driftfile FILE, statsdir DIR, logfile FILE, leapfile FILE
- *   tos PAIR...: minsane minclock maxclock mindist maxdist orphan orphanwait,
- *       authselect require|prefer|mix|ignore (ntsd); warn: ceiling floor cohort bcpollbstep
- *   discard PAIR...: average minimum; warn: monitor
- *   enable|disable FLAG...: ntp (clock control); warn: auth bclient calibrate kernel
- *       monitor stats
- *   interface|nic listen|ignore|drop all|ipv4|ipv6|wildcard|NAME|ADDR
- *       (only `ignore all` / `drop all` / `listen all` have an effect)
- *   listen ADDR[:PORT]                    (ntsd; ADDR a literal or `*`)
- *   local stratum N
- *   nts enable|disable, nts key FILE, nts cert FILE [mintls V], nts cookie FILE,
- *       nts ca PATH, nts mintls V, nts rotate SECONDS (ntsd);
- *       warn: nts maxtls V, tlsciphers S, tlsciphersuites S, tlsecdhcurves S, aead NAME
- *   nts-listen-on PORT|ADDR:PORT|[IPv6]:PORT
- *   controlsocket PATH [group NAME]       (ntsd)
- *   includefile FILE                      (followed by conf_load_file only)
- *   nocerttimecheck N                     (ntsd, as chrony)
- *   warn: statistics, filegen, logconfig, tinker, mru, keys, trustedkey, controlkey,
- *       requestkey, leapsmearinterval, setvar
+ * What is understood is the tables below, not a list here: `directives[]` and
+ * the option tables it points to.  Each entry has a status (conf.h); the
+ * parser turns it into the warning for a valid line (note_status), and
+ * conf_write_directive_table (`ntsd --list-directives`) into the table in
+ * docs/configuration.md, which a unit test compares.
  *
  * Anything else is an error.  The parser never resolves names and never opens the
  * files a directive names (only includefile is read), so `ntsd --check` is safe. */
@@ -63,7 +42,7 @@ struct parser {
   unsigned errors;
   int depth;         /* includefile nesting; -1 for text, whose includes are ignored */
   bool line_failed;  /* set by an error, so a line is never reported twice */
-  bool line_warned;  /* set by a warning, so a line gets one "no effect" note */
+  bool quiet_opts;   /* the directive warns as a whole: its options do not */
   bool stop;         /* give up on the rest of the file (it is not ntp.conf) */
 };
 
@@ -72,13 +51,51 @@ struct cursor {
   size_t n, i;
 };
 
+/* A directive's options, for the parser and for the status table. */
+enum sub_kind {
+  SUB_OPTS,  /* struct opt: OPTION [VALUE] anywhere after the directive */
+  SUB_WORDS, /* struct word: a keyword among the directive's words */
+  SUB_CMDS,  /* struct directive: the directive's second word picks a handler */
+};
+
+struct subtable {
+  enum sub_kind kind;
+  const void *tab;
+  size_t n;
+};
+/* Directives sharing options share the table (compared by `tab`). */
+#define SUBTABLE(kind, tab) (&(const struct subtable){kind, tab, ARRAY_LEN(tab)})
+
 struct directive;
 typedef void (*directive_fn)(struct parser *p, struct cursor *cu, const struct directive *d);
 struct directive {
   const char *name;
   directive_fn fn;
-  size_t arg; /* handler specific: field offset, kind, flag value */
+  size_t arg;       /* handler specific: field offset, kind, flag value */
+  const char *args; /* what follows the name, for the docs */
+  enum conf_status st;
+  const char *note; /* warning text after "'name' " when st warns; else a remark */
+  const struct subtable *subs; /* NULL if none */
 };
+/* name, fn, arg, args, st, note, subs; variadic, as some arguments are macros. */
+#define DIRECTIVE(...) {__VA_ARGS__}
+
+/* A keyword with a status of its own (restrict flags, enable flags, interface
+ * targets); an entry named NULL, last in its table, matches any other word. */
+struct word {
+  const char *name;
+  const char *args;
+  enum conf_status st;
+  const char *note;
+};
+
+static const struct word *find_word(const struct word *tab, size_t n, const char *name)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!tab[i].name || strcmp(tab[i].name, name) == 0)
+      return &tab[i];
+  return NULL;
+}
 
 /* ---- diagnostics ------------------------------------------------------ */
 
@@ -98,7 +115,6 @@ static void report(struct parser *p, bool is_error, const char *fmt, ...)
     p->line_failed = true;
   } else {
     p->c->n_warnings++;
-    p->line_warned = true;
   }
   if (!p->diag)
     return;
@@ -133,6 +149,25 @@ static const char *quote(struct quoted *q, const char *w)
   }
   q->s[o] = '\0';
   return q->s;
+}
+
+bool conf_status_warns(enum conf_status s)
+{
+  return s != CONF_ACTIVE && s != CONF_ALWAYS;
+}
+
+static bool no_effect(enum conf_status s)
+{
+  return s == CONF_STORED || s == CONF_IGNORED;
+}
+
+/* The one place a status becomes a warning: `what` is the directive or
+ * option as the user wrote it. */
+static void note_status(struct parser *p, const char *what, enum conf_status st,
+                        const char *note)
+{
+  if (conf_status_warns(st))
+    report(p, false, "'%s' %s", what, note ? note : NOEFFECT);
 }
 
 /* ---- words and values --------------------------------------------------- */
@@ -376,8 +411,14 @@ struct opt {
   size_t cap;       /* OPT_STR: field size */
   double lo, hi;    /* OPT_INT, OPT_NUM */
   bool lo_open;     /* OPT_NUM: lo itself is out of range */
-  const char *warn; /* accepted with the warning "'name' <warn>" */
+  const char *args; /* the value, for the docs */
+  enum conf_status st;
+  const char *note; /* as in struct directive */
 };
+#define FLAG(n, off, st, note) {n, OPT_FLAG, off, 0, 0, 0, false, "", st, note}
+#define INT(n, off, lo, hi, st, note) {n, OPT_INT, off, 0, lo, hi, false, "N", st, note}
+#define NUM(n, off, lo, hi, lo_open, st, note) \
+  {n, OPT_NUM, off, 0, lo, hi, lo_open, "X", st, note}
 
 static const struct opt *find_opt(const struct opt *tab, size_t n, const char *name)
 {
@@ -425,8 +466,8 @@ static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, 
       memcpy(field, &iv, sizeof iv);
     break;
   }
-  if (o->warn)
-    report(p, false, "'%s' %s", o->name, o->warn);
+  if (!p->quiet_opts)
+    note_status(p, o->name, o->st, o->note);
   return true;
 }
 
@@ -476,26 +517,34 @@ static bool grow(struct parser *p, void **arr, size_t n, size_t size, const char
 /* ---- server, pool, peer ----------------------------------------------- */
 
 #define SRC(f) offsetof(conf_source, f)
+#define STR(n, f, args, st, note) \
+  {n, OPT_STR, SRC(f), sizeof(((conf_source *)0)->f), 0, 0, false, args, st, note}
 static const struct opt source_opts[] = {
-    {"iburst", OPT_FLAG, SRC(iburst), 0, 0, 0, false, NULL},
-    {"burst", OPT_FLAG, SRC(burst), 0, 0, 0, false, NULL},
-    {"prefer", OPT_FLAG, SRC(prefer), 0, 0, 0, false, NULL},
-    {"noselect", OPT_FLAG, SRC(noselect), 0, 0, 0, false, NULL},
-    {"true", OPT_FLAG, SRC(trusted), 0, 0, 0, false, NULL},
-    {"nts", OPT_FLAG, SRC(nts), 0, 0, 0, false, NULL},
-    {"noval", OPT_FLAG, SRC(noval), 0, 0, 0, false, NULL},
-    {"minpoll", OPT_INT, SRC(minpoll), 0, 0, 17, false, NULL},
-    {"maxpoll", OPT_INT, SRC(maxpoll), 0, 0, 17, false, NULL},
-    {"version", OPT_INT, SRC(version), 0, 1, 4, false, NULL},
-    {"ca", OPT_STR, SRC(ca), sizeof(((conf_source *)0)->ca), 0, 0, false, NULL},
-    {"aead", OPT_STR, SRC(aead), sizeof(((conf_source *)0)->aead), 0, 0, false, NULL},
-    {"key", OPT_INT, NO_FIELD, 0, 1, 65535, false, NOSYMKEYS},
-    {"xleave", OPT_FLAG, NO_FIELD, 0, 0, 0, false, NOXLEAVE},
-    {"ttl", OPT_INT, NO_FIELD, 0, 0, 255, false, NOEFFECT},
-    {"mode", OPT_INT, NO_FIELD, 0, 0, 255, false, NOEFFECT},
-    {"bias", OPT_NUM, NO_FIELD, 0, -86400, 86400, false, NOEFFECT},
-    {"maxdelay", OPT_NUM, NO_FIELD, 0, 0, 16, true, NOEFFECT},
+    FLAG("iburst", SRC(iburst), CONF_ACTIVE, "8 packets 2 s apart while unreachable"),
+    FLAG("burst", SRC(burst), CONF_ACTIVE, "8 packets per poll while reachable"),
+    FLAG("prefer", SRC(prefer), CONF_ACTIVE,
+         "kept by clustering; first choice for system peer, whose offset is then used alone"),
+    FLAG("noselect", SRC(noselect), CONF_ACTIVE, "polled and shown, never selected"),
+    FLAG("true", SRC(trusted), CONF_STORED,
+         "has no effect yet (the source can still be voted a falseticker)"),
+    FLAG("nts", SRC(nts), CONF_ACTIVE, "NTS-KE, then authenticated NTP only"),
+    FLAG("noval", SRC(noval), CONF_IGNORED,
+         "is ignored: NTS-KE certificates are always verified"),
+    INT("minpoll", SRC(minpoll), 0, 17, CONF_ACTIVE, "log2 s, default 6"),
+    INT("maxpoll", SRC(maxpoll), 0, 17, CONF_ACTIVE, "log2 s, default 10"),
+    INT("version", SRC(version), 1, 4, CONF_ACTIVE, "default 4"),
+    STR("ca", ca, "FILE", CONF_ACTIVE,
+        "CA file for this NTS source; without `nts`, warns"),
+    STR("aead", aead, "NAME", CONF_ACTIVE,
+        "offer only AES_SIV_CMAC_256 or AES_SIV_CMAC_512 in NTS-KE; without `nts`, warns"),
+    INT("key", NO_FIELD, 1, 65535, CONF_IGNORED, NOSYMKEYS),
+    FLAG("xleave", NO_FIELD, CONF_IGNORED, NOXLEAVE),
+    INT("ttl", NO_FIELD, 0, 255, CONF_IGNORED, NOEFFECT),
+    INT("mode", NO_FIELD, 0, 255, CONF_IGNORED, NOEFFECT),
+    NUM("bias", NO_FIELD, -86400, 86400, false, CONF_IGNORED, NOEFFECT),
+    NUM("maxdelay", NO_FIELD, 0, 16, true, CONF_IGNORED, NOEFFECT),
 };
+#undef STR
 #undef SRC
 
 static bool source_host(struct parser *p, const char *what, const char *t, conf_source *s)
@@ -558,7 +607,7 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
   }
   if (!finish_poll(p, &s))
     return;
-  nts_only = s.ca[0] ? "ca" : s.aead[0] ? "aead" : s.noval ? "noval" : NULL;
+  nts_only = s.ca[0] ? "ca" : s.aead[0] ? "aead" : NULL;
   if (!s.nts && nts_only)
     report(p, false, "'%s' has no effect without 'nts'", nts_only);
   if (s.aead[0] && !conf_aead_id(s.aead)) {
@@ -567,11 +616,6 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
            quote(&q, s.aead));
     return;
   }
-  if (s.nts && s.noval)
-    report(p, false, "'noval' is ignored: NTS-KE certificates are always verified");
-  if (s.kind == CONF_PEER)
-    report(p, false, "'peer' is served as a client association (symmetric mode is not "
-                     "supported)");
   if (!grow(p, &arr, p->c->n_sources, sizeof s, d->name))
     return;
   p->c->sources = arr;
@@ -588,6 +632,30 @@ uint16_t conf_aead_id(const char *name)
 }
 
 /* ---- restrict, unrestrict ---------------------------------------------- */
+
+/* The targets `default` and `source`, then the flags; a flag needs its bit in
+ * proto/acl too. */
+#define NEVER_SERVED(what) "nothing here serves " what
+static const struct word restrict_words[] = {
+    {"default", "", CONF_ACTIVE, "both families unless -4 or -6 is given"},
+    {"source", "", CONF_STORED,
+     "has no effect yet (our servers' addresses match entries like any client's)"},
+    {"ignore", "", CONF_ACTIVE, "drop everything, NTP and NTS-KE"},
+    {"noserve", "", CONF_ACTIVE, "no time service, NTP or NTS-KE"},
+    {"limited", "", CONF_ACTIVE, "rate limit per client (`discard`)"},
+    {"kod", "", CONF_ACTIVE, "a RATE kiss-o'-death when limited, at most once per interval"},
+    {"noquery", "", CONF_ALWAYS, NEVER_SERVED("mode 6/7 queries")},
+    {"nomodify", "", CONF_ALWAYS, NEVER_SERVED("changes over the network")},
+    {"nopeer", "", CONF_ALWAYS, NEVER_SERVED("symmetric associations")},
+    {"noepeer", "", CONF_ALWAYS, NEVER_SERVED("symmetric associations")},
+    {"notrap", "", CONF_ALWAYS, NEVER_SERVED("traps")},
+    {"nomrulist", "", CONF_ALWAYS, NEVER_SERVED("the MRU list")},
+    {"notrust", "", CONF_IGNORED,
+     "is ignored: there are no symmetric keys, so unauthenticated requests are served"},
+    {"version", "", CONF_IGNORED, "is ignored: requests of NTP versions 1 to 4 are served"},
+    {"ntpport", "", CONF_IGNORED, "is ignored: entries match any source port"},
+};
+#undef NEVER_SERVED
 
 static bool restrict_target(struct parser *p, const char *t, conf_restrict *r)
 {
@@ -690,19 +758,30 @@ static void do_restrict(struct parser *p, struct cursor *cu, const struct direct
         return;
       continue;
     }
-    if (!(flag = ntp_acl_flag_from_name(t))) {
+    const struct word *w = find_word(restrict_words, ARRAY_LEN(restrict_words), t);
+    if (!w || !(flag = ntp_acl_flag_from_name(t))) {
       report(p, true, "unknown restrict flag '%s'", quote(&q, t));
       return;
     }
+    note_status(p, t, w->st, w->note);
     r.flags |= flag;
   }
   if (!grow(p, &arr, p->c->n_restricts, sizeof r, d->name))
     return;
   p->c->restricts = arr;
   p->c->restricts[p->c->n_restricts++] = r;
+  if (r.is_source) {
+    char what[32];
+    snprintf(what, sizeof what, "%s source", d->name);
+    const struct word *w = find_word(restrict_words, ARRAY_LEN(restrict_words), "source");
+    note_status(p, what, w->st, w->note);
+  }
 }
 
 /* ---- files, statistics and other accepted-but-inert directives ---------- */
+
+/* These handlers only check: a valid line's warning comes from the
+ * directive's status, in dispatch(). */
 
 static void do_path(struct parser *p, struct cursor *cu, const struct directive *d)
 {
@@ -729,7 +808,6 @@ static void do_statistics(struct parser *p, struct cursor *cu, const struct dire
       unknown_option(p, t, d->name);
       return;
     }
-  report(p, false, "'%s' %s", d->name, NOEFFECT);
 }
 
 static void do_filegen(struct parser *p, struct cursor *cu, const struct directive *d)
@@ -758,7 +836,6 @@ static void do_filegen(struct parser *p, struct cursor *cu, const struct directi
       return;
     }
   }
-  report(p, false, "'%s' %s", d->name, NOEFFECT);
 }
 
 /* NTPsec's keywords: [=+-] then CLASS ITEM, or "all" then ITEM or CLASS. */
@@ -792,7 +869,6 @@ static void do_logconfig(struct parser *p, struct cursor *cu, const struct direc
       unknown_option(p, t, d->name);
       return;
     }
-  report(p, false, "'%s' %s", d->name, NOEFFECT);
 }
 
 /* `keys FILE`, `setvar ...`: one value, or any words; checked, then ignored. */
@@ -805,7 +881,6 @@ static void do_ignored(struct parser *p, struct cursor *cu, const struct directi
   if (d->arg == 1 && !copy_str(p, d->name, t, NULL, CONF_PATH_MAX))
     return;
   cu->i = cu->n;
-  report(p, false, "'%s' %s", d->name, d->arg == 1 ? NOSYMKEYS : NOEFFECT);
 }
 
 /* trustedkey takes ids and NTPsec's "(1 ... 5)" ranges; controlkey/requestkey one id. */
@@ -821,8 +896,7 @@ static void do_keyids(struct parser *p, struct cursor *cu, const struct directiv
     if (!range_part && !get_int(p, d->name, t, 1, 65535, &id))
       return;
   } while (d->arg == 0 && (t = next_tok(cu)));
-  if (expect_end(p, cu, d->name))
-    report(p, false, "'%s' %s", d->name, NOSYMKEYS);
+  expect_end(p, cu, d->name);
 }
 
 static void do_leapsmear(struct parser *p, struct cursor *cu, const struct directive *d)
@@ -830,103 +904,115 @@ static void do_leapsmear(struct parser *p, struct cursor *cu, const struct direc
   const char *t = need_tok(p, cu, d->name);
   int v;
 
-  if (t && get_int(p, d->name, t, 0, 31536000, &v) && expect_end(p, cu, d->name))
-    report(p, false, "'%s' %s", d->name, NOEFFECT);
+  if (t && get_int(p, d->name, t, 0, 31536000, &v))
+    expect_end(p, cu, d->name);
 }
 
 /* ---- tos, discard, tinker, mru: OPTION VALUE pairs ------------------------ */
 
 #define CONF(f) offsetof(ntsd_conf, f)
+#define UNUSED_HERE "has no effect (the discipline has no such constant)"
 static const struct opt tos_opts[] = {
-    {"minsane", OPT_INT, CONF(tos_minsane), 0, 1, 16, false, NULL},
-    {"minclock", OPT_INT, CONF(tos_minclock), 0, 1, 100, false, NULL},
-    {"maxclock", OPT_INT, CONF(tos_maxclock), 0, 1, 100, false, NULL},
-    {"mindist", OPT_NUM, CONF(tos_mindist), 0, 0, 16, true, NULL},
-    {"maxdist", OPT_NUM, CONF(tos_maxdist), 0, 0, 16, true, NULL},
-    {"orphan", OPT_INT, CONF(tos_orphan), 0, 1, 16, false, NOEFFECT},
-    {"orphanwait", OPT_NUM, CONF(tos_orphanwait), 0, 0, 86400, false, NOEFFECT},
-    {"authselect", OPT_AUTHSEL, CONF(tos_authselect), 0, 0, 0, false, NULL},
-    {"ceiling", OPT_INT, NO_FIELD, 0, 0, 16, false, NOEFFECT},
-    {"floor", OPT_INT, NO_FIELD, 0, 0, 16, false, NOEFFECT},
-    {"cohort", OPT_INT, NO_FIELD, 0, 0, 1, false, NOEFFECT},
-    {"bcpollbstep", OPT_INT, NO_FIELD, 0, 0, 100, false, NOEFFECT},
+    INT("minsane", CONF(tos_minsane), 1, 16, CONF_ACTIVE,
+        "truechimers needed to count as synchronised, default 1"),
+    INT("minclock", CONF(tos_minclock), 1, 100, CONF_ACTIVE,
+        "sources clustering keeps at least, default 3"),
+    INT("maxclock", CONF(tos_maxclock), 1, 100, CONF_ACTIVE,
+        "truechimers considered, default 10, at most 64"),
+    NUM("mindist", CONF(tos_mindist), 0, 16, true, CONF_ACTIVE,
+        "root distance floor, default 0.001 s"),
+    NUM("maxdist", CONF(tos_maxdist), 0, 16, true, CONF_ACTIVE,
+        "root distance beyond which a source is no candidate, default 1.5 s"),
+    INT("orphan", CONF(tos_orphan), 1, 16, CONF_STORED, NOEFFECT),
+    NUM("orphanwait", CONF(tos_orphanwait), 0, 86400, false, CONF_STORED, NOEFFECT),
+    {"authselect", OPT_AUTHSEL, CONF(tos_authselect), 0, 0, 0, false,
+     "require|prefer|mix|ignore", CONF_ACTIVE,
+     "(ntsd) what plain NTP sources may do next to NTS ones, default mix"},
+    INT("ceiling", NO_FIELD, 0, 16, CONF_IGNORED, NOEFFECT),
+    INT("floor", NO_FIELD, 0, 16, CONF_IGNORED, NOEFFECT),
+    INT("cohort", NO_FIELD, 0, 1, CONF_IGNORED, NOEFFECT),
+    INT("bcpollbstep", NO_FIELD, 0, 100, CONF_IGNORED, NOEFFECT),
 };
 
 static const struct opt discard_opts[] = {
-    {"average", OPT_INT, CONF(discard_average), 0, 0, 16, false, NULL},
-    {"minimum", OPT_INT, CONF(discard_minimum), 0, 0, 3600, false, NULL},
-    {"monitor", OPT_INT, NO_FIELD, 0, 0, INT_MAX, false, NOEFFECT},
+    INT("average", CONF(discard_average), 0, 16, CONF_ACTIVE,
+        "`limited`: log2 s between requests on average, default 3"),
+    INT("minimum", CONF(discard_minimum), 0, 3600, CONF_ACTIVE,
+        "`limited`: s between requests at least, default 2"),
+    INT("monitor", NO_FIELD, 0, INT_MAX, CONF_IGNORED, NOEFFECT),
 };
-#undef CONF
 
-/* Only checked: the directive as a whole gets one warning. */
-#define CHECK_NUM(n) {n, OPT_NUM, NO_FIELD, 0, -1e9, 1e9, false, NULL}
-#define CHECK_INT(n) {n, OPT_INT, NO_FIELD, 0, 0, INT_MAX, false, NULL}
 /* step, stepout and panic set the discipline's thresholds; the rest of
  * ntpd's loop constants have no counterpart in ours. */
-#define CHECK_NUM_WARN(n) {n, OPT_NUM, NO_FIELD, 0, -1e9, 1e9, false, NOEFFECT}
+#define TINKER_UNUSED(n) NUM(n, NO_FIELD, -1e9, 1e9, false, CONF_IGNORED, UNUSED_HERE)
 static const struct opt tinker_opts[] = {
-    {"panic", OPT_NUM, offsetof(ntsd_conf, tinker_panic), 0, 0, 1e9, false, NULL},
-    {"step", OPT_NUM, offsetof(ntsd_conf, tinker_step), 0, 0, 1e6, false, NULL},
-    {"stepout", OPT_NUM, offsetof(ntsd_conf, tinker_stepout), 0, 0, 1e6, false, NULL},
-    CHECK_NUM_WARN("allan"), CHECK_NUM_WARN("dispersion"), CHECK_NUM_WARN("freq"),
-    CHECK_NUM_WARN("huffpuff"), CHECK_NUM_WARN("stepback"), CHECK_NUM_WARN("stepfwd"),
-    CHECK_NUM_WARN("tick"),
+    NUM("panic", CONF(tinker_panic), 0, 1e9, false, CONF_ACTIVE,
+        "refuse offsets beyond this, default 1000 s; 0: no limit"),
+    NUM("step", CONF(tinker_step), 0, 1e6, false, CONF_ACTIVE,
+        "step beyond this, default 0.128 s; 0: never after start-up"),
+    NUM("stepout", CONF(tinker_stepout), 0, 1e6, false, CONF_ACTIVE,
+        "... once the offset has lasted this long, default 300 s"),
+    TINKER_UNUSED("allan"), TINKER_UNUSED("dispersion"), TINKER_UNUSED("freq"),
+    TINKER_UNUSED("huffpuff"), TINKER_UNUSED("stepback"), TINKER_UNUSED("stepfwd"),
+    TINKER_UNUSED("tick"),
 };
-#undef CHECK_NUM_WARN
+#undef TINKER_UNUSED
+#undef UNUSED_HERE
+#undef CONF
 
+/* `mru` warns as a whole; its options are only checked. */
+#define MRU(n) INT(n, NO_FIELD, 0, INT_MAX, CONF_IGNORED, NOEFFECT)
 static const struct opt mru_opts[] = {
-    CHECK_INT("maxage"),    CHECK_INT("minage"),  CHECK_INT("maxdepth"),
-    CHECK_INT("maxmem"),    CHECK_INT("mindepth"), CHECK_INT("initalloc"),
-    CHECK_INT("initmem"),   CHECK_INT("incalloc"), CHECK_INT("incmem"),
+    MRU("maxage"),  MRU("minage"),  MRU("maxdepth"), MRU("maxmem"),  MRU("mindepth"),
+    MRU("initalloc"), MRU("initmem"), MRU("incalloc"), MRU("incmem"),
 };
-#undef CHECK_NUM
-#undef CHECK_INT
-
-static const struct pair_set {
-  const struct opt *opts;
-  size_t n;
-  bool no_effect;
-} pair_sets[] = {
-    {tos_opts, ARRAY_LEN(tos_opts), false},
-    {discard_opts, ARRAY_LEN(discard_opts), false},
-    {tinker_opts, ARRAY_LEN(tinker_opts), false},
-    {mru_opts, ARRAY_LEN(mru_opts), true},
-};
-enum { PAIRS_TOS, PAIRS_DISCARD, PAIRS_TINKER, PAIRS_MRU };
+#undef MRU
 
 static void do_pairs(struct parser *p, struct cursor *cu, const struct directive *d)
 {
-  const struct pair_set *set = &pair_sets[d->arg];
-
-  if (parse_opts(p, cu, d->name, set->opts, set->n, p->c) && set->no_effect)
-    report(p, false, "'%s' %s", d->name, NOEFFECT);
+  p->quiet_opts = no_effect(d->st);
+  parse_opts(p, cu, d->name, d->subs->tab, d->subs->n, p->c);
+  p->quiet_opts = false;
 }
 
 /* ---- enable/disable, interface, listen, local ---------------------------- */
 
+static const struct word enable_words[] = {
+    {"ntp", "", CONF_ACTIVE, "clock control; `disable ntp`: none, as `ntsd -x`"},
+    {"auth", "", CONF_IGNORED, NOEFFECT},      {"bclient", "", CONF_IGNORED, NOEFFECT},
+    {"calibrate", "", CONF_IGNORED, NOEFFECT}, {"kernel", "", CONF_IGNORED, NOEFFECT},
+    {"monitor", "", CONF_IGNORED, NOEFFECT},   {"stats", "", CONF_IGNORED, NOEFFECT},
+};
+
 static void do_enable(struct parser *p, struct cursor *cu, const struct directive *d)
 {
-  static const char *const flags[] = {"auth", "bclient", "calibrate", "kernel", "monitor",
-                                      "ntp", "stats", NULL};
   const char *t = need_tok(p, cu, d->name);
+  char what[64];
 
   for (; t; t = next_tok(cu)) {
-    if (!in_list(flags, t)) {
+    const struct word *w = find_word(enable_words, ARRAY_LEN(enable_words), t);
+    if (!w) {
       unknown_option(p, t, d->name);
       return;
     }
     if (strcmp(t, "ntp") == 0)
       p->c->clock_control = d->arg != 0;
-    else
-      report(p, false, "'%s %s' %s", d->name, t, NOEFFECT);
+    snprintf(what, sizeof what, "%s %s", d->name, t);
+    note_status(p, what, w->st, w->note);
   }
 }
+
+/* "all" is what we can do: listen on everything (the default) or on nothing. */
+static const struct word interface_words[] = {
+    {"all", "", CONF_ACTIVE, "`listen`: serve (the default); `ignore`, `drop`: serve nothing"},
+    {NULL, "ipv4|ipv6|wildcard|NAME|ADDR", CONF_IGNORED, NOEFFECT},
+};
 
 static void do_interface(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   static const char *const actions[] = {"listen", "ignore", "drop", NULL};
   struct quoted q;
+  char what[64 + sizeof q.s];
   const char *act = need_tok(p, cu, d->name), *t;
 
   if (!act)
@@ -937,11 +1023,11 @@ static void do_interface(struct parser *p, struct cursor *cu, const struct direc
   }
   if (!(t = need_tok(p, cu, d->name)) || !expect_end(p, cu, d->name))
     return;
-  /* "all" is what we can do: listen on everything (the default) or on nothing. */
-  if (strcmp(t, "all") == 0)
+  const struct word *w = find_word(interface_words, ARRAY_LEN(interface_words), t);
+  if (w->name)
     p->c->interface_ignore_all = strcmp(act, "listen") != 0;
-  else
-    report(p, false, "'%s %s %s' %s", d->name, act, quote(&q, t), NOEFFECT);
+  snprintf(what, sizeof what, "%s %s %s", d->name, act, quote(&q, t));
+  note_status(p, what, w->st, w->note);
 }
 
 static void do_listen(struct parser *p, struct cursor *cu, const struct directive *d)
@@ -1033,16 +1119,14 @@ static void nts_cert(struct parser *p, struct cursor *cu, const struct directive
                      "compatibility", tls);
 }
 
-/* arg 1: mintls (stored), 0: maxtls (checked, no effect). */
+/* arg 1: mintls (stored), 0: maxtls (checked only). */
 static void nts_tls(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   const char *t = need_tok(p, cu, d->name), *tls;
 
   if (!t || !get_tls(p, d->name, t, &tls) || !expect_end(p, cu, d->name))
     return;
-  if (!d->arg)
-    report(p, false, "'%s' %s", d->name, NOEFFECT);
-  else if (copy_str(p, d->name, tls, p->c->nts_mintls, sizeof p->c->nts_mintls) &&
+  if (d->arg && copy_str(p, d->name, tls, p->c->nts_mintls, sizeof p->c->nts_mintls) &&
            strcmp(tls, "TLS1.3") != 0)
     report(p, false, "'%s %s': NTS-KE always uses TLS 1.3 (RFC 8915); accepted for "
                      "compatibility", d->name, tls);
@@ -1081,28 +1165,39 @@ static void nts_ntpserver(struct parser *p, struct cursor *cu, const struct dire
 /* One-word settings we check for presence only (cipher lists, AEAD names). */
 static void nts_word(struct parser *p, struct cursor *cu, const struct directive *d)
 {
-  const char *t = need_tok(p, cu, d->name);
-
-  if (t && expect_end(p, cu, d->name))
-    report(p, false, "'%s' %s", d->name, NOEFFECT);
+  if (need_tok(p, cu, d->name))
+    expect_end(p, cu, d->name);
 }
 
+#define NTS_PATH(f) do_path, offsetof(ntsd_conf, f)
+#define TLS13 "NTS-KE always uses TLS 1.3, as RFC 8915 requires"
 static const struct directive nts_subs[] = {
-    {"enable", nts_onoff, 1},
-    {"disable", nts_onoff, 0},
-    {"key", do_path, offsetof(ntsd_conf, nts_key)},
-    {"cookie", do_path, offsetof(ntsd_conf, nts_cookie)},
-    {"ca", do_path, offsetof(ntsd_conf, nts_ca)},
-    {"ntpserver", nts_ntpserver, 0},
-    {"cert", nts_cert, 0},
-    {"mintls", nts_tls, 1},
-    {"maxtls", nts_tls, 0},
-    {"rotate", nts_rotate, 0},
-    {"tlsciphers", nts_word, 0},
-    {"tlsciphersuites", nts_word, 0},
-    {"tlsecdhcurves", nts_word, 0},
-    {"aead", nts_word, 0},
+    DIRECTIVE("enable", nts_onoff, 1, "", CONF_ACTIVE, "the NTS-KE server", NULL),
+    DIRECTIVE("disable", nts_onoff, 0, "", CONF_ACTIVE, NULL, NULL),
+    DIRECTIVE("key", NTS_PATH(nts_key), "FILE", CONF_ACTIVE, "the server's private key", NULL),
+    DIRECTIVE("cert", nts_cert, 0, "FILE [mintls V]", CONF_ACTIVE,
+              "the server's certificate chain", NULL),
+    DIRECTIVE("cookie", NTS_PATH(nts_cookie), "FILE", CONF_ACTIVE,
+              "the cookie keys, kept across restarts", NULL),
+    DIRECTIVE("ca", NTS_PATH(nts_ca), "FILE|DIR", CONF_ACTIVE,
+              "trust anchors for `nts` sources", NULL),
+    DIRECTIVE("ntpserver", nts_ntpserver, 0, "NAME|ADDR", CONF_ACTIVE,
+              "(ntsd) the NTP server NTS-KE names", NULL),
+    DIRECTIVE("mintls", nts_tls, 1, "TLS1.2|TLS1.3", CONF_ALWAYS, TLS13 "; TLS1.2 warns",
+              NULL),
+    DIRECTIVE("maxtls", nts_tls, 0, "TLS1.2|TLS1.3", CONF_IGNORED, "has no effect (" TLS13 ")",
+              NULL),
+    DIRECTIVE("rotate", nts_rotate, 0, "SECONDS", CONF_ACTIVE,
+              "(ntsd) new cookie key interval, 60 s to a year, default 86400", NULL),
+    DIRECTIVE("tlsciphers", nts_word, 0, "LIST", CONF_IGNORED, NOEFFECT, NULL),
+    DIRECTIVE("tlsciphersuites", nts_word, 0, "LIST", CONF_IGNORED, NOEFFECT, NULL),
+    DIRECTIVE("tlsecdhcurves", nts_word, 0, "LIST", CONF_IGNORED, NOEFFECT, NULL),
+    DIRECTIVE("aead", nts_word, 0, "NAME", CONF_IGNORED,
+              "has no effect yet (the server accepts AES_SIV_CMAC_256 and AES_SIV_CMAC_512)",
+              NULL),
 };
+#undef TLS13
+#undef NTS_PATH
 
 /* Sub-handlers get the two-word name ("nts enable") so messages read naturally. */
 static void do_nts(struct parser *p, struct cursor *cu, const struct directive *d)
@@ -1118,6 +1213,8 @@ static void do_nts(struct parser *p, struct cursor *cu, const struct directive *
       snprintf(name, sizeof name, "%s %s", d->name, sub.name);
       sub.name = name;
       sub.fn(p, cu, &sub);
+      if (!p->line_failed)
+        note_status(p, name, sub.st, sub.note);
       return;
     }
   }
@@ -1276,67 +1373,89 @@ static void do_nocerttimecheck(struct parser *p, struct cursor *cu, const struct
     p->c->nocerttimecheck = v;
 }
 
+/* Every directive with its status; the table in docs/configuration.md is
+ * printed from this one (conf_write_directive_table). */
+#define PATH(f) do_path, offsetof(ntsd_conf, f)
+#define SOURCE_ARGS "HOST[:PORT] [OPTION...]"
+#define SOURCE_OPTS SUBTABLE(SUB_OPTS, source_opts)
+#define RESTRICT_ARGS "[-4|-6] default|source|ADDR[/LEN] [mask MASK] [FLAG...]"
+#define RESTRICT_WORDS SUBTABLE(SUB_WORDS, restrict_words)
+#define ENABLE_WORDS SUBTABLE(SUB_WORDS, enable_words)
+#define IFACE_ARGS "listen|ignore|drop all|ipv4|ipv6|wildcard|NAME|ADDR"
+#define IFACE_WORDS SUBTABLE(SUB_WORDS, interface_words)
+#define PAIRS "OPTION VALUE..."
+#define NONE CONF_IGNORED, NOEFFECT, NULL
+#define NOKEYS CONF_IGNORED, NOSYMKEYS, NULL
 static const struct directive directives[] = {
-    {"server", do_source, CONF_SERVER},
-    {"pool", do_source, CONF_POOL},
-    {"peer", do_source, CONF_PEER},
-    {"restrict", do_restrict, 0},
-    {"unrestrict", do_restrict, 1},
-    {"driftfile", do_path, offsetof(ntsd_conf, driftfile)},
-    {"statsdir", do_path, offsetof(ntsd_conf, statsdir)},
-    {"logfile", do_path, offsetof(ntsd_conf, logfile)},
-    {"leapfile", do_path, offsetof(ntsd_conf, leapfile)},
-    {"statistics", do_statistics, 0},
-    {"filegen", do_filegen, 0},
-    {"logconfig", do_logconfig, 0},
-    {"tos", do_pairs, PAIRS_TOS},
-    {"discard", do_pairs, PAIRS_DISCARD},
-    {"tinker", do_pairs, PAIRS_TINKER},
-    {"mru", do_pairs, PAIRS_MRU},
-    {"keys", do_ignored, 1},
-    {"setvar", do_ignored, 0},
-    {"trustedkey", do_keyids, 0},
-    {"controlkey", do_keyids, 1},
-    {"requestkey", do_keyids, 1},
-    {"leapsmearinterval", do_leapsmear, 0},
-    {"enable", do_enable, 1},
-    {"disable", do_enable, 0},
-    {"interface", do_interface, 0},
-    {"nic", do_interface, 0},
-    {"listen", do_listen, 0},
-    {"local", do_local, 0},
-    {"nts", do_nts, 0},
-    {"nts-listen-on", do_nts_listen, 0},
-    {"controlsocket", do_controlsocket, 0},
-    {"includefile", do_include, 0},
-    {"nocerttimecheck", do_nocerttimecheck, 0},
+    DIRECTIVE("server", do_source, CONF_SERVER, SOURCE_ARGS, CONF_ACTIVE, NULL, SOURCE_OPTS),
+    DIRECTIVE("pool", do_source, CONF_POOL, SOURCE_ARGS, CONF_ACTIVE,
+              "up to 4 associations from the name's addresses", SOURCE_OPTS),
+    DIRECTIVE("peer", do_source, CONF_PEER, SOURCE_ARGS, CONF_PARTIAL,
+              "is served as a client association (symmetric mode is not supported)",
+              SOURCE_OPTS),
+    DIRECTIVE("restrict", do_restrict, 0, RESTRICT_ARGS, CONF_ACTIVE,
+              "the most specific entry wins", RESTRICT_WORDS),
+    DIRECTIVE("unrestrict", do_restrict, 1, RESTRICT_ARGS, CONF_ACTIVE, "removes an entry",
+              RESTRICT_WORDS),
+    DIRECTIVE("driftfile", PATH(driftfile), "FILE", CONF_ACTIVE,
+              "with clock control: read at start, written about hourly", NULL),
+    DIRECTIVE("statsdir", PATH(statsdir), "DIR", CONF_STORED,
+              "has no effect yet (no statistics files in this release)", NULL),
+    DIRECTIVE("logfile", PATH(logfile), "FILE", CONF_STORED,
+              "has no effect yet (logs go to syslog, or stderr with -n)", NULL),
+    DIRECTIVE("leapfile", PATH(leapfile), "FILE", CONF_STORED,
+              "has no effect yet (leap seconds come from the selected sources' majority)",
+              NULL),
+    DIRECTIVE("statistics", do_statistics, 0, "NAME...", NONE),
+    DIRECTIVE("filegen", do_filegen, 0, "NAME [file F] [type T] [FLAG...]", NONE),
+    DIRECTIVE("logconfig", do_logconfig, 0, "KEYWORD...", NONE),
+    DIRECTIVE("tos", do_pairs, 0, PAIRS, CONF_ACTIVE, NULL, SUBTABLE(SUB_OPTS, tos_opts)),
+    DIRECTIVE("discard", do_pairs, 0, PAIRS, CONF_ACTIVE, NULL,
+              SUBTABLE(SUB_OPTS, discard_opts)),
+    DIRECTIVE("tinker", do_pairs, 0, PAIRS, CONF_ACTIVE, NULL,
+              SUBTABLE(SUB_OPTS, tinker_opts)),
+    DIRECTIVE("mru", do_pairs, 0, PAIRS, CONF_IGNORED, NOEFFECT, SUBTABLE(SUB_OPTS, mru_opts)),
+    DIRECTIVE("keys", do_ignored, 1, "FILE", NOKEYS),
+    DIRECTIVE("setvar", do_ignored, 0, "WORD...", NONE),
+    DIRECTIVE("trustedkey", do_keyids, 0, "N...", NOKEYS),
+    DIRECTIVE("controlkey", do_keyids, 1, "N", NOKEYS),
+    DIRECTIVE("requestkey", do_keyids, 1, "N", NOKEYS),
+    DIRECTIVE("leapsmearinterval", do_leapsmear, 0, "N", NONE),
+    DIRECTIVE("enable", do_enable, 1, "FLAG...", CONF_ACTIVE, NULL, ENABLE_WORDS),
+    DIRECTIVE("disable", do_enable, 0, "FLAG...", CONF_ACTIVE, NULL, ENABLE_WORDS),
+    DIRECTIVE("interface", do_interface, 0, IFACE_ARGS, CONF_ACTIVE, NULL, IFACE_WORDS),
+    DIRECTIVE("nic", do_interface, 0, IFACE_ARGS, CONF_ACTIVE, "as `interface`", IFACE_WORDS),
+    DIRECTIVE("listen", do_listen, 0, "ADDR[:PORT]", CONF_ACTIVE,
+              "(ntsd) repeatable; ADDR a literal or `*`", NULL),
+    DIRECTIVE("local", do_local, 0, "stratum N", CONF_ACTIVE,
+              "serve the local clock at stratum N with no usable source", NULL),
+    DIRECTIVE("nts", do_nts, 0, "SUBCOMMAND ...", CONF_ACTIVE, NULL,
+              SUBTABLE(SUB_CMDS, nts_subs)),
+    DIRECTIVE("nts-listen-on", do_nts_listen, 0, "PORT|ADDR:PORT|[IPv6]:PORT", CONF_ACTIVE,
+              "the NTS-KE server's address, default port 4460", NULL),
+    DIRECTIVE("controlsocket", do_controlsocket, 0, "PATH [group NAME]", CONF_ACTIVE,
+              "(ntsd) where `ntsctl` connects", NULL),
+    DIRECTIVE("includefile", do_include, 0, "FILE", CONF_ACTIVE,
+              "relative to the including file; nesting at most 4", NULL),
+    DIRECTIVE("nocerttimecheck", do_nocerttimecheck, 0, "N", CONF_ACTIVE,
+              "(ntsd, as chrony) NTS-KEs that may skip certificate dates before the first "
+              "synchronisation", NULL),
 };
+#undef NOKEYS
+#undef NONE
+#undef PAIRS
+#undef IFACE_WORDS
+#undef IFACE_ARGS
+#undef ENABLE_WORDS
+#undef RESTRICT_WORDS
+#undef RESTRICT_ARGS
+#undef SOURCE_OPTS
+#undef SOURCE_ARGS
+#undef PATH
 
 static bool is_blank(char ch)
 {
   return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
-/* Directives that parse and are stored, but that the daemon does not act on
- * yet: a valid line still gets a warning, so nobody believes a setting is in
- * force when it is not.  Entries leave this table as the features land. */
-static const struct {
-  const char *name;
-  const char *sub; /* second word, or NULL for any */
-  const char *why;
-} pending[] = {
-    {"leapfile", NULL, "has no effect yet (leap seconds come with the clock discipline)"},
-    {"statsdir", NULL, "has no effect yet (no statistics files in this release)"},
-    {"logfile", NULL, "has no effect yet (logs go to syslog, or stderr with -n)"},
-};
-
-static void warn_pending(struct parser *p, char **tok, size_t n)
-{
-  for (size_t i = 0; i < ARRAY_LEN(pending); i++)
-    if (strcmp(pending[i].name, tok[0]) == 0 &&
-        (!pending[i].sub || (n > 1 && strcmp(pending[i].sub, tok[1]) == 0)))
-      report(p, false, "'%s%s%s' %s", tok[0], pending[i].sub ? " " : "",
-             pending[i].sub ? pending[i].sub : "", pending[i].why);
 }
 
 /* A TOML table header or `key = value` line: somebody pointed us at an
@@ -1367,8 +1486,8 @@ static void dispatch(struct parser *p, char **tok, size_t n)
       /* Every handler checks its own end; this only guards against one that forgets. */
       if (!p->line_failed)
         expect_end(p, &cu, tok[0]);
-      if (!p->line_failed && !p->line_warned)
-        warn_pending(p, tok, n);
+      if (!p->line_failed)
+        note_status(p, tok[0], directives[i].st, directives[i].note);
       return;
     }
   }
@@ -1382,7 +1501,6 @@ static void parse_line(struct parser *p, const char *s, size_t len)
   size_t m = 0, n = 0;
 
   p->line_failed = false;
-  p->line_warned = false;
   if (len > CONF_LINE_MAX) {
     report(p, true, "line too long (max %d bytes)", CONF_LINE_MAX);
     return;
@@ -1480,4 +1598,173 @@ int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx)
   if ((err = load_into(&p)))
     report(&p, true, "cannot open: %s", strerror(err));
   return p.errors ? -1 : 0;
+}
+
+/* ---- small per-module configurations ---------------------------------------- */
+
+conf_tos conf_get_tos(const ntsd_conf *c)
+{
+  conf_tos t = {.mindist = c->tos_mindist, .maxdist = c->tos_maxdist,
+                .minsane = c->tos_minsane, .minclock = c->tos_minclock,
+                .maxclock = c->tos_maxclock, .authselect = c->tos_authselect};
+
+  for (size_t i = 0; i < c->n_sources; i++)
+    t.auth_sources += c->sources[i].nts && !c->sources[i].noselect;
+  return t;
+}
+
+conf_tinker conf_get_tinker(const ntsd_conf *c)
+{
+  return (conf_tinker){c->tinker_step, c->tinker_stepout, c->tinker_panic};
+}
+
+conf_ratelimit conf_get_ratelimit(const ntsd_conf *c)
+{
+  return (conf_ratelimit){c->discard_average, c->discard_minimum};
+}
+
+conf_nts_client conf_get_nts_client(const ntsd_conf *c)
+{
+  conf_nts_client n = {.nocerttimecheck = c->nocerttimecheck};
+
+  memcpy(n.ca, c->nts_ca, sizeof n.ca);
+  return n;
+}
+
+/* ---- the status table ------------------------------------------------------ */
+
+const char *conf_status_name(enum conf_status s)
+{
+  switch (s) {
+  case CONF_ACTIVE: return "active";
+  case CONF_ALWAYS: return "always";
+  case CONF_PARTIAL: return "partial";
+  case CONF_STORED: return "stored";
+  case CONF_IGNORED: return "ignored";
+  }
+  return "?";
+}
+
+static conf_item sub_item(const struct subtable *s, size_t i, const char *dir)
+{
+  conf_item it = {.directive = dir};
+
+  if (s->kind == SUB_OPTS) {
+    const struct opt *o = (const struct opt *)s->tab + i;
+    it = (conf_item){dir, o->name, o->args, o->st, o->note};
+  } else if (s->kind == SUB_WORDS) {
+    const struct word *w = (const struct word *)s->tab + i;
+    it = (conf_item){dir, w->name ? w->name : "", w->args, w->st, w->note};
+  } else {
+    const struct directive *d = (const struct directive *)s->tab + i;
+    it = (conf_item){dir, d->name, d->args, d->st, d->note};
+  }
+  return it;
+}
+
+/* The last directive with this option table lists it; options of a directive
+ * without any effect are not listed (they cannot do more than it does). */
+static bool lists_subs(size_t di)
+{
+  const struct directive *d = &directives[di];
+
+  if (!d->subs || no_effect(d->st))
+    return false;
+  for (size_t i = di + 1; i < ARRAY_LEN(directives); i++)
+    if (directives[i].subs && directives[i].subs->tab == d->subs->tab)
+      return false;
+  return true;
+}
+
+/* The first directive with the option table of directives[di]. */
+static const char *first_name(size_t di)
+{
+  for (size_t i = 0; i < di; i++)
+    if (directives[i].subs && directives[i].subs->tab == directives[di].subs->tab)
+      return directives[i].name;
+  return directives[di].name;
+}
+
+typedef void (*row_fn)(void *ctx, const conf_item *it, size_t di);
+
+static void walk(row_fn fn, void *ctx)
+{
+  for (size_t di = 0; di < ARRAY_LEN(directives); di++) {
+    const struct directive *d = &directives[di];
+    conf_item it = {d->name, NULL, d->args, d->st, d->note};
+    fn(ctx, &it, di);
+    for (size_t i = 0; lists_subs(di) && i < d->subs->n; i++) {
+      it = sub_item(d->subs, i, first_name(di));
+      fn(ctx, &it, di);
+    }
+  }
+}
+
+struct each_ctx {
+  conf_item_fn fn;
+  void *ctx;
+};
+
+static void each_row(void *ctx, const conf_item *it, size_t di)
+{
+  struct each_ctx *e = ctx;
+
+  (void)di;
+  e->fn(e->ctx, it);
+}
+
+void conf_each_item(conf_item_fn fn, void *ctx)
+{
+  struct each_ctx e = {fn, ctx};
+
+  walk(each_row, &e);
+}
+
+/* Markdown table cells: '|' must be escaped even inside a code span. */
+static void put_cell(FILE *f, const char *s)
+{
+  for (; *s; s++) {
+    if (*s == '|')
+      fputc('\\', f);
+    fputc(*s, f);
+  }
+}
+
+/* "server|pool|peer": every directive sharing the option table of directives[di]. */
+static void put_names(FILE *f, size_t di)
+{
+  const char *sep = "";
+
+  for (size_t i = 0; i < ARRAY_LEN(directives); i++)
+    if (directives[i].subs && directives[i].subs->tab == directives[di].subs->tab) {
+      fputs(sep, f);
+      put_cell(f, directives[i].name);
+      sep = "\\|";
+    }
+}
+
+static void write_row(void *ctx, const conf_item *it, size_t di)
+{
+  FILE *f = ctx;
+
+  fputs("| `", f);
+  if (!it->option) {
+    put_cell(f, it->directive);
+  } else {
+    put_names(f, di);
+    fputs(directives[di].subs->kind == SUB_CMDS ? " " : " ... ", f);
+    put_cell(f, it->option);
+  }
+  if (it->args[0] && (!it->option || it->option[0]))
+    fputc(' ', f);
+  put_cell(f, it->args);
+  fprintf(f, "` | %s | ", conf_status_name(it->status));
+  put_cell(f, it->note ? it->note : "");
+  fputs(" |\n", f);
+}
+
+void conf_write_directive_table(FILE *f)
+{
+  fputs("| Directive | Status | Notes |\n|---|---|---|\n", f);
+  walk(write_row, f);
 }

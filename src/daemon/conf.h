@@ -5,14 +5,18 @@
  * CA files, drift file) and resolves no name, so `ntsd --check` can run it
  * anywhere.  `includefile` is followed (depth-limited) by conf_load_file.
  *
- * Directives that have no effect yet are accepted with a warning; unknown
- * directives, missing or out-of-range values and stray words are errors. */
+ * Each directive and option carries a status (enum conf_status): what it
+ * does in this release.  A valid line whose status is not in force is
+ * accepted with a warning; unknown directives, missing or out-of-range
+ * values and stray words are errors.  The same entries give the status
+ * table of docs/configuration.md (conf_write_directive_table). */
 #ifndef NTSD_DAEMON_CONF_H
 #define NTSD_DAEMON_CONF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONF_HOST_MAX 256
 #define CONF_PATH_MAX 1024
@@ -107,6 +111,38 @@ typedef struct ntsd_conf {
   unsigned n_warnings;
 } ntsd_conf;
 
+/* Small configurations for single modules, copied out by value: a module
+ * keeps its own copy and no pointer into the whole ntsd_conf, which a
+ * reload will replace.  The ntsd_conf fields stay the parser's output. */
+typedef struct conf_tos { /* selection (`tos`) */
+  double mindist, maxdist; /* s */
+  int minsane, minclock, maxclock;
+  int authselect;          /* ntp_authsel from proto/select.h */
+  unsigned auth_sources;   /* `nts` sources without `noselect`: authenticated ones
+                              that count as configured, resolved or not */
+} conf_tos;
+
+typedef struct conf_tinker { /* the discipline's thresholds, s; < 0: its default */
+  double step, stepout, panic;
+} conf_tinker;
+
+typedef struct conf_ratelimit { /* `discard`: the rate of `restrict ... limited` */
+  int average_log2;             /* one request per 2^this s on average */
+  int minimum;                  /* s between two requests at least */
+} conf_ratelimit;
+
+typedef struct conf_nts_client {
+  char ca[CONF_PATH_MAX]; /* `nts ca`: sources' trust anchors unless their own `ca`;
+                             "" = the system store */
+  int nocerttimecheck;    /* NTS-KEs that may skip certificate dates before the
+                             first synchronisation */
+} conf_nts_client;
+
+conf_tos conf_get_tos(const ntsd_conf *c);
+conf_tinker conf_get_tinker(const ntsd_conf *c);
+conf_ratelimit conf_get_ratelimit(const ntsd_conf *c);
+conf_nts_client conf_get_nts_client(const ntsd_conf *c);
+
 /* One diagnostic line, already formatted as "file:line: message". */
 typedef void (*conf_diag_fn)(void *ctx, bool is_error, const char *msg);
 
@@ -128,5 +164,33 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
 /* The AEAD id for a `server ... aead NAME` value (AES_SIV_CMAC_256 -> 15,
  * AES_SIV_CMAC_512 -> 17, case-insensitive, or the number); 0 if unsupported. */
 uint16_t conf_aead_id(const char *name);
+
+/* What a directive or option does in this release. */
+enum conf_status {
+  CONF_ACTIVE,  /* in effect */
+  CONF_ALWAYS,  /* what it asks for always holds here; accepted silently */
+  CONF_PARTIAL, /* in effect in part; warns, saying what differs */
+  CONF_STORED,  /* checked and stored, no effect yet; warns */
+  CONF_IGNORED, /* checked, then ignored; warns */
+};
+
+/* One row of the status table: a directive, or one of its options. */
+typedef struct conf_item {
+  const char *directive; /* first word ("tos") */
+  const char *option;    /* NULL: the directive itself; "": any other word */
+  const char *args;      /* what follows it, for the docs ("N", "FILE"); "" if none */
+  enum conf_status status;
+  const char *note;      /* warns: the warning after the quoted name; else a remark or NULL */
+} conf_item;
+
+typedef void (*conf_item_fn)(void *ctx, const conf_item *item);
+
+bool conf_status_warns(enum conf_status s);
+const char *conf_status_name(enum conf_status s); /* "active", "stored", ... */
+/* Calls fn for every directive and every option the parser knows, in table
+ * order; an option table shared by several directives comes once. */
+void conf_each_item(conf_item_fn fn, void *ctx);
+/* Writes the status table of docs/configuration.md (markdown). */
+void conf_write_directive_table(FILE *f);
 
 #endif

@@ -47,6 +47,57 @@ static void print_diag(void *arg, bool is_error, const char *msg)
   fprintf(stderr, "%s%s\n", msg, is_error ? "" : " (warning)");
 }
 
+/* Loads and checks the configuration; NULL, with the exit status in *rc, when
+ * the run ends here (errors, or --check). */
+static ntsd_conf *load_conf(const char *conf_path, bool check, int *rc)
+{
+  ntsd_conf *conf = conf_new();
+  if (!conf) {
+    fprintf(stderr, "ntsd: out of memory\n");
+    *rc = 1;
+    return NULL;
+  }
+  diag_ctx dc = {0};
+  if (conf_load_file(conf, conf_path, print_diag, &dc) != 0 || dc.errors) {
+    fprintf(stderr, "ntsd: %s: configuration refused\n", conf_path);
+    conf_free(conf);
+    *rc = 2;
+    return NULL;
+  }
+  if (check) {
+    printf("%s: ok (%zu sources, %u warnings)\n", conf_path, conf->n_sources, conf->n_warnings);
+    conf_free(conf);
+    *rc = 0;
+    return NULL;
+  }
+  return conf;
+}
+
+static int run(ntsd_conf *conf, const ntsd_opts *opts, int debug)
+{
+  /* The NTS-KE server runs its own event loop on a thread; libevent must
+   * know before any event base exists. */
+  evthread_use_pthreads();
+  int level = LOG_LVL_NOTICE + debug;
+  log_init("ntsd", opts->foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
+  char err[512] = "";
+  ntsd *d = ntsd_create(conf, opts, err, sizeof(err));
+  if (!d) {
+    fprintf(stderr, "ntsd: %s\n", err);
+    if (!opts->foreground)
+      log_err("%s", err);
+    return 1;
+  }
+  if (!opts->foreground && !ntsd_daemonize(d)) {
+    log_err("cannot detach from the terminal");
+    ntsd_destroy(d);
+    return 1;
+  }
+  int rc = ntsd_run(d);
+  ntsd_destroy(d);
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   static const struct option longopts[] = {
@@ -55,6 +106,7 @@ int main(int argc, char **argv)
       {"socket", required_argument, NULL, 's'}, {"check", no_argument, NULL, 'C'},
       {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
       {"virtual-clock", required_argument, NULL, 'v'},
+      {"list-directives", no_argument, NULL, 'L'}, /* docs/configuration.md's table */
       {NULL, 0, NULL, 0}};
   const char *conf_path = DEFAULT_CONF;
   ntsd_opts opts = {0};
@@ -81,6 +133,7 @@ int main(int argc, char **argv)
       break;
     }
     case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
+    case 'L': conf_write_directive_table(stdout); return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -91,43 +144,7 @@ int main(int argc, char **argv)
     return 2;
   }
 
-  ntsd_conf *conf = conf_new();
-  if (!conf) {
-    fprintf(stderr, "ntsd: out of memory\n");
-    return 1;
-  }
-  diag_ctx dc = {0};
-  int rc = conf_load_file(conf, conf_path, print_diag, &dc);
-  if (rc != 0 || dc.errors) {
-    fprintf(stderr, "ntsd: %s: configuration refused\n", conf_path);
-    conf_free(conf);
-    return 2;
-  }
-  if (check) {
-    printf("%s: ok (%zu sources, %u warnings)\n", conf_path, conf->n_sources, conf->n_warnings);
-    conf_free(conf);
-    return 0;
-  }
-
-  /* The NTS-KE server runs its own event loop on a thread; libevent must
-   * know before any event base exists. */
-  evthread_use_pthreads();
-  int level = LOG_LVL_NOTICE + debug;
-  log_init("ntsd", opts.foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
-  char err[512] = "";
-  ntsd *d = ntsd_create(conf, &opts, err, sizeof(err));
-  if (!d) {
-    fprintf(stderr, "ntsd: %s\n", err);
-    if (!opts.foreground)
-      log_err("%s", err);
-    return 1;
-  }
-  if (!opts.foreground && !ntsd_daemonize(d)) {
-    log_err("cannot detach from the terminal");
-    ntsd_destroy(d);
-    return 1;
-  }
-  rc = ntsd_run(d);
-  ntsd_destroy(d);
-  return rc;
+  int rc;
+  ntsd_conf *conf = load_conf(conf_path, check, &rc);
+  return conf ? run(conf, &opts, debug) : rc;
 }

@@ -4,6 +4,8 @@
   * `--version` prints "ntsd VERSION" (the project version), exit 0;
     `--help` exit 0 and documents --check; an unknown option or a stray
     argument: exit 2.
+  * `--list-directives` prints, exit 0, the directive status table exactly
+    as docs/configuration.md has it between its BEGIN/END marker lines.
   * `ntsd --check -c F` on every fixture in the project's
     tests/fixtures/configs/*.conf: nts-server-stray-words.conf is refused
     (exit 2) naming line 22 (stray words after `nts enable`) and no other
@@ -173,6 +175,20 @@ def project_version():
     return m.group(1) if m else None
 
 
+def docs_directive_table():
+    """The lines between docs/configuration.md's directive table markers."""
+    out, inside = [], False
+    with open(os.path.join(h.SOURCE_DIR, "docs", "configuration.md")) as f:
+        for ln in f:
+            if ln.startswith("<!-- END directive table"):
+                inside = False
+            if inside:
+                out.append(ln)
+            if ln.startswith("<!-- BEGIN directive table"):
+                inside = True
+    return "".join(out)
+
+
 def main():
     h.require_ours()
     tmp = h.tmpdir()
@@ -214,6 +230,12 @@ def main():
     h.check(r.returncode == 0, "ntsd --help: exit %d" % r.returncode)
     h.check("--check" in r.stdout, "ntsd --help does not mention --check: %r" % r.stdout)
     h.check("usage" in r.stdout.lower(), "ntsd --help prints no usage: %r" % r.stdout)
+
+    r, _ = ntsd("--list-directives")
+    h.check(r.returncode == 0, "ntsd --list-directives: exit %d" % r.returncode)
+    h.check(r.stdout == docs_directive_table(),
+            "ntsd --list-directives differs from docs/configuration.md's table "
+            "(scripts/update-directive-table rewrites it)")
 
     for bad in (["--no-such-option"], ["-q"], ["stray-argument"], ["-c"]):
         r, _ = ntsd(*bad)

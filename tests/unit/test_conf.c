@@ -152,8 +152,9 @@ static void test_server_options(void **state)
             "server a.example iburst prefer minpoll 4 maxpoll 8 version 3\n"
             "server ke.example:4460 nts ca /x.pem aead AES_SIV_CMAC_256 noval burst noselect"
             " true\n",
-            1); /* noval is ignored (certificates are always verified) */
+            2); /* noval is ignored (certificates are always verified); true is stored */
   assert_true(has_msg(t, false, "t.conf:2: ", "'noval' is ignored"));
+  assert_true(has_msg(t, false, "t.conf:2: ", "'true' has no effect yet"));
   assert_int_equal(t->c->n_sources, 2);
   s = &t->c->sources[0];
   assert_int_equal(s->kind, CONF_SERVER);
@@ -301,7 +302,8 @@ static void test_restrict(void **state)
             "unrestrict 10.0.0.1\n"                                  /* 10 */
             "restrict 10.0.0.0 mask 0.0.0.0\n"                       /* 11 */
             "restrict -6 2001:db8::/32\n",                           /* 12 */
-            0);
+            1); /* restrict source: stored, no effect yet */
+  assert_true(has_msg(t, false, "t.conf:4: ", "'restrict source' has no effect yet"));
   assert_int_equal(t->c->n_restricts, 12);
   r = t->c->restricts;
   assert_true(r[0].is_default && !r[0].is_source && !r[0].unrestrict);
@@ -1252,6 +1254,238 @@ static void test_split_host_port(void **state)
   assert_false(conf_split_host_port("h", host, 0, &port));
 }
 
+/* ---- small per-module configurations -------------------------------------- */
+
+static void test_module_configs(void **state)
+{
+  struct tc *t = *state;
+  conf_tos tos = conf_get_tos(t->c);
+  conf_tinker tk = conf_get_tinker(t->c);
+  conf_ratelimit rl = conf_get_ratelimit(t->c);
+
+  /* Defaults. */
+  assert_int_equal(tos.minsane, 1);
+  assert_int_equal(tos.maxclock, 10);
+  assert_int_equal(tos.authselect, NTP_AUTHSEL_MIX);
+  assert_int_equal(tos.auth_sources, 0);
+  assert_true(tk.step < 0 && tk.stepout < 0 && tk.panic < 0);
+  assert_int_equal(rl.average_log2, 3);
+  assert_int_equal(rl.minimum, 2);
+  assert_string_equal(conf_get_nts_client(t->c).ca, "");
+
+  expect_ok(t,
+            "tos minsane 2 minclock 4 maxclock 7 mindist 0.01 maxdist 2 authselect require\n"
+            "tinker step 0.5 stepout 60 panic 0\ndiscard average 5 minimum 1\n"
+            "nts ca /etc/ntsd/ca.pem\nnocerttimecheck 3\n"
+            "server a nts\nserver b nts noselect\nserver c\npool d nts\n",
+            0);
+  tos = conf_get_tos(t->c);
+  tk = conf_get_tinker(t->c);
+  rl = conf_get_ratelimit(t->c);
+  assert_int_equal(tos.minsane, 2);
+  assert_int_equal(tos.minclock, 4);
+  assert_int_equal(tos.maxclock, 7);
+  assert_true(tos.mindist == 0.01 && tos.maxdist == 2);
+  assert_int_equal(tos.authselect, NTP_AUTHSEL_REQUIRE);
+  assert_int_equal(tos.auth_sources, 2); /* a and d; b has noselect, c is plain */
+  assert_true(tk.step == 0.5 && tk.stepout == 60 && tk.panic == 0);
+  assert_int_equal(rl.average_log2, 5);
+  assert_int_equal(rl.minimum, 1);
+  conf_nts_client nc = conf_get_nts_client(t->c);
+  assert_string_equal(nc.ca, "/etc/ntsd/ca.pem");
+  assert_int_equal(nc.nocerttimecheck, 3);
+}
+
+/* ---- statuses: warnings and the docs table come from one table --------- */
+
+/* Lines whose status the daemon's code contradicted before the statuses were
+ * one table: each must warn exactly when the directive has no effect. */
+static void test_status_disagreements(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "server 192.0.2.1 true\n", 1); /* truechimer marking is not implemented */
+  assert_true(has_msg(t, false, "t.conf:1: ", "'true' has no effect yet"));
+  expect_ok(t, "server 192.0.2.1 nts aead AES_SIV_CMAC_512\n", 0); /* offered alone */
+  expect_ok(t, "nts aead AES_SIV_CMAC_512\n", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'nts aead' has no effect yet"));
+  expect_ok(t, "tinker step 1 stepout 60 panic 0\n", 0);
+  expect_ok(t, "leapfile /usr/share/zoneinfo/leap-seconds.list\n", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ", "leap seconds come from the selected sources"));
+  expect_ok(t, "restrict default notrust version ntpport\n", 3);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'notrust' is ignored"));
+  expect_ok(t, "restrict default nomodify notrap nopeer noquery nomrulist noepeer\n", 0);
+  expect_ok(t, "restrict source nomodify\n", 1);
+}
+
+/* A valid line for each row of the status table, keyed "directive option"
+ * ("directive" for the directive's own row, "directive *" for "any other
+ * word").  A row without an example fails the test. */
+static const struct {
+  const char *key, *line;
+} examples[] = {
+    {"server", "server 192.0.2.1"}, {"pool", "pool pool.example"}, {"peer", "peer 192.0.2.1"},
+    {"server iburst", "server 192.0.2.1 iburst"}, {"server burst", "server 192.0.2.1 burst"},
+    {"server prefer", "server 192.0.2.1 prefer"},
+    {"server noselect", "server 192.0.2.1 noselect"},
+    {"server true", "server 192.0.2.1 true"}, {"server nts", "server ke.example nts"},
+    {"server noval", "server ke.example nts noval"},
+    {"server minpoll", "server 192.0.2.1 minpoll 4"},
+    {"server maxpoll", "server 192.0.2.1 maxpoll 12"},
+    {"server version", "server 192.0.2.1 version 3"},
+    {"server ca", "server ke.example nts ca /ca.pem"},
+    {"server aead", "server ke.example nts aead AES_SIV_CMAC_256"},
+    {"server key", "server 192.0.2.1 key 1"}, {"server xleave", "server 192.0.2.1 xleave"},
+    {"server ttl", "server 192.0.2.1 ttl 1"}, {"server mode", "server 192.0.2.1 mode 1"},
+    {"server bias", "server 192.0.2.1 bias 0.1"},
+    {"server maxdelay", "server 192.0.2.1 maxdelay 0.1"},
+    {"restrict", "restrict 192.0.2.0/24"}, {"unrestrict", "unrestrict 192.0.2.0/24"},
+    {"restrict default", "restrict default"}, {"restrict source", "restrict source"},
+    {"restrict ignore", "restrict default ignore"},
+    {"restrict noserve", "restrict default noserve"},
+    {"restrict limited", "restrict default limited"},
+    {"restrict kod", "restrict default kod"},
+    {"restrict noquery", "restrict default noquery"},
+    {"restrict nomodify", "restrict default nomodify"},
+    {"restrict nopeer", "restrict default nopeer"},
+    {"restrict noepeer", "restrict default noepeer"},
+    {"restrict notrap", "restrict default notrap"},
+    {"restrict nomrulist", "restrict default nomrulist"},
+    {"restrict notrust", "restrict default notrust"},
+    {"restrict version", "restrict default version"},
+    {"restrict ntpport", "restrict default ntpport"},
+    {"driftfile", "driftfile /d"}, {"statsdir", "statsdir /s"}, {"logfile", "logfile /l"},
+    {"leapfile", "leapfile /l"}, {"statistics", "statistics loopstats"},
+    {"filegen", "filegen loopstats type day"}, {"logconfig", "logconfig =syncall"},
+    {"tos", "tos minsane 1"}, {"tos minsane", "tos minsane 2"},
+    {"tos minclock", "tos minclock 2"}, {"tos maxclock", "tos maxclock 5"},
+    {"tos mindist", "tos mindist 0.01"}, {"tos maxdist", "tos maxdist 1"},
+    {"tos orphan", "tos orphan 10"}, {"tos orphanwait", "tos orphanwait 60"},
+    {"tos authselect", "tos authselect require"}, {"tos ceiling", "tos ceiling 15"},
+    {"tos floor", "tos floor 1"}, {"tos cohort", "tos cohort 1"},
+    {"tos bcpollbstep", "tos bcpollbstep 1"}, {"discard", "discard average 4"},
+    {"discard average", "discard average 5"}, {"discard minimum", "discard minimum 1"},
+    {"discard monitor", "discard monitor 3000"}, {"tinker", "tinker step 0.2"},
+    {"tinker panic", "tinker panic 0"}, {"tinker step", "tinker step 0"},
+    {"tinker stepout", "tinker stepout 60"}, {"tinker allan", "tinker allan 1500"},
+    {"tinker dispersion", "tinker dispersion 15"}, {"tinker freq", "tinker freq 1"},
+    {"tinker huffpuff", "tinker huffpuff 900"}, {"tinker stepback", "tinker stepback 1"},
+    {"tinker stepfwd", "tinker stepfwd 1"}, {"tinker tick", "tinker tick 0.01"},
+    {"mru", "mru maxage 64"}, {"keys", "keys /etc/ntp.keys"}, {"setvar", "setvar a = b"},
+    {"trustedkey", "trustedkey 1"}, {"controlkey", "controlkey 1"},
+    {"requestkey", "requestkey 1"}, {"leapsmearinterval", "leapsmearinterval 0"},
+    {"enable", "enable ntp"}, {"disable", "disable ntp"}, {"enable ntp", "disable ntp"},
+    {"enable auth", "enable auth"}, {"enable bclient", "enable bclient"},
+    {"enable calibrate", "disable calibrate"}, {"enable kernel", "enable kernel"},
+    {"enable monitor", "disable monitor"}, {"enable stats", "enable stats"},
+    {"interface", "interface listen all"}, {"nic", "nic ignore all"},
+    {"interface all", "interface drop all"}, {"interface *", "interface listen eth0"},
+    {"listen", "listen 127.0.0.1:1123"}, {"local", "local stratum 10"},
+    {"nts", "nts enable"}, {"nts enable", "nts enable"}, {"nts disable", "nts disable"},
+    {"nts key", "nts key /k.pem"}, {"nts cert", "nts cert /c.pem"},
+    {"nts cookie", "nts cookie /keys"}, {"nts ca", "nts ca /etc/ssl/certs"},
+    {"nts ntpserver", "nts ntpserver ntp.example"}, {"nts mintls", "nts mintls TLS1.3"},
+    {"nts maxtls", "nts maxtls TLS1.3"}, {"nts rotate", "nts rotate 3600"},
+    {"nts tlsciphers", "nts tlsciphers X"}, {"nts tlsciphersuites", "nts tlsciphersuites X"},
+    {"nts tlsecdhcurves", "nts tlsecdhcurves X25519"}, {"nts aead", "nts aead X"},
+    {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
+    {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
+};
+
+struct rows {
+  struct tc *t;
+  const char *path;
+  size_t n;
+};
+
+static const char *example_for(const conf_item *it)
+{
+  char key[64];
+
+  if (!it->option)
+    snprintf(key, sizeof key, "%s", it->directive);
+  else
+    snprintf(key, sizeof key, "%s %s", it->directive, it->option[0] ? it->option : "*");
+  for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++)
+    if (strcmp(examples[i].key, key) == 0)
+      return examples[i].line;
+  fail_msg("no example line for the status table row '%s'", key);
+  return NULL;
+}
+
+/* Loads the row's example from a file (so includefile is followed): no error,
+ * and a warning carrying the row's note exactly when its status warns. */
+static void check_row(void *ctx, const conf_item *it)
+{
+  struct rows *r = ctx;
+  const char *line = example_for(it);
+  bool warns = conf_status_warns(it->status);
+  FILE *f = fopen(r->path, "w");
+
+  r->n++;
+  assert_non_null(f);
+  fprintf(f, "%s\n", line);
+  fclose(f);
+  reset(r->t);
+  assert_int_equal(conf_load_file(r->t->c, r->path, collect, r->t), 0);
+  if (r->t->n_err || r->t->n_warn != (warns ? 1u : 0u) ||
+      (warns && (!it->note || !has_msg(r->t, false, r->path, it->note)))) {
+    dump(r->t);
+    fail_msg("'%s': status %s, expected %s", line, conf_status_name(it->status),
+             warns ? "one warning with the row's note" : "no warning");
+  }
+}
+
+static void test_status_rows_warn_as_listed(void **state)
+{
+  char path[] = "/tmp/ntsd-conf-row-XXXXXX";
+  int fd = mkstemp(path);
+  struct rows r = {*state, path, 0};
+
+  assert_true(fd >= 0);
+  close(fd);
+  conf_each_item(check_row, &r);
+  unlink(path);
+  /* One example per row, so no example outlives its row. */
+  assert_int_equal(r.n, sizeof examples / sizeof examples[0]);
+}
+
+/* docs/configuration.md holds the table between two marker lines, exactly as
+ * `ntsd --list-directives` prints it (scripts/update-directive-table). */
+static void test_docs_table_matches(void **state)
+{
+  static const char begin[] = "<!-- BEGIN directive table", end[] = "<!-- END directive table";
+  const char *src = getenv("NTSD_SOURCE_DIR");
+  char path[1024], *doc = NULL, *want = NULL;
+  size_t doc_len = 0, want_len = 0;
+  FILE *f, *m;
+
+  (void)state;
+  if (!src)
+    skip();
+  snprintf(path, sizeof path, "%s/docs/configuration.md", src);
+  assert_non_null(f = fopen(path, "r"));
+  assert_non_null(m = open_memstream(&doc, &doc_len));
+  for (char ln[1024], in = 0; fgets(ln, sizeof ln, f);) {
+    if (strncmp(ln, end, sizeof end - 1) == 0)
+      in = 0;
+    if (in)
+      fputs(ln, m);
+    if (strncmp(ln, begin, sizeof begin - 1) == 0)
+      in = 1;
+  }
+  fclose(f);
+  fclose(m);
+  assert_non_null(m = open_memstream(&want, &want_len));
+  conf_write_directive_table(m);
+  fclose(m);
+  if (strcmp(doc, want) != 0)
+    fail_msg("the directive table in %s differs from `ntsd --list-directives`; run "
+             "scripts/update-directive-table", path);
+  free(doc);
+  free(want);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1300,6 +1534,10 @@ int main(void)
       T(test_nts_ntpserver),
       T(test_aead_option),
       T(test_split_host_port),
+      T(test_module_configs),
+      T(test_status_disagreements),
+      T(test_status_rows_warn_as_listed),
+      T(test_docs_table_matches),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
