@@ -99,6 +99,7 @@ struct resolver {
 struct ntsd_clients {
   struct event_base *base;
   struct evdns_base *dns;
+  const clockctl *clk;
   const ntsd_conf *conf;
   double precision;
   clients_update_fn update;
@@ -295,7 +296,7 @@ static void read_tx_stamp(peer *p)
       memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
       if (ts.ts[0].tv_sec == 0 && ts.ts[0].tv_nsec == 0)
         continue;
-      struct timespec local = sysclock_local(&ts.ts[0]);
+      struct timespec local = clockctl_local(p->owner->clk, &ts.ts[0]);
       if (ntp_source_set_t1(p->src, ntp_ts_from_timespec(&local)))
         p->owner->stats.tx_timestamps++;
     }
@@ -321,12 +322,12 @@ static void on_response(evutil_socket_t fd, short what, void *arg)
     ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
     if (n < 0)
       return; /* EAGAIN, or ICMP port unreachable: the reach register shows it */
-    struct timespec rx = sysclock_realtime();
+    struct timespec rx = clockctl_now(c->clk);
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
       if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
           cm->cmsg_len >= CMSG_LEN(sizeof(rx))) {
         memcpy(&rx, CMSG_DATA(cm), sizeof(rx));
-        rx = sysclock_local(&rx);
+        rx = clockctl_local(c->clk, &rx);
       }
     if (p->nts && !nts_response(p, (size_t)n))
       continue; /* not an authentic answer to our request: keep waiting */
@@ -371,7 +372,7 @@ static size_t nts_request(peer *p, const uint8_t nonce8[8])
     placeholders = NTS_NTP_MAX_PLACEHOLDERS;
   sysclock_random(p->uid, sizeof(p->uid));
   sysclock_random(auth_nonce, sizeof(auth_nonce));
-  if (ntp_source_make_request(p->src, sysclock_mono(), nonce8, sysclock_now_ntp(), hdr,
+  if (ntp_source_make_request(p->src, sysclock_mono(), nonce8, clockctl_now_ntp(c->clk), hdr,
                               sizeof(hdr)) != NTP_HDR_LEN)
     return 0;
   size_t n = nts_ntp_client_request(p->ntsc, hdr, p->uid, sizeof(p->uid), auth_nonce,
@@ -432,7 +433,7 @@ static void send_request(peer *p)
   if (p->nts) {
     n = nts_request(p, nonce);
   } else {
-    n = ntp_source_make_request(p->src, sysclock_mono(), nonce, sysclock_now_ntp(), c->buf,
+    n = ntp_source_make_request(p->src, sysclock_mono(), nonce, clockctl_now_ntp(c->clk), c->buf,
                                 sizeof(c->buf));
   }
   if (n == 0 || send(fd, c->buf, n, 0) < 0) {
@@ -791,14 +792,15 @@ static void start_resolve(resolver *r)
 }
 
 ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
-                             const ntsd_conf *conf, double precision, clients_update_fn fn,
-                             void *arg)
+                             const clockctl *clk, const ntsd_conf *conf, double precision,
+                             clients_update_fn fn, void *arg)
 {
   ntsd_clients *c = calloc(1, sizeof(*c));
   if (!c)
     return NULL;
   c->base = base;
   c->dns = dns;
+  c->clk = clk;
   c->conf = conf;
   c->precision = precision;
   c->update = fn;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/clockctl.h"
 #include "daemon/conf.h"
 #include "daemon/netaddr.h"
 #include "proto/nts_client.h"
@@ -54,8 +55,8 @@ typedef struct ntsd_client_stats {
 } ntsd_client_stats;
 
 ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
-                             const ntsd_conf *conf, double precision, clients_update_fn fn,
-                             void *arg);
+                             const clockctl *clk, const ntsd_conf *conf, double precision,
+                             clients_update_fn fn, void *arg);
 void clients_destroy(ntsd_clients *c);
 size_t clients_count(const ntsd_clients *c);
 /* Fills *v for association i at monotonic time now; false if out of range. */

@@ -10,7 +10,6 @@
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
-#include "daemon/sysclock.h"
 
 #define DEFAULT_CONF "/etc/ntsd.conf"
 
@@ -76,7 +75,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ntsd: --virtual-clock OFFSET[,PPM]: bad value '%s'\n", optarg);
         return 2;
       }
-      sysclock_virtual_enable(off, ppm);
+      opts.virtual_offset = off;
+      opts.virtual_freq_ppm = ppm;
       opts.virtual_clock = true;
       break;
     }

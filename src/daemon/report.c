@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "daemon/json.h"
-#include "daemon/sysclock.h"
 
 /* A growable text buffer for the tables. */
 typedef struct textbuf {
@@ -240,8 +239,11 @@ char *report_server(const ntsd_server *s, bool json)
   return tb_finish(&t);
 }
 
-char *report_system(const report_sys *sys, const char *clock, bool json)
+char *report_system(const report_sys *sys, const clockctl *clk, bool json)
 {
+  const char *clock = clockctl_name(clk);
+  double verr = 0;
+  bool virt = clockctl_error(clk, &verr);
   const ntp_sysinfo *si = &sys->info;
   char refid[32];
   ntp_refid_str(si->refid, si->stratum, refid, sizeof(refid));
@@ -262,8 +264,8 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
     json_kv_int(j, "precision", si->precision);
     json_kv_str(j, "clock", clock);
     json_kv_int(j, "tx_timestamps", (int64_t)sys->tx_timestamps);
-    if (sysclock_virtual_on())
-      json_kv_num(j, "virtual_clock_error", sysclock_virtual_error());
+    if (virt)
+      json_kv_num(j, "virtual_clock_error", verr);
     json_obj_end(j);
     return json_finish(j);
   }
@@ -281,8 +283,8 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
   tb_printf(&t, "clock control:    %s\n",
             strcmp(clock, "none") ? clock : "off (estimates only)");
   tb_printf(&t, "kernel tx stamps: %llu requests\n", (unsigned long long)sys->tx_timestamps);
-  if (sysclock_virtual_on())
-    tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", sysclock_virtual_error());
+  if (virt)
+    tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", verr);
   return tb_finish(&t);
 }
 

@@ -43,6 +43,7 @@ struct ntsd_server {
   size_t n_socks;
   const ntp_acl *acl;
   keystore *keys;       /* NULL: NTS requests get plain answers */
+  const clockctl *clk;  /* the daemon's time */
   nts_ntp_srv *nts;     /* per-request NTS scratch, reused */
   uint8_t rand[NTS_NTP_SERVER_RAND_LEN];
   ntp_ratelimit *rl;
@@ -215,7 +216,7 @@ static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const 
     s->stats.nts_recvs_good++;
     unsigned n_cookies = nts_ntp_srv_cookies(s->nts);
     /* Phase 2: the transmit time first, then the authenticator over it. */
-    ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
+    ntp_server_finish(s->tx, out_len, clockctl_now_ntp(s->clk));
     out_len = nts_ntp_server_finish(s->nts, ks, s->tx, out_len, sizeof(s->tx), s->rand,
                                     sizeof(s->rand));
     if (out_len == 0)
@@ -230,7 +231,7 @@ static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const 
     size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('N', 'T', 'S', 'N'), rx, s->tx,
                                sizeof(s->tx));
     if (kn) {
-      ntp_server_finish(s->tx, kn, sysclock_now_ntp());
+      ntp_server_finish(s->tx, kn, clockctl_now_ntp(s->clk));
       kn = nts_ntp_server_nak(s->nts, s->tx, kn, sizeof(s->tx));
     }
     if (kn) {
@@ -254,7 +255,7 @@ static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
       size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('R', 'A', 'T', 'E'), rx, s->tx,
                                  sizeof(s->tx));
       if (kn) {
-        ntp_server_finish(s->tx, kn, sysclock_now_ntp());
+        ntp_server_finish(s->tx, kn, clockctl_now_ntp(s->clk));
         send_reply(s, ss, s->tx, kn, rt);
         s->stats.kod_sent++;
       }
@@ -275,7 +276,7 @@ static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
     }
     return;
   }
-  ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
+  ntp_server_finish(s->tx, out_len, clockctl_now_ntp(s->clk));
   send_reply(s, ss, s->tx, out_len, rt);
   s->stats.responded++;
 }
@@ -304,8 +305,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     parse_cmsgs(&mh, &rxts, &have_rx, &rt);
     rt.peer_len = mh.msg_namelen;
     if (have_rx)
-      rxts = sysclock_local(&rxts);
-    ntp_ts rx = have_rx ? ntp_ts_from_timespec(&rxts) : sysclock_now_ntp();
+      rxts = clockctl_local(s->clk, &rxts);
+    ntp_ts rx = have_rx ? ntp_ts_from_timespec(&rxts) : clockctl_now_ntp(s->clk);
     if (mh.msg_flags & MSG_TRUNC) {
       s->stats.received++;
       s->stats.dropped[NTP_SRV_DROP_MALFORMED]++;
@@ -348,7 +349,8 @@ static bool open_configured(ntsd_server *s, struct event_base *base, const ntsd_
 }
 
 ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
-                           keystore *keys, int precision_log2, char *err, size_t errlen)
+                           keystore *keys, const clockctl *clk, int precision_log2, char *err,
+                           size_t errlen)
 {
   ntsd_server *s = calloc(1, sizeof(*s));
   if (!s) {
@@ -357,6 +359,7 @@ ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const
   }
   s->acl = acl;
   s->keys = keys;
+  s->clk = clk;
   if (keys && !(s->nts = nts_ntp_srv_create())) {
     snprintf(err, errlen, "out of memory");
     free(s);
