@@ -497,6 +497,20 @@ static bool setup_control(ntsd *d, char *err, size_t errlen)
   return d->control != NULL;
 }
 
+/* The upstream associations, with their part of the configuration. */
+static bool setup_clients(ntsd *d, char *err, size_t errlen)
+{
+  const ntsd_conf *conf = d->conf;
+  clients_cfg cc = {.base = d->base, .dns = d->dns, .clk = d->clk, .sources = conf->sources,
+                    .n_sources = conf->n_sources, .nts_ca = conf->nts_ca,
+                    .nocerttimecheck = conf->nocerttimecheck, .precision = d->precision,
+                    .update = on_update, .update_arg = d};
+  d->clients = clients_create(&cc);
+  if (!d->clients)
+    snprintf(err, errlen, "cannot create client associations");
+  return d->clients != NULL;
+}
+
 ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errlen)
 {
   ntsd *d = calloc(1, sizeof(*d));
@@ -536,11 +550,8 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
   }
   if (!setup_control(d, err, errlen))
     goto fail;
-  d->clients = clients_create(d->base, d->dns, d->clk, conf, d->precision, on_update, d);
-  if (!d->clients) {
-    snprintf(err, errlen, "cannot create client associations");
+  if (!setup_clients(d, err, errlen))
     goto fail;
-  }
   struct timeval tv = {.tv_sec = SYS_REFRESH_S};
   d->refresh = event_new(d->base, -1, EV_PERSIST, on_refresh, d);
   if (!d->refresh || event_add(d->refresh, &tv) < 0 || !add_signal(d, &d->sig_int, SIGINT) ||

@@ -46,7 +46,31 @@ static void print_diag(void *arg, bool is_error, const char *msg)
   fprintf(stderr, "%s%s\n", msg, is_error ? "" : " (warning)");
 }
 
-int main(int argc, char **argv)
+/* --virtual-clock OFFSET[,PPM] */
+static bool parse_virtual(const char *arg, ntsd_opts *opts)
+{
+  double off = 0, ppm = 0;
+  char extra;
+  int n = sscanf(arg, "%lf,%lf%c", &off, &ppm, &extra);
+  if (n < 1 || n > 2 || !(fabs(off) < 1e6) || !(fabs(ppm) <= 500)) {
+    fprintf(stderr, "ntsd: --virtual-clock OFFSET[,PPM]: bad value '%s'\n", arg);
+    return false;
+  }
+  opts->virtual_offset = off;
+  opts->virtual_freq_ppm = ppm;
+  opts->virtual_clock = true;
+  return true;
+}
+
+typedef struct cmdline {
+  const char *conf_path;
+  ntsd_opts opts;
+  bool check;
+  int debug;
+} cmdline;
+
+/* -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, cmdline *cl)
 {
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'n'},
@@ -55,31 +79,19 @@ int main(int argc, char **argv)
       {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
       {"virtual-clock", required_argument, NULL, 'v'},
       {NULL, 0, NULL, 0}};
-  const char *conf_path = DEFAULT_CONF;
-  ntsd_opts opts = {0};
-  bool check = false;
-  int debug = 0, ch;
+  int ch;
   while ((ch = getopt_long(argc, argv, "c:nxds:h", longopts, NULL)) != -1) {
     switch (ch) {
-    case 'c': conf_path = optarg; break;
-    case 'n': opts.foreground = true; break;
-    case 'x': opts.no_clock = true; break;
-    case 'd': debug++; break;
-    case 's': opts.socket_path = optarg; break;
-    case 'C': check = true; break;
-    case 'v': {
-      double off = 0, ppm = 0;
-      char extra;
-      int n = sscanf(optarg, "%lf,%lf%c", &off, &ppm, &extra);
-      if (n < 1 || n > 2 || !(fabs(off) < 1e6) || !(fabs(ppm) <= 500)) {
-        fprintf(stderr, "ntsd: --virtual-clock OFFSET[,PPM]: bad value '%s'\n", optarg);
+    case 'c': cl->conf_path = optarg; break;
+    case 'n': cl->opts.foreground = true; break;
+    case 'x': cl->opts.no_clock = true; break;
+    case 'd': cl->debug++; break;
+    case 's': cl->opts.socket_path = optarg; break;
+    case 'C': cl->check = true; break;
+    case 'v':
+      if (!parse_virtual(optarg, &cl->opts))
         return 2;
-      }
-      opts.virtual_offset = off;
-      opts.virtual_freq_ppm = ppm;
-      opts.virtual_clock = true;
       break;
-    }
     case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -90,6 +102,19 @@ int main(int argc, char **argv)
     usage(stderr);
     return 2;
   }
+  return -1;
+}
+
+int main(int argc, char **argv)
+{
+  cmdline cl = {.conf_path = DEFAULT_CONF};
+  int rc = parse_args(argc, argv, &cl);
+  if (rc >= 0)
+    return rc;
+  const char *conf_path = cl.conf_path;
+  ntsd_opts opts = cl.opts;
+  bool check = cl.check;
+  int debug = cl.debug;
 
   ntsd_conf *conf = conf_new();
   if (!conf) {
@@ -97,7 +122,7 @@ int main(int argc, char **argv)
     return 1;
   }
   diag_ctx dc = {0};
-  int rc = conf_load_file(conf, conf_path, print_diag, &dc);
+  rc = conf_load_file(conf, conf_path, print_diag, &dc);
   if (rc != 0 || dc.errors) {
     fprintf(stderr, "ntsd: %s: configuration refused\n", conf_path);
     conf_free(conf);

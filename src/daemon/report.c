@@ -342,8 +342,8 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
   if (srv)
     server_get_stats(srv, &ss);
   const nts_row all[] = {
-      {"ke_probes_good", "NTS KE probes good", cs.ke_probes_good},
-      {"ke_probes_bad", "NTS KE probes bad", cs.ke_probes_bad},
+      {"ke_probes_good", "NTS KE probes good", cs.nts.ke_probes_good},
+      {"ke_probes_bad", "NTS KE probes bad", cs.nts.ke_probes_bad},
       {"ke_serves_good", "NTS KE serves good", ks.serves_good},
       {"ke_serves_bad", "NTS KE serves bad", ks.serves_bad},
       {"ke_refused", "NTS KE refused before TLS", ks.refused},
@@ -360,10 +360,10 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
       {"cookies_too_old", "NTS decode cookies too old", ss.nts_cookies[NTS_COOKIE_UNKNOWN_KEY]},
       {"cookie_decode_errors", "NTS decode cookies error",
        ss.nts_cookies[NTS_COOKIE_BAD] + ss.nts_cookies[NTS_COOKIE_MALFORMED]},
-      {"client_sends", "NTS client sends", cs.nts_sends},
-      {"client_recvs_good", "NTS client recvs good", cs.nts_recvs_good},
-      {"client_recvs_bad", "NTS client recvs w error", cs.nts_recvs_bad},
-      {"client_naks", "NTS client NAKs received", cs.nts_naks},
+      {"client_sends", "NTS client sends", cs.nts.nts_sends},
+      {"client_recvs_good", "NTS client recvs good", cs.nts.nts_recvs_good},
+      {"client_recvs_bad", "NTS client recvs w error", cs.nts.nts_recvs_bad},
+      {"client_naks", "NTS client NAKs received", cs.nts.nts_naks},
       {"server_recvs_good", "NTS server recvs good", ss.nts_recvs_good},
       {"server_recvs_bad", "NTS server recvs w error", ss.nts_recvs_bad},
       {"server_sends", "NTS server sends", ss.nts_sends},
