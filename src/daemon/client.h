@@ -1,6 +1,8 @@
-/* client: our upstream servers.  Resolves `server`/`pool` names with
- * evdns (asynchronously), and for every poll opens a fresh UDP socket so
- * each request leaves from a new random source port; the pure
+/* client: our upstream servers, one association per address.  The glue
+ * between the parts: `resolver` turns `server`/`pool` names into addresses,
+ * `transport` carries each request and its responses with their kernel
+ * timestamps (UDP: a fresh socket, so a new random source port, per poll),
+ * `nts_source` keeps an NTS source's sessions and cookies, and the pure
  * proto/source.c decides when to send and what a response means. */
 #ifndef NTSD_DAEMON_CLIENT_H
 #define NTSD_DAEMON_CLIENT_H
@@ -9,8 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/clockctl.h"
 #include "daemon/conf.h"
 #include "daemon/netaddr.h"
+#include "daemon/nts_source.h"
 #include "proto/nts_client.h"
 #include "proto/source.h"
 
@@ -44,18 +48,26 @@ typedef struct peer_view {
 
 /* NTS client counters, as `ntpq -c nts` shows them. */
 typedef struct ntsd_client_stats {
-  uint64_t ke_probes_good;
-  uint64_t ke_probes_bad;
-  uint64_t nts_sends;      /* authenticated requests sent */
-  uint64_t nts_recvs_good; /* authentic responses */
-  uint64_t nts_recvs_bad;  /* responses dropped by NTS checks */
-  uint64_t nts_naks;       /* NTS NAKs with our unique identifier */
+  nts_source_stats nts;
   uint64_t tx_timestamps;  /* requests timed by a kernel transmit timestamp */
 } ntsd_client_stats;
 
-ntsd_clients *clients_create(struct event_base *base, struct evdns_base *dns,
-                             const ntsd_conf *conf, double precision, clients_update_fn fn,
-                             void *arg);
+/* What the client module needs from the configuration: copied by
+ * clients_create, nothing of it is kept by reference. */
+typedef struct clients_cfg {
+  struct event_base *base;
+  struct evdns_base *dns;
+  const clockctl *clk;         /* the daemon's time (borrowed: must outlive the clients) */
+  const conf_source *sources;  /* `server` and `pool` lines */
+  size_t n_sources;
+  const char *nts_ca;          /* `nts ca`: the NTS sources' default CA, "" the system store */
+  int nocerttimecheck;         /* NTS-KEs that may skip certificate dates before sync */
+  double precision;            /* of reading the clock, seconds */
+  clients_update_fn update;    /* after every accepted sample */
+  void *update_arg;
+} clients_cfg;
+
+ntsd_clients *clients_create(const clients_cfg *cfg);
 void clients_destroy(ntsd_clients *c);
 size_t clients_count(const ntsd_clients *c);
 /* Fills *v for association i at monotonic time now; false if out of range. */

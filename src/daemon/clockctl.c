@@ -1,4 +1,4 @@
-/* clockctl: system and null clock backends. */
+/* clockctl: the system, null and virtual clock backends. */
 #include "daemon/clockctl.h"
 
 #include <errno.h>
@@ -7,27 +7,65 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
-#include <time.h>
 
 #include "daemon/log.h"
 #include "daemon/sysclock.h"
 
+typedef struct clock_ops {
+  const char *name;
+  bool controls; /* the discipline's decisions change something */
+  bool (*open)(clockctl *c, char *err, size_t errlen);
+  /* The daemon's time minus the system time; NULL: they are the same. */
+  double (*error)(const clockctl *c);
+  bool (*set_freq)(clockctl *c, double ppm);
+  bool (*step)(clockctl *c, double seconds);
+  bool (*set_status)(clockctl *c, int leap, bool synced);
+} clock_ops;
+
 struct clockctl {
-  enum clockctl_kind kind;
-  bool control; /* the system clock */
+  const clock_ops *ops;
+  /* virtual: error(t) = base + (freq_err + corr) * (t - t0) at monotonic
+   * time t, with t0 moved forward whenever the rate changes */
+  double base, t0;
+  double freq_err_ppm; /* the simulated oscillator's own error */
+  double corr_ppm;     /* the discipline's correction */
 };
 
-clockctl *clockctl_open(enum clockctl_kind kind, char *err, size_t errlen)
+static bool nothing_to_open(clockctl *c, char *err, size_t errlen)
 {
-  clockctl *c = calloc(1, sizeof(*c));
-  if (!c) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  c->kind = kind;
-  c->control = kind == CLOCKCTL_SYSTEM;
-  if (!c->control)
-    return c;
+  (void)c;
+  (void)err;
+  (void)errlen;
+  return true;
+}
+
+static bool nothing_freq(clockctl *c, double ppm)
+{
+  (void)c;
+  (void)ppm;
+  return true;
+}
+
+static bool nothing_step(clockctl *c, double seconds)
+{
+  (void)c;
+  (void)seconds;
+  return true;
+}
+
+static bool nothing_status(clockctl *c, int leap, bool synced)
+{
+  (void)c;
+  (void)leap;
+  (void)synced;
+  return true;
+}
+
+/* ---- system: the kernel clock ------------------------------------------- */
+
+static bool system_open(clockctl *c, char *err, size_t errlen)
+{
+  (void)c;
   /* Take over from the kernel PLL/FLL; fails without CAP_SYS_TIME, which
    * is the right moment to say so. */
   struct timex tx = {.modes = ADJ_STATUS | ADJ_OFFSET | ADJ_NANO, .status = STA_UNSYNC,
@@ -35,28 +73,14 @@ clockctl *clockctl_open(enum clockctl_kind kind, char *err, size_t errlen)
   if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
     snprintf(err, errlen, "cannot control the system clock (%s); run with the right to set "
              "the time (CAP_SYS_TIME) or use -x", strerror(errno));
-    free(c);
-    return NULL;
-  }
-  return c;
-}
-
-void clockctl_close(clockctl *c) { free(c); }
-bool clockctl_controls(const clockctl *c) { return c->kind != CLOCKCTL_NONE; }
-
-const char *clockctl_name(const clockctl *c)
-{
-  return c->kind == CLOCKCTL_SYSTEM ? "system" : c->kind == CLOCKCTL_VIRTUAL ? "virtual" : "none";
-}
-
-bool clockctl_set_freq(clockctl *c, double ppm)
-{
-  if (!isfinite(ppm) || fabs(ppm) > 500.0)
     return false;
-  if (c->kind == CLOCKCTL_VIRTUAL)
-    sysclock_virtual_set_freq(ppm);
-  if (!c->control)
-    return true;
+  }
+  return true;
+}
+
+static bool system_set_freq(clockctl *c, double ppm)
+{
+  (void)c;
   /* The kernel's unit is 2^-16 ppm. */
   struct timex tx = {.modes = ADJ_FREQUENCY, .freq = lround(ppm * 65536.0)};
   if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
@@ -66,16 +90,9 @@ bool clockctl_set_freq(clockctl *c, double ppm)
   return true;
 }
 
-bool clockctl_step(clockctl *c, double seconds)
+static bool system_step(clockctl *c, double seconds)
 {
-  if (!isfinite(seconds))
-    return false;
-  if (c->kind == CLOCKCTL_VIRTUAL) {
-    sysclock_virtual_step(seconds);
-    log_notice("virtual clock stepped by %+.6f s", seconds);
-  }
-  if (!c->control)
-    return true;
+  (void)c;
   double whole = floor(seconds);
   struct timex tx = {.modes = ADJ_SETOFFSET | ADJ_NANO};
   tx.time.tv_sec = (time_t)whole;
@@ -88,14 +105,12 @@ bool clockctl_step(clockctl *c, double seconds)
     log_err("cannot step the clock by %+.6f s: %s", seconds, strerror(errno));
     return false;
   }
-  log_notice("clock stepped by %+.6f s", seconds);
   return true;
 }
 
-bool clockctl_set_status(clockctl *c, int leap, bool synced)
+static bool system_set_status(clockctl *c, int leap, bool synced)
 {
-  if (!c->control)
-    return true;
+  (void)c;
   struct timex tx = {.modes = 0};
   if (clock_adjtime(CLOCK_REALTIME, &tx) < 0)
     return false;
@@ -114,4 +129,117 @@ bool clockctl_set_status(clockctl *c, int leap, bool synced)
     return false;
   }
   return true;
+}
+
+/* ---- virtual: the system time plus a disciplined error ------------------ */
+
+static double virtual_error(const clockctl *c)
+{
+  return c->base + (c->freq_err_ppm + c->corr_ppm) * 1e-6 * (sysclock_mono() - c->t0);
+}
+
+static bool virtual_set_freq(clockctl *c, double ppm)
+{
+  c->base = virtual_error(c);
+  c->t0 = sysclock_mono();
+  c->corr_ppm = ppm;
+  return true;
+}
+
+static bool virtual_step(clockctl *c, double seconds)
+{
+  c->base = virtual_error(c) + seconds;
+  c->t0 = sysclock_mono();
+  return true;
+}
+
+static const clock_ops ops_none = {.name = "none", .open = nothing_to_open,
+                                   .set_freq = nothing_freq, .step = nothing_step,
+                                   .set_status = nothing_status};
+static const clock_ops ops_system = {.name = "system", .controls = true, .open = system_open,
+                                     .set_freq = system_set_freq, .step = system_step,
+                                     .set_status = system_set_status};
+static const clock_ops ops_virtual = {.name = "virtual", .controls = true,
+                                      .open = nothing_to_open, .error = virtual_error,
+                                      .set_freq = virtual_set_freq, .step = virtual_step,
+                                      .set_status = nothing_status};
+
+/* ---- the instance ------------------------------------------------------- */
+
+clockctl *clockctl_open(const clockctl_cfg *cfg, char *err, size_t errlen)
+{
+  clockctl *c = calloc(1, sizeof(*c));
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  c->ops = cfg->kind == CLOCKCTL_SYSTEM    ? &ops_system
+           : cfg->kind == CLOCKCTL_VIRTUAL ? &ops_virtual
+                                           : &ops_none;
+  c->base = cfg->virtual_offset;
+  c->freq_err_ppm = cfg->virtual_freq_ppm;
+  c->t0 = sysclock_mono();
+  if (!c->ops->open(c, err, errlen)) {
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void clockctl_close(clockctl *c) { free(c); }
+bool clockctl_controls(const clockctl *c) { return c->ops->controls; }
+const char *clockctl_name(const clockctl *c) { return c->ops->name; }
+
+bool clockctl_error(const clockctl *c, double *seconds)
+{
+  if (!c->ops->error)
+    return false;
+  *seconds = c->ops->error(c);
+  return true;
+}
+
+static struct timespec add_seconds(struct timespec ts, double s)
+{
+  double whole = floor(s);
+  ts.tv_sec += (time_t)whole;
+  ts.tv_nsec += (long)llround((s - whole) * 1e9);
+  while (ts.tv_nsec >= 1000000000L) {
+    ts.tv_nsec -= 1000000000L;
+    ts.tv_sec++;
+  }
+  return ts;
+}
+
+struct timespec clockctl_local(const clockctl *c, const struct timespec *kernel)
+{
+  return c->ops->error ? add_seconds(*kernel, c->ops->error(c)) : *kernel;
+}
+
+struct timespec clockctl_now(const clockctl *c)
+{
+  struct timespec ts = sysclock_system();
+  return clockctl_local(c, &ts);
+}
+
+ntp_ts clockctl_now_ntp(const clockctl *c)
+{
+  struct timespec ts = clockctl_now(c);
+  return ntp_ts_from_timespec(&ts);
+}
+
+bool clockctl_set_freq(clockctl *c, double ppm)
+{
+  if (!isfinite(ppm) || fabs(ppm) > 500.0)
+    return false;
+  return c->ops->set_freq(c, ppm);
+}
+
+bool clockctl_step(clockctl *c, double seconds)
+{
+  return isfinite(seconds) && c->ops->step(c, seconds);
+}
+
+bool clockctl_set_status(clockctl *c, int leap, bool synced)
+{
+  return c->ops->set_status(c, leap, synced);
 }

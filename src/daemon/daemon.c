@@ -96,8 +96,9 @@ static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
     log_err("offset beyond the panic threshold: not correcting the clock (is the time "
             "wildly wrong? set it by hand, or raise the threshold)");
   if (a->step != 0.0) {
-    log_notice("stepping the clock by %+.6f s%s", a->step, a->startup ? " (start-up)" : "");
     if (clockctl_step(d->clk, a->step)) {
+      log_notice("%s clock stepped by %+.6f s%s", clockctl_name(d->clk), a->step,
+                 a->startup ? " (start-up)" : "");
       clients_clock_stepped(d->clients);
       memset(d->fed, 0, sizeof(d->fed));
       stepped = true;
@@ -274,7 +275,7 @@ static ntp_sysinfo system_info(ntsd *d, int best, const ntp_select_result *res, 
     si.leap = res->leap; /* majority of the survivors */
     si.stratum = (uint8_t)(b->stratum + 1);
     si.refid = netaddr_refid(v.sa);
-    si.reftime = ntp_ts_add(sysclock_now_ntp(), -(b->when > 0 ? b->when : 0));
+    si.reftime = ntp_ts_add(clockctl_now_ntp(d->clk), -(b->when > 0 ? b->when : 0));
     si.root_delay = b->root_delay + b->delay;
     si.root_disp = b->root_disp + b->dispersion + res->jitter + fabs(res->offset);
     snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
@@ -282,7 +283,7 @@ static ntp_sysinfo system_info(ntsd *d, int best, const ntp_select_result *res, 
     si.leap = NTP_LEAP_NONE;
     si.stratum = (uint8_t)d->conf->local_stratum;
     si.refid = NTP_REFID('L', 'O', 'C', 'L');
-    si.reftime = sysclock_now_ntp();
+    si.reftime = clockctl_now_ntp(d->clk);
     si.root_delay = 0;
     si.root_disp = d->precision;
   } else {
@@ -357,7 +358,7 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
   ntsd *d = arg;
   (void)fd;
   (void)what;
-  keystore_rotate_if_due(d->keys, (uint64_t)sysclock_realtime().tv_sec);
+  keystore_rotate_if_due(d->keys, (uint64_t)clockctl_now(d->clk).tv_sec);
 }
 
 /* The NTP port our KE server advertises: the first `listen` port. */
@@ -379,7 +380,7 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   d->ke_ctx = tls_server_ctx(c->nts_cert, c->nts_key, err, errlen);
   if (!d->ke_ctx)
     return false;
-  uint64_t now = (uint64_t)sysclock_realtime().tv_sec;
+  uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
   d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
   if (!d->keys)
     return false;
@@ -397,22 +398,28 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   return d->ke != NULL;
 }
 
+/* The clock backend, opened before anything that reads the time. */
+static bool open_clock(ntsd *d, char *err, size_t errlen)
+{
+  bool control = d->conf->clock_control && !d->opts.no_clock;
+  clockctl_cfg cc = {.kind = d->opts.virtual_clock ? CLOCKCTL_VIRTUAL
+                             : control             ? CLOCKCTL_SYSTEM
+                                                   : CLOCKCTL_NONE,
+                     .virtual_offset = d->opts.virtual_offset,
+                     .virtual_freq_ppm = d->opts.virtual_freq_ppm};
+  d->clk = clockctl_open(&cc, err, errlen);
+  return d->clk != NULL;
+}
+
 /* Clock control: the system clock and the discipline, or estimates only
  * (-x, `disable ntp`). */
 static bool setup_clock(ntsd *d, char *err, size_t errlen)
 {
-  bool control = d->conf->clock_control && !d->opts.no_clock;
-  enum clockctl_kind kind = d->opts.virtual_clock ? CLOCKCTL_VIRTUAL
-                            : control             ? CLOCKCTL_SYSTEM
-                                                  : CLOCKCTL_NONE;
   d->kernel_leap = -1;
-  d->clk = clockctl_open(kind, err, errlen);
-  if (!d->clk)
-    return false;
   ntp_disc_cfg cfg;
   ntp_disc_default_cfg(&cfg);
   cfg.precision = d->precision;
-  if (kind == CLOCKCTL_NONE) {
+  if (!clockctl_controls(d->clk)) {
     /* The discipline still runs, estimating only: the offset and frequency
      * it reports are those of the untouched clock. */
     cfg.estimate_only = true;
@@ -467,7 +474,7 @@ static char *on_control(void *arg, ctl_cmd cmd, bool json)
   switch (cmd) {
   case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
   case CTL_SERVER: return report_server(d->server, json);
-  case CTL_SYS: return report_system(&d->sys, clockctl_name(d->clk), json);
+  case CTL_SYS: return report_system(&d->sys, d->clk, json);
   case CTL_NTS: return report_nts(d->clients, d->ke, d->server, json);
   }
   return NULL;
@@ -490,6 +497,20 @@ static bool setup_control(ntsd *d, char *err, size_t errlen)
   return d->control != NULL;
 }
 
+/* The upstream associations, with their part of the configuration. */
+static bool setup_clients(ntsd *d, char *err, size_t errlen)
+{
+  const ntsd_conf *conf = d->conf;
+  clients_cfg cc = {.base = d->base, .dns = d->dns, .clk = d->clk, .sources = conf->sources,
+                    .n_sources = conf->n_sources, .nts_ca = conf->nts_ca,
+                    .nocerttimecheck = conf->nocerttimecheck, .precision = d->precision,
+                    .update = on_update, .update_arg = d};
+  d->clients = clients_create(&cc);
+  if (!d->clients)
+    snprintf(err, errlen, "cannot create client associations");
+  return d->clients != NULL;
+}
+
 ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errlen)
 {
   ntsd *d = calloc(1, sizeof(*d));
@@ -507,11 +528,12 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     snprintf(err, errlen, "cannot create event loop");
     goto fail;
   }
-  if (!build_acl(d, err, errlen))
+  if (!open_clock(d, err, errlen) || !build_acl(d, err, errlen))
     goto fail;
   if (!setup_nts_server(d, err, errlen))
     goto fail;
-  d->server = server_create(d->base, conf, d->acl, d->keys, d->precision_log2, err, errlen);
+  d->server = server_create(d->base, conf, d->acl, d->keys, d->clk, d->precision_log2, err,
+                            errlen);
   if (!d->server)
     goto fail;
   d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
@@ -528,11 +550,8 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
   }
   if (!setup_control(d, err, errlen))
     goto fail;
-  d->clients = clients_create(d->base, d->dns, conf, d->precision, on_update, d);
-  if (!d->clients) {
-    snprintf(err, errlen, "cannot create client associations");
+  if (!setup_clients(d, err, errlen))
     goto fail;
-  }
   struct timeval tv = {.tv_sec = SYS_REFRESH_S};
   d->refresh = event_new(d->base, -1, EV_PERSIST, on_refresh, d);
   if (!d->refresh || event_add(d->refresh, &tv) < 0 || !add_signal(d, &d->sig_int, SIGINT) ||

@@ -14,6 +14,8 @@ typedef struct ntsd_opts {
   bool no_clock;          /* -x: never adjust the clock */
   const char *socket_path; /* -s, overrides the config */
   bool virtual_clock;     /* --virtual-clock: discipline a virtual clock (tests) */
+  double virtual_offset;  /* its error at start, seconds */
+  double virtual_freq_ppm; /* its oscillator's frequency error */
 } ntsd_opts;
 
 typedef struct ntsd ntsd;

@@ -10,7 +10,6 @@
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
-#include "daemon/sysclock.h"
 
 #define DEFAULT_CONF "/etc/ntsd.conf"
 
@@ -98,7 +97,31 @@ static int run(ntsd_conf *conf, const ntsd_opts *opts, int debug)
   return rc;
 }
 
-int main(int argc, char **argv)
+/* --virtual-clock OFFSET[,PPM] */
+static bool parse_virtual(const char *arg, ntsd_opts *opts)
+{
+  double off = 0, ppm = 0;
+  char extra;
+  int n = sscanf(arg, "%lf,%lf%c", &off, &ppm, &extra);
+  if (n < 1 || n > 2 || !(fabs(off) < 1e6) || !(fabs(ppm) <= 500)) {
+    fprintf(stderr, "ntsd: --virtual-clock OFFSET[,PPM]: bad value '%s'\n", arg);
+    return false;
+  }
+  opts->virtual_offset = off;
+  opts->virtual_freq_ppm = ppm;
+  opts->virtual_clock = true;
+  return true;
+}
+
+typedef struct cmdline {
+  const char *conf_path;
+  ntsd_opts opts;
+  bool check;
+  int debug;
+} cmdline;
+
+/* -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, cmdline *cl)
 {
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'n'},
@@ -108,30 +131,19 @@ int main(int argc, char **argv)
       {"virtual-clock", required_argument, NULL, 'v'},
       {"list-directives", no_argument, NULL, 'L'}, /* docs/configuration.md's table */
       {NULL, 0, NULL, 0}};
-  const char *conf_path = DEFAULT_CONF;
-  ntsd_opts opts = {0};
-  bool check = false;
-  int debug = 0, ch;
+  int ch;
   while ((ch = getopt_long(argc, argv, "c:nxds:h", longopts, NULL)) != -1) {
     switch (ch) {
-    case 'c': conf_path = optarg; break;
-    case 'n': opts.foreground = true; break;
-    case 'x': opts.no_clock = true; break;
-    case 'd': debug++; break;
-    case 's': opts.socket_path = optarg; break;
-    case 'C': check = true; break;
-    case 'v': {
-      double off = 0, ppm = 0;
-      char extra;
-      int n = sscanf(optarg, "%lf,%lf%c", &off, &ppm, &extra);
-      if (n < 1 || n > 2 || !(fabs(off) < 1e6) || !(fabs(ppm) <= 500)) {
-        fprintf(stderr, "ntsd: --virtual-clock OFFSET[,PPM]: bad value '%s'\n", optarg);
+    case 'c': cl->conf_path = optarg; break;
+    case 'n': cl->opts.foreground = true; break;
+    case 'x': cl->opts.no_clock = true; break;
+    case 'd': cl->debug++; break;
+    case 's': cl->opts.socket_path = optarg; break;
+    case 'C': cl->check = true; break;
+    case 'v':
+      if (!parse_virtual(optarg, &cl->opts))
         return 2;
-      }
-      sysclock_virtual_enable(off, ppm);
-      opts.virtual_clock = true;
       break;
-    }
     case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
     case 'L': conf_write_directive_table(stdout); return 0;
     case 'h': usage(stdout); return 0;
@@ -143,8 +155,15 @@ int main(int argc, char **argv)
     usage(stderr);
     return 2;
   }
+  return -1;
+}
 
-  int rc;
-  ntsd_conf *conf = load_conf(conf_path, check, &rc);
-  return conf ? run(conf, &opts, debug) : rc;
+int main(int argc, char **argv)
+{
+  cmdline cl = {.conf_path = DEFAULT_CONF};
+  int rc = parse_args(argc, argv, &cl);
+  if (rc >= 0)
+    return rc;
+  ntsd_conf *conf = load_conf(cl.conf_path, cl.check, &rc);
+  return conf ? run(conf, &cl.opts, cl.debug) : rc;
 }

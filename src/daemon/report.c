@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "daemon/json.h"
-#include "daemon/sysclock.h"
 
 /* A growable text buffer for the tables. */
 typedef struct textbuf {
@@ -240,8 +239,11 @@ char *report_server(const ntsd_server *s, bool json)
   return tb_finish(&t);
 }
 
-char *report_system(const report_sys *sys, const char *clock, bool json)
+char *report_system(const report_sys *sys, const clockctl *clk, bool json)
 {
+  const char *clock = clockctl_name(clk);
+  double verr = 0;
+  bool virt = clockctl_error(clk, &verr);
   const ntp_sysinfo *si = &sys->info;
   char refid[32];
   ntp_refid_str(si->refid, si->stratum, refid, sizeof(refid));
@@ -262,8 +264,8 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
     json_kv_int(j, "precision", si->precision);
     json_kv_str(j, "clock", clock);
     json_kv_int(j, "tx_timestamps", (int64_t)sys->tx_timestamps);
-    if (sysclock_virtual_on())
-      json_kv_num(j, "virtual_clock_error", sysclock_virtual_error());
+    if (virt)
+      json_kv_num(j, "virtual_clock_error", verr);
     json_obj_end(j);
     return json_finish(j);
   }
@@ -281,8 +283,8 @@ char *report_system(const report_sys *sys, const char *clock, bool json)
   tb_printf(&t, "clock control:    %s\n",
             strcmp(clock, "none") ? clock : "off (estimates only)");
   tb_printf(&t, "kernel tx stamps: %llu requests\n", (unsigned long long)sys->tx_timestamps);
-  if (sysclock_virtual_on())
-    tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", sysclock_virtual_error());
+  if (virt)
+    tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", verr);
   return tb_finish(&t);
 }
 
@@ -340,8 +342,8 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
   if (srv)
     server_get_stats(srv, &ss);
   const nts_row all[] = {
-      {"ke_probes_good", "NTS KE probes good", cs.ke_probes_good},
-      {"ke_probes_bad", "NTS KE probes bad", cs.ke_probes_bad},
+      {"ke_probes_good", "NTS KE probes good", cs.nts.ke_probes_good},
+      {"ke_probes_bad", "NTS KE probes bad", cs.nts.ke_probes_bad},
       {"ke_serves_good", "NTS KE serves good", ks.serves_good},
       {"ke_serves_bad", "NTS KE serves bad", ks.serves_bad},
       {"ke_refused", "NTS KE refused before TLS", ks.refused},
@@ -358,10 +360,10 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
       {"cookies_too_old", "NTS decode cookies too old", ss.nts_cookies[NTS_COOKIE_UNKNOWN_KEY]},
       {"cookie_decode_errors", "NTS decode cookies error",
        ss.nts_cookies[NTS_COOKIE_BAD] + ss.nts_cookies[NTS_COOKIE_MALFORMED]},
-      {"client_sends", "NTS client sends", cs.nts_sends},
-      {"client_recvs_good", "NTS client recvs good", cs.nts_recvs_good},
-      {"client_recvs_bad", "NTS client recvs w error", cs.nts_recvs_bad},
-      {"client_naks", "NTS client NAKs received", cs.nts_naks},
+      {"client_sends", "NTS client sends", cs.nts.nts_sends},
+      {"client_recvs_good", "NTS client recvs good", cs.nts.nts_recvs_good},
+      {"client_recvs_bad", "NTS client recvs w error", cs.nts.nts_recvs_bad},
+      {"client_naks", "NTS client NAKs received", cs.nts.nts_naks},
       {"server_recvs_good", "NTS server recvs good", ss.nts_recvs_good},
       {"server_recvs_bad", "NTS server recvs w error", ss.nts_recvs_bad},
       {"server_sends", "NTS server sends", ss.nts_sends},

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "daemon/client.h"
+#include "daemon/clockctl.h"
 #include "daemon/ke_server.h"
 #include "daemon/server.h"
 #include "proto/ntp_server.h"
@@ -30,8 +31,9 @@ typedef struct report_sys {
 /* Each returns a malloc'd NUL-terminated string (NULL on out of memory). */
 char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json);
 char *report_server(const ntsd_server *s, bool json);
-/* clock: "system", "virtual" or "none" (-x: estimates only). */
-char *report_system(const report_sys *sys, const char *clock, bool json);
+/* clk: the clock backend, shown by name ("none": -x, estimates only) and,
+ * for the virtual clock, with its error. */
+char *report_system(const report_sys *sys, const clockctl *clk, bool json);
 /* ke: NULL when the NTS-KE server is off. */
 char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
                  bool json);

@@ -12,6 +12,7 @@
 
 #include "daemon/log.h"
 #include "daemon/netaddr.h"
+#include "daemon/netstamp.h"
 #include "daemon/sysclock.h"
 #include "proto/nts_ntp.h"
 #include "proto/ratelimit.h"
@@ -43,6 +44,7 @@ struct ntsd_server {
   size_t n_socks;
   const ntp_acl *acl;
   keystore *keys;       /* NULL: NTS requests get plain answers */
+  const clockctl *clk;  /* the daemon's time */
   nts_ntp_srv *nts;     /* per-request NTS scratch, reused */
   uint8_t rand[NTS_NTP_SERVER_RAND_LEN];
   ntp_ratelimit *rl;
@@ -73,7 +75,7 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
   }
   /* No SO_REUSEADDR: on UDP it would let a second daemon bind the same
    * port silently and steal the traffic. */
-  set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+  netstamp_enable(fd, false);
   if (sa->sa_family == AF_INET6) {
     set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
@@ -94,29 +96,6 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
   (void)base;
   log_notice("serving NTP on %s", name);
   return true;
-}
-
-/* Reads the kernel receive timestamp and the local destination address. */
-static void parse_cmsgs(struct msghdr *mh, struct timespec *rx, bool *have_rx, reply_to *rt)
-{
-  struct in_pktinfo *pi4 = &rt->pi4;
-  struct in6_pktinfo *pi6 = &rt->pi6;
-  int *have_pi = &rt->have_pi;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
-        c->cmsg_len >= CMSG_LEN(sizeof(*rx))) {
-      memcpy(rx, CMSG_DATA(c), sizeof(*rx));
-      *have_rx = true;
-    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-               c->cmsg_len >= CMSG_LEN(sizeof(*pi4))) {
-      memcpy(pi4, CMSG_DATA(c), sizeof(*pi4));
-      *have_pi = 4;
-    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-               c->cmsg_len >= CMSG_LEN(sizeof(*pi6))) {
-      memcpy(pi6, CMSG_DATA(c), sizeof(*pi6));
-      *have_pi = 6;
-    }
-  }
 }
 
 /* Sends from the address the request came to, so a wildcard socket on a
@@ -215,7 +194,7 @@ static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const 
     s->stats.nts_recvs_good++;
     unsigned n_cookies = nts_ntp_srv_cookies(s->nts);
     /* Phase 2: the transmit time first, then the authenticator over it. */
-    ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
+    ntp_server_finish(s->tx, out_len, clockctl_now_ntp(s->clk));
     out_len = nts_ntp_server_finish(s->nts, ks, s->tx, out_len, sizeof(s->tx), s->rand,
                                     sizeof(s->rand));
     if (out_len == 0)
@@ -230,7 +209,7 @@ static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const 
     size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('N', 'T', 'S', 'N'), rx, s->tx,
                                sizeof(s->tx));
     if (kn) {
-      ntp_server_finish(s->tx, kn, sysclock_now_ntp());
+      ntp_server_finish(s->tx, kn, clockctl_now_ntp(s->clk));
       kn = nts_ntp_server_nak(s->nts, s->tx, kn, sizeof(s->tx));
     }
     if (kn) {
@@ -254,7 +233,7 @@ static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
       size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('R', 'A', 'T', 'E'), rx, s->tx,
                                  sizeof(s->tx));
       if (kn) {
-        ntp_server_finish(s->tx, kn, sysclock_now_ntp());
+        ntp_server_finish(s->tx, kn, clockctl_now_ntp(s->clk));
         send_reply(s, ss, s->tx, kn, rt);
         s->stats.kod_sent++;
       }
@@ -275,7 +254,7 @@ static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
     }
     return;
   }
-  ntp_server_finish(s->tx, out_len, sysclock_now_ntp());
+  ntp_server_finish(s->tx, out_len, clockctl_now_ntp(s->clk));
   send_reply(s, ss, s->tx, out_len, rt);
   s->stats.responded++;
 }
@@ -288,8 +267,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
   for (int i = 0; i < RECV_BATCH; i++) {
     reply_to rt = {0};
     union {
-      char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) +
-               64];
+      char buf[NETSTAMP_CMSG_SPACE];
       struct cmsghdr align;
     } cb;
     struct iovec iov = {.iov_base = s->rx, .iov_len = sizeof(s->rx)};
@@ -299,13 +277,14 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
     if (n < 0)
       break; /* EAGAIN, or an ICMP error for an earlier send: nothing to do */
-    struct timespec rxts;
-    bool have_rx = false;
-    parse_cmsgs(&mh, &rxts, &have_rx, &rt);
+    netstamp ns;
+    netstamp_parse(&mh, &ns);
     rt.peer_len = mh.msg_namelen;
-    if (have_rx)
-      rxts = sysclock_local(&rxts);
-    ntp_ts rx = have_rx ? ntp_ts_from_timespec(&rxts) : sysclock_now_ntp();
+    rt.have_pi = ns.have_dst;
+    rt.pi4 = ns.dst4;
+    rt.pi6 = ns.dst6;
+    struct timespec rxts = ns.have_rx ? clockctl_local(s->clk, &ns.rx) : clockctl_now(s->clk);
+    ntp_ts rx = ntp_ts_from_timespec(&rxts);
     if (mh.msg_flags & MSG_TRUNC) {
       s->stats.received++;
       s->stats.dropped[NTP_SRV_DROP_MALFORMED]++;
@@ -348,7 +327,8 @@ static bool open_configured(ntsd_server *s, struct event_base *base, const ntsd_
 }
 
 ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
-                           keystore *keys, int precision_log2, char *err, size_t errlen)
+                           keystore *keys, const clockctl *clk, int precision_log2, char *err,
+                           size_t errlen)
 {
   ntsd_server *s = calloc(1, sizeof(*s));
   if (!s) {
@@ -357,6 +337,7 @@ ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const
   }
   s->acl = acl;
   s->keys = keys;
+  s->clk = clk;
   if (keys && !(s->nts = nts_ntp_srv_create())) {
     snprintf(err, errlen, "out of memory");
     free(s);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/clockctl.h"
 #include "daemon/conf.h"
 #include "daemon/keystore.h"
 #include "proto/acl.h"
@@ -39,10 +40,12 @@ typedef struct ntsd_server_stats {
 
 /* Opens the sockets from conf (`listen`, or wildcard port 123; none with
  * `interface ignore all`).  acl is borrowed and must outlive the server;
- * so is keys, the NTS cookie keys (NULL: no NTS service).
+ * so are keys, the NTS cookie keys (NULL: no NTS service), and clk, whose
+ * time the server stamps.
  * Returns NULL with a message in err on failure. */
 ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
-                           keystore *keys, int precision_log2, char *err, size_t errlen);
+                           keystore *keys, const clockctl *clk, int precision_log2, char *err,
+                           size_t errlen);
 void server_destroy(ntsd_server *s);
 void server_set_sysinfo(ntsd_server *s, const ntp_sysinfo *sys);
 void server_get_stats(const ntsd_server *s, ntsd_server_stats *out);

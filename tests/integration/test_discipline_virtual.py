@@ -6,8 +6,8 @@ OFFSET seconds away from the system clock and runs PPM too fast; every
 timestamp the daemon uses (kernel receive stamps included) is on that
 virtual clock.  The system clock is never touched (-x, and no CAP_SYS_TIME).
 Against chronyd (`local stratum 1`, polled every second) this passes when:
-  * a 0.3 s start-up offset is stepped exactly once, then the clock is
-    slewed: within 90 s the virtual clock is within 1 ms of the system
+  * a 0.3 s start-up offset is stepped exactly once (and logged once),
+    then the clock is slewed: within 90 s the virtual clock is within 1 ms of the system
     clock, and the frequency estimate is within 10 ppm of the -50 ppm
     correction the +50 ppm error needs;
   * a 2000 s offset is beyond the panic threshold: never stepped, logged.
@@ -62,6 +62,10 @@ def main():
     h.log("steps: %r" % steps)
     h.check(len(steps) == 1 and abs(float(steps[0]) + 0.3) < 0.01,
             "expected one start-up step of about -0.3 s, got %r" % steps)
+    # The step is said once, by one line (not once by the discipline and
+    # again by the clock backend).
+    said = [l for l in log.splitlines() if "stepp" in l]
+    h.check(len(said) == 1 and "start-up" in said[0], "step log lines: %r" % said)
     # It stays there.
     errs = []
     for _ in range(10):

@@ -1,0 +1,135 @@
+/* Unit tests for daemon/transport.c: the UDP transport over loopback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+
+#include "daemon/clockctl.h"
+#include "daemon/sysclock.h"
+#include "daemon/transport.h"
+
+typedef struct seen {
+  int sent, responses;
+  ntp_ts t1, rx;
+  uint8_t pkt[64];
+  size_t len;
+  transport *close_on_response;
+} seen;
+
+static void on_sent(void *arg, ntp_ts t1)
+{
+  seen *s = arg;
+  s->sent++;
+  s->t1 = t1;
+}
+
+static void on_response(void *arg, const uint8_t *pkt, size_t len, ntp_ts rx)
+{
+  seen *s = arg;
+  s->responses++;
+  s->rx = rx;
+  s->len = len < sizeof(s->pkt) ? len : sizeof(s->pkt);
+  memcpy(s->pkt, pkt, s->len);
+  if (s->close_on_response)
+    transport_close(s->close_on_response);
+}
+
+/* A UDP socket on 127.0.0.1 and an ephemeral port, its address in *sa. */
+static int server_socket(struct sockaddr_in *sa)
+{
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  assert_true(fd >= 0);
+  *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(*sa);
+  assert_int_equal(bind(fd, (struct sockaddr *)sa, len), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+  struct timeval tv = {.tv_sec = 2};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/* Receives the request; returns the client's address. */
+static struct sockaddr_in take_request(int fd, const char *want)
+{
+  char buf[64];
+  struct sockaddr_in from;
+  socklen_t fl = sizeof(from);
+  ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+  assert_int_equal(n, (ssize_t)strlen(want));
+  assert_memory_equal(buf, want, (size_t)n);
+  return from;
+}
+
+static void run_loop(struct event_base *base)
+{
+  struct timeval tv = {.tv_usec = 200000};
+  event_base_loopexit(base, &tv);
+  event_base_dispatch(base);
+}
+
+static void test_udp_exchange(void **state)
+{
+  (void)state;
+  struct event_base *base = event_base_new();
+  char err[200];
+  clockctl_cfg cc = {.kind = CLOCKCTL_VIRTUAL, .virtual_offset = 1000};
+  clockctl *clk = clockctl_open(&cc, err, sizeof(err));
+  seen s = {0};
+  transport_cfg tc = {.ops = &transport_udp, .base = base, .clk = clk,
+                      .cbs = {.on_sent = on_sent, .on_response = on_response, .arg = &s}};
+  transport *t = transport_create(&tc);
+  assert_non_null(t);
+  s.close_on_response = t;
+  struct sockaddr_in srv;
+  int sfd = server_socket(&srv);
+  struct sockaddr_in other;
+  int ofd = server_socket(&other);
+
+  assert_false(transport_is_open(t));
+  assert_true(transport_open(t, (struct sockaddr *)&srv, sizeof(srv), err, sizeof(err)));
+  assert_true(transport_send(t, (const uint8_t *)"ping", 4, err, sizeof(err)));
+  struct sockaddr_in from = take_request(sfd, "ping");
+  /* Only the server can answer: a datagram from elsewhere never arrives. */
+  sendto(ofd, "forged", 6, 0, (struct sockaddr *)&from, sizeof(from));
+  sendto(sfd, "pong", 4, 0, (struct sockaddr *)&from, sizeof(from));
+  sendto(sfd, "late", 4, 0, (struct sockaddr *)&from, sizeof(from));
+  run_loop(base);
+  assert_int_equal(s.responses, 1); /* the callback closed it: "late" is not handed back */
+  assert_memory_equal(s.pkt, "pong", 4);
+  assert_false(transport_is_open(t));
+  /* The stamps are on the transport's clock: the virtual one, 1000 s ahead. */
+  struct timespec now = sysclock_system();
+  ntp_ts sys = ntp_ts_from_timespec(&now);
+  assert_true(ntp_ts_diff(s.rx, sys) > 999 && ntp_ts_diff(s.rx, sys) < 1001);
+  print_message("kernel transmit stamps: %d\n", s.sent);
+  if (s.sent) /* a kernel without software transmit stamps sends none */
+    assert_true(ntp_ts_diff(s.rx, s.t1) >= 0 && ntp_ts_diff(s.rx, s.t1) < 1);
+
+  /* The next exchange leaves from a new port. */
+  s.close_on_response = NULL;
+  assert_true(transport_open(t, (struct sockaddr *)&srv, sizeof(srv), err, sizeof(err)));
+  assert_true(transport_send(t, (const uint8_t *)"again", 5, err, sizeof(err)));
+  struct sockaddr_in from2 = take_request(sfd, "again");
+  assert_int_not_equal(from.sin_port, from2.sin_port);
+  transport_close(t);
+
+  transport_destroy(t);
+  clockctl_close(clk);
+  close(sfd);
+  close(ofd);
+  event_base_free(base);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_udp_exchange),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
