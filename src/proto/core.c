@@ -8,6 +8,9 @@
 #include "proto/ntp_pkt.h"
 
 #define CORE_SAME_TIME 1e-6 /* taken times closer than this are one sample */
+#define CORE_MAX_DELAY 16.0 /* NTP's MAXDISP, s: a longer round trip or larger error is
+                               worthless */
+#define CORE_MAX_OFFSET 4294967296.0 /* one NTP era, s: no measurement spans more */
 
 typedef struct core_src {
   ntp_source_info info;  /* as the caller gave it (offset as measured) */
@@ -20,6 +23,7 @@ typedef struct core_src {
 struct ntp_core {
   ntp_core_cfg cfg;
   ntp_disc *disc;
+  double t_start;        /* monotonic time of ntp_core_create */
   core_src src[NTP_CORE_MAX_SOURCES];
   ntp_source_info aged[NTP_CORE_MAX_SOURCES]; /* offsets carried to the update */
   ntp_sel_state states[NTP_CORE_MAX_SOURCES];
@@ -63,6 +67,7 @@ ntp_core *ntp_core_create(const ntp_core_cfg *cfg, double now)
     return NULL;
   }
   c->prev_peer = -1;
+  c->t_start = now;
   forget_samples(c, -INFINITY);
   c->sys = (ntp_core_sys){.sys_peer = -1, .leap = NTP_LEAP_UNSYNC,
                           .stratum = NTP_MAX_STRATUM, .precision = cfg->precision_log2,
@@ -152,6 +157,19 @@ static bool feed_one(ntp_core *c, double now, size_t i, const ntp_disc_sample *s
   return true;
 }
 
+/* A sample the discipline can use: measured since the core started (the
+ * discipline knows nothing of the clock before) and not after now (one
+ * from the future would also hold back the source's later samples), with
+ * an offset within one NTP era and an error and delay (NAN: unknown)
+ * within MAXDISP.  A filter gives no others; the check keeps the clock
+ * safe from one that does. */
+static bool sample_ok(const ntp_core *c, double t, const ntp_disc_sample *s, double now)
+{
+  return t >= c->t_start && t <= now && fabs(s->offset) <= CORE_MAX_OFFSET &&
+         s->error >= 0 && s->error <= CORE_MAX_DELAY &&
+         (isnan(s->delay) || (s->delay >= 0 && s->delay <= CORE_MAX_DELAY));
+}
+
 static bool survivor(ntp_sel_state st)
 {
   return st == NTP_SEL_SYSPEER || st == NTP_SEL_CANDIDATE || st == NTP_SEL_BACKUP;
@@ -171,12 +189,12 @@ static void feed_survivors(ntp_core *c, double now, const ntp_select_result *res
       continue;
     for (int j = 0; j < s->n_raw; j++) {
       const ntp_filter_raw *r = &s->raw[j];
-      if (!(r->t > s->fed + CORE_SAME_TIME) ||
-          !ntp_select_sample_agrees(res, &c->cfg.select, &s->info,
-                                    ntp_disc_predict(c->disc, r->offset, r->t, now), r->delay))
-        continue;
-      c->in[m++] = (ntp_disc_sample){.taken = r->t, .offset = r->offset, .error = r->error,
-                                     .delay = r->delay, .path = (int)i};
+      ntp_disc_sample smp = {.taken = r->t, .offset = r->offset, .error = r->error,
+                             .delay = r->delay, .path = (int)i};
+      if (sample_ok(c, r->t, &smp, now) && r->t > s->fed + CORE_SAME_TIME &&
+          ntp_select_sample_agrees(res, &c->cfg.select, &s->info,
+                                   ntp_disc_predict(c->disc, r->offset, r->t, now), r->delay))
+        c->in[m++] = smp;
     }
   }
   ntp_disc_sort_samples(c->in, m);
@@ -201,10 +219,9 @@ static void feed_peer(ntp_core *c, double now, int p, const ntp_select_result *r
                       ntp_core_actions *out)
 {
   const ntp_source_info *in = &c->aged[p];
-  if (!in->have_sample || in->sample_age < 0)
-    return;
   double taken = now - in->sample_age;
-  if (taken <= c->src[p].fed + CORE_SAME_TIME || taken <= c->last_fed + CORE_SAME_TIME)
+  if (!in->have_sample || taken <= c->src[p].fed + CORE_SAME_TIME ||
+      taken <= c->last_fed + CORE_SAME_TIME)
     return;
   /* The offsets were aged to now; the discipline wants them as measured. */
   double unage = -ntp_disc_predict(c->disc, 0.0, taken, now);
@@ -214,7 +231,8 @@ static void feed_peer(ntp_core *c, double now, int p, const ntp_select_result *r
   double jitter = comb ? res->jitter : in->jitter;
   ntp_disc_sample smp = {.taken = taken, .offset = (comb ? res->offset : in->offset) + unage,
                          .error = c->cfg.precision, .delay = jitter, .path = p};
-  feed_one(c, now, (size_t)p, &smp, out);
+  if (sample_ok(c, taken, &smp, now))
+    feed_one(c, now, (size_t)p, &smp, out);
 }
 
 /* Selection compares offsets measured at different times: age them to

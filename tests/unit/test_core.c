@@ -1,7 +1,8 @@
 /* Unit tests for proto/core.c: selection wired to the discipline (each
  * survivor sample fed once, none while unsynchronised), the step action
  * and what it voids, poll advice, the slew tick, `tos authselect` passed
- * through, what the system serves, and no allocation per update. */
+ * through, what the system serves, samples no filter gives kept from the
+ * discipline, and no allocation per update. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -322,6 +323,46 @@ static void test_poll_and_tick(void **state)
   ntp_core_destroy(c);
 }
 
+/* Samples no filter gives (from the future, from before the core started,
+ * NaN, infinite or absurd offsets, errors and delays) never reach the
+ * discipline, and one
+ * from the future does not hold back the good ones after it. */
+static void test_bad_samples_not_fed(void **state)
+{
+  (void)state;
+  ntp_core_cfg cfg;
+  ntp_core_default_cfg(&cfg);
+  ntp_core *c = ntp_core_create(&cfg, 100.0);
+  assert_non_null(c);
+  fake_src f;
+  fake_init(&f, 1e-4, false);
+  const ntp_filter_raw bad[] = {
+      {.t = -1e300, .offset = 1e-4, .delay = 0.002, .error = 1e-4},
+      {.t = 50.0, .offset = 1e-4, .delay = 0.002, .error = 1e-4},
+      {.t = 101.0, .offset = NAN, .delay = 0.002, .error = 1e-4},
+      {.t = 101.5, .offset = 1e-4, .delay = 0.002, .error = INFINITY},
+      {.t = 101.6, .offset = 1e-4, .delay = 1e300, .error = 1e-4},
+      {.t = 101.7, .offset = 1e12, .delay = 0.002, .error = 1e-4},
+      {.t = 500.0, .offset = 1e-4, .delay = 0.002, .error = 1e-4},
+  };
+  memcpy(f.raw, bad, sizeof(bad));
+  f.n = (int)(sizeof(bad) / sizeof(bad[0]));
+  f.info.when = f.info.sample_age = 0.5;
+  ntp_core_set_source(c, 0, &f.info, f.raw, f.n, 0);
+  ntp_core_actions a;
+  ntp_core_update(c, 102.0, 1, &a);
+  assert_true(a.synced);
+  assert_false(a.adjust);
+  assert_int_equal(disc_updates(c), 0);
+  f.raw[f.n - 1].t = 102.5; /* a good one */
+  ntp_core_set_source(c, 0, &f.info, f.raw, f.n, 0);
+  ntp_core_update(c, 103.0, 1, &a);
+  assert_true(a.adjust);
+  assert_true(isfinite(a.freq_ppm));
+  assert_int_equal(disc_updates(c), 1);
+  ntp_core_destroy(c);
+}
+
 static int feeds_seen;
 static void count_feed(void *arg, double now, size_t src, const ntp_disc_sample *s, int poll,
                        const ntp_disc_action *a)
@@ -379,6 +420,7 @@ int main(void)
       cmocka_unit_test(test_authselect_passed_through),
       cmocka_unit_test(test_step_action),
       cmocka_unit_test(test_poll_and_tick),
+      cmocka_unit_test(test_bad_samples_not_fed),
       cmocka_unit_test(test_no_allocation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
