@@ -1,4 +1,4 @@
-/* daemon: wiring and the system state. */
+/* daemon: the event loop, and the adapters that feed proto/core and apply its actions. */
 #include "daemon/daemon.h"
 
 #include <event2/dns.h>

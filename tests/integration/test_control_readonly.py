@@ -51,7 +51,8 @@ def served_reftime_gaps(server):
         query(server, b"sys json\n")
         r = h.sntp_query("127.0.0.1", PORT_A, timeout=2.0, src="127.0.0.%d" % (10 + k))
         h.check(r is not None, "no NTP reply from the server")
-        h.check(r["stratum"] == 3, "stratum %d served, expected 3 (local stratum)" % r["stratum"])
+        h.check(r["stratum"] == 3,
+                "stratum %d served, expected 3 (local stratum)" % r["stratum"])
         gaps.append(h.ts_to_float(r["rec"]) - h.ts_to_float(r["ref"]))
     h.log("receive time - reference time: %s" % " ".join("%.3f" % g for g in gaps))
     return gaps

@@ -185,10 +185,11 @@ static void on_feed(void *arg, double mono, size_t peer, const ntp_disc_sample *
     ntp_disc_info di;
     ntp_core_disc_info(s->core, &di);
     fprintf(s->trace, "%s t=%9.1f peer=%zu age=%5.0f off=%+.6f err=%.6f poll=%d clk=%+.6f "
-            "freq=%+.3f base=%+.3f n=%d est=%+.6f%s%s\n", s->cfg->name, t, peer, mono - in->taken,
-            in->offset, in->error, poll, simclock_local(s->clk, t) - t, a->freq_ppm,
-            a->base_freq_ppm, di.samples, ntp_core_offset_now(s->core, mono),
-            a->step != 0 ? " STEP" : "", a->refused_panic ? " PANIC" : a->spike ? " SPIKE" : "");
+            "freq=%+.3f base=%+.3f n=%d est=%+.6f%s%s\n", s->cfg->name, t, peer,
+            mono - in->taken, in->offset, in->error, poll, simclock_local(s->clk, t) - t,
+            a->freq_ppm, a->base_freq_ppm, di.samples, ntp_core_offset_now(s->core, mono),
+            a->step != 0 ? " STEP" : "",
+            a->refused_panic ? " PANIC" : a->spike ? " SPIKE" : "");
   }
 }
 
