@@ -1,4 +1,4 @@
-/* daemon: wiring and the system state. */
+/* daemon: the event loop, and the adapters that feed proto/core and apply its actions. */
 #include "daemon/daemon.h"
 
 #include <event2/dns.h>
@@ -24,8 +24,7 @@
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
 #include "proto/acl.h"
-#include "proto/discipline.h"
-#include "proto/select.h"
+#include "proto/core.h"
 
 #define SYS_REFRESH_S 1 /* how often system variables are recomputed */
 #define DRIFT_SAVE_S 3600 /* drift file written about hourly */
@@ -44,9 +43,7 @@ struct ntsd {
   struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check;
   SSL_CTX *ke_ctx;
   clockctl *clk;
-  ntp_disc *disc;          /* estimating only without clock control (-x) */
-  double fed[REPORT_MAX_PEERS]; /* per source: measurement time last fed to it */
-  ntp_disc_sample feed_buf[REPORT_MAX_PEERS * NTP_FILTER_LEN]; /* feed_discipline() */
+  ntp_core *core;          /* selection and the discipline (estimating only with -x) */
   struct event *slew_timer, *drift_timer;
   driftfile *drift;        /* `driftfile`, with clock control */
   int kernel_leap;         /* last leap/sync state given to the kernel */
@@ -88,81 +85,43 @@ static bool build_acl(ntsd *d, char *err, size_t errlen)
   return true;
 }
 
-/* Applies a discipline decision to the clock backend; true if it stepped. */
-static bool apply_action(ntsd *d, const ntp_disc_action *a, double now)
+/* Applies the core's clock decision to the clock backend. */
+static void apply_clock(ntsd *d, const ntp_core_actions *a, double now)
 {
-  bool stepped = false;
   if (a->refused_panic)
     log_err("offset beyond the panic threshold: not correcting the clock (is the time "
             "wildly wrong? set it by hand, or raise the threshold)");
+  if (!a->adjust)
+    return;
   if (a->step != 0.0) {
     if (clockctl_step(d->clk, a->step)) {
       log_notice("%s clock stepped by %+.6f s%s", clockctl_name(d->clk), a->step,
                  a->startup ? " (start-up)" : "");
       clients_clock_stepped(d->clients);
-      memset(d->fed, 0, sizeof(d->fed));
-      stepped = true;
     }
   }
   clockctl_set_freq(d->clk, a->freq_ppm);
   if (!d->slew_timer)
-    return stepped; /* estimating only: nothing to slew */
+    return; /* estimating only: nothing to slew */
   evtimer_del(d->slew_timer);
   if (isfinite(a->slew_until) && a->slew_until > now) {
     double w = a->slew_until - now;
     struct timeval tv = {.tv_sec = (time_t)w, .tv_usec = (suseconds_t)((w - floor(w)) * 1e6)};
     evtimer_add(d->slew_timer, &tv);
   }
-  return stepped;
 }
 
-/* Feeds the discipline every selection survivor's samples not fed yet,
- * each with the time it was measured and an error from its delay, oldest
- * first (docs/discipline.md: every sample, weighted, not only the
- * filter's minimum-delay output, and no averaging of samples taken at
- * different times).  An unauthenticated survivor's sample must agree with
- * the authenticated sources on its own (ntp_select_sample_agrees). */
-static void feed_discipline(ntsd *d, const ntp_sel_state *states, size_t n,
-                            const ntp_select_result *res, const ntp_select_cfg *scfg, double now)
+/* The core's log line for each sample it feeds the discipline. */
+static void on_feed(void *arg, double now, size_t i, const ntp_disc_sample *in, int poll,
+                    const ntp_disc_action *a)
 {
-  ntp_disc_sample *in = d->feed_buf;
-  int poll[REPORT_MAX_PEERS];
-  size_t m = 0;
-  peer_view v;
-  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS; i++) {
-    bool survivor = states[i] == NTP_SEL_SYSPEER || states[i] == NTP_SEL_CANDIDATE ||
-                    states[i] == NTP_SEL_BACKUP;
-    if (!survivor || !clients_view(d->clients, i, now, &v) || !v.src)
-      continue;
-    poll[i] = v.info.poll;
-    ntp_filter_raw raw[NTP_FILTER_LEN];
-    int k = ntp_source_samples(v.src, d->fed[i] + 1e-6, raw, NTP_FILTER_LEN);
-    for (int j = 0; j < k; j++)
-      if (ntp_select_sample_agrees(res, scfg, &v.info,
-                                   ntp_disc_predict(d->disc, raw[j].offset, raw[j].t, now),
-                                   raw[j].delay))
-        in[m++] = (ntp_disc_sample){.taken = raw[j].t, .offset = raw[j].offset,
-                                    .error = raw[j].error, .delay = raw[j].delay,
-                                    .path = (int)i};
-  }
-  ntp_disc_sort_samples(in, m);
-  for (size_t k = 0; k < m; k++) {
-    size_t i = (size_t)in[k].path;
-    d->fed[i] = in[k].taken;
-    ntp_disc_action a = ntp_disc_feed(d->disc, now, &in[k], poll[i]);
-    if (log_enabled(LOG_LVL_DEBUG))
-      log_debug("discipline: source %zu sample %.6f s ago: offset %+.9f delay %.9f error %.9f"
-                " -> frequency %+.4f ppm, offset now %+.9f",
-                i, now - in[k].taken, in[k].offset, in[k].delay, in[k].error, a.base_freq_ppm,
-                ntp_disc_offset_now(d->disc, now));
-    if (apply_action(d, &a, now))
-      return; /* the sources start over after a step */
-  }
-  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS; i++) {
-    int poll_adv = ntp_disc_poll(d->disc, (int)i);
-    if (poll_adv >= 0)
-      clients_set_poll(d->clients, i, poll_adv);
-  }
+  ntsd *d = arg;
+  (void)poll;
+  if (log_enabled(LOG_LVL_DEBUG))
+    log_debug("discipline: source %zu sample %.6f s ago: offset %+.9f delay %.9f error %.9f"
+              " -> frequency %+.4f ppm, offset now %+.9f",
+              i, now - in->taken, in->offset, in->delay, in->error, a->base_freq_ppm,
+              ntp_core_offset_now(d->core, now));
 }
 
 static void on_slew_done(evutil_socket_t fd, short what, void *arg)
@@ -171,15 +130,15 @@ static void on_slew_done(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   double now = sysclock_mono();
-  ntp_disc_action a = ntp_disc_tick(d->disc, now);
-  apply_action(d, &a, now);
+  ntp_core_actions a;
+  ntp_core_tick(d->core, now, &a);
+  apply_clock(d, &a, now);
 }
 
 /* Tells the kernel about leap seconds and synchronisation, on changes. */
 static void update_kernel_status(ntsd *d, int leap, bool synced)
 {
-  if (!d->disc || !clockctl_controls(d->clk) ||
-      (leap == d->kernel_leap && synced == d->kernel_synced))
+  if (!clockctl_controls(d->clk) || (leap == d->kernel_leap && synced == d->kernel_synced))
     return;
   if (clockctl_set_status(d->clk, leap == NTP_LEAP_UNSYNC ? 0 : leap, synced)) {
     d->kernel_leap = leap;
@@ -193,9 +152,9 @@ static void update_kernel_status(ntsd *d, int leap, bool synced)
 static void save_drift(ntsd *d)
 {
   ntp_disc_info di;
-  if (!d->disc || !clockctl_controls(d->clk) || !d->drift)
+  if (!d->core || !clockctl_controls(d->clk) || !d->drift)
     return;
-  ntp_disc_get_info(d->disc, &di);
+  ntp_core_disc_info(d->core, &di);
   if (di.synced)
     driftfile_save(d->drift, di.freq_ppm); /* a failure is logged once */
 }
@@ -207,129 +166,79 @@ static void on_drift_timer(evutil_socket_t fd, short what, void *arg)
   save_drift(arg);
 }
 
-/* True once the discipline has corrected the clock (or, estimating only,
- * taken a sample): a panic refusal leaves it false. */
-static bool disc_synced(const ntp_disc *disc)
-{
-  ntp_disc_info di;
-  ntp_disc_get_info(disc, &di);
-  return di.synced;
-}
-
-/* Recomputes selection and the system variables served to our clients. */
 /* The selection settings from `tos`. */
-static void select_cfg(const ntsd *d, ntp_select_cfg *scfg)
+static void select_cfg(const ntsd_conf *conf, ntp_select_cfg *scfg)
 {
   ntp_select_cfg_default(scfg);
-  scfg->mindist = d->conf->tos_mindist;
-  scfg->maxdist = d->conf->tos_maxdist;
-  scfg->minsane = d->conf->tos_minsane;
-  scfg->minclock = d->conf->tos_minclock;
-  scfg->maxclock = d->conf->tos_maxclock;
-  scfg->authsel = (ntp_authsel)d->conf->tos_authselect;
-  for (size_t i = 0; i < d->conf->n_sources; i++)
-    scfg->auth_configured += d->conf->sources[i].nts && !d->conf->sources[i].noselect;
+  scfg->mindist = conf->tos_mindist;
+  scfg->maxdist = conf->tos_maxdist;
+  scfg->minsane = conf->tos_minsane;
+  scfg->minclock = conf->tos_minclock;
+  scfg->maxclock = conf->tos_maxclock;
+  scfg->authsel = (ntp_authsel)conf->tos_authselect;
+  for (size_t i = 0; i < conf->n_sources; i++)
+    scfg->auth_configured += conf->sources[i].nts && !conf->sources[i].noselect;
 }
 
-/* Runs selection over every association into states[0..n) and *res;
- * returns the system peer's index or -1. */
-static int run_selection(ntsd *d, double now, const ntp_select_cfg *scfg,
-                         ntp_source_info *infos, ntp_sel_state *states, size_t n,
-                         ntp_select_result *res)
+/* Copies the core's last decisions into the report (read-only for the
+ * control socket) and what the server tells its clients. */
+static void publish(ntsd *d)
 {
-  const report_sys *s = &d->sys;
-  int prev = -1; /* last system peer, so selection can avoid clock-hopping */
-  for (size_t i = 0; i < s->sel_states_n; i++)
-    if (s->sel_states[i] == NTP_SEL_SYSPEER)
-      prev = (int)i;
-  peer_view v;
-  for (size_t i = 0; i < n; i++) {
-    clients_view(d->clients, i, now, &v);
-    infos[i] = v.info;
-  }
-  /* Selection compares offsets measured at different times: age them to
-   * now with the discipline's frequency estimate. */
-  for (size_t i = 0; d->disc && i < n; i++)
-    if (infos[i].have_sample && infos[i].sample_age >= 0)
-      infos[i].offset = ntp_disc_predict(d->disc, infos[i].offset,
-                                         now - infos[i].sample_age, now);
-  return ntp_select(infos, n, scfg, prev, states, res) == NTP_SELECT_SYNC ? res->sys_peer : -1;
-}
-
-/* What our clients are told (and s->offset, s->system_peer, s->synced):
- * from the system peer, else `local stratum`, else unsynchronised. */
-static ntp_sysinfo system_info(ntsd *d, int best, const ntp_select_result *res, double now)
-{
+  const ntp_core_sys *cs = ntp_core_get_sys(d->core);
   report_sys *s = &d->sys;
-  ntp_sysinfo si = {.precision = (int8_t)d->precision_log2};
+  ntp_disc_info di;
+  ntp_core_disc_info(d->core, &di);
+  s->synced = cs->synced;
+  s->offset = cs->offset;
+  s->frequency = cs->frequency;
+  s->disc_updates = di.updates;
+  s->disc_steps = di.steps;
+  s->core_updates = cs->updates;
+  s->info = (ntp_sysinfo){.leap = cs->leap, .stratum = cs->stratum, .precision = cs->precision,
+                          .refid = cs->refid, .root_delay = cs->root_delay,
+                          .root_disp = cs->root_disp};
+  if (cs->ref_age >= 0)
+    s->info.reftime = ntp_ts_add(clockctl_now_ntp(d->clk), -cs->ref_age);
   peer_view v;
-  s->synced = false;
   s->system_peer[0] = '\0';
-  s->offset = 0;
-  if (best >= 0 && clients_view(d->clients, (size_t)best, now, &v)) {
-    const ntp_source_info *b = &v.info;
-    s->synced = true;
-    /* The discipline's estimate: what it has not corrected yet (under -x,
-     * the untouched clock's error), from every survivor's samples. */
-    s->offset = ntp_disc_offset_now(d->disc, now);
-    si.leap = res->leap; /* majority of the survivors */
-    si.stratum = (uint8_t)(b->stratum + 1);
-    si.refid = netaddr_refid(v.sa);
-    si.reftime = ntp_ts_add(clockctl_now_ntp(d->clk), -(b->when > 0 ? b->when : 0));
-    si.root_delay = b->root_delay + b->delay;
-    si.root_disp = b->root_disp + b->dispersion + res->jitter + fabs(res->offset);
+  if (cs->sys_peer >= 0 && clients_view(d->clients, (size_t)cs->sys_peer, sysclock_mono(), &v))
     snprintf(s->system_peer, sizeof(s->system_peer), "%s", v.address);
-  } else if (d->conf->local_stratum > 0) {
-    si.leap = NTP_LEAP_NONE;
-    si.stratum = (uint8_t)d->conf->local_stratum;
-    si.refid = NTP_REFID('L', 'O', 'C', 'L');
-    si.reftime = clockctl_now_ntp(d->clk);
-    si.root_delay = 0;
-    si.root_disp = d->precision;
-  } else {
-    si.leap = NTP_LEAP_UNSYNC;
-    si.stratum = NTP_MAX_STRATUM;
-    si.refid = 0;
-  }
-  return si;
-}
-
-/* Recomputes selection and the system variables served to our clients. */
-static void update_system(ntsd *d)
-{
-  double now = sysclock_mono();
-  report_sys *s = &d->sys;
   size_t n = clients_count(d->clients);
-  int best = -1;
-  ntp_select_cfg scfg;
-  select_cfg(d, &scfg);
-  ntp_select_result res = {.sys_peer = -1, .leap = NTP_LEAP_UNSYNC};
-  ntp_source_info *infos = n ? calloc(n, sizeof(*infos)) : NULL;
-  ntp_sel_state *states = n ? calloc(n, sizeof(*states)) : NULL;
-  if (n && infos && states)
-    best = run_selection(d, now, &scfg, infos, states, n, &res);
-  s->sel_states_n = 0;
-  for (size_t i = 0; i < n && i < REPORT_MAX_PEERS && states; i++)
-    s->sel_states[s->sel_states_n++] = states[i];
-  if (d->disc && best >= 0)
-    feed_discipline(d, states, n, &res, &scfg, now);
-  ntp_sysinfo si = system_info(d, best, &res, now);
-  s->info = si;
-  if (s->synced && d->disc && disc_synced(d->disc))
-    clients_set_synced(d->clients); /* the clock took the time, not only selection */
-  update_kernel_status(d, s->synced ? si.leap : NTP_LEAP_UNSYNC, s->synced);
-  if (d->disc) {
-    ntp_disc_info di;
-    ntp_disc_get_info(d->disc, &di);
-    s->frequency = di.freq_ppm;
-  }
+  for (s->sel_states_n = 0; s->sel_states_n < n && s->sel_states_n < REPORT_MAX_PEERS;
+       s->sel_states_n++)
+    s->sel_states[s->sel_states_n] = ntp_core_sel_state(d->core, s->sel_states_n);
   ntsd_client_stats cst;
   clients_get_stats(d->clients, &cst);
   s->tx_timestamps = cst.tx_timestamps;
   if (d->server)
-    server_set_sysinfo(d->server, &si);
-  free(infos);
-  free(states);
+    server_set_sysinfo(d->server, &s->info);
+}
+
+/* Hands every association to the core, applies what it decides, and
+ * publishes the result.  Called on each fresh sample and every second;
+ * never from a control query. */
+static void update_system(ntsd *d)
+{
+  if (!d->core)
+    return; /* not set up yet */
+  double now = sysclock_mono();
+  size_t n = clients_count(d->clients);
+  peer_view v;
+  for (size_t i = 0; i < n && i < NTP_CORE_MAX_SOURCES; i++) {
+    bool ok = clients_view(d->clients, i, now, &v);
+    uint32_t refid = ok && v.sa ? netaddr_refid(v.sa) : 0;
+    ntp_core_set_from(d->core, i, ok ? v.src : NULL, ok ? &v.info : NULL, now, refid);
+  }
+  ntp_core_actions a;
+  ntp_core_update(d->core, now, n, &a);
+  apply_clock(d, &a, now);
+  for (size_t i = 0; i < a.n_poll; i++)
+    if (a.poll[i] >= 0)
+      clients_set_poll(d->clients, i, a.poll[i]);
+  if (a.clock_synced)
+    clients_set_synced(d->clients); /* the clock took the time, not only selection */
+  update_kernel_status(d, a.leap, a.synced);
+  publish(d);
 }
 
 static void on_update(void *arg) { update_system(arg); }
@@ -398,6 +307,19 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   return d->ke != NULL;
 }
 
+/* The engine's settings: `tos`, `local stratum`, our precision. */
+static void core_cfg(ntsd *d, ntp_core_cfg *cc)
+{
+  ntp_core_default_cfg(cc);
+  select_cfg(d->conf, &cc->select);
+  cc->local_stratum = d->conf->local_stratum;
+  cc->precision = d->precision;
+  cc->precision_log2 = (int8_t)d->precision_log2;
+  cc->disc.precision = d->precision;
+  cc->on_feed = on_feed;
+  cc->on_feed_arg = d;
+}
+
 /* The clock backend, opened before anything that reads the time. */
 static bool open_clock(ntsd *d, char *err, size_t errlen)
 {
@@ -416,15 +338,15 @@ static bool open_clock(ntsd *d, char *err, size_t errlen)
 static bool setup_clock(ntsd *d, char *err, size_t errlen)
 {
   d->kernel_leap = -1;
-  ntp_disc_cfg cfg;
-  ntp_disc_default_cfg(&cfg);
-  cfg.precision = d->precision;
+  ntp_core_cfg cc;
+  core_cfg(d, &cc);
+  ntp_disc_cfg cfg = cc.disc;
   if (!clockctl_controls(d->clk)) {
     /* The discipline still runs, estimating only: the offset and frequency
      * it reports are those of the untouched clock. */
-    cfg.estimate_only = true;
-    d->disc = ntp_disc_create(&cfg, sysclock_mono());
-    if (!d->disc) {
+    cc.disc.estimate_only = true;
+    d->core = ntp_core_create(&cc, sysclock_mono());
+    if (!d->core) {
       snprintf(err, errlen, "out of memory");
       return false;
     }
@@ -451,12 +373,12 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
                  d->conf->driftfile, e);
     }
   }
-  double now = sysclock_mono();
-  d->disc = ntp_disc_create(&cfg, now);
+  cc.disc = cfg;
+  d->core = ntp_core_create(&cc, sysclock_mono());
   d->slew_timer = evtimer_new(d->base, on_slew_done, d);
   d->drift_timer = event_new(d->base, -1, EV_PERSIST, on_drift_timer, d);
   struct timeval tv = {.tv_sec = DRIFT_SAVE_S};
-  if (!d->disc || !d->slew_timer || !d->drift_timer || event_add(d->drift_timer, &tv) < 0) {
+  if (!d->core || !d->slew_timer || !d->drift_timer || event_add(d->drift_timer, &tv) < 0) {
     snprintf(err, errlen, "out of memory");
     return false;
   }
@@ -466,10 +388,11 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
   return true;
 }
 
+/* A query reads the last snapshot and the associations' own state: it
+ * never runs the core, so it cannot feed the discipline or step the clock. */
 static char *on_control(void *arg, ctl_cmd cmd, bool json)
 {
   ntsd *d = arg;
-  update_system(d);
   double now = sysclock_mono();
   switch (cmd) {
   case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
@@ -613,7 +536,7 @@ void ntsd_destroy(ntsd *d)
     evdns_base_free(d->dns, 0);
   save_drift(d);
   driftfile_destroy(d->drift);
-  ntp_disc_destroy(d->disc);
+  ntp_core_destroy(d->core);
   clockctl_close(d->clk);
   keystore_close(d->keys);
   SSL_CTX_free(d->ke_ctx);

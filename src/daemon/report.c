@@ -264,6 +264,9 @@ char *report_system(const report_sys *sys, const clockctl *clk, bool json)
     json_kv_int(j, "precision", si->precision);
     json_kv_str(j, "clock", clock);
     json_kv_int(j, "tx_timestamps", (int64_t)sys->tx_timestamps);
+    json_kv_int(j, "discipline_updates", (int64_t)sys->disc_updates);
+    json_kv_int(j, "discipline_steps", (int64_t)sys->disc_steps);
+    json_kv_int(j, "selections", (int64_t)sys->core_updates);
     if (virt)
       json_kv_num(j, "virtual_clock_error", verr);
     json_obj_end(j);

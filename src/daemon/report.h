@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "daemon/client.h"
 #include "daemon/clockctl.h"
@@ -16,11 +17,14 @@
 
 #define REPORT_MAX_PEERS 256
 
-/* System state as last computed by the daemon. */
+/* System state: a snapshot of the core's last update (proto/core.h). */
 typedef struct report_sys {
   bool synced;
-  double offset;              /* the discipline's estimate now, NTP sign convention */
+  double offset;              /* the discipline's estimate then, NTP sign convention */
   double frequency;           /* ppm, the discipline's (estimated only under -x) */
+  uint64_t disc_updates;      /* samples the discipline has taken */
+  uint64_t disc_steps;        /* steps it commanded */
+  uint64_t core_updates;      /* selections run (fresh samples and the 1 s refresh) */
   uint64_t tx_timestamps;     /* requests timed by a kernel transmit timestamp */
   ntp_sysinfo info;           /* what our clients are told */
   char system_peer[NETADDR_STRLEN];

@@ -319,7 +319,7 @@ static bool run_one(const scenario *sc, const run_opts *o)
   if (o->algo >= 0)
     c.disc.algo = (ntp_disc_algo)o->algo;
   if (o->feed >= 0)
-    c.feed = (sim_feed)o->feed;
+    c.feed = (ntp_core_feed)o->feed;
   if (o->no_envelope)
     c.no_envelope = true;
   if (o->estimate_only)
@@ -401,9 +401,9 @@ int main(int argc, char **argv)
         return usage();
     } else if (!strcmp(a, "-f") && i + 1 < argc) {
       const char *n = argv[++i];
-      o.feed = !strcmp(n, "peer")       ? SIM_FEED_PEER
-               : !strcmp(n, "combined") ? SIM_FEED_COMBINED
-               : !strcmp(n, "survivors") ? SIM_FEED_SURVIVORS
+      o.feed = !strcmp(n, "peer")       ? NTP_CORE_FEED_PEER
+               : !strcmp(n, "combined") ? NTP_CORE_FEED_COMBINED
+               : !strcmp(n, "survivors") ? NTP_CORE_FEED_SURVIVORS
                                          : -2;
       if (o.feed == -2)
         return usage();

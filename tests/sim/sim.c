@@ -5,15 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/core.h"
 #include "proto/ntp_client.h"
 #include "proto/ntp_server.h"
-#include "proto/select.h"
 #include "proto/source.h"
 
 #define SIM_EPOCH ((ntp_ts)3900000000ULL << 32) /* true time 0, in 2023 */
 #define SIM_PROC 20e-6  /* server turnaround, seconds */
 #define SIM_METRIC_EVERY 1.0
-#define SIM_SAME_TIME 1e-6 /* taken times closer than this are one sample */
 
 typedef enum ev_type { EV_POLL, EV_SRV_RX, EV_CLI_RX, EV_TICK, EV_METRIC } ev_type;
 
@@ -37,7 +36,6 @@ typedef struct ev_queue {
 typedef struct sim_src {
   ntp_source *s;
   unsigned gen;
-  double fed; /* when its newest sample fed to the discipline was taken */
 } sim_src;
 
 typedef struct sim {
@@ -46,12 +44,11 @@ typedef struct sim {
   FILE *trace;
   ev_queue q;
   simclock *clk;
-  ntp_disc *disc;
+  ntp_core *core;        /* the daemon's engine: selection and discipline */
+  double now_t;          /* true time of the update under way */
   sim_rng rng_net, rng_srv, rng_nonce;
   sim_src src[SIM_MAX_SERVERS];
-  int sys_peer;
   unsigned tick_gen;
-  double last_fed;       /* monotonic time of the newest sample fed */
   double sum2;           /* metrics after settle */
   long n2;
   double early_sum2;     /* ... and from the first update to lim.early */
@@ -114,31 +111,6 @@ static void push(sim *s, double t, ev_type type, int src, unsigned gen)
   evq_push(&s->q, e);
 }
 
-/* ---- selection adapter ----------------------------------------------- */
-
-typedef struct sim_sel {
-  int peer;      /* system peer, -1 if none */
-  double offset; /* system (combined) offset */
-  double jitter; /* system jitter */
-  bool survivor[SIM_MAX_SERVERS]; /* made it through clustering */
-} sim_sel;
-
-/* The one call into the selection algorithm: swapping it touches only this. */
-static sim_sel sim_select(int prev_peer, const ntp_source_info *infos, size_t n)
-{
-  ntp_select_cfg cfg;
-  ntp_sel_state st[SIM_MAX_SERVERS];
-  ntp_select_result r;
-  ntp_select_cfg_default(&cfg);
-  ntp_select(infos, n, &cfg, prev_peer, st, &r);
-  sim_sel out = {.peer = r.status == NTP_SELECT_SYNC ? r.sys_peer : -1, .offset = r.offset,
-                 .jitter = r.jitter};
-  for (size_t i = 0; i < n; i++)
-    out.survivor[i] = out.peer >= 0 && (st[i] == NTP_SEL_SYSPEER ||
-                                        st[i] == NTP_SEL_CANDIDATE || st[i] == NTP_SEL_BACKUP);
-  return out;
-}
-
 /* ---- client ---------------------------------------------------------- */
 
 static ntp_ts local_ts(sim *s, double t)
@@ -158,7 +130,6 @@ static void source_start(sim *s, int i, double t)
   if (!src->s)
     abort();
   src->gen++;
-  src->fed = -INFINITY;
   /* Staggered so that the sources do not answer in lockstep. */
   push(s, t + 0.1 * i + 0.01, EV_POLL, i, src->gen);
 }
@@ -187,105 +158,51 @@ static void on_poll(sim *s, const sim_event *e)
   }
 }
 
-static void apply(sim *s, double t, const ntp_disc_action *a);
+static void apply(sim *s, double t, const ntp_core_actions *a);
 
-/* Every source's offset aged to `mono`: the discipline has moved the clock
- * since each was measured.  taken[i]: when source i's sample was measured. */
-static void gather(sim *s, double mono, ntp_source_info *infos, double *taken)
+/* Statistics and the trace, per sample the core feeds to the discipline. */
+static void on_feed(void *arg, double mono, size_t peer, const ntp_disc_sample *in, int poll,
+                    const ntp_disc_action *a)
 {
-  for (int i = 0; i < s->cfg->n_servers; i++) {
-    ntp_source_get_info(s->src[i].s, mono, &infos[i]);
-    taken[i] = infos[i].sample_age >= 0 ? mono - infos[i].sample_age : -INFINITY;
-    if (infos[i].have_sample && infos[i].sample_age >= 0)
-      infos[i].offset = ntp_disc_predict(s->disc, infos[i].offset, taken[i], mono);
-  }
-}
-
-static void feed(sim *s, double t, double mono, double taken, double offset, double err,
-                 double delay, int poll, int peer)
-{
-  s->last_fed = taken;
-  s->src[peer].fed = taken;
+  sim *s = arg;
+  double t = s->now_t;
   if (t >= s->cfg->lim.settle && s->cfg->servers[peer].offset != 0)
     s->res->false_fed++;
-  err = fmax(err, s->cfg->precision);
-  ntp_disc_sample in = {.taken = taken, .offset = offset, .error = err, .delay = delay,
-                        .path = isnan(delay) ? -1 : peer};
-  ntp_disc_action a = ntp_disc_feed(s->disc, mono, &in, poll);
   s->res->updates++;
   if (!isfinite(s->res->first_update))
     s->res->first_update = t;
   if (t <= s->cfg->lim.early) {
     /* The clock runs at clock.freq_ppm + freq: the error is their sum. */
-    double fe = fabs(a.base_freq_ppm + s->cfg->clock.freq_ppm);
+    double fe = fabs(a->base_freq_ppm + s->cfg->clock.freq_ppm);
     if (fe > s->res->early_max_freq)
       s->res->early_max_freq = fe;
   }
+  if (!s->cfg->disc.estimate_only) {
+    s->res->max_abs_freq = fmax(s->res->max_abs_freq, fabs(a->freq_ppm));
+    s->res->panics += a->refused_panic;
+  }
   if (s->trace) {
     ntp_disc_info di;
-    ntp_disc_get_info(s->disc, &di);
-    fprintf(s->trace, "%s t=%9.1f peer=%d age=%5.0f off=%+.6f err=%.6f poll=%d clk=%+.6f "
-            "freq=%+.3f base=%+.3f n=%d est=%+.6f%s%s\n", s->cfg->name, t, peer, mono - taken, offset,
-            err, poll, simclock_local(s->clk, t) - t, a.freq_ppm, a.base_freq_ppm, di.samples,
-            ntp_disc_offset_now(s->disc, mono),
-            a.step != 0 ? " STEP" : "", a.refused_panic ? " PANIC" : a.spike ? " SPIKE" : "");
+    ntp_core_disc_info(s->core, &di);
+    fprintf(s->trace, "%s t=%9.1f peer=%zu age=%5.0f off=%+.6f err=%.6f poll=%d clk=%+.6f "
+            "freq=%+.3f base=%+.3f n=%d est=%+.6f%s%s\n", s->cfg->name, t, peer,
+            mono - in->taken, in->offset, in->error, poll, simclock_local(s->clk, t) - t,
+            a->freq_ppm, a->base_freq_ppm, di.samples, ntp_core_offset_now(s->core, mono),
+            a->step != 0 ? " STEP" : "",
+            a->refused_panic ? " PANIC" : a->spike ? " SPIKE" : "");
   }
-  apply(s, t, &a);
 }
 
-/* The samples that move the clock after a selection, as cfg->feed says;
- * each sample at most once, so a source whose filter output was ready
- * before selection was (the iburst) still counts once it is.  In the
- * system-peer modes nothing older than the last update is taken (RFC 5905:
- * a peer switch must not go back in time). */
+/* A fresh sample: the core sees every source, as the daemon's does. */
 static void system_update(sim *s, double t)
 {
-  ntp_source_info infos[SIM_MAX_SERVERS];
-  double taken[SIM_MAX_SERVERS];
   double mono = simclock_mono(s->clk, t);
-  int n = s->cfg->n_servers;
-  gather(s, mono, infos, taken);
-  sim_sel sel = sim_select(s->sys_peer, infos, (size_t)n);
-  s->sys_peer = sel.peer;
-  int p = sel.peer;
-  if (s->cfg->feed != SIM_FEED_SURVIVORS) {
-    if (p < 0 || taken[p] <= s->src[p].fed + SIM_SAME_TIME ||
-        taken[p] <= s->last_fed + SIM_SAME_TIME)
-      return;
-    /* gather() aged the offsets to now; the discipline wants them as measured. */
-    double unage = -ntp_disc_predict(s->disc, 0.0, taken[p], mono);
-    bool comb = s->cfg->feed == SIM_FEED_COMBINED;
-    feed(s, t, mono, taken[p], (comb ? sel.offset : infos[p].offset) + unage, NAN,
-         comb ? sel.jitter : infos[p].jitter, infos[p].poll, p);
-    return;
-  }
-  /* Every survivor's samples not fed yet, oldest first, each weighted by
-   * its delay (ntp_filter_samples). */
-  ntp_disc_sample in[SIM_MAX_SERVERS * NTP_FILTER_LEN];
-  size_t m = 0;
-  for (int i = 0; i < n; i++) {
-    if (!sel.survivor[i])
-      continue;
-    ntp_filter_raw raw[NTP_FILTER_LEN];
-    int k = ntp_source_samples(s->src[i].s, s->src[i].fed + SIM_SAME_TIME, raw, NTP_FILTER_LEN);
-    for (int j = 0; j < k; j++)
-      in[m++] = (ntp_disc_sample){.taken = raw[j].t, .offset = raw[j].offset,
-                                  .error = raw[j].error, .delay = raw[j].delay, .path = i};
-  }
-  ntp_disc_sort_samples(in, m);
-  for (size_t k = 0; k < m; k++) {
-    int i = in[k].path;
-    unsigned gen = s->src[i].gen;
-    feed(s, t, mono, in[k].taken, in[k].offset, in[k].error,
-         s->cfg->no_envelope ? NAN : in[k].delay, infos[i].poll, i);
-    if (s->src[i].gen != gen)
-      return; /* a step restarted the sources */
-  }
-  for (int i = 0; i < n; i++) {
-    int poll = ntp_disc_poll(s->disc, i);
-    if (poll >= 0)
-      ntp_source_set_poll(s->src[i].s, poll);
-  }
+  for (int i = 0; i < s->cfg->n_servers; i++)
+    ntp_core_set_from(s->core, (size_t)i, s->src[i].s, NULL, mono, 0);
+  ntp_core_actions a;
+  s->now_t = t;
+  ntp_core_update(s->core, mono, (size_t)s->cfg->n_servers, &a);
+  apply(s, t, &a);
 }
 
 static void on_cli_rx(sim *s, const sim_event *e)
@@ -297,21 +214,19 @@ static void on_cli_rx(sim *s, const sim_event *e)
     system_update(s, e->t);
 }
 
-static void apply(sim *s, double t, const ntp_disc_action *a)
+static void apply(sim *s, double t, const ntp_core_actions *a)
 {
-  if (s->cfg->disc.estimate_only)
+  for (size_t i = 0; i < a->n_poll; i++)
+    if (a->poll[i] >= 0)
+      ntp_source_set_poll(s->src[i].s, a->poll[i]);
+  if (!a->adjust || s->cfg->disc.estimate_only)
     return; /* -x: the clock runs free, only the estimate is judged */
-  if (fabs(a->freq_ppm) > s->res->max_abs_freq)
-    s->res->max_abs_freq = fabs(a->freq_ppm);
-  if (a->refused_panic)
-    s->res->panics++;
   if (a->step != 0) {
     simclock_step(s->clk, t, a->step);
     s->res->steps++;
     /* As ntpd's clear_all(): samples from before a step are meaningless. */
     for (int i = 0; i < s->cfg->n_servers; i++)
       source_start(s, i, t);
-    s->last_fed = simclock_mono(s->clk, t);
   }
   simclock_set_freq(s->clk, t, a->freq_ppm);
   s->tick_gen++;
@@ -329,7 +244,10 @@ static void on_tick(sim *s, const sim_event *e)
   if (e->gen != s->tick_gen)
     return;
   double mono = simclock_mono(s->clk, e->t);
-  ntp_disc_action a = ntp_disc_tick(s->disc, mono > e->arg ? mono : e->arg);
+  ntp_core_actions a;
+  ntp_core_tick(s->core, mono > e->arg ? mono : e->arg, &a);
+  if (!s->cfg->disc.estimate_only)
+    s->res->max_abs_freq = fmax(s->res->max_abs_freq, fabs(a.freq_ppm));
   apply(s, e->t, &a);
 }
 
@@ -366,7 +284,7 @@ static void on_metric(sim *s, const sim_event *e)
   const sim_limits *l = &s->cfg->lim;
   double err = simclock_local(s->clk, e->t) - e->t - l->bias;
   if (s->cfg->disc.estimate_only) /* the clock as the estimate would correct it */
-    err += ntp_disc_offset_now(s->disc, simclock_mono(s->clk, e->t));
+    err += ntp_core_offset_now(s->core, simclock_mono(s->clk, e->t));
   s->res->final_err = err + l->bias;
   if (l->sync_band > 0 && fabs(err) > l->sync_band)
     s->last_bad = e->t;
@@ -386,7 +304,8 @@ static void on_metric(sim *s, const sim_event *e)
     s->n2++;
     if (fabs(err) > s->res->max_err)
       s->res->max_err = fabs(err);
-    if (s->sys_peer >= 0 && s->cfg->servers[s->sys_peer].offset != 0)
+    int peer = ntp_core_get_sys(s->core)->sys_peer;
+    if (peer >= 0 && s->cfg->servers[peer].offset != 0)
       s->res->false_peer++;
   }
   push(s, e->t + SIM_METRIC_EVERY, EV_METRIC, 0, 0);
@@ -439,7 +358,8 @@ void sim_default_cfg(sim_cfg *c)
   ntp_disc_default_cfg(&c->disc);
   c->minpoll = 6;
   c->maxpoll = 6;
-  c->feed = SIM_FEED_SURVIVORS;
+  ntp_select_cfg_default(&c->select);
+  c->feed = NTP_CORE_FEED_SURVIVORS;
   c->iburst = true;
   c->precision = 1e-7;
   c->n_servers = 1;
@@ -467,17 +387,24 @@ static void dispatch(sim *s, const sim_event *e)
 
 bool sim_run(const sim_cfg *cfg, uint64_t seed, sim_result *res, FILE *trace)
 {
-  sim s = {.cfg = cfg, .res = res, .trace = trace, .sys_peer = -1, .last_fed = -INFINITY};
+  sim s = {.cfg = cfg, .res = res, .trace = trace};
   memset(res, 0, sizeof(*res));
   res->first_update = INFINITY;
   sim_rng_seed(&s.rng_net, seed, 2);
   sim_rng_seed(&s.rng_srv, seed, 3);
   sim_rng_seed(&s.rng_nonce, seed, 4);
   s.clk = simclock_create(&cfg->clock, seed);
-  ntp_disc_cfg dc = cfg->disc;
-  dc.precision = cfg->precision;
-  s.disc = ntp_disc_create(&dc, 0.0);
-  if (!s.clk || !s.disc)
+  ntp_core_cfg cc;
+  ntp_core_default_cfg(&cc);
+  cc.select = cfg->select;
+  cc.disc = cfg->disc;
+  cc.precision = cfg->precision;
+  cc.feed = cfg->feed;
+  cc.no_envelope = cfg->no_envelope;
+  cc.on_feed = on_feed;
+  cc.on_feed_arg = &s;
+  s.core = ntp_core_create(&cc, 0.0);
+  if (!s.clk || !s.core)
     abort();
   simclock_set_freq(s.clk, 0.0, cfg->disc.initial_freq_ppm);
   for (int i = 0; i < cfg->n_servers; i++)
@@ -491,12 +418,12 @@ bool sim_run(const sim_cfg *cfg, uint64_t seed, sim_result *res, FILE *trace)
   res->early_rms = s.early_n ? sqrt(s.early_sum2 / (double)s.early_n) : NAN;
   res->sync_time = s.last_bad < cfg->duration - 2 * SIM_METRIC_EVERY ? s.last_bad : INFINITY;
   ntp_disc_info di;
-  ntp_disc_get_info(s.disc, &di);
+  ntp_core_disc_info(s.core, &di);
   res->freq_ppm = di.freq_ppm;
   res->pass = check_limits(cfg, res);
   for (int i = 0; i < cfg->n_servers; i++)
     ntp_source_destroy(s.src[i].s);
-  ntp_disc_destroy(s.disc);
+  ntp_core_destroy(s.core);
   simclock_destroy(s.clk);
   free(s.q.v);
   return res->pass;

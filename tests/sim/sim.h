@@ -1,8 +1,8 @@
 /* sim: deterministic single-process NTP simulator.
  *
- * Virtual true time, one client running our pure code (ntp_source per
- * server, selection through one adapter, the discipline) on a simclock,
- * virtual servers answering through ntp_server_prepare/finish, and simnet
+ * Virtual true time, one client running our pure code (an ntp_source per
+ * server and the daemon's own engine, proto/core: selection and the
+ * discipline) on a simclock, virtual servers answering through ntp_server_prepare/finish, and simnet
  * delays in between.  An event queue orders everything; a seed replays a
  * run exactly.  Hours of simulated time take milliseconds. */
 #ifndef NTSD_SIM_SIM_H
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "proto/discipline.h"
+#include "proto/core.h"
 #include "simclock.h"
 #include "simnet.h"
 
@@ -43,13 +43,6 @@ typedef struct sim_limits {
   double first_update;  /* the first update reaches the discipline by this */
 } sim_limits;
 
-/* Which samples reach the discipline (see docs/discipline.md). */
-typedef enum sim_feed {
-  SIM_FEED_PEER = 0,  /* a new sample of the system peer, its own offset */
-  SIM_FEED_COMBINED,  /* the same moment, the combined offset (RFC 5905) */
-  SIM_FEED_SURVIVORS, /* a new sample of any survivor, its own offset */
-} sim_feed;
-
 typedef struct sim_cfg {
   const char *name;
   const char *what;  /* one-line description */
@@ -59,7 +52,8 @@ typedef struct sim_cfg {
   int minpoll, maxpoll;
   bool iburst;
   double precision;  /* client clock precision, seconds */
-  sim_feed feed;
+  ntp_select_cfg select; /* `tos`, as the daemon passes it to the core */
+  ntp_core_feed feed; /* which samples reach the discipline */
   bool no_envelope;     /* survivors mode without delays: no delay envelope */
   int n_servers;
   sim_server_cfg servers[SIM_MAX_SERVERS];
