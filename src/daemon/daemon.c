@@ -511,7 +511,13 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     goto fail;
   if (!setup_nts_server(d, err, errlen))
     goto fail;
-  d->server = server_create(d->base, conf, d->acl, d->keys, d->precision_log2, err, errlen);
+  server_cfg sc = {.base = d->base, .acl = d->acl, .keys = d->keys,
+                   .listens = conf->listens, .n_listens = conf->n_listens,
+                   .no_sockets = conf->interface_ignore_all,
+                   .discard_average = conf->discard_average,
+                   .discard_minimum = conf->discard_minimum,
+                   .precision_log2 = d->precision_log2};
+  d->server = server_create(&sc, err, errlen);
   if (!d->server)
     goto fail;
   d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
