@@ -187,13 +187,14 @@ char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, boo
   return tb_finish(&t);
 }
 
-/* The `dropped` keys in the order of ntp_serve_result; *n of them. */
+/* The `dropped` keys in the order of the drop outcomes (a kiss adds to the
+ * key of a drop); returns how many. */
 static size_t dropped_keys(const char **keys)
 {
   size_t n = 0;
   for (int r = 0; r < NTP_SERVE_RESULT_COUNT; r++) {
     const char *k = ntp_serve_dropped_key((ntp_serve_result)r);
-    bool seen = !k;
+    bool seen = !k || ntp_serve_replies((ntp_serve_result)r);
     for (size_t i = 0; i < n && !seen; i++)
       seen = strcmp(keys[i], k) == 0;
     if (!seen)
@@ -202,14 +203,19 @@ static size_t dropped_keys(const char **keys)
   return n;
 }
 
+/* Plain and NTS responses (kisses and NAKs are not). */
+static uint64_t responded(const ntp_serve_counters *c)
+{
+  return c->result[NTP_SERVE_RESPOND] + c->result[NTP_SERVE_RESPOND_NTS];
+}
+
 static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
                         const char **keys, size_t n_keys, uint64_t dropped_total)
 {
   const ntp_serve_counters *c = &st->serve;
   json_obj_begin(j);
   json_kv_uint(j, "received", st->received);
-  json_kv_uint(j, "responded",
-               c->result[NTP_SERVE_RESPOND] + c->result[NTP_SERVE_RESPOND_NTS]);
+  json_kv_uint(j, "responded", responded(c));
   json_kv_uint(j, "dropped_total", dropped_total);
   json_key(j, "dropped");
   json_obj_begin(j);
@@ -250,8 +256,7 @@ char *report_server(const ntsd_server *s, bool json)
   for (size_t i = 0; s && i < server_socket_count(s); i++)
     tb_printf(&t, "%s%s", i ? " " : "", server_socket_name(s, i));
   tb_printf(&t, "\nreceived:         %llu\n", (unsigned long long)st.received);
-  tb_printf(&t, "responded:        %llu\n",
-            (unsigned long long)(c->result[NTP_SERVE_RESPOND] + c->result[NTP_SERVE_RESPOND_NTS]));
+  tb_printf(&t, "responded:        %llu\n", (unsigned long long)responded(c));
   tb_printf(&t, "dropped:          %llu\n", (unsigned long long)dropped_total);
   for (size_t i = 0; i < n_keys; i++)
     tb_printf(&t, "  %-18s%llu\n", keys[i], (unsigned long long)ntp_serve_dropped(c, keys[i]));

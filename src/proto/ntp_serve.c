@@ -165,7 +165,8 @@ static ntp_serve_result accept_nts(ntp_serve *st, const ntp_serve_in *in)
 {
   if (in->rand)
     in->rand(in->rand_arg, st->rand, sizeof(st->rand));
-  if (!in->rand || !nts_ntp_server_make_cookies(st->nts, in->keys, st->rand, sizeof(st->rand))) {
+  if (!in->rand ||
+      !nts_ntp_server_make_cookies(st->nts, in->keys, st->rand, sizeof(st->rand))) {
     /* A finish that cannot succeed wipes the traffic keys now. */
     nts_ntp_server_finish(st->nts, in->keys, NULL, 0, 0, NULL, 0);
     return NTP_SERVE_DROP_BUFFER;

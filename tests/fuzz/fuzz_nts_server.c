@@ -167,8 +167,9 @@ static void check_client(fuzz_env *e, const uint8_t *resp, size_t n, size_t req_
 
 /* One request through both phases, as the daemon runs them; cap is the
  * response buffer.  Checks what every outcome promises. */
-static ntp_serve_result serve(fuzz_env *e, const uint8_t *req, size_t len, ntp_serve_admit admit,
-                              const nts_keyset *ks, size_t cap, uint8_t *resp, size_t *n)
+static ntp_serve_result serve(fuzz_env *e, const uint8_t *req, size_t len,
+                              ntp_serve_admit admit, const nts_keyset *ks, size_t cap,
+                              uint8_t *resp, size_t *n)
 {
   ntp_serve_in in = {.req = req, .len = len, .rx = RX_TS, .admit = admit, .sys = &sys_sync,
                      .keys = ks, .rand = fuzz_rand};

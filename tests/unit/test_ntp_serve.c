@@ -127,7 +127,8 @@ static void nts_request(fx *f, unsigned placeholders)
 }
 
 /* Both phases, as the daemon runs them, into a buffer of cap bytes. */
-static ntp_serve_result serve_cap(fx *f, ntp_serve_admit admit, const nts_keyset *ks, size_t cap)
+static ntp_serve_result serve_cap(fx *f, ntp_serve_admit admit, const nts_keyset *ks,
+                                  size_t cap)
 {
   ntp_serve_in in = {.req = f->req, .len = f->req_len, .rx = RX_TS, .admit = admit,
                      .sys = &sys_sync, .keys = ks, .rand = test_rand,
