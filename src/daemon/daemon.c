@@ -420,6 +420,20 @@ static bool setup_control(ntsd *d, char *err, size_t errlen)
   return d->control != NULL;
 }
 
+/* The NTP server, with its part of the configuration. */
+static bool setup_server(ntsd *d, char *err, size_t errlen)
+{
+  const ntsd_conf *conf = d->conf;
+  server_cfg sc = {.base = d->base, .acl = d->acl, .keys = d->keys, .clk = d->clk,
+                   .listens = conf->listens, .n_listens = conf->n_listens,
+                   .no_sockets = conf->interface_ignore_all,
+                   .discard_average = conf->discard_average,
+                   .discard_minimum = conf->discard_minimum,
+                   .precision_log2 = d->precision_log2};
+  d->server = server_create(&sc, err, errlen);
+  return d->server != NULL;
+}
+
 /* The upstream associations, with their part of the configuration. */
 static bool setup_clients(ntsd *d, char *err, size_t errlen)
 {
@@ -455,9 +469,7 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     goto fail;
   if (!setup_nts_server(d, err, errlen))
     goto fail;
-  d->server = server_create(d->base, conf, d->acl, d->keys, d->clk, d->precision_log2, err,
-                            errlen);
-  if (!d->server)
+  if (!setup_server(d, err, errlen))
     goto fail;
   d->dns = evdns_base_new(d->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                        EVDNS_BASE_NAMESERVERS_NO_DEFAULT);

@@ -186,39 +186,68 @@ char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, boo
   return tb_finish(&t);
 }
 
+/* The `dropped` keys in the order of the drop outcomes (a kiss adds to the
+ * key of a drop); returns how many. */
+static size_t dropped_keys(const char **keys)
+{
+  size_t n = 0;
+  for (int r = 0; r < NTP_SERVE_RESULT_COUNT; r++) {
+    const char *k = ntp_serve_dropped_key((ntp_serve_result)r);
+    bool seen = !k || ntp_serve_replies((ntp_serve_result)r);
+    for (size_t i = 0; i < n && !seen; i++)
+      seen = strcmp(keys[i], k) == 0;
+    if (!seen)
+      keys[n++] = k;
+  }
+  return n;
+}
+
+/* Plain and NTS responses (kisses and NAKs are not). */
+static uint64_t responded(const ntp_serve_counters *c)
+{
+  return c->result[NTP_SERVE_RESPOND] + c->result[NTP_SERVE_RESPOND_NTS];
+}
+
+static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
+                        const char **keys, size_t n_keys, uint64_t dropped_total)
+{
+  const ntp_serve_counters *c = &st->serve;
+  json_obj_begin(j);
+  json_kv_uint(j, "received", st->received);
+  json_kv_uint(j, "responded", responded(c));
+  json_kv_uint(j, "dropped_total", dropped_total);
+  json_key(j, "dropped");
+  json_obj_begin(j);
+  for (size_t i = 0; i < n_keys; i++)
+    json_kv_uint(j, keys[i], ntp_serve_dropped(c, keys[i]));
+  json_obj_end(j);
+  json_kv_uint(j, "rate_limited", ntp_serve_dropped(c, "rate_limited"));
+  json_kv_uint(j, "kod_sent", c->result[NTP_SERVE_KOD_RATE]);
+  json_kv_uint(j, "send_errors", st->send_errors);
+  json_key(j, "sockets");
+  json_arr_begin(j);
+  for (size_t i = 0; s && i < server_socket_count(s); i++)
+    json_string(j, server_socket_name(s, i));
+  json_arr_end(j);
+  json_obj_end(j);
+}
+
 char *report_server(const ntsd_server *s, bool json)
 {
   ntsd_server_stats st = {0};
   if (s)
     server_get_stats(s, &st);
-  uint64_t dropped_total = st.acl_ignore + st.acl_noserve + st.rate_limited;
-  for (int r = 1; r < NTP_SRV_RESULT_COUNT; r++)
-    dropped_total += st.dropped[r];
+  const ntp_serve_counters *c = &st.serve;
+  const char *keys[NTP_SERVE_RESULT_COUNT];
+  size_t n_keys = dropped_keys(keys);
+  uint64_t dropped_total = 0;
+  for (size_t i = 0; i < n_keys; i++)
+    dropped_total += ntp_serve_dropped(c, keys[i]);
   if (json) {
     json_w *j = json_new();
     if (!j)
       return NULL;
-    json_obj_begin(j);
-    json_kv_uint(j, "received", st.received);
-    json_kv_uint(j, "responded", st.responded);
-    json_kv_uint(j, "dropped_total", dropped_total);
-    json_key(j, "dropped");
-    json_obj_begin(j);
-    for (int r = 1; r < NTP_SRV_RESULT_COUNT; r++)
-      json_kv_uint(j, ntp_srv_result_name((ntp_srv_result)r), st.dropped[r]);
-    json_kv_uint(j, "restrict_ignore", st.acl_ignore);
-    json_kv_uint(j, "restrict_noserve", st.acl_noserve);
-    json_kv_uint(j, "rate_limited", st.rate_limited);
-    json_obj_end(j);
-    json_kv_uint(j, "rate_limited", st.rate_limited);
-    json_kv_uint(j, "kod_sent", st.kod_sent);
-    json_kv_uint(j, "send_errors", st.send_errors);
-    json_key(j, "sockets");
-    json_arr_begin(j);
-    for (size_t i = 0; s && i < server_socket_count(s); i++)
-      json_string(j, server_socket_name(s, i));
-    json_arr_end(j);
-    json_obj_end(j);
+    server_json(j, s, &st, keys, n_keys, dropped_total);
     return json_finish(j);
   }
   textbuf t = {0};
@@ -226,15 +255,11 @@ char *report_server(const ntsd_server *s, bool json)
   for (size_t i = 0; s && i < server_socket_count(s); i++)
     tb_printf(&t, "%s%s", i ? " " : "", server_socket_name(s, i));
   tb_printf(&t, "\nreceived:         %llu\n", (unsigned long long)st.received);
-  tb_printf(&t, "responded:        %llu\n", (unsigned long long)st.responded);
+  tb_printf(&t, "responded:        %llu\n", (unsigned long long)responded(c));
   tb_printf(&t, "dropped:          %llu\n", (unsigned long long)dropped_total);
-  for (int r = 1; r < NTP_SRV_RESULT_COUNT; r++)
-    tb_printf(&t, "  %-18s%llu\n", ntp_srv_result_name((ntp_srv_result)r),
-              (unsigned long long)st.dropped[r]);
-  tb_printf(&t, "  %-18s%llu\n", "restrict ignore", (unsigned long long)st.acl_ignore);
-  tb_printf(&t, "  %-18s%llu\n", "restrict noserve", (unsigned long long)st.acl_noserve);
-  tb_printf(&t, "  %-18s%llu\n", "rate limited", (unsigned long long)st.rate_limited);
-  tb_printf(&t, "kod sent:         %llu\n", (unsigned long long)st.kod_sent);
+  for (size_t i = 0; i < n_keys; i++)
+    tb_printf(&t, "  %-18s%llu\n", keys[i], (unsigned long long)ntp_serve_dropped(c, keys[i]));
+  tb_printf(&t, "kod sent:         %llu\n", (unsigned long long)c->result[NTP_SERVE_KOD_RATE]);
   tb_printf(&t, "send errors:      %llu\n", (unsigned long long)st.send_errors);
   return tb_finish(&t);
 }
@@ -344,6 +369,7 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
     ke_server_get_stats(ke, &ks);
   if (srv)
     server_get_stats(srv, &ss);
+  const ntp_serve_counters *sv = &ss.serve;
   const nts_row all[] = {
       {"ke_probes_good", "NTS KE probes good", cs.nts.ke_probes_good},
       {"ke_probes_bad", "NTS KE probes bad", cs.nts.ke_probes_bad},
@@ -357,20 +383,21 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
       {"ke_hello_timeouts", "NTS KE ClientHello timeouts", ks.hello_timeouts},
       {"ke_evicted", "NTS KE evicted", ks.evicted},
       {"ke_refused_prefix", "NTS KE refused per prefix", ks.refused_prefix},
-      {"cookies_made", "NTS make cookies", ks.cookies_made + ss.nts_cookies_made},
-      {"cookies_decoded", "NTS decode cookies", ss.nts_cookies[NTS_COOKIE_OK_CURRENT]},
-      {"cookies_decoded_old", "NTS decode cookies old", ss.nts_cookies[NTS_COOKIE_OK_OLD]},
-      {"cookies_too_old", "NTS decode cookies too old", ss.nts_cookies[NTS_COOKIE_UNKNOWN_KEY]},
+      {"cookies_made", "NTS make cookies", ks.cookies_made + sv->cookies_made},
+      {"cookies_decoded", "NTS decode cookies", sv->cookies[NTS_COOKIE_OK_CURRENT]},
+      {"cookies_decoded_old", "NTS decode cookies old", sv->cookies[NTS_COOKIE_OK_OLD]},
+      {"cookies_too_old", "NTS decode cookies too old", sv->cookies[NTS_COOKIE_UNKNOWN_KEY]},
       {"cookie_decode_errors", "NTS decode cookies error",
-       ss.nts_cookies[NTS_COOKIE_BAD] + ss.nts_cookies[NTS_COOKIE_MALFORMED]},
+       sv->cookies[NTS_COOKIE_BAD] + sv->cookies[NTS_COOKIE_MALFORMED]},
       {"client_sends", "NTS client sends", cs.nts.nts_sends},
       {"client_recvs_good", "NTS client recvs good", cs.nts.nts_recvs_good},
       {"client_recvs_bad", "NTS client recvs w error", cs.nts.nts_recvs_bad},
       {"client_naks", "NTS client NAKs received", cs.nts.nts_naks},
-      {"server_recvs_good", "NTS server recvs good", ss.nts_recvs_good},
-      {"server_recvs_bad", "NTS server recvs w error", ss.nts_recvs_bad},
-      {"server_sends", "NTS server sends", ss.nts_sends},
-      {"server_naks", "NTS server NAKs sent", ss.nts_naks},
+      {"server_recvs_good", "NTS server recvs good", sv->result[NTP_SERVE_RESPOND_NTS]},
+      {"server_recvs_bad", "NTS server recvs w error",
+       sv->result[NTP_SERVE_DROP_NTS_MALFORMED] + sv->result[NTP_SERVE_DROP_NTS_AUTH]},
+      {"server_sends", "NTS server sends", sv->result[NTP_SERVE_RESPOND_NTS]},
+      {"server_naks", "NTS server NAKs sent", sv->result[NTP_SERVE_NTS_NAK]},
   };
   _Static_assert(sizeof(all) / sizeof(all[0]) == NTS_ROWS, "NTS_ROWS");
   memcpy(rows, all, sizeof(all));

@@ -14,7 +14,6 @@
 #include "daemon/netaddr.h"
 #include "daemon/netstamp.h"
 #include "daemon/sysclock.h"
-#include "proto/nts_ntp.h"
 #include "proto/ratelimit.h"
 
 #define MAX_SOCKETS 32
@@ -45,8 +44,7 @@ struct ntsd_server {
   const ntp_acl *acl;
   keystore *keys;       /* NULL: NTS requests get plain answers */
   const clockctl *clk;  /* the daemon's time */
-  nts_ntp_srv *nts;     /* per-request NTS scratch, reused */
-  uint8_t rand[NTS_NTP_SERVER_RAND_LEN];
+  ntp_serve *serve;     /* the request path's state, reused */
   ntp_ratelimit *rl;
   ntp_sysinfo sys;
   ntsd_server_stats stats;
@@ -142,121 +140,51 @@ static void send_reply(ntsd_server *s, srv_sock *ss, const uint8_t *buf, size_t 
     s->stats.send_errors++;
 }
 
-/* Policy checks that come before any parsing: ACL, then rate limit.
- * Returns false if the packet is dropped; *kod set if a RATE kiss is due. */
-static bool admit(ntsd_server *s, const struct sockaddr *peer, bool *kod)
+static void server_random(void *arg, uint8_t *buf, size_t len)
+{
+  (void)arg;
+  sysclock_random(buf, len);
+}
+
+/* restrict and the rate limit, from the peer's address. */
+static ntp_serve_admit admission(ntsd_server *s, const struct sockaddr *peer)
 {
   enum acl_family fam;
   uint8_t addr[16];
-  *kod = false;
   if (!netaddr_to_acl(peer, &fam, addr))
-    return false;
-  uint32_t flags = ntp_acl_lookup(s->acl, fam, addr);
-  if (flags & ACL_IGNORE) {
-    s->stats.acl_ignore++;
-    return false;
-  }
-  if (flags & ACL_NOSERVE) {
-    s->stats.acl_noserve++;
-    return false;
-  }
-  if (flags & ACL_LIMITED) {
-    ntp_rl_result r = ntp_rl_check(s->rl, fam, addr, sysclock_mono(), (flags & ACL_KOD) != 0);
-    if (r != NTP_RL_PASS) {
-      s->stats.rate_limited++;
-      *kod = (r == NTP_RL_LIMITED_KOD);
-      return false;
-    }
-  }
-  return true;
+    return NTP_SERVE_ADMIT_IGNORE;
+  return ntp_serve_admission(s->acl, s->rl, fam, addr, sysclock_mono());
 }
 
-/* An NTS request (RFC 8915 5): authenticated answer, or an NTS NAK when
- * the cookie cannot be opened.  Returns false if it was not NTS at all. */
-static bool handle_nts(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx, const reply_to *rt)
+static void log_drop(const reply_to *rt, ntp_serve_result r)
 {
-  const nts_keyset *ks = keystore_current(s->keys);
-  nts_ntp_srv_result r = nts_ntp_server_check(ks, s->rx, n, s->nts);
-  if (r == NTS_NTP_SRV_NOT_NTS)
-    return false;
-  nts_cookie_result cr = nts_ntp_srv_cookie_result(s->nts);
-  if (nts_ntp_srv_why(s->nts) == NTS_NTP_WHY_COOKIE || nts_cookie_result_ok(cr))
-    s->stats.nts_cookies[cr]++;
-  size_t out_len = 0;
-  if (r == NTS_NTP_SRV_OK) {
-    sysclock_random(s->rand, sizeof(s->rand));
-    if (ntp_server_prepare(s->rx, n, &s->sys, rx, s->tx, sizeof(s->tx), &out_len) !=
-            NTP_SRV_RESPOND ||
-        !nts_ntp_server_make_cookies(s->nts, ks, s->rand, sizeof(s->rand))) {
-      s->stats.nts_recvs_bad++;
-      return true;
-    }
-    s->stats.nts_recvs_good++;
-    unsigned n_cookies = nts_ntp_srv_cookies(s->nts);
-    /* Phase 2: the transmit time first, then the authenticator over it. */
-    ntp_server_finish(s->tx, out_len, clockctl_now_ntp(s->clk));
-    out_len = nts_ntp_server_finish(s->nts, ks, s->tx, out_len, sizeof(s->tx), s->rand,
-                                    sizeof(s->rand));
-    if (out_len == 0)
-      return true;
-    send_reply(s, ss, s->tx, out_len, rt);
-    s->stats.nts_sends++;
-    s->stats.nts_cookies_made += n_cookies;
-    s->stats.responded++;
-    return true;
-  }
-  if (r == NTS_NTP_SRV_NAK) {
-    size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('N', 'T', 'S', 'N'), rx, s->tx,
-                               sizeof(s->tx));
-    if (kn) {
-      ntp_server_finish(s->tx, kn, clockctl_now_ntp(s->clk));
-      kn = nts_ntp_server_nak(s->nts, s->tx, kn, sizeof(s->tx));
-    }
-    if (kn) {
-      send_reply(s, ss, s->tx, kn, rt);
-      s->stats.nts_naks++;
-    }
-    return true;
-  }
-  s->stats.nts_recvs_bad++;
-  s->stats.nts_drops[nts_ntp_srv_why(s->nts)]++;
-  return true;
+  if (!log_enabled(LOG_LVL_DEBUG))
+    return;
+  char a[NETADDR_STRLEN];
+  log_debug("NTP request from %s dropped: %s",
+            netaddr_str_port((const struct sockaddr *)&rt->peer, a, sizeof(a)),
+            ntp_serve_result_name(r));
 }
 
+/* proto/ntp_serve decides; this reads the transmit time between its phases
+ * and sends what it built. */
 static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
                             const reply_to *rt)
 {
   s->stats.received++;
-  bool kod;
-  if (!admit(s, (const struct sockaddr *)&rt->peer, &kod)) {
-    if (kod) {
-      size_t kn = ntp_server_kod(s->rx, n, NTP_REFID('R', 'A', 'T', 'E'), rx, s->tx,
-                                 sizeof(s->tx));
-      if (kn) {
-        ntp_server_finish(s->tx, kn, clockctl_now_ntp(s->clk));
-        send_reply(s, ss, s->tx, kn, rt);
-        s->stats.kod_sent++;
-      }
-    }
-    return;
-  }
-  if (s->keys && handle_nts(s, ss, n, rx, rt))
-    return;
-  size_t out_len = 0;
-  ntp_srv_result r = ntp_server_prepare(s->rx, n, &s->sys, rx, s->tx, sizeof(s->tx), &out_len);
-  if (r != NTP_SRV_RESPOND) {
-    s->stats.dropped[r]++;
-    if (log_enabled(LOG_LVL_DEBUG)) {
-      char a[NETADDR_STRLEN];
-      log_debug("NTP request from %s dropped: %s",
-                netaddr_str_port((const struct sockaddr *)&rt->peer, a, sizeof(a)),
-                ntp_srv_result_name(r));
-    }
-    return;
-  }
-  ntp_server_finish(s->tx, out_len, clockctl_now_ntp(s->clk));
-  send_reply(s, ss, s->tx, out_len, rt);
-  s->stats.responded++;
+  ntp_serve_in in = {.req = s->rx, .len = n, .rx = rx, .sys = &s->sys,
+                     .admit = admission(s, (const struct sockaddr *)&rt->peer),
+                     .keys = s->keys ? keystore_current(s->keys) : NULL,
+                     .rand = server_random};
+  ntp_serve_result r = ntp_serve_request(s->serve, &in, s->tx, sizeof(s->tx));
+  size_t len = 0;
+  if (ntp_serve_replies(r))
+    r = ntp_serve_finish(s->serve, clockctl_now_ntp(s->clk), s->tx, sizeof(s->tx), &len);
+  ntp_serve_count(s->serve, r, &s->stats.serve);
+  if (len)
+    send_reply(s, ss, s->tx, len, rt);
+  else
+    log_drop(rt, r);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -287,83 +215,84 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     ntp_ts rx = ntp_ts_from_timespec(&rxts);
     if (mh.msg_flags & MSG_TRUNC) {
       s->stats.received++;
-      s->stats.dropped[NTP_SRV_DROP_MALFORMED]++;
+      s->stats.serve.result[NTP_SERVE_DROP_MALFORMED]++;
       continue;
     }
     handle_datagram(s, ss, (size_t)n, rx, &rt);
   }
 }
 
-static bool open_configured(ntsd_server *s, struct event_base *base, const ntsd_conf *conf,
-                            char *err, size_t errlen)
+static bool open_configured(ntsd_server *s, const server_cfg *cfg, char *err, size_t errlen)
 {
   struct sockaddr_storage ss;
   socklen_t len;
-  if (conf->interface_ignore_all)
+  if (cfg->no_sockets)
     return true;
-  if (conf->n_listens == 0) {
+  if (cfg->n_listens == 0) {
     /* Like NTPsec: the wildcard addresses on port 123.  A host without
      * IPv6 just gets IPv4. */
     netaddr_parse("0.0.0.0", NTP_PORT, &ss, &len);
-    if (!open_socket(s, base, (struct sockaddr *)&ss, len, err, errlen))
+    if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, err, errlen))
       return false;
     netaddr_parse("::", NTP_PORT, &ss, &len);
     char e6[256];
-    if (!open_socket(s, base, (struct sockaddr *)&ss, len, e6, sizeof(e6)))
+    if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, e6, sizeof(e6)))
       log_warn("%s (continuing with IPv4 only)", e6);
     return true;
   }
-  for (size_t i = 0; i < conf->n_listens; i++) {
-    const conf_listen *l = &conf->listens[i];
+  for (size_t i = 0; i < cfg->n_listens; i++) {
+    const conf_listen *l = &cfg->listens[i];
     uint16_t port = l->port ? l->port : NTP_PORT;
     if (!netaddr_parse(l->addr, port, &ss, &len)) {
       snprintf(err, errlen, "bad listen address '%s'", l->addr);
       return false;
     }
-    if (!open_socket(s, base, (struct sockaddr *)&ss, len, err, errlen))
+    if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, err, errlen))
       return false;
   }
   return true;
 }
 
-ntsd_server *server_create(struct event_base *base, const ntsd_conf *conf, const ntp_acl *acl,
-                           keystore *keys, const clockctl *clk, int precision_log2, char *err,
-                           size_t errlen)
+static bool register_sockets(ntsd_server *s, struct event_base *base, char *err,
+                             size_t errlen)
+{
+  for (size_t i = 0; i < s->n_socks; i++) {
+    srv_sock *ss = &s->socks[i];
+    ss->ev = event_new(base, ss->fd, EV_READ | EV_PERSIST, on_readable, ss);
+    if (!ss->ev || event_add(ss->ev, NULL) < 0) {
+      snprintf(err, errlen, "cannot register socket %s", ss->name);
+      return false;
+    }
+  }
+  return true;
+}
+
+ntsd_server *server_create(const server_cfg *cfg, char *err, size_t errlen)
 {
   ntsd_server *s = calloc(1, sizeof(*s));
   if (!s) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  s->acl = acl;
-  s->keys = keys;
-  s->clk = clk;
-  if (keys && !(s->nts = nts_ntp_srv_create())) {
-    snprintf(err, errlen, "out of memory");
-    free(s);
-    return NULL;
-  }
+  s->acl = cfg->acl;
+  s->keys = cfg->keys;
+  s->clk = cfg->clk;
   uint8_t key[16];
   sysclock_random(key, sizeof(key));
-  double average = (double)(1u << (conf->discard_average & 31));
-  s->rl = ntp_rl_create(RL_SLOTS, average, (double)conf->discard_minimum, RL_BURST, key);
+  double average = (double)(1u << (cfg->discard_average & 31));
+  s->rl = ntp_rl_create(RL_SLOTS, average, (double)cfg->discard_minimum, RL_BURST, key);
+  s->serve = ntp_serve_create();
   s->sys.leap = NTP_LEAP_UNSYNC;
   s->sys.stratum = NTP_MAX_STRATUM;
-  s->sys.precision = (int8_t)precision_log2;
-  if (!s->rl || !open_configured(s, base, conf, err, errlen)) {
-    if (!s->rl)
-      snprintf(err, errlen, "out of memory");
+  s->sys.precision = (int8_t)cfg->precision_log2;
+  if (!s->rl || !s->serve) {
+    snprintf(err, errlen, "out of memory");
     server_destroy(s);
     return NULL;
   }
-  for (size_t i = 0; i < s->n_socks; i++) {
-    srv_sock *ss = &s->socks[i];
-    ss->ev = event_new(base, ss->fd, EV_READ | EV_PERSIST, on_readable, ss);
-    if (!ss->ev || event_add(ss->ev, NULL) < 0) {
-      snprintf(err, errlen, "cannot register socket %s", ss->name);
-      server_destroy(s);
-      return NULL;
-    }
+  if (!open_configured(s, cfg, err, errlen) || !register_sockets(s, cfg->base, err, errlen)) {
+    server_destroy(s);
+    return NULL;
   }
   return s;
 }
@@ -378,8 +307,7 @@ void server_destroy(ntsd_server *s)
     close(s->socks[i].fd);
   }
   ntp_rl_destroy(s->rl);
-  nts_ntp_srv_destroy(s->nts);
-  nts_wipe(s->rand, sizeof(s->rand));
+  ntp_serve_destroy(s->serve);
   free(s);
 }
 

@@ -130,8 +130,8 @@ void nts_ntp_srv_destroy(nts_ntp_srv *st); /* wipes; NULL is fine */
  * and parses the encrypted fields.  On NTS_NTP_SRV_OK, st is ready for
  * finish; on NAK and DROP_AUTH it still holds the unique identifier, so
  * nts_ntp_server_nak() can answer (RFC 8915 5.7: a server that cannot
- * validate the cookie or authenticate the request SHOULD send a NAK; the
- * daemon chooses for DROP_AUTH).
+ * validate the cookie or authenticate the request SHOULD send a NAK;
+ * ntp_serve, which runs the server's whole path, does not for DROP_AUTH).
  * The NTP header itself (version, mode) is ntp_server's business. */
 nts_ntp_srv_result nts_ntp_server_check(const nts_keyset *ks, const uint8_t *req, size_t len,
                                         nts_ntp_srv *st);

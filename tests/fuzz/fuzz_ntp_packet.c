@@ -8,9 +8,11 @@
  *   - the EF walk stays inside the datagram, advances by the declared,
  *     aligned lengths and agrees with ntp_ef_validate;
  *   - an accepted response yields a finite offset and a delay >= 0;
- *   - a prepared response is 48 bytes, mode 4, echoes version and poll,
- *     carries org = request xmt and rec = rx; the KoD builder answers
- *     exactly the requests prepare answers;
+ *   - served as the daemon serves it (proto/ntp_serve, both phases, no
+ *     NTS keys), a response is 48 bytes, mode 4, echoes version and poll,
+ *     carries org = request xmt, rec = rx and the stamped xmt; a rate-limited
+ *     client with `kod` gets a RATE kiss exactly for the requests that
+ *     would be answered;
  *   - a timestamp placed in an era by a pivot lands within 2^31 s of it and
  *     converts back to within a nanosecond. */
 #include <math.h>
@@ -24,7 +26,7 @@
 #include "proto/ntp_client.h"
 #include "proto/ntp_ef.h"
 #include "proto/ntp_pkt.h"
-#include "proto/ntp_server.h"
+#include "proto/ntp_serve.h"
 #include "proto/ntp_time.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -109,6 +111,23 @@ static void check_client(const uint8_t *data, size_t size, const ntp_hdr *h)
     abort();
 }
 
+/* Both phases of the daemon's path; the response length in *n. */
+static ntp_serve_result serve(const uint8_t *data, size_t size, const ntp_sysinfo *sys,
+                              ntp_serve_admit admit, ntp_ts rx, uint8_t *out, size_t cap,
+                              size_t *n)
+{
+  static ntp_serve *srv; /* created once; lives for the process */
+  if (!srv && !(srv = ntp_serve_create()))
+    abort();
+  ntp_serve_in in = {.req = data, .len = size, .rx = rx, .admit = admit, .sys = sys};
+  ntp_serve_result r = ntp_serve_request(srv, &in, out, cap);
+  ntp_serve_result f = ntp_serve_finish(srv, rx + 1, out, cap, n);
+  if (f != r || r >= NTP_SERVE_RESULT_COUNT || ntp_serve_result_name(r)[0] == '?' ||
+      (*n != 0) != ntp_serve_replies(r))
+    abort();
+  return r;
+}
+
 static void check_server(const uint8_t *data, size_t size, const ntp_hdr *h)
 {
   ntp_sysinfo sys = {
@@ -122,20 +141,18 @@ static void check_server(const uint8_t *data, size_t size, const ntp_hdr *h)
   };
   ntp_ts rx = h->rec ^ 0x5555555555555555ULL;
   uint8_t out[NTP_MAX_PKT];
-  size_t out_len = 0;
+  size_t out_len = 0, kn = 0;
   size_t cap = (h->refid & 0x100) ? NTP_HDR_LEN : sizeof(out);
-  ntp_srv_result r = ntp_server_prepare(data, size, &sys, rx, out, cap, &out_len);
-  if (r >= NTP_SRV_RESULT_COUNT || ntp_srv_result_name(r)[0] == '?')
+  ntp_serve_result k = serve(data, size, &sys, NTP_SERVE_ADMIT_KOD, rx, out, cap, &kn);
+  ntp_serve_result r = serve(data, size, &sys, NTP_SERVE_ADMIT_OK, rx, out, cap, &out_len);
+  if ((r == NTP_SERVE_RESPOND) != (k == NTP_SERVE_KOD_RATE) ||
+      (k != NTP_SERVE_KOD_RATE && k != NTP_SERVE_DROP_RATE) ||
+      kn != (k == NTP_SERVE_KOD_RATE ? NTP_HDR_LEN : 0))
     abort();
-  size_t kn = ntp_server_kod(data, size, NTP_REFID('R', 'A', 'T', 'E'), rx, out, cap);
-  if ((r == NTP_SRV_RESPOND) != (kn == NTP_HDR_LEN) || (kn != 0 && kn != NTP_HDR_LEN))
-    abort();
-  r = ntp_server_prepare(data, size, &sys, rx, out, cap, &out_len);
-  if (r != NTP_SRV_RESPOND)
+  if (r != NTP_SERVE_RESPOND)
     return;
   if (out_len != NTP_HDR_LEN)
     abort();
-  ntp_server_finish(out, out_len, rx + 1);
   ntp_hdr o;
   if (!ntp_hdr_parse(out, out_len, &o) || o.mode != NTP_MODE_SERVER ||
       o.version != h->version || o.poll != h->poll || o.org != h->xmt || o.rec != rx ||
@@ -182,9 +199,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t out_len;
     ntp_sysinfo sys = {.stratum = 2};
     if (ntp_client_check_response(data, size, 1, 0, 0, 0, 0.0, NULL, NULL) != NTP_DROP_SHORT ||
-        ntp_server_prepare(data, size, &sys, 0, out, sizeof(out), &out_len) !=
-            NTP_SRV_DROP_SHORT ||
-        ntp_server_kod(data, size, 0, 0, out, sizeof(out)) != 0)
+        serve(data, size, &sys, NTP_SERVE_ADMIT_OK, 0, out, sizeof(out), &out_len) !=
+            NTP_SERVE_DROP_SHORT ||
+        serve(data, size, &sys, NTP_SERVE_ADMIT_KOD, 0, out, sizeof(out), &out_len) !=
+            NTP_SERVE_DROP_RATE)
       abort();
     return 0;
   }

@@ -140,10 +140,17 @@ def part_good(pki, srv):
 
 def part_cookie_and_key(srv, key, cookie):
     before = srv.nts_stats()
+    sbefore = srv.server()
     pkt, xmt = nts_request(key, cookie, flip_key_bit=True)
     h.check(send_and_wait(pkt, xmt, wait=0.5) is None,
             "the server answered a request with a bad authenticator")
     st = srv.nts_stats()
+    s = srv.server()
+    # The server's drop outcomes are ntsctl server's `dropped` keys, NTS ones too.
+    h.check(s["dropped"].get("nts_auth") == sbefore["dropped"].get("nts_auth", 0) + 1 and
+            s["dropped_total"] == sbefore["dropped_total"] + 1,
+            "a request with a bad authenticator is not dropped.nts_auth: %r -> %r" %
+            (sbefore, s))
     h.check(st["cookies_decoded"] == before["cookies_decoded"] + 1 and
             st["cookie_decode_errors"] == before["cookie_decode_errors"] and
             st["cookies_too_old"] == before["cookies_too_old"],
