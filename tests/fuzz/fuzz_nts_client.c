@@ -30,9 +30,10 @@
 #include "proto/nts_ke_msg.h"
 #include "proto/nts_ntp.h"
 
+#include "fuzz_pkt.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define PAD4(n) (((size_t)(n) + 3) & ~(size_t)3)
 
 /* tests/fuzz/corpus/fuzz_nts_client was generated with the same values. */
 typedef struct fuzz_env {
@@ -94,22 +95,6 @@ static void check_raw(fuzz_env *e, const uint8_t *data, size_t size)
     abort();
 }
 
-typedef struct pkt {
-  uint8_t b[2 * NTP_MAX_PKT];
-  size_t len;
-} pkt;
-
-static void put_ef(pkt *p, uint16_t type, const uint8_t *body, size_t n)
-{
-  size_t flen = 4 + PAD4(n);
-  p->b[p->len] = (uint8_t)(type >> 8);
-  p->b[p->len + 1] = (uint8_t)type;
-  p->b[p->len + 2] = (uint8_t)(flen >> 8);
-  p->b[p->len + 3] = (uint8_t)flen;
-  memset(p->b + p->len + 4, 0, flen - 4);
-  memcpy(p->b + p->len + 4, body, n);
-  p->len += flen;
-}
 
 /* Cookie EFs of a well-formed plaintext (offsets and lengths), or -1. */
 static int plaintext_cookies(const uint8_t *pt, size_t len, size_t *off, size_t *blen)

@@ -37,11 +37,12 @@
 #include "proto/nts_ntp.h"
 #include "proto/ntp_serve.h"
 
+#include "fuzz_pkt.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* tests/fuzz/corpus/fuzz_nts_server was generated with the same values. */
 #define FUZZ_KEY_ID 0x4e545331u
-#define PAD4(n) (((size_t)(n) + 3) & ~(size_t)3)
 #define RX_TS 0xe8f0a1b2c3d4e5f6ULL
 #define TX_TS 0xe8f0a1b2c4000000ULL
 
@@ -74,23 +75,6 @@ static fuzz_env *env(void)
   return &e;
 }
 
-typedef struct pkt {
-  uint8_t b[4096]; /* up to 900 fuzz bytes and 8 cookies of 168 */
-  size_t len;
-} pkt;
-
-static void put_ef(pkt *p, uint16_t type, const uint8_t *body, size_t n)
-{
-  size_t flen = 4 + PAD4(n);
-  p->b[p->len] = (uint8_t)(type >> 8);
-  p->b[p->len + 1] = (uint8_t)type;
-  p->b[p->len + 2] = (uint8_t)(flen >> 8);
-  p->b[p->len + 3] = (uint8_t)flen;
-  memset(p->b + p->len + 4, 0, flen - 4);
-  if (n)
-    memcpy(p->b + p->len + 4, body, n);
-  p->len += flen;
-}
 
 static void put_auth(pkt *p, uint16_t aead, const uint8_t *key, const uint8_t *pt,
                      size_t pt_len)

@@ -377,63 +377,81 @@ static int usage(void)
   return 2;
 }
 
-int main(int argc, char **argv)
+static void list_scenarios(void)
 {
-  run_opts o = {.seed = 1, .runs = 1, .algo = -1, .feed = -1};
-  int first_name = argc;
+  for (size_t k = 0; k < N_SCENARIOS; k++) {
+    sim_cfg c;
+    sim_default_cfg(&c);
+    scenarios[k].setup(&c);
+    printf("%-19s %s\n", scenarios[k].name, c.what);
+  }
+}
+
+/* -a NAME and -f NAME: the value, or -2 for an unknown name. */
+static int algo_named(const char *n)
+{
+  return !strcmp(n, "pll") ? NTP_DISC_PLL : !strcmp(n, "regression") ? NTP_DISC_REGRESSION : -2;
+}
+
+static int feed_named(const char *n)
+{
+  return !strcmp(n, "peer")        ? NTP_CORE_FEED_PEER
+         : !strcmp(n, "combined")  ? NTP_CORE_FEED_COMBINED
+         : !strcmp(n, "survivors") ? NTP_CORE_FEED_SURVIVORS
+                                   : -2;
+}
+
+/* Parses the options into *o and *first_name (the first scenario name's
+ * index); -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, run_opts *o, int *first_name)
+{
+  *first_name = argc;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "-s") && i + 1 < argc) {
+    bool more = i + 1 < argc;
+    if (!strcmp(a, "-s") && more) {
       errno = 0;
-      o.seed = strtoull(argv[++i], NULL, 0);
+      o->seed = strtoull(argv[++i], NULL, 0);
       if (errno)
         return usage();
-    } else if (!strcmp(a, "-n") && i + 1 < argc) {
-      o.runs = atoi(argv[++i]);
-      if (o.runs < 1)
+    } else if (!strcmp(a, "-n") && more) {
+      if ((o->runs = atoi(argv[++i])) < 1)
         return usage();
-    } else if (!strcmp(a, "-a") && i + 1 < argc) {
-      const char *n = argv[++i];
-      o.algo = !strcmp(n, "pll")          ? NTP_DISC_PLL
-               : !strcmp(n, "regression") ? NTP_DISC_REGRESSION
-                                          : -2;
-      if (o.algo == -2)
+    } else if (!strcmp(a, "-a") && more) {
+      if ((o->algo = algo_named(argv[++i])) == -2)
         return usage();
-    } else if (!strcmp(a, "-f") && i + 1 < argc) {
-      const char *n = argv[++i];
-      o.feed = !strcmp(n, "peer")       ? NTP_CORE_FEED_PEER
-               : !strcmp(n, "combined") ? NTP_CORE_FEED_COMBINED
-               : !strcmp(n, "survivors") ? NTP_CORE_FEED_SURVIVORS
-                                         : -2;
-      if (o.feed == -2)
+    } else if (!strcmp(a, "-f") && more) {
+      if ((o->feed = feed_named(argv[++i])) == -2)
         return usage();
-    } else if (!strcmp(a, "-v")) {
-      o.verbose = true;
-    } else if (!strcmp(a, "-E")) {
-      o.no_envelope = true;
-    } else if (!strcmp(a, "-x")) {
-      o.estimate_only = true;
-    } else if (!strcmp(a, "-p")) {
-      o.profile = true;
-    } else if (!strcmp(a, "-w") && i + 1 < argc) {
-      o.early = atof(argv[++i]);
-      if (!(o.early > 0))
+    } else if (!strcmp(a, "-w") && more) {
+      o->early = atof(argv[++i]);
+      if (!(o->early > 0))
         return usage();
+    } else if (!strcmp(a, "-v") || !strcmp(a, "-E") || !strcmp(a, "-x") || !strcmp(a, "-p")) {
+      o->verbose |= a[1] == 'v';
+      o->no_envelope |= a[1] == 'E';
+      o->estimate_only |= a[1] == 'x';
+      o->profile |= a[1] == 'p';
     } else if (!strcmp(a, "-l")) {
-      for (size_t k = 0; k < N_SCENARIOS; k++) {
-        sim_cfg c;
-        sim_default_cfg(&c);
-        scenarios[k].setup(&c);
-        printf("%-19s %s\n", scenarios[k].name, c.what);
-      }
+      list_scenarios();
       return 0;
     } else if (a[0] == '-') {
       return usage();
     } else {
-      first_name = i;
+      *first_name = i;
       break;
     }
   }
+  return -1;
+}
+
+int main(int argc, char **argv)
+{
+  run_opts o = {.seed = 1, .runs = 1, .algo = -1, .feed = -1};
+  int first_name;
+  int rc = parse_opts(argc, argv, &o, &first_name);
+  if (rc >= 0)
+    return rc;
   int passed = 0, failed = 0;
   for (size_t k = 0; k < N_SCENARIOS; k++) {
     bool wanted = first_name == argc;
