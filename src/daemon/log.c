@@ -6,6 +6,8 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "daemon/sysclock.h"
+
 static bool use_stderr = true;
 static int level_max = LOG_LVL_NOTICE;
 
@@ -28,9 +30,8 @@ void log_msg(int level, const char *fmt, ...)
   va_start(ap, fmt);
   if (use_stderr) {
     static const char *const names[] = {"", "", "", "error: ", "warning: ", "", "", "debug: "};
-    struct timespec ts;
+    struct timespec ts = sysclock_system(); /* the wall clock, as the kernel keeps it */
     struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     char buf[1024];
     vsnprintf(buf, sizeof(buf), fmt, ap);
