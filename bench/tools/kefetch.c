@@ -109,7 +109,7 @@ int main(int argc, char **argv)
   fetch f = {0};
   const uint16_t offer = (uint16_t)aead;
   ke_client *k = ke_client_start(base, ctx, (struct sockaddr *)&ss, salen, name ? name : addr,
-                                 &offer, 1, timeout, on_done, &f);
+                                 NULL, &offer, 1, timeout, on_done, &f);
   if (!k) {
     fprintf(stderr, "ntsd_kefetch: cannot start the exchange\n");
     return 1;

@@ -230,6 +230,10 @@ static bool nts_peer_init(peer *p)
   h.arg = p;
   nts_source_cfg nc = {.host = p->cfg.host, .ca = p->cfg.ca[0] ? p->cfg.ca : c->nts_ca,
                        .aead = p->cfg.aead[0] ? conf_aead_id(p->cfg.aead) : 0};
+  /* Pins with the line's own `ca` add to it; pins without it replace the CA. */
+  nc.pins.n = p->cfg.pins.n < KE_PINS_MAX ? p->cfg.pins.n : KE_PINS_MAX;
+  memcpy(nc.pins.sha256, p->cfg.pins.sha256, nc.pins.n * sizeof(nc.pins.sha256[0]));
+  nc.pins.chain = p->cfg.ca[0] != '\0';
   char err[300];
   p->nts = nts_source_create(c->nts, &nc, (struct sockaddr *)&p->named, p->namedlen, &h, err,
                              sizeof(err));

@@ -402,7 +402,10 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
 
 /* ---- keyword/value options, driven by tables ------------------------------ */
 
-enum opt_kind { OPT_FLAG, OPT_INT, OPT_NUM, OPT_STR, OPT_AUTHSEL /* int: ntp_authsel */ };
+enum opt_kind {
+  OPT_FLAG, OPT_INT, OPT_NUM, OPT_STR, OPT_AUTHSEL /* int: ntp_authsel */,
+  OPT_PIN /* conf_pins */
+};
 
 struct opt {
   const char *name;
@@ -426,6 +429,59 @@ static const struct opt *find_opt(const struct opt *tab, size_t n, const char *n
     if (strcmp(tab[i].name, name) == 0)
       return &tab[i];
   return NULL;
+}
+
+/* One standard base64 character's value, or -1. */
+static int b64_value(char ch)
+{
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const char *at = ch ? strchr(alphabet, ch) : NULL;
+  return at ? (int)(at - alphabet) : -1;
+}
+
+/* Strict base64 of exactly CONF_PIN_LEN bytes: 43 characters and one '=',
+ * the last character's unused low bits zero (as curl and openssl print it). */
+static bool pin_decode(const char *s, uint8_t out[CONF_PIN_LEN])
+{
+  enum { CHARS = (CONF_PIN_LEN * 4 + 2) / 3 }; /* 43 */
+  uint32_t acc = 0;
+  unsigned bits = 0, n = 0;
+
+  if (strlen(s) != CHARS + 1 || s[CHARS] != '=')
+    return false;
+  for (size_t i = 0; i < CHARS; i++) {
+    int v = b64_value(s[i]);
+    if (v < 0)
+      return false;
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (uint8_t)(acc >> bits);
+    }
+  }
+  return n == CONF_PIN_LEN && (acc & ((1u << bits) - 1)) == 0;
+}
+
+/* `pin sha256:BASE64`, added to the line's pins. */
+static bool add_pin(struct parser *p, const char *what, const char *v, conf_pins *pins)
+{
+  static const char prefix[] = "sha256:";
+  struct quoted q;
+  uint8_t d[CONF_PIN_LEN];
+
+  if (strncmp(v, prefix, sizeof prefix - 1) != 0 || !pin_decode(v + sizeof prefix - 1, d)) {
+    report(p, true, "bad value '%s' for '%s' (sha256: and the base64 of a SHA-256 digest)",
+           quote(&q, v), what);
+    return false;
+  }
+  if (pins->n >= CONF_PINS_MAX) {
+    report(p, true, "too many '%s' options (max %d)", what, CONF_PINS_MAX);
+    return false;
+  }
+  memcpy(pins->sha256[pins->n++], d, sizeof d);
+  return true;
 }
 
 static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, void *base)
@@ -464,6 +520,10 @@ static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, 
       return false;
     if (field)
       memcpy(field, &iv, sizeof iv);
+    break;
+  case OPT_PIN:
+    if (!add_pin(p, o->name, v, (conf_pins *)(void *)field))
+      return false;
     break;
   }
   if (!p->quiet_opts)
@@ -537,6 +597,9 @@ static const struct opt source_opts[] = {
         "CA file for this NTS source; without `nts`, warns"),
     STR("aead", aead, "NAME", CONF_ACTIVE,
         "offer only AES_SIV_CMAC_256 or AES_SIV_CMAC_512 in NTS-KE; without `nts`, warns"),
+    {"pin", OPT_PIN, SRC(pins), 0, 0, 0, false, "sha256:BASE64", CONF_ACTIVE,
+     "(ntsd) NTS-KE server's public key (SPKI) digest; up to 4, one must match; "
+     "without `ca`, the pin alone authenticates; needs `nts`"},
     INT("key", NO_FIELD, 1, 65535, CONF_IGNORED, NOSYMKEYS),
     FLAG("xleave", NO_FIELD, CONF_IGNORED, NOXLEAVE),
     INT("ttl", NO_FIELD, 0, 255, CONF_IGNORED, NOEFFECT),
@@ -610,6 +673,11 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
   nts_only = s.ca[0] ? "ca" : s.aead[0] ? "aead" : NULL;
   if (!s.nts && nts_only)
     report(p, false, "'%s' has no effect without 'nts'", nts_only);
+  /* A pin is meant to authenticate: silently sending plain NTP would betray it. */
+  if (!s.nts && s.pins.n) {
+    report(p, true, "'pin' needs 'nts'");
+    return;
+  }
   if (s.aead[0] && !conf_aead_id(s.aead)) {
     struct quoted q;
     report(p, true, "unsupported AEAD '%s' (AES_SIV_CMAC_256 or AES_SIV_CMAC_512)",

@@ -25,6 +25,15 @@
 
 enum conf_source_kind { CONF_SERVER, CONF_POOL, CONF_PEER };
 
+/* `pin sha256:BASE64`: SHA-256 digests of the NTS-KE server's
+ * SubjectPublicKeyInfo; any one matching is enough. */
+#define CONF_PINS_MAX 4
+#define CONF_PIN_LEN 32
+typedef struct conf_pins {
+  uint8_t sha256[CONF_PINS_MAX][CONF_PIN_LEN];
+  unsigned n;
+} conf_pins;
+
 typedef struct conf_source {
   enum conf_source_kind kind;
   char host[CONF_HOST_MAX]; /* name or address literal, no brackets */
@@ -32,6 +41,7 @@ typedef struct conf_source {
   bool nts;
   char ca[CONF_PATH_MAX];   /* "" = global `nts ca` or the system store */
   char aead[32];            /* "" = default negotiation */
+  conf_pins pins;           /* n == 0: no pin */
   bool noval;               /* NTPsec: do not verify the certificate */
   bool iburst, burst, prefer, noselect, trusted /* `true` */;
   int minpoll, maxpoll;     /* log2 s; defaults 6 and 10; allowed 0..17 */

@@ -6,7 +6,9 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@ struct ke_client {
   uint16_t aeads[MAX_AEADS];
   size_t n_aeads;
   bool sent;
+  ke_pins pins;
   nts_ke_framer framer;
   ke_result res;
 };
@@ -142,10 +145,36 @@ static void on_read(struct bufferevent *bev, void *arg)
   }
 }
 
+/* The leaf's public key against the pins, in constant time; on a mismatch,
+ * why says which key the server showed (what a new pin would be). */
+static bool pin_ok(const ke_client *k, SSL *ssl, char *why, size_t cap)
+{
+  uint8_t got[32];
+  if (!tls_peer_spki_sha256(ssl, got)) {
+    snprintf(why, cap, "public key pin: no server certificate");
+    return false;
+  }
+  bool match = false;
+  for (size_t i = 0; i < k->pins.n; i++)
+    match |= CRYPTO_memcmp(got, k->pins.sha256[i], sizeof(got)) == 0;
+  if (!match) {
+    char b64[48];
+    EVP_EncodeBlock((unsigned char *)b64, got, (int)sizeof(got));
+    snprintf(why, cap, "public key pin mismatch: got sha256:%s", b64);
+  }
+  return match;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
   ke_client *k = arg;
   if (what & BEV_EVENT_CONNECTED) {
+    char why[200];
+    if (k->pins.n && !pin_ok(k, bufferevent_openssl_get_ssl(bev), why, sizeof(why))) {
+      k->res.verify_result = X509_V_ERR_APPLICATION_VERIFICATION;
+      finish(k, false, why);
+      return;
+    }
     if (!tls_alpn_ok(bufferevent_openssl_get_ssl(bev))) {
       finish(k, false, "server did not select ALPN ntske/1");
       return;
@@ -171,8 +200,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct sockaddr *sa,
-                           socklen_t salen, const char *host, const uint16_t *aeads,
-                           size_t n_aeads, double timeout, ke_client_done_fn fn, void *arg)
+                           socklen_t salen, const char *host, const ke_pins *pins,
+                           const uint16_t *aeads, size_t n_aeads, double timeout,
+                           ke_client_done_fn fn, void *arg)
 {
   ke_client *k = calloc(1, sizeof(*k));
   if (!k)
@@ -183,8 +213,13 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
   k->n_aeads = n_aeads < MAX_AEADS ? n_aeads : MAX_AEADS;
   memcpy(k->aeads, aeads, k->n_aeads * sizeof(aeads[0]));
   nts_ke_framer_init(&k->framer);
+  if (pins)
+    k->pins = *pins;
+  if (k->pins.n > KE_PINS_MAX)
+    k->pins.n = KE_PINS_MAX;
+  bool pin_only = k->pins.n && !k->pins.chain;
   SSL *ssl = SSL_new(ctx);
-  if (!ssl || !tls_client_setup(ssl, host)) {
+  if (!ssl || !(pin_only ? tls_client_setup_pinned(ssl, host) : tls_client_setup(ssl, host))) {
     SSL_free(ssl);
     free(k);
     return NULL;

@@ -1,6 +1,7 @@
 /* ke_client: one NTS-KE exchange as a client (RFC 8915 section 4): TCP
  * connect, TLS 1.3 handshake with ALPN ntske/1 and certificate/host-name
- * (or IP SAN) verification, one request, one response, the exported keys.
+ * (or IP SAN) verification and/or a public key pin, one request, one
+ * response, the exported keys.
  * Non-blocking on the caller's event loop, with one deadline for all of it. */
 #ifndef NTSD_DAEMON_KE_CLIENT_H
 #define NTSD_DAEMON_KE_CLIENT_H
@@ -17,6 +18,15 @@
 
 struct event_base;
 typedef struct ke_client ke_client;
+
+/* Public key pins (`pin sha256:...`): SHA-256 of the server's
+ * SubjectPublicKeyInfo, checked before the request is sent. */
+#define KE_PINS_MAX 4
+typedef struct ke_pins {
+  uint8_t sha256[KE_PINS_MAX][32];
+  size_t n;   /* 0: no pin, the CA verifies as usual */
+  bool chain; /* with pins: also verify the chain and name (the line has `ca`) */
+} ke_pins;
 
 typedef struct ke_result {
   bool ok;
@@ -36,10 +46,13 @@ typedef struct ke_result {
  * its keys wiped). */
 typedef void (*ke_client_done_fn)(void *arg, ke_result *r);
 
-/* host: the configured name or address literal, for SNI and verification. */
+/* host: the configured name or address literal, for SNI and verification.
+ * pins: NULL or n == 0 for none; copied.  A pin mismatch fails with
+ * verify_result X509_V_ERR_APPLICATION_VERIFICATION. */
 ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct sockaddr *sa,
-                           socklen_t salen, const char *host, const uint16_t *aeads,
-                           size_t n_aeads, double timeout, ke_client_done_fn fn, void *arg);
+                           socklen_t salen, const char *host, const ke_pins *pins,
+                           const uint16_t *aeads, size_t n_aeads, double timeout,
+                           ke_client_done_fn fn, void *arg);
 /* Abandons an exchange; the callback is not called. */
 void ke_client_cancel(ke_client *k);
 

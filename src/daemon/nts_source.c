@@ -51,6 +51,7 @@ struct nts_source {
   char host[CONF_HOST_MAX];
   char ca[CONF_PATH_MAX];
   uint16_t aead;
+  ke_pins pins;
   struct sockaddr_storage ke_sa;
   socklen_t ke_salen;
   ke_client *ke;
@@ -289,11 +290,12 @@ static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
   const uint16_t *aeads = ns->aead ? &ns->aead : offered_aeads;
   size_t n = ns->aead ? 1 : sizeof(offered_aeads) / sizeof(offered_aeads[0]);
   char err[300];
-  ns->ke_unchecked = skip_cert_dates(ns);
+  /* A pin alone judges no dates, so it spends none of nocerttimecheck. */
+  ns->ke_unchecked = ns->pins.n && !ns->pins.chain ? false : skip_cert_dates(ns);
   SSL_CTX *ctx = tls_ctx_for(ns->all, ns->ca, ns->ke_unchecked, err, sizeof(err));
   if (ctx)
     ns->ke = ke_client_start(ns->all->base, ctx, (struct sockaddr *)&ns->ke_sa, ns->ke_salen,
-                             ns->host, aeads, n, KE_TIMEOUT, on_ke_done, ns);
+                             ns->host, &ns->pins, aeads, n, KE_TIMEOUT, on_ke_done, ns);
   else
     say(ns, LOG_LVL_ERR, err);
   if (!ns->ke) {
@@ -330,6 +332,7 @@ nts_source *nts_source_create(nts_sources *all, const nts_source_cfg *cfg,
   snprintf(ns->host, sizeof(ns->host), "%s", cfg->host);
   snprintf(ns->ca, sizeof(ns->ca), "%s", cfg->ca);
   ns->aead = cfg->aead;
+  ns->pins = cfg->pins;
   ns->need_ke = true; /* nothing to poll with before the first NTS-KE */
   memcpy(&ns->ke_sa, ke_sa, ke_len);
   ns->ke_salen = ke_len;

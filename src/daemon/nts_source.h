@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "daemon/ke_client.h"
 #include "proto/nts_client.h"
 
 struct event_base;
@@ -53,6 +54,7 @@ typedef struct nts_source_cfg {
   const char *host; /* the KE server's name, for TLS (SNI, certificate); copied */
   const char *ca;   /* CA file or directory, "" for the system store; copied */
   uint16_t aead;    /* the only AEAD to offer, 0 for our default list */
+  ke_pins pins;     /* `pin`: n == 0 for none; without chain, ca is not used */
 } nts_source_cfg;
 
 /* NULL with a message in err (a CA that cannot be loaded, out of memory).

@@ -27,6 +27,15 @@ SSL_CTX *tls_client_ctx(const char *ca, bool no_time_check, char *err, size_t er
  * literal.  False on failure. */
 bool tls_client_setup(SSL *ssl, const char *host);
 
+/* For a pinned server without a CA: SNI only (for names); neither the chain
+ * nor the name is verified, the public key pin is the authentication.
+ * TLS 1.3 still proves that the server holds the certificate's key. */
+bool tls_client_setup_pinned(SSL *ssl, const char *host);
+
+/* SHA-256 of the DER SubjectPublicKeyInfo of the peer's leaf certificate
+ * (what curl's --pinnedpubkey compares).  False without a certificate. */
+bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32]);
+
 /* True if the handshake selected ALPN ntske/1. */
 bool tls_alpn_ok(const SSL *ssl);
 

@@ -1209,6 +1209,67 @@ static void test_aead_option(void **state)
   expect_error(t, "server a.example nts aead AES-128-GCM", "unsupported AEAD");
 }
 
+/* sha256("") in base64, and its first and last bytes. */
+#define PIN_EMPTY "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+#define PIN_ZERO "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+static void test_pin_option(void **state)
+{
+  struct tc *t = *state;
+  const conf_source *s;
+
+  expect_ok(t, "server a.example nts pin " PIN_EMPTY "\n", 0);
+  s = &t->c->sources[0];
+  assert_int_equal(s->pins.n, 1);
+  assert_int_equal(s->pins.sha256[0][0], 0xe3);
+  assert_int_equal(s->pins.sha256[0][1], 0xb0);
+  assert_int_equal(s->pins.sha256[0][31], 0x55);
+  assert_string_equal(s->ca, "");
+  /* Several pins (any one may match), next to `ca`. */
+  expect_ok(t, "server 192.0.2.1 nts pin " PIN_ZERO " ca /x.pem pin " PIN_EMPTY "\n", 0);
+  s = &t->c->sources[0];
+  assert_int_equal(s->pins.n, 2);
+  assert_int_equal(s->pins.sha256[0][0], 0);
+  assert_int_equal(s->pins.sha256[1][0], 0xe3);
+  assert_string_equal(s->ca, "/x.pem");
+  expect_ok(t, "server a nts pin " PIN_ZERO " pin " PIN_ZERO " pin " PIN_ZERO " pin " PIN_ZERO
+               "\n", 0);
+  assert_int_equal(t->c->sources[0].pins.n, CONF_PINS_MAX);
+}
+
+static void test_pin_errors(void **state)
+{
+  struct tc *t = *state;
+  static const struct {
+    const char *line, *needle;
+  } bad[] = {
+      {"server a nts pin", "missing value for 'pin'"},
+      {"server a pin " PIN_EMPTY, "'pin' needs 'nts'"},
+      {"server a nts pin 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "bad value"},
+      {"server a nts pin sha1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "bad value"},
+      {"server a nts pin SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "bad value"},
+      {"server a nts pin sha256:", "bad value"},
+      /* no padding, two pads, 31 and 33 bytes */
+      {"server a nts pin sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", "bad value"},
+      {"server a nts pin sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF==", "bad value"},
+      {"server a nts pin sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", "bad value"},
+      {"server a nts pin sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "bad value"},
+      /* URL-safe alphabet, a stray character, unused bits set */
+      {"server a nts pin sha256:47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "bad value"},
+      {"server a nts pin sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu.U=", "bad value"},
+      {"server a nts pin sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV=", "bad value"},
+      {"server a nts pin " PIN_ZERO " pin " PIN_ZERO " pin " PIN_ZERO " pin " PIN_ZERO
+       " pin " PIN_ZERO, "too many 'pin' options (max 4)"},
+  };
+
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    expect_error(t, bad[i].line, bad[i].needle);
+  /* The message names the line. */
+  reset(t);
+  assert_int_equal(parse(t, "server b nts\nserver a nts pin sha256:x\n"), -1);
+  assert_true(has_msg(t, true, "t.conf:2: ", "bad value 'sha256:x' for 'pin'"));
+}
+
 /* ---- conf_split_host_port ------------------------------------------------------ */
 
 static void test_split_host_port(void **state)
@@ -1335,6 +1396,7 @@ static const struct {
     {"server version", "server 192.0.2.1 version 3"},
     {"server ca", "server ke.example nts ca /ca.pem"},
     {"server aead", "server ke.example nts aead AES_SIV_CMAC_256"},
+    {"server pin", "server ke.example nts pin " PIN_EMPTY},
     {"server key", "server 192.0.2.1 key 1"}, {"server xleave", "server 192.0.2.1 xleave"},
     {"server ttl", "server 192.0.2.1 ttl 1"}, {"server mode", "server 192.0.2.1 mode 1"},
     {"server bias", "server 192.0.2.1 bias 0.1"},
@@ -1533,6 +1595,8 @@ int main(void)
       T(test_tinker_thresholds),
       T(test_nts_ntpserver),
       T(test_aead_option),
+      T(test_pin_option),
+      T(test_pin_errors),
       T(test_split_host_port),
       T(test_module_configs),
       T(test_status_disagreements),

@@ -66,7 +66,7 @@ static void test_client_bufferevent_failure(void **state)
   int before = atomic_load(&failed);
   atomic_store(&fail_next, 1);
   ke_client *k = ke_client_start(base, ctx, (struct sockaddr *)&sa, sizeof(sa), "localhost",
-                                 aeads, 1, 1.0, on_ke_done, NULL);
+                                 NULL, aeads, 1, 1.0, on_ke_done, NULL);
   atomic_store(&fail_next, 0);
   assert_null(k);
   assert_int_equal(atomic_load(&failed), before + 1);
