@@ -299,8 +299,15 @@ static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
   else
     say(ns, LOG_LVL_ERR, err);
   if (!ns->ke) {
+    /* Failed at once (no route yet, no memory): no certificate was judged,
+     * so a nocerttimecheck attempt is not spent. */
+    if (ns->ke_unchecked)
+      ns->all->unchecked_left++;
+    ns->ke_unchecked = false;
     ns->all->stats.ke_probes_bad++;
-    schedule_ke(ns, ke_retry_delay(++ns->ke_failures + ns->ke_fruitless));
+    double delay = ke_retry_delay(++ns->ke_failures + ns->ke_fruitless);
+    snprintf(ns->ke_error, sizeof(ns->ke_error), "%.190s", ctx ? "cannot start the exchange" : err);
+    schedule_ke(ns, delay);
   }
 }
 

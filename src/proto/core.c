@@ -297,7 +297,8 @@ static void status(const ntp_core *c, ntp_core_actions *out)
   ntp_disc_get_info(c->disc, &di);
   out->synced = c->sys.synced;
   out->leap = c->sys.synced ? c->sys.leap : NTP_LEAP_UNSYNC;
-  out->clock_synced = c->sys.synced && di.synced;
+  /* Estimating only, nothing corrects the clock: it never takes the time. */
+  out->clock_synced = c->sys.synced && di.synced && !c->cfg.disc.estimate_only;
 }
 
 void ntp_core_update(ntp_core *c, double now, size_t n, ntp_core_actions *out)
