@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,7 +16,9 @@
 #include "daemon/transport.h"
 
 typedef struct seen {
-  int sent, responses;
+  int ready, errors, sent, responses;
+  char why[200];
+  bool closed;
   ntp_ts t1, rx;
   uint8_t pkt[64];
   size_t len;
@@ -27,6 +30,16 @@ static void on_sent(void *arg, ntp_ts t1)
   seen *s = arg;
   s->sent++;
   s->t1 = t1;
+}
+
+static void on_ready(void *arg) { ((seen *)arg)->ready++; }
+
+static void on_error(void *arg, const transport_error *e)
+{
+  seen *s = arg;
+  s->errors++;
+  s->closed = e->closed;
+  snprintf(s->why, sizeof(s->why), "%s", e->why);
 }
 
 static void on_response(void *arg, const uint8_t *pkt, size_t len, ntp_ts rx)
@@ -81,8 +94,9 @@ static void test_udp_exchange(void **state)
   clockctl_cfg cc = {.kind = CLOCKCTL_VIRTUAL, .virtual_offset = 1000};
   clockctl *clk = clockctl_open(&cc, err, sizeof(err));
   seen s = {0};
-  transport_cfg tc = {.ops = &transport_udp, .base = base, .clk = clk,
-                      .cbs = {.on_sent = on_sent, .on_response = on_response, .arg = &s}};
+  transport_cfg tc = {.base = base, .clk = clk,
+                      .cbs = {.on_ready = on_ready, .on_sent = on_sent,
+                              .on_response = on_response, .on_error = on_error, .arg = &s}};
   transport *t = transport_create(&tc);
   assert_non_null(t);
   s.close_on_response = t;
@@ -92,7 +106,9 @@ static void test_udp_exchange(void **state)
   int ofd = server_socket(&other);
 
   assert_false(transport_is_open(t));
-  assert_true(transport_open(t, (struct sockaddr *)&srv, sizeof(srv), err, sizeof(err)));
+  transport_dest d = {.sa = (struct sockaddr *)&srv, .len = sizeof(srv), .timeout = 1};
+  assert_true(transport_open(t, &transport_udp, &d, err, sizeof(err)));
+  assert_true(transport_ready(t)); /* UDP is up at once */
   assert_true(transport_send(t, (const uint8_t *)"ping", 4, err, sizeof(err)));
   struct sockaddr_in from = take_request(sfd, "ping");
   /* Only the server can answer: a datagram from elsewhere never arrives. */
@@ -113,7 +129,7 @@ static void test_udp_exchange(void **state)
 
   /* The next exchange leaves from a new port. */
   s.close_on_response = NULL;
-  assert_true(transport_open(t, (struct sockaddr *)&srv, sizeof(srv), err, sizeof(err)));
+  assert_true(transport_open(t, &transport_udp, &d, err, sizeof(err)));
   assert_true(transport_send(t, (const uint8_t *)"again", 5, err, sizeof(err)));
   struct sockaddr_in from2 = take_request(sfd, "again");
   assert_int_not_equal(from.sin_port, from2.sin_port);
