@@ -142,10 +142,94 @@ static void test_udp_exchange(void **state)
   event_base_free(base);
 }
 
+/* A listening TCP socket on 127.0.0.1 and an ephemeral port. */
+static int tcp_listener(struct sockaddr_in *sa)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(*sa);
+  assert_int_equal(bind(fd, (struct sockaddr *)sa, len), 0);
+  assert_int_equal(listen(fd, 4), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+  return fd;
+}
+
+static void run_until(struct event_base *base, const int *counter, int want)
+{
+  for (int i = 0; i < 40 && *counter < want; i++) {
+    struct timeval tv = {.tv_usec = 25000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+}
+
+static void test_tcp_exchange(void **state)
+{
+  (void)state;
+  struct event_base *base = event_base_new();
+  char err[200];
+  clockctl_cfg cc = {.kind = CLOCKCTL_NONE};
+  clockctl *clk = clockctl_open(&cc, err, sizeof(err));
+  seen s = {0};
+  transport_cfg tc = {.base = base, .clk = clk,
+                      .cbs = {.on_ready = on_ready, .on_sent = on_sent,
+                              .on_response = on_response, .on_error = on_error, .arg = &s}};
+  transport *t = transport_create(&tc);
+  struct sockaddr_in srv;
+  int lfd = tcp_listener(&srv);
+  transport_dest d = {.sa = (struct sockaddr *)&srv, .len = sizeof(srv), .timeout = 1};
+  assert_true(transport_open(t, &transport_tcp, &d, err, sizeof(err)));
+  if (!transport_ready(t))
+    run_until(base, &s.ready, 1);
+  assert_true(transport_ready(t));
+  int cfd = accept(lfd, NULL, NULL);
+  assert_true(cfd >= 0);
+  assert_true(transport_send(t, (const uint8_t *)"ping", 4, err, sizeof(err)));
+  struct timeval tv = {.tv_sec = 2};
+  setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  uint8_t req[16];
+  assert_int_equal(recv(cfd, req, 6, MSG_WAITALL), 6); /* framed: 2 + 4 bytes */
+  assert_memory_equal(req, "\x00\x04ping", 6);
+  /* Two responses in one segment, the second split: both handed back. */
+  assert_int_equal(send(cfd, "\x00\x04pong\x00\x05", 8, 0), 8);
+  run_until(base, &s.responses, 1);
+  assert_int_equal(s.responses, 1);
+  assert_memory_equal(s.pkt, "pong", 4);
+  assert_int_equal(send(cfd, "late!", 5, 0), 5);
+  run_until(base, &s.responses, 2);
+  assert_int_equal(s.responses, 2);
+  assert_memory_equal(s.pkt, "late!", 5);
+  print_message("TCP: kernel transmit stamps: %d\n", s.sent);
+  struct timespec now = sysclock_system();
+  ntp_ts sys = ntp_ts_from_timespec(&now);
+  assert_true(ntp_ts_diff(sys, s.rx) >= 0 && ntp_ts_diff(sys, s.rx) < 1);
+  /* A frame length of 0 is not this protocol: the path closes, said why. */
+  assert_int_equal(send(cfd, "\x00\x00", 2, 0), 2);
+  run_until(base, &s.errors, 1);
+  assert_int_equal(s.errors, 1);
+  assert_true(s.closed);
+  assert_non_null(strstr(s.why, "frame length"));
+  assert_false(transport_is_open(t));
+  close(cfd);
+  close(lfd);
+
+  /* Nobody listening: the connect fails and says so. */
+  assert_true(transport_open(t, &transport_tcp, &d, err, sizeof(err)) || strstr(err, "refused"));
+  run_until(base, &s.errors, 2);
+  assert_int_equal(s.errors, 2);
+  assert_non_null(strstr(s.why, "refused"));
+  assert_false(transport_is_open(t));
+  transport_destroy(t);
+  clockctl_close(clk);
+  event_base_free(base);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_udp_exchange),
+      cmocka_unit_test(test_tcp_exchange),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
