@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/conf.h"
 #include "daemon/netaddr.h"
 #include "daemon/sysclock.h"
 
@@ -451,6 +452,31 @@ bool socks_conn_proxy_addr(const char *host, uint16_t port, struct sockaddr_stor
   if (!host || !host[0] || strcmp(host, "*") == 0 || port == 0)
     return false;
   return netaddr_parse(host, port, ss, len);
+}
+
+bool socks_conn_proxy_from_conf(const conf_proxy *p, struct sockaddr_storage *ss,
+                                socklen_t *len)
+{
+  return p && p->set && socks_conn_proxy_addr(p->host, p->port, ss, len);
+}
+
+void socks_conn_creds(const conf_proxy *p, socks_creds *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (p && p->auth) {
+    out->user_len = strnlen(p->user, sizeof(out->user));
+    out->pass_len = strnlen(p->pass, sizeof(out->pass));
+    memcpy(out->user, p->user, out->user_len);
+    memcpy(out->pass, p->pass, out->pass_len);
+    return;
+  }
+  char u[SOCKS_ISOLATION_LEN + 1], pw[SOCKS_ISOLATION_LEN + 1];
+  socks_conn_isolation_creds(u, pw);
+  memcpy(out->user, u, SOCKS_ISOLATION_LEN);
+  memcpy(out->pass, pw, SOCKS_ISOLATION_LEN);
+  out->user_len = out->pass_len = SOCKS_ISOLATION_LEN;
+  out->random = true;
+  memset(pw, 0, sizeof(pw));
 }
 
 socks5_status socks_conn_dst(socks5_addr *dst, const char *host, uint16_t port)

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/conf.h"
 #include "daemon/socks_conn.h"
 
 typedef struct step {
@@ -489,6 +490,31 @@ static void test_helpers(void **state)
   assert_false(socks_conn_proxy_addr("proxy.example", 1080, &ss, &len));
   assert_false(socks_conn_proxy_addr("", 1080, &ss, &len));
   assert_false(socks_conn_proxy_addr("127.0.0.1", 0, &ss, &len));
+
+  /* from the configuration: its credentials if it has a USER, else random */
+  conf_proxy cp;
+  char err[200];
+  assert_true(conf_parse_proxy_url("socks5://alice:s%3Acret@[::1]:1080", &cp, err, sizeof(err)));
+  assert_true(socks_conn_proxy_from_conf(&cp, &ss, &len));
+  assert_int_equal(ss.ss_family, AF_INET6);
+  socks_creds cr, cr2;
+  socks_conn_creds(&cp, &cr);
+  assert_false(cr.random);
+  assert_int_equal(cr.user_len, 5);
+  assert_memory_equal(cr.user, "alice", 5);
+  assert_int_equal(cr.pass_len, 6);
+  assert_memory_equal(cr.pass, "s:cret", 6);
+  assert_true(conf_parse_proxy_url("socks5://bob@127.0.0.1:9050", &cp, err, sizeof(err)));
+  socks_conn_creds(&cp, &cr);
+  assert_int_equal(cr.pass_len, 0);
+  assert_true(conf_parse_proxy_url("socks5://127.0.0.1:9050", &cp, err, sizeof(err)));
+  socks_conn_creds(&cp, &cr);
+  socks_conn_creds(&cp, &cr2);
+  assert_true(cr.random && cr2.random);
+  assert_int_equal(cr.user_len, SOCKS_ISOLATION_LEN);
+  assert_memory_not_equal(cr.user, cr2.user, SOCKS_ISOLATION_LEN);
+  cp.set = false;
+  assert_false(socks_conn_proxy_from_conf(&cp, &ss, &len));
 
   socks5_addr d;
   assert_int_equal(socks_conn_dst(&d, "192.0.2.1", 1), SOCKS5_OK);
