@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "daemon/conf.h"
+#include "daemon/ke_client.h"
 #include "daemon/socks_conn.h"
+#include "daemon/tls.h"
 
 typedef struct step {
   char op; /* 'r' read len bytes, 'w' write, 'd' drip (one byte per ms), 's' sleep ms, 'c' close */
@@ -466,6 +468,66 @@ static void test_connect_refused_and_cancel(void **state)
   event_base_free(base);
 }
 
+/* ---- NTS-KE through the proxy ---------------------------------------------- */
+
+typedef struct ke_outcome {
+  int calls;
+  bool ok;
+  char why[200];
+} ke_outcome;
+
+static void on_ke(void *arg, ke_result *r)
+{
+  ke_outcome *o = arg;
+  o->calls++;
+  o->ok = r->ok;
+  snprintf(o->why, sizeof(o->why), "%s", r->why);
+}
+
+/* The KE's deadline covers the proxy's handshake and the proxy's failure
+ * comes back in why; a cancel while the proxy is still answering frees
+ * everything (the _san build checks for leaks). */
+static void test_ke_via(void **state)
+{
+  (void)state;
+  char err[300];
+  SSL_CTX *ctx = tls_client_ctx(NULL, false, err, sizeof(err));
+  assert_non_null(ctx);
+  struct event_base *base = event_base_new();
+  const uint16_t aead = NTS_AEAD_AES_SIV_CMAC_256;
+
+  proxy p = start_proxy((const step[]){R(3), END});
+  ke_via via = {.proxy = (const struct sockaddr *)&p.addr, .proxy_len = sizeof(p.addr)};
+  ke_outcome o = {0};
+  double t0 = now();
+  ke_client *k = ke_client_start_via(base, ctx, &via, "nts.example", 4460, NULL, &aead, 1, 0.3,
+                                     on_ke, &o, err, sizeof(err));
+  assert_non_null(k);
+  while (o.calls == 0 && now() - t0 < 5)
+    event_base_loop(base, EVLOOP_ONCE);
+  assert_int_equal(o.calls, 1);
+  assert_false(o.ok);
+  if (!strstr(o.why, "timed out after 0.3 s waiting for the method reply"))
+    fail_msg("why: %s", o.why);
+  assert_true(now() - t0 < 1.5);
+  stop_proxy(&p, NULL, 0);
+
+  p = start_proxy((const step[]){R(3), END});
+  k = ke_client_start_via(base, ctx, &via, "nts.example", 4460, NULL, &aead, 1, 5, on_ke, &o,
+                          err, sizeof(err));
+  assert_non_null(k);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  ke_client_cancel(k);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  assert_int_equal(o.calls, 1);
+  stop_proxy(&p, NULL, 0);
+
+  assert_null(ke_client_start_via(base, ctx, &via, "", 4460, NULL, &aead, 1, 5, on_ke, &o, err,
+                                  sizeof(err)));
+  event_base_free(base);
+  SSL_CTX_free(ctx);
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static void test_helpers(void **state)
@@ -540,6 +602,7 @@ int main(void)
       cmocka_unit_test(test_auth_refused),
       cmocka_unit_test(test_deadline),
       cmocka_unit_test(test_connect_refused_and_cancel),
+      cmocka_unit_test(test_ke_via),
       cmocka_unit_test(test_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
