@@ -369,6 +369,10 @@ static void test_failure_replies(void **state)
              "reply 1 (general SOCKS server failure)");
   fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0x42), CLOSE}, SOCKS5_ERR_REP_UNKNOWN,
              "reply 66 (unknown reply code)");
+  fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0xf6), CLOSE}, SOCKS5_ERR_REP_UNKNOWN,
+             "reply 246 (Tor: invalid onion service address)");
+  fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0xf8), CLOSE}, SOCKS5_ERR_REP_UNKNOWN,
+             "reply 248 (unknown reply code)");
   fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0, 0, 9), END}, SOCKS5_ERR_ATYP,
              "unknown address type 9");
   fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0, 7), END}, SOCKS5_ERR_RESERVED,
