@@ -9,10 +9,11 @@
  * (default 4460).  With --proxy the exchange goes through that SOCKS5
  * proxy (CONNECT), as the daemon's does: ADDR may then be a name, which
  * goes to the proxy unresolved, and without a USER in the URL each run
- * gives the proxy fresh random credentials (stream isolation).  The certificate is checked against NAME (default ADDR,
- * then as an IP SAN) and the CA file or directory (default the system
- * store).  AEAD is the only algorithm offered (default 15,
- * AEAD_AES_SIV_CMAC_256).  On success it prints one line,
+ * gives the proxy fresh random credentials (stream isolation).  The
+ * certificate is checked against NAME (default ADDR, then as an IP SAN)
+ * and the CA file or directory (default the system store).  AEAD is the
+ * only algorithm offered (default 15, AEAD_AES_SIV_CMAC_256).  On success
+ * it prints one line,
  *
  *   AEAD C2S,COOKIE
  *

@@ -472,6 +472,130 @@ static void test_connect_refused_and_cancel(void **state)
   event_base_free(base);
 }
 
+/* ---- random replies against the pure parsers ------------------------------ */
+
+/* What the parsers say about a whole stream of proxy bytes: the status of
+ * the first message that is not OK (NEED_MORE if the stream ends inside
+ * one), and on success how many bytes the handshake took. */
+static socks5_status expect(const uint8_t *in, size_t len, unsigned offer, size_t *took)
+{
+  uint8_t method;
+  size_t used, off = 0;
+  socks5_addr bound;
+  socks5_status st = socks5_parse_method(in, len, offer, &method, &used);
+  if (st != SOCKS5_OK)
+    return st;
+  off += used;
+  if (method == SOCKS5_METHOD_USERPASS) {
+    st = socks5_parse_auth(in + off, len - off, &used);
+    if (st != SOCKS5_OK)
+      return st;
+    off += used;
+  }
+  st = socks5_parse_reply(in + off, len - off, &bound, &used);
+  *took = off + used;
+  return st;
+}
+
+/* A stream that is often nearly right: good messages with one byte
+ * changed, cut short, or followed by random data. */
+static size_t random_stream(uint8_t *out, size_t cap, unsigned *seed)
+{
+  size_t n = 0;
+  bool auth = rand_r(seed) % 2;
+  out[n++] = 5;
+  out[n++] = auth ? 2 : 0;
+  if (auth) {
+    out[n++] = 1;
+    out[n++] = 0;
+  }
+  out[n++] = 5;
+  out[n++] = 0;
+  out[n++] = 0;
+  static const uint8_t atyps[] = {1, 3, 4};
+  uint8_t atyp = atyps[rand_r(seed) % 3];
+  out[n++] = atyp;
+  size_t alen = atyp == 1 ? 4 : atyp == 4 ? 16 : (size_t)(rand_r(seed) % 256);
+  if (atyp == 3)
+    out[n++] = (uint8_t)alen;
+  for (size_t i = 0; i < alen + 2 + (size_t)(rand_r(seed) % 40); i++)
+    out[n++] = (uint8_t)rand_r(seed);
+  if (rand_r(seed) % 2) /* one byte wrong */
+    out[rand_r(seed) % 12] = (uint8_t)rand_r(seed);
+  if (rand_r(seed) % 4 == 0) /* cut short */
+    n = (size_t)rand_r(seed) % n;
+  (void)cap;
+  return n;
+}
+
+/* socks_conn agrees with the parsers on every stream, reports exactly
+ * once, and leaves every byte after the reply in the socket. */
+static void test_random_replies(void **state)
+{
+  (void)state;
+  unsigned seed = 20260101;
+  struct event_base *base = event_base_new();
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof(a);
+  assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+  assert_int_equal(listen(ls, 4), 0);
+  proxy p = {.addr = a};
+  int n_ok = 0, n_fail = 0;
+  for (int iter = 0; iter < 300; iter++) {
+    uint8_t stream[600];
+    size_t len = random_stream(stream, sizeof(stream), &seed);
+    socks_conn_cfg cfg = base_cfg(base, &p);
+    bool user = rand_r(&seed) % 2;
+    cfg.user = (const uint8_t *)"u";
+    cfg.user_len = user ? 1 : 0;
+    unsigned offer = SOCKS5_OFFER_NONE | (user ? SOCKS5_OFFER_USERPASS : 0);
+    size_t took = 0;
+    socks5_status want = expect(stream, len, offer, &took);
+
+    outcome o;
+    memset(&o, 0, sizeof(o));
+    char err[200];
+    socks_conn *c = socks_conn_start(&cfg, on_done, &o, err, sizeof(err));
+    assert_non_null(c);
+    int fd = accept(ls, NULL, NULL);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, stream, len), (ssize_t)len);
+    shutdown(fd, SHUT_WR);
+    double t0 = now();
+    while (o.calls == 0 && now() - t0 < 5)
+      event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(o.calls, 1);
+    if (want == SOCKS5_OK) {
+      if (!o.r.ok)
+        fail_msg("iteration %d: failed (%s), the parsers accept it", iter, o.r.why);
+      uint8_t rest[600];
+      size_t got = 0;
+      ssize_t n;
+      struct pollfd pfd = {o.r.fd, POLLIN, 0};
+      while (poll(&pfd, 1, 2000) == 1 && (n = recv(o.r.fd, rest + got, sizeof(rest) - got, 0)) > 0)
+        got += (size_t)n;
+      n_ok++;
+      assert_int_equal(got, len - took);
+      assert_memory_equal(rest, stream + took, got);
+      close(o.r.fd);
+    } else {
+      assert_false(o.r.ok);
+      n_fail++;
+      /* a stream that ends inside a message is a close, not a status */
+      assert_int_equal(o.r.status, want == SOCKS5_NEED_MORE ? SOCKS5_OK : want);
+      if (want == SOCKS5_NEED_MORE && !strstr(o.r.why, "connection closed"))
+        fail_msg("iteration %d: %s", iter, o.r.why);
+    }
+    close(fd);
+  }
+  /* both outcomes well represented */
+  assert_true(n_ok >= 50 && n_fail >= 50);
+  close(ls);
+  event_base_free(base);
+}
+
 /* ---- NTS-KE through the proxy ---------------------------------------------- */
 
 typedef struct ke_outcome {
@@ -606,6 +730,7 @@ int main(void)
       cmocka_unit_test(test_auth_refused),
       cmocka_unit_test(test_deadline),
       cmocka_unit_test(test_connect_refused_and_cancel),
+      cmocka_unit_test(test_random_replies),
       cmocka_unit_test(test_ke_via),
       cmocka_unit_test(test_helpers),
   };
