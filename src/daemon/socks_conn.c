@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/conf.h"
 #include "daemon/netaddr.h"
 #include "daemon/sysclock.h"
 
@@ -106,7 +107,8 @@ static const char *waiting_for(const socks_conn *c, char *buf, size_t cap)
   return buf;
 }
 
-/* RFC 1928 6's meaning of each failure REP. */
+/* RFC 1928 6's meaning of each failure REP, and the onion-service codes
+ * Tor sends on a SocksPort with ExtendedErrors. */
 static const char *rep_text(uint8_t rep)
 {
   static const char *const text[] = {
@@ -114,7 +116,21 @@ static const char *rep_text(uint8_t rep)
       "network unreachable", "host unreachable",            "connection refused",
       "TTL expired",         "command not supported",       "address type not supported",
   };
-  return rep < sizeof(text) / sizeof(text[0]) ? text[rep] : "unknown reply code";
+  static const char *const tor[] = {
+      "Tor: onion service descriptor cannot be found",
+      "Tor: onion service descriptor is invalid",
+      "Tor: onion service introduction failed",
+      "Tor: onion service rendezvous failed",
+      "Tor: onion service missing client authorization",
+      "Tor: onion service wrong client authorization",
+      "Tor: invalid onion service address",
+      "Tor: onion service introduction timed out",
+  };
+  if (rep < sizeof(text) / sizeof(text[0]))
+    return text[rep];
+  if (rep >= 0xf0 && rep < 0xf0 + sizeof(tor) / sizeof(tor[0]))
+    return tor[rep - 0xf0];
+  return "unknown reply code";
 }
 
 /* A parser's verdict on the bytes in c->in, as a log line. */
@@ -127,7 +143,7 @@ static void fail_parse(socks_conn *c, socks5_status st)
       fail(c, st, "bad authentication reply (version %u, want 1)", p[0]);
     else if (c->phase == PH_METHOD)
       fail(c, st, "not a SOCKS5 server (version %u%s)", p[0],
-           p[0] == 0 || p[0] == 4 ? ", a SOCKS4 reply" : "");
+           p[0] == 0 ? ", a SOCKS4 reply" : "");
     else
       fail(c, st, "bad reply to %s (version %u)", cmd_name(c->cmd), p[0]);
     return;
@@ -451,6 +467,31 @@ bool socks_conn_proxy_addr(const char *host, uint16_t port, struct sockaddr_stor
   if (!host || !host[0] || strcmp(host, "*") == 0 || port == 0)
     return false;
   return netaddr_parse(host, port, ss, len);
+}
+
+bool socks_conn_proxy_from_conf(const conf_proxy *p, struct sockaddr_storage *ss,
+                                socklen_t *len)
+{
+  return p && p->set && socks_conn_proxy_addr(p->host, p->port, ss, len);
+}
+
+void socks_conn_creds(const conf_proxy *p, socks_creds *out)
+{
+  memset(out, 0, sizeof(*out));
+  if (p && p->auth) {
+    out->user_len = strnlen(p->user, sizeof(out->user));
+    out->pass_len = strnlen(p->pass, sizeof(out->pass));
+    memcpy(out->user, p->user, out->user_len);
+    memcpy(out->pass, p->pass, out->pass_len);
+    return;
+  }
+  char u[SOCKS_ISOLATION_LEN + 1], pw[SOCKS_ISOLATION_LEN + 1];
+  socks_conn_isolation_creds(u, pw);
+  memcpy(out->user, u, SOCKS_ISOLATION_LEN);
+  memcpy(out->pass, pw, SOCKS_ISOLATION_LEN);
+  out->user_len = out->pass_len = SOCKS_ISOLATION_LEN;
+  out->random = true;
+  memset(pw, 0, sizeof(pw));
 }
 
 socks5_status socks_conn_dst(socks5_addr *dst, const char *host, uint16_t port)

@@ -66,6 +66,22 @@ void socks_conn_cancel(socks_conn *c);
 void socks_conn_isolation_creds(char user[SOCKS_ISOLATION_LEN + 1],
                                 char pass[SOCKS_ISOLATION_LEN + 1]);
 
+/* The proxy's socket address from a configured proxy (conf.h); false if
+ * none is set or its host is not an address literal. */
+struct conf_proxy;
+bool socks_conn_proxy_from_conf(const struct conf_proxy *p, struct sockaddr_storage *ss,
+                                socklen_t *len);
+
+/* The credentials one connection uses: the configured ones if the proxy's
+ * URL has a USER, else fresh random ones (stream isolation), so every
+ * source and every new NTS-KE gets its own circuit from Tor. */
+typedef struct socks_creds {
+  uint8_t user[SOCKS5_CRED_MAX], pass[SOCKS5_CRED_MAX];
+  size_t user_len, pass_len;
+  bool random; /* drawn here, not configured */
+} socks_creds;
+void socks_conn_creds(const struct conf_proxy *p, socks_creds *out);
+
 /* The proxy's socket address from its address literal (no brackets, IPv4
  * or IPv6) and port; false if host is not a literal or port is 0. */
 bool socks_conn_proxy_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,

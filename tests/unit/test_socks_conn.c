@@ -28,7 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/conf.h"
+#include "daemon/ke_client.h"
 #include "daemon/socks_conn.h"
+#include "daemon/tls.h"
 
 typedef struct step {
   char op; /* 'r' read len bytes, 'w' write, 'd' drip (one byte per ms), 's' sleep ms, 'c' close */
@@ -366,6 +369,10 @@ static void test_failure_replies(void **state)
              "reply 1 (general SOCKS server failure)");
   fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0x42), CLOSE}, SOCKS5_ERR_REP_UNKNOWN,
              "reply 66 (unknown reply code)");
+  fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0xf6), CLOSE}, SOCKS5_ERR_REP_UNKNOWN,
+             "reply 246 (Tor: invalid onion service address)");
+  fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0xf8), CLOSE}, SOCKS5_ERR_REP_UNKNOWN,
+             "reply 248 (unknown reply code)");
   fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0, 0, 9), END}, SOCKS5_ERR_ATYP,
              "unknown address type 9");
   fails_with((const step[]){R(3), W(5, 0), R(18), W(5, 0, 7), END}, SOCKS5_ERR_RESERVED,
@@ -465,6 +472,190 @@ static void test_connect_refused_and_cancel(void **state)
   event_base_free(base);
 }
 
+/* ---- random replies against the pure parsers ------------------------------ */
+
+/* What the parsers say about a whole stream of proxy bytes: the status of
+ * the first message that is not OK (NEED_MORE if the stream ends inside
+ * one), and on success how many bytes the handshake took. */
+static socks5_status expect(const uint8_t *in, size_t len, unsigned offer, size_t *took)
+{
+  uint8_t method;
+  size_t used, off = 0;
+  socks5_addr bound;
+  socks5_status st = socks5_parse_method(in, len, offer, &method, &used);
+  if (st != SOCKS5_OK)
+    return st;
+  off += used;
+  if (method == SOCKS5_METHOD_USERPASS) {
+    st = socks5_parse_auth(in + off, len - off, &used);
+    if (st != SOCKS5_OK)
+      return st;
+    off += used;
+  }
+  st = socks5_parse_reply(in + off, len - off, &bound, &used);
+  *took = off + used;
+  return st;
+}
+
+/* A stream that is often nearly right: good messages with one byte
+ * changed, cut short, or followed by random data. */
+static size_t random_stream(uint8_t *out, size_t cap, unsigned *seed)
+{
+  size_t n = 0;
+  bool auth = rand_r(seed) % 2;
+  out[n++] = 5;
+  out[n++] = auth ? 2 : 0;
+  if (auth) {
+    out[n++] = 1;
+    out[n++] = 0;
+  }
+  out[n++] = 5;
+  out[n++] = 0;
+  out[n++] = 0;
+  static const uint8_t atyps[] = {1, 3, 4};
+  uint8_t atyp = atyps[rand_r(seed) % 3];
+  out[n++] = atyp;
+  size_t alen = atyp == 1 ? 4 : atyp == 4 ? 16 : (size_t)(rand_r(seed) % 256);
+  if (atyp == 3)
+    out[n++] = (uint8_t)alen;
+  for (size_t i = 0; i < alen + 2 + (size_t)(rand_r(seed) % 40); i++)
+    out[n++] = (uint8_t)rand_r(seed);
+  if (rand_r(seed) % 2) /* one byte wrong */
+    out[rand_r(seed) % 12] = (uint8_t)rand_r(seed);
+  if (rand_r(seed) % 4 == 0) /* cut short */
+    n = (size_t)rand_r(seed) % n;
+  (void)cap;
+  return n;
+}
+
+/* socks_conn agrees with the parsers on every stream, reports exactly
+ * once, and leaves every byte after the reply in the socket. */
+static void test_random_replies(void **state)
+{
+  (void)state;
+  unsigned seed = 20260101;
+  struct event_base *base = event_base_new();
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof(a);
+  assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+  assert_int_equal(listen(ls, 4), 0);
+  proxy p = {.addr = a};
+  int n_ok = 0, n_fail = 0;
+  for (int iter = 0; iter < 300; iter++) {
+    uint8_t stream[600];
+    size_t len = random_stream(stream, sizeof(stream), &seed);
+    socks_conn_cfg cfg = base_cfg(base, &p);
+    bool user = rand_r(&seed) % 2;
+    cfg.user = (const uint8_t *)"u";
+    cfg.user_len = user ? 1 : 0;
+    unsigned offer = SOCKS5_OFFER_NONE | (user ? SOCKS5_OFFER_USERPASS : 0);
+    size_t took = 0;
+    socks5_status want = expect(stream, len, offer, &took);
+
+    outcome o;
+    memset(&o, 0, sizeof(o));
+    char err[200];
+    socks_conn *c = socks_conn_start(&cfg, on_done, &o, err, sizeof(err));
+    assert_non_null(c);
+    int fd = accept(ls, NULL, NULL);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, stream, len), (ssize_t)len);
+    shutdown(fd, SHUT_WR);
+    double t0 = now();
+    while (o.calls == 0 && now() - t0 < 5)
+      event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(o.calls, 1);
+    if (want == SOCKS5_OK) {
+      if (!o.r.ok)
+        fail_msg("iteration %d: failed (%s), the parsers accept it", iter, o.r.why);
+      uint8_t rest[600];
+      size_t got = 0;
+      ssize_t n;
+      struct pollfd pfd = {o.r.fd, POLLIN, 0};
+      while (poll(&pfd, 1, 2000) == 1 && (n = recv(o.r.fd, rest + got, sizeof(rest) - got, 0)) > 0)
+        got += (size_t)n;
+      n_ok++;
+      assert_int_equal(got, len - took);
+      assert_memory_equal(rest, stream + took, got);
+      close(o.r.fd);
+    } else {
+      assert_false(o.r.ok);
+      n_fail++;
+      /* a stream that ends inside a message is a close, not a status */
+      assert_int_equal(o.r.status, want == SOCKS5_NEED_MORE ? SOCKS5_OK : want);
+      if (want == SOCKS5_NEED_MORE && !strstr(o.r.why, "connection closed"))
+        fail_msg("iteration %d: %s", iter, o.r.why);
+    }
+    close(fd);
+  }
+  /* both outcomes well represented */
+  assert_true(n_ok >= 50 && n_fail >= 50);
+  close(ls);
+  event_base_free(base);
+}
+
+/* ---- NTS-KE through the proxy ---------------------------------------------- */
+
+typedef struct ke_outcome {
+  int calls;
+  bool ok;
+  char why[200];
+} ke_outcome;
+
+static void on_ke(void *arg, ke_result *r)
+{
+  ke_outcome *o = arg;
+  o->calls++;
+  o->ok = r->ok;
+  snprintf(o->why, sizeof(o->why), "%s", r->why);
+}
+
+/* The KE's deadline covers the proxy's handshake and the proxy's failure
+ * comes back in why; a cancel while the proxy is still answering frees
+ * everything (the _san build checks for leaks). */
+static void test_ke_via(void **state)
+{
+  (void)state;
+  char err[300];
+  SSL_CTX *ctx = tls_client_ctx(NULL, false, err, sizeof(err));
+  assert_non_null(ctx);
+  struct event_base *base = event_base_new();
+  const uint16_t aead = NTS_AEAD_AES_SIV_CMAC_256;
+
+  proxy p = start_proxy((const step[]){R(3), END});
+  ke_via via = {.proxy = (const struct sockaddr *)&p.addr, .proxy_len = sizeof(p.addr)};
+  ke_outcome o = {0};
+  double t0 = now();
+  ke_client *k = ke_client_start_via(base, ctx, &via, "nts.example", 4460, NULL, &aead, 1, 0.3,
+                                     on_ke, &o, err, sizeof(err));
+  assert_non_null(k);
+  while (o.calls == 0 && now() - t0 < 5)
+    event_base_loop(base, EVLOOP_ONCE);
+  assert_int_equal(o.calls, 1);
+  assert_false(o.ok);
+  if (!strstr(o.why, "timed out after 0.3 s waiting for the method reply"))
+    fail_msg("why: %s", o.why);
+  assert_true(now() - t0 < 1.5);
+  stop_proxy(&p, NULL, 0);
+
+  p = start_proxy((const step[]){R(3), END});
+  k = ke_client_start_via(base, ctx, &via, "nts.example", 4460, NULL, &aead, 1, 5, on_ke, &o,
+                          err, sizeof(err));
+  assert_non_null(k);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  ke_client_cancel(k);
+  event_base_loop(base, EVLOOP_NONBLOCK);
+  assert_int_equal(o.calls, 1);
+  stop_proxy(&p, NULL, 0);
+
+  assert_null(ke_client_start_via(base, ctx, &via, "", 4460, NULL, &aead, 1, 5, on_ke, &o, err,
+                                  sizeof(err)));
+  event_base_free(base);
+  SSL_CTX_free(ctx);
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static void test_helpers(void **state)
@@ -490,6 +681,31 @@ static void test_helpers(void **state)
   assert_false(socks_conn_proxy_addr("", 1080, &ss, &len));
   assert_false(socks_conn_proxy_addr("127.0.0.1", 0, &ss, &len));
 
+  /* from the configuration: its credentials if it has a USER, else random */
+  conf_proxy cp;
+  char err[200];
+  assert_true(conf_parse_proxy_url("socks5://alice:s%3Acret@[::1]:1080", &cp, err, sizeof(err)));
+  assert_true(socks_conn_proxy_from_conf(&cp, &ss, &len));
+  assert_int_equal(ss.ss_family, AF_INET6);
+  socks_creds cr, cr2;
+  socks_conn_creds(&cp, &cr);
+  assert_false(cr.random);
+  assert_int_equal(cr.user_len, 5);
+  assert_memory_equal(cr.user, "alice", 5);
+  assert_int_equal(cr.pass_len, 6);
+  assert_memory_equal(cr.pass, "s:cret", 6);
+  assert_true(conf_parse_proxy_url("socks5://bob@127.0.0.1:9050", &cp, err, sizeof(err)));
+  socks_conn_creds(&cp, &cr);
+  assert_int_equal(cr.pass_len, 0);
+  assert_true(conf_parse_proxy_url("socks5://127.0.0.1:9050", &cp, err, sizeof(err)));
+  socks_conn_creds(&cp, &cr);
+  socks_conn_creds(&cp, &cr2);
+  assert_true(cr.random && cr2.random);
+  assert_int_equal(cr.user_len, SOCKS_ISOLATION_LEN);
+  assert_memory_not_equal(cr.user, cr2.user, SOCKS_ISOLATION_LEN);
+  cp.set = false;
+  assert_false(socks_conn_proxy_from_conf(&cp, &ss, &len));
+
   socks5_addr d;
   assert_int_equal(socks_conn_dst(&d, "192.0.2.1", 1), SOCKS5_OK);
   assert_int_equal(d.atyp, SOCKS5_ATYP_IPV4);
@@ -514,6 +730,8 @@ int main(void)
       cmocka_unit_test(test_auth_refused),
       cmocka_unit_test(test_deadline),
       cmocka_unit_test(test_connect_refused_and_cancel),
+      cmocka_unit_test(test_random_replies),
+      cmocka_unit_test(test_ke_via),
       cmocka_unit_test(test_helpers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
