@@ -330,7 +330,16 @@ static ke_client *start_ke(nts_source *ns, SSL_CTX *ctx, const uint16_t *aeads, 
     memcpy(ns->ke_proxy.pass, pass, SOCKS_ISOLATION_LEN);
     ns->ke_proxy.user_len = ns->ke_proxy.pass_len = SOCKS_ISOLATION_LEN;
   }
-  return NULL; /* NTS-KE through a proxy: not yet */
+  ke_via via = {.proxy = (const struct sockaddr *)&ns->ke_proxy.sa,
+                .proxy_len = ns->ke_proxy.len, .user = ns->ke_proxy.user,
+                .user_len = ns->ke_proxy.user_len, .pass = ns->ke_proxy.pass,
+                .pass_len = ns->ke_proxy.pass_len};
+  char err[200];
+  ke_client *k = ke_client_start_via(ns->all->base, ctx, &via, ns->host, ns->ke_port, &ns->pins,
+                                     aeads, n, KE_TIMEOUT, on_ke_done, ns, err, sizeof(err));
+  if (!k)
+    say(ns, LOG_LVL_WARN, err);
+  return k;
 }
 
 static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
