@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""NTP through a SOCKS5 proxy (docs/anonymity.md, "Transports").
+
+A real microsocks (CONNECT only, like Tor: it answers UDP ASSOCIATE with
+reply 7) is the proxy.  Only it can resolve NAME (its own /etc/hosts, in a
+private mount namespace); the clients' resolver is a trap that counts every
+query.  Two ntsd NTS servers: one also serves NTP over TCP (advertised in
+its NTS-KE), one UDP only.
+
+  * `proxy socks5://alice:secret@...` on the server line, server by NAME:
+    NTS-KE and NTP go through the proxy (NTP over TCP, transport socks-tcp),
+    samples with a small offset; `proxy` shows the URL without the password,
+    `address` the name and port the proxy gets;
+  * the global `proxy` directive, the UDP-only server: the proxy refuses UDP
+    ASSOCIATE, nothing goes direct (the server sees no NTP at all), the
+    source is not polled, state no-path and path_error say why,
+    proxy_errors counts the refusal;
+  * the same with `directfallback`: samples over direct UDP, and one
+    warning per request that went direct;
+  * the DNS trap saw no query.
+"""
+import os
+import socket
+import sys
+import threading
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+h.setup(__file__)
+
+KE_TCP, NTP_TCP = 14481, 11141
+KE_UDP, NTP_UDP = 14482, 11142
+PROXY_PORT = 11090
+NAME = "nts-proxy-only.example.test"
+MICROSOCKS = "/usr/bin/microsocks"
+
+
+class DnsTrap:
+    """Records every datagram sent to 127.0.0.1:53 and answers none."""
+
+    def __init__(self):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind(("127.0.0.1", 53))
+        self.queries = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                data, _ = self.s.recvfrom(4096)
+            except OSError:
+                return
+            self.queries.append(data)
+
+
+def in_mount_ns(binds, cmd):
+    mounts = " && ".join("mount --bind %s %s" % (src, dst) for dst, src in binds.items())
+    return ["unshare", "--mount", "--", "sh", "-c", mounts + ' && exec "$0" "$@"'] + list(cmd)
+
+
+class Client(h.Ntsd):
+    """An ntsd client whose resolver is the DNS trap."""
+
+    def __init__(self, name, lines, resolv):
+        self.binds = {"/etc/resolv.conf": resolv}
+        h.Ntsd.__init__(self, name, ["interface ignore all"] + lines, ready="peers")
+
+    def _start(self):
+        cmd = [h.NTSD_BIN, "-c", self.conf, "-n", "-x", "-s", self.sock, "-d"]
+        self.proc = h.start_process(self.name, in_mount_ns(self.binds, cmd), kind="ours")
+        h.wait_until(lambda: self.ctl_json("peers") is not None, 15,
+                     "%s control socket" % self.name)
+
+
+def start_microsocks(hosts):
+    h.start_process("microsocks", in_mount_ns({"/etc/hosts": hosts},
+                                              [MICROSOCKS, "-i", "127.0.0.1", "-p",
+                                               str(PROXY_PORT)]))
+
+    def listening():
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex(("127.0.0.1", PROXY_PORT)) == 0
+    h.wait_until(listening, 10, "microsocks to listen")
+
+
+def peer(c):
+    return c.peers()[0]
+
+
+def wait_samples(c, n=3):
+    return h.wait_until(lambda: (lambda p: p if p["accepted"] >= n else None)(peer(c)), 30,
+                        "%s to take %d samples" % (c.name, n))
+
+
+def show(c, p):
+    h.log("%s: %r" % (c.name, {k: p.get(k) for k in (
+        "state", "address", "transport", "proxy", "path_error", "proxy_errors", "proxy_error",
+        "accepted", "offset", "ke_error")}))
+
+
+def main():
+    h.require_ours()
+    if not os.access(MICROSOCKS, os.X_OK):
+        h.skip("microsocks is not installed")
+    h._SERVER_CNF = h._SERVER_CNF.replace("DNS:localhost,", "DNS:localhost, DNS:%s," % NAME)
+    pki = h.make_test_pki()
+    h.NtsKeServer("server-tcp", pki, KE_TCP, NTP_TCP, tcp=True)
+    udp_srv = h.NtsKeServer("server-udp", pki, KE_UDP, NTP_UDP)
+    hosts = h.write_file("proxy-hosts", "127.0.0.1 localhost\n127.0.0.1 %s\n" % NAME)
+    resolv = h.write_file("client-resolv.conf",
+                          "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    trap = DnsTrap()
+    start_microsocks(hosts)
+    proxy = "socks5://127.0.0.1:%d" % PROXY_PORT
+    opts = "nts iburst minpoll 0 maxpoll 0 ca %s" % pki.ca_cert
+
+    named = Client("client-named", [
+        "server %s:%d %s proxy socks5://alice:secret@127.0.0.1:%d"
+        % (NAME, KE_TCP, opts, PROXY_PORT)], resolv)
+    refused = Client("client-refused", ["proxy " + proxy,
+                                        "server 127.0.0.1:%d %s" % (KE_UDP, opts)], resolv)
+    fallback = Client("client-fallback", ["proxy " + proxy, "server 127.0.0.1:%d %s "
+                                          "directfallback" % (KE_UDP, opts)], resolv)
+
+    p = wait_samples(named)
+    show(named, p)
+    h.check(p["transport"] == "socks-tcp", "named: transport %r" % p["transport"])
+    h.check(p["proxy"] == "socks5://alice@127.0.0.1:%d" % PROXY_PORT, "proxy %r" % p["proxy"])
+    h.check(p["address"] == "%s:%d" % (NAME, NTP_TCP), "address %r" % p["address"])
+    h.check(p["state"] == "ok" and abs(p["offset"]) < 5e-3, "named: %r" % p)
+    out = named.ctl("peers") + named.ctl("peers", "--json")
+    h.check("secret" not in out, "the proxy password shows in ntsctl output:\n%s" % out)
+    h.check("socks-tcp" in named.ctl("peers"), "the human table lacks the transport")
+
+    p = h.wait_until(lambda: (lambda p: p if p["state"] == "no-path" and "does not offer"
+                              in p["path_error"] else None)(peer(refused)), 20,
+                     "the UDP-only source behind a CONNECT-only proxy to say no-path")
+    show(refused, p)
+    h.check(p["proxy_errors"] >= 1 and "not supported" in p["proxy_error"], "refused: %r" % p)
+    h.check(p["accepted"] == 0 and p["transport"] is None, "refused: %r" % p)
+
+    p = wait_samples(fallback)
+    show(fallback, p)
+    h.check(p["transport"] == "udp" and p["state"] == "ok", "fallback: %r" % p)
+    warned = fallback.proc.read_log().count("goes DIRECT")
+    h.check(warned >= p["accepted"], "%d direct-fallback warnings for %d samples"
+            % (warned, p["accepted"]))
+    # Everything the UDP-only server saw came from the fallback client.
+    got = udp_srv.server()["received"]
+    h.check(got <= p["sent"] + 1, "the UDP-only server got %d requests, fallback sent %d"
+            % (got, p["sent"]))
+    p = peer(refused)
+    h.check(p["accepted"] == 0 and p["sent"] == 0, "the refused source sent: %r" % p)
+    h.check(not trap.queries, "the DNS trap saw %d queries" % len(trap.queries))
+
+
+h.run(main)
