@@ -131,12 +131,40 @@ struct quoted {
   char s[QUOTE_MAX + 8];
 };
 
+/* The PASS of a word that looks like "SCHEME://USER:PASS@...", split at the last '@'
+ * as conf_parse_proxy_url does: [*from, *to).  A misplaced proxy URL (a forgotten
+ * `proxy` keyword, a second URL) reaches a message as a stray word, and a password
+ * must never be logged. */
+static bool url_password(const char *w, size_t *from, size_t *to)
+{
+  const char *auth = strstr(w, "://"), *at, *colon;
+
+  if (!auth)
+    return false;
+  auth += 3;
+  at = strrchr(auth, '@');
+  colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (!colon)
+    return false;
+  *from = (size_t)(colon + 1 - w);
+  *to = (size_t)(at - w);
+  return true;
+}
+
 static const char *quote(struct quoted *q, const char *w)
 {
-  size_t o = 0;
+  size_t o = 0, from = 0, to = 0;
+  bool masked = url_password(w, &from, &to);
 
-  for (; *w; w++) {
-    unsigned char ch = (unsigned char)*w;
+  for (size_t i = 0; w[i]; i++) {
+    unsigned char ch = (unsigned char)w[i];
+    if (masked && i >= from && i < to) {
+      if (i == from && o + 4 <= QUOTE_MAX) {
+        memcpy(q->s + o, "***", 3);
+        o += 3;
+      }
+      continue;
+    }
     if (o + 4 > QUOTE_MAX) {
       memcpy(q->s + o, "...", 3);
       o += 3;

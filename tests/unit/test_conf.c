@@ -1363,6 +1363,23 @@ static void test_proxy_sources(void **state)
   reset(t);
   assert_int_equal(parse(t, "proxy socks5://u:s3cret@1.2.3.4\n"), -1);
   assert_false(has_msg(t, true, "", "s3cret"));
+  /* Nor where the URL is a stray word: a forgotten `proxy`, a second URL,
+   * a password with '@' or '/' in it (the parser splits at the last '@'). */
+  static const char *const stray[] = {
+      "server a.example nts socks5://u:s3cret@127.0.0.1:9050\n",
+      "proxy socks5://127.0.0.1:9050 SOCKS5H://u:s3cret@127.0.0.1:9050\n",
+      "server a.example socks5://u:s3cret@x/@127.0.0.1:9050\n",
+      "server a.example socks5://u:s3c@ret@127.0.0.1:9050\n",
+  };
+  for (size_t i = 0; i < sizeof stray / sizeof stray[0]; i++) {
+    reset(t);
+    assert_int_equal(parse(t, stray[i]), -1);
+    assert_true(has_msg(t, true, "t.conf:1: ", "127.0.0.1:9050"));
+    if (has_msg(t, true, "", "s3c") || has_msg(t, false, "", "s3c")) {
+      dump(t);
+      fail_msg("password echoed for: %s", stray[i]);
+    }
+  }
   /* directfallback only means something with a proxy. */
   expect_ok(t, "server a directfallback\n", 1);
   assert_true(conf_is_onion("x.ONION"));
