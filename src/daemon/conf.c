@@ -549,6 +549,35 @@ static bool pct_decode(const char *in, size_t n, char *out, size_t cap, size_t *
   return true;
 }
 
+/* USER for the display URL: percent-encoded but for RFC 3986's unreserved
+ * characters, so the URL reads back as the same user (a raw ':' or '@' would
+ * look like a password or another host) and a control byte never reaches a
+ * log line as itself.  Cut with "..." where it does not fit. */
+static void pct_encode(const char *in, char *out, size_t cap)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+
+  for (; *in; in++) {
+    unsigned char ch = (unsigned char)*in;
+    bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+    if (o + (plain ? 1 : 3) + 4 > cap) {
+      memcpy(out + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (plain) {
+      out[o++] = (char)ch;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[ch >> 4];
+      out[o++] = hex[ch & 15];
+    }
+  }
+  out[o] = '\0';
+}
+
 static bool proxy_fail(char *err, size_t errlen, const char *why)
 {
   snprintf(err, errlen, "%s", why);
@@ -603,7 +632,10 @@ bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t er
     return proxy_fail(err, errlen,
                       "the proxy's HOST must be an address literal (no name is resolved)");
   memcpy(px.host, host, strlen(host) + 1);
-  snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", px.auth ? px.user : "",
+  /* what the rest of the URL can take: "socks5://" "@" "[" IPv6 "]:65535" */
+  char user[sizeof px.url - 9 - 1 - INET6_ADDRSTRLEN - 8];
+  pct_encode(px.auth ? px.user : "", user, sizeof user);
+  snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", user,
            px.auth ? "@" : "", fam == 6 ? "[" : "", px.host, fam == 6 ? "]" : "",
            (unsigned)px.port);
   *out = px;

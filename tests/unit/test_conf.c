@@ -1291,7 +1291,7 @@ static void test_proxy_url(void **state)
   assert_string_equal(px.pass, "p:w");
   assert_string_equal(px.host, "::1");
   assert_int_equal(px.port, 1080);
-  assert_string_equal(px.url, "socks5://a@b@[::1]:1080");
+  assert_string_equal(px.url, "socks5://a%40b@[::1]:1080");
   /* A user alone: an empty password, as curl sends it. */
   assert_true(conf_parse_proxy_url("socks5://tor@10.0.0.1:9050", &px, err, sizeof err));
   assert_true(px.auth);
@@ -1311,12 +1311,29 @@ static void test_proxy_url(void **state)
     assert_true(err[0] != '\0');
   }
   /* 255 bytes of user name fit, 256 do not. */
-  char url[700];
+  char url[900];
   snprintf(url, sizeof url, "socks5://%0255d:x@1.2.3.4:5", 0);
   assert_true(conf_parse_proxy_url(url, &px, err, sizeof err));
   assert_int_equal(strlen(px.user), 255);
   snprintf(url, sizeof url, "socks5://%0256d:x@1.2.3.4:5", 0);
   assert_false(conf_parse_proxy_url(url, &px, err, sizeof err));
+  /* The display URL reads back as the same user and stays printable: a
+   * ':' or '@' in USER must not look like a password or another host, a
+   * control byte must not reach a log line as itself. */
+  assert_true(conf_parse_proxy_url("socks5://a%3Ab:pw@1.2.3.4:5", &px, err, sizeof err));
+  assert_string_equal(px.user, "a:b");
+  assert_string_equal(px.url, "socks5://a%3Ab@1.2.3.4:5");
+  assert_true(conf_parse_proxy_url("socks5://x%0a%ff_.~-Z9@1.2.3.4:5", &px, err, sizeof err));
+  assert_string_equal(px.url, "socks5://x%0A%FF_.~-Z9@1.2.3.4:5");
+  /* 255 bytes that all need encoding: cut, still bounded and ending in the host */
+  size_t o = (size_t)snprintf(url, sizeof url, "socks5://");
+  for (int i = 0; i < 255; i++)
+    o += (size_t)snprintf(url + o, sizeof url - o, "%%25");
+  snprintf(url + o, sizeof url - o, "@[2001:db8::1]:65535");
+  assert_true(conf_parse_proxy_url(url, &px, err, sizeof err));
+  assert_int_equal(strlen(px.user), 255);
+  assert_true(strlen(px.url) < sizeof px.url);
+  assert_non_null(strstr(px.url, "%25...@[2001:db8::1]:65535"));
 }
 
 static void test_proxy_sources(void **state)
