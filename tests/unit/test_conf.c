@@ -942,6 +942,41 @@ static void test_includefile(void **state)
   remove_files(dir, names);
 }
 
+/* What a source line decides about its proxy is reported in its own file, and what
+ * only the end of the configuration decides never under a wrong file's line. */
+static void test_proxy_includefile(void **state)
+{
+  struct tc *t = *state;
+  static const char *const names[] = {"main.conf", "sub.conf", "late.conf", NULL};
+  char dir[] = "/tmp/test_conf.XXXXXX", path[512], prefix[600];
+
+  assert_non_null(mkdtemp(dir));
+  write_file(dir, "main.conf", "proxy socks5://127.0.0.1:9050\nincludefile sub.conf\n");
+  write_file(dir, "sub.conf",
+             "# one\n# two\npool pool.example nts\nserver x.onion nts noproxy\n");
+  write_file(dir, "late.conf",
+             "pool late.example\nincludefile main.conf\n"
+             "server b.example noproxy directfallback\n");
+  snprintf(path, sizeof path, "%s/main.conf", dir);
+  assert_int_equal(conf_load_file(t->c, path, collect, t), -1);
+  assert_int_equal(t->n_err, 2);
+  snprintf(prefix, sizeof prefix, "%s/sub.conf:3: ", dir);
+  assert_true(has_msg(t, true, prefix, "a 'pool' cannot go through a proxy"));
+  snprintf(prefix, sizeof prefix, "%s/sub.conf:4: ", dir);
+  assert_true(has_msg(t, true, prefix, "'x.onion' is an onion service"));
+
+  /* The proxy comes after the pool, from an included file: no line number
+   * (sub.conf's line 3 would be wrong for late.conf), the pool by name. */
+  reset(t);
+  snprintf(path, sizeof path, "%s/late.conf", dir);
+  assert_int_equal(conf_load_file(t->c, path, collect, t), -1);
+  snprintf(prefix, sizeof prefix, "%s: 'pool late.example': ", path);
+  assert_true(has_msg(t, true, prefix, "a 'pool' cannot go through a proxy"));
+  snprintf(prefix, sizeof prefix, "%s: 'server b.example': ", path);
+  assert_true(has_msg(t, false, prefix, "'directfallback' has no effect"));
+  remove_files(dir, names);
+}
+
 /* ---- fixtures ------------------------------------------------------------------ */
 
 /* The source tree: $NTSD_SOURCE_DIR, or (running the binary by hand) found
@@ -1751,6 +1786,7 @@ int main(void)
       T(test_pin_errors),
       cmocka_unit_test(test_proxy_url),
       T(test_proxy_sources),
+      T(test_proxy_includefile),
       T(test_listen_tcp),
       T(test_split_host_port),
       T(test_module_configs),
