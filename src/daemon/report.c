@@ -278,7 +278,7 @@ static void tcp_text(textbuf *t, const ntsd_server *s, const tcp_server_stats *s
   tcp_row rows[TCP_ROWS];
   tcp_rows(st, rows);
   for (size_t i = 0; i < TCP_ROWS; i++)
-    tb_printf(t, "  tcp %-18s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
+    tb_printf(t, "  tcp %-20s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
 }
 
 static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
