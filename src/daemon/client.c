@@ -489,6 +489,8 @@ static bool proxy_init(peer *p)
   tp->pass_len = strlen(cp ? cp->pass : pass);
   memcpy(tp->user, cp ? cp->user : user, tp->user_len);
   memcpy(tp->pass, cp ? cp->pass : pass, tp->pass_len);
+  nts_wipe(p->cfg.proxy.pass, sizeof(p->cfg.proxy.pass)); /* one copy is enough */
+  nts_wipe(pass, sizeof(pass));
   p->proxied = true;
   snprintf(p->ntp_host, sizeof(p->ntp_host), "%s", p->cfg.nts ? "" : p->cfg.host);
   return true;
@@ -611,6 +613,7 @@ static bool start_names(ntsd_clients *c, const conf_source *sources, size_t n)
     if (ns->cfg.proxy.set) {
       /* The name goes to the proxy: never resolved here. */
       add_peer(c, &ns->cfg, NULL, 0);
+      nts_wipe(ns->cfg.proxy.pass, sizeof(ns->cfg.proxy.pass));
       continue;
     }
     uint16_t dflt = ns->cfg.nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
