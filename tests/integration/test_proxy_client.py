@@ -17,6 +17,8 @@ its NTS-KE), one UDP only.
     proxy_errors counts the refusal;
   * the same with `directfallback`: samples over direct UDP, and one
     warning per request that went direct;
+  * through a real dante (which grants UDP ASSOCIATE), the UDP-only server
+    by name: NTP over the proxy's UDP relay (transport socks-udp), samples;
   * the DNS trap saw no query.
 """
 import os
@@ -35,6 +37,18 @@ KE_UDP, NTP_UDP = 14482, 11142
 PROXY_PORT = 11090
 NAME = "nts-proxy-only.example.test"
 MICROSOCKS = "/usr/bin/microsocks"
+DANTED = "/usr/sbin/danted"
+DANTE_PORT = 11091
+DANTE_CONF = """logoutput: stderr
+internal: 127.0.0.1 port = %d
+external: 127.0.0.1
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
+socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect udpassociate udpreply }
+""" % DANTE_PORT
 
 
 class DnsTrap:
@@ -72,6 +86,19 @@ class Client(h.Ntsd):
         self.proc = h.start_process(self.name, in_mount_ns(self.binds, cmd), kind="ours")
         h.wait_until(lambda: self.ctl_json("peers") is not None, 15,
                      "%s control socket" % self.name)
+
+
+def listening(port):
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_dante(hosts):
+    conf = h.write_file("danted.conf", DANTE_CONF)
+    h.start_process("danted", in_mount_ns({"/etc/hosts": hosts},
+                                          [DANTED, "-f", conf, "-N", "1"]))
+    h.wait_until(lambda: listening(DANTE_PORT), 10, "danted to listen")
 
 
 def start_microsocks(hosts):
@@ -117,6 +144,14 @@ def main():
     proxy = "socks5://127.0.0.1:%d" % PROXY_PORT
     opts = "nts iburst minpoll 0 maxpoll 0 ca %s" % pki.ca_cert
 
+    via_dante = None
+    if os.access(DANTED, os.X_OK):
+        start_dante(hosts)
+        via_dante = Client("client-dante", [
+            "server %s:%d %s proxy socks5://127.0.0.1:%d" % (NAME, KE_UDP, opts, DANTE_PORT)],
+            resolv)
+    else:
+        h.log("danted is not installed: no UDP ASSOCIATE part")
     named = Client("client-named", [
         "server %s:%d %s proxy socks5://alice:secret@127.0.0.1:%d"
         % (NAME, KE_TCP, opts, PROXY_PORT)], resolv)
@@ -150,10 +185,17 @@ def main():
             % (warned, p["accepted"]))
     # Everything the UDP-only server saw came from the fallback client.
     got = udp_srv.server()["received"]
-    h.check(got <= p["sent"] + 1, "the UDP-only server got %d requests, fallback sent %d"
-            % (got, p["sent"]))
+    sent = p["sent"] + (peer(via_dante)["sent"] if via_dante else 0)
+    h.check(got <= sent + 2, "the UDP-only server got %d requests, the fallback and dante "
+            "clients sent %d" % (got, sent))
     p = peer(refused)
     h.check(p["accepted"] == 0 and p["sent"] == 0, "the refused source sent: %r" % p)
+    if via_dante:
+        p = wait_samples(via_dante)
+        show(via_dante, p)
+        h.check(p["transport"] == "socks-udp" and p["state"] == "ok"
+                and abs(p["offset"]) < 5e-3, "dante: %r" % p)
+        h.check(p["address"] == "%s:%d" % (NAME, NTP_UDP), "dante: address %r" % p["address"])
     h.check(not trap.queries, "the DNS trap saw %d queries" % len(trap.queries))
 
 
