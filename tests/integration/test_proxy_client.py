@@ -19,9 +19,14 @@ its NTS-KE), one UDP only.
     warning per request that went direct;
   * through a real dante (which grants UDP ASSOCIATE), the UDP-only server
     by name: NTP over the proxy's UDP relay (transport socks-udp), samples;
+  * stream isolation, through a scripted relay that records each
+    handshake: two sources of one client use different random credentials,
+    and each source's NTP streams use its NTS-KE's;
   * the DNS trap saw no query.
 """
+import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -37,6 +42,7 @@ KE_UDP, NTP_UDP = 14482, 11142
 PROXY_PORT = 11090
 NAME = "nts-proxy-only.example.test"
 MICROSOCKS = "/usr/bin/microsocks"
+HOSTILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "socks_hostile.py")
 DANTED = "/usr/sbin/danted"
 DANTE_PORT = 11091
 DANTE_CONF = """logoutput: stderr
@@ -128,6 +134,45 @@ def show(c, p):
         "accepted", "offset", "ke_error")}))
 
 
+def start_relay():
+    """The recording relay of socks_hostile.py; returns (port, record file)."""
+    ports_file = os.path.join(h.tmpdir(), "relay-ports.json")
+    record = os.path.join(h.tmpdir(), "relay-record.jsonl")
+    h.start_process("relay", [sys.executable, HOSTILE, "--ports-file", ports_file,
+                              "--record", record, "relay"])
+    port = h.wait_until(lambda: os.path.exists(ports_file) and json.load(open(ports_file)),
+                        10, "the relay's port")["relay"]
+    return port, record
+
+
+def check_isolation(c, record):
+    wait = lambda: all(p["accepted"] >= 2 for p in c.peers())  # noqa: E731
+    h.wait_until(wait, 30, "both isolated sources to take samples")
+    with open(record) as f:
+        seen = [json.loads(ln) for ln in f]
+    by_host = {}
+    for s in seen:
+        by_host.setdefault(s["host"], []).append(s)
+    h.log("the relay saw %d handshakes: %r" % (len(seen), {k: [(s["port"], s["user"][:8])
+                                                                for s in v]
+                                                            for k, v in by_host.items()}))
+    creds = {}
+    for host in ("127.0.0.1", "localhost"):
+        hs = by_host.get(host, [])
+        ke = [s for s in hs if s["port"] == KE_TCP]
+        ntp = [s for s in hs if s["port"] == NTP_TCP]
+        h.check(len(ke) == 1 and len(ntp) >= 2, "%s: %d KE and %d NTP streams" % (
+            host, len(ke), len(ntp)))
+        h.check(re.fullmatch(r"[0-9a-f]{32}", ke[0]["user"] or ""), "%s: KE credentials %r"
+                % (host, ke[0]))
+        for s in ntp:
+            h.check((s["user"], s["pass"]) == (ke[0]["user"], ke[0]["pass"]),
+                    "%s: an NTP stream did not use its KE's credentials: %r %r"
+                    % (host, s, ke[0]))
+        creds[host] = ke[0]["user"]
+    h.check(creds["127.0.0.1"] != creds["localhost"], "two sources shared credentials")
+
+
 def main():
     h.require_ours()
     if not os.access(MICROSOCKS, os.X_OK):
@@ -144,6 +189,11 @@ def main():
     proxy = "socks5://127.0.0.1:%d" % PROXY_PORT
     opts = "nts iburst minpoll 0 maxpoll 0 ca %s" % pki.ca_cert
 
+    relay_port, record = start_relay()
+    isolated = Client("client-isolated", [
+        "proxy socks5://127.0.0.1:%d" % relay_port,
+        "server 127.0.0.1:%d %s" % (KE_TCP, opts),
+        "server localhost:%d %s" % (KE_TCP, opts)], resolv)
     via_dante = None
     if os.access(DANTED, os.X_OK):
         start_dante(hosts)
@@ -196,6 +246,7 @@ def main():
         h.check(p["transport"] == "socks-udp" and p["state"] == "ok"
                 and abs(p["offset"]) < 5e-3, "dante: %r" % p)
         h.check(p["address"] == "%s:%d" % (NAME, NTP_UDP), "dante: address %r" % p["address"])
+    check_isolation(isolated, record)
     h.check(not trap.queries, "the DNS trap saw %d queries" % len(trap.queries))
 
 
