@@ -225,11 +225,99 @@ static void test_tcp_exchange(void **state)
   event_base_free(base);
 }
 
+/* Reads exactly n bytes from a blocking socket (with a receive timeout). */
+static void read_exact(int fd, uint8_t *buf, size_t n)
+{
+  assert_int_equal(recv(fd, buf, n, MSG_WAITALL), (ssize_t)n);
+}
+
+/* A scripted proxy: accepts the greeting (no authentication) and a UDP
+ * ASSOCIATE, answers with BND 0.0.0.0 and the relay's port (so the proxy's
+ * own address, RFC 1928 7); returns the control connection. */
+static int fake_associate(struct event_base *base, int lfd, uint16_t relay_port)
+{
+  struct timeval tv = {.tv_usec = 50000};
+  event_base_loopexit(base, &tv);
+  event_base_dispatch(base); /* the connect and the greeting go out */
+  int cfd = accept(lfd, NULL, NULL);
+  assert_true(cfd >= 0);
+  struct timeval to = {.tv_sec = 2};
+  setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof(to));
+  uint8_t g[4];
+  read_exact(cfd, g, 2);
+  read_exact(cfd, g + 2, g[1]);
+  assert_int_equal(send(cfd, "\x05\x00", 2, 0), 2);
+  run_loop(base);
+  uint8_t req[10];
+  read_exact(cfd, req, sizeof(req)); /* VER CMD RSV, 0.0.0.0:0 */
+  assert_int_equal(req[1], 3);
+  uint8_t rep[10] = {5, 0, 0, 1, 0, 0, 0, 0, (uint8_t)(relay_port >> 8), (uint8_t)relay_port};
+  assert_int_equal(send(cfd, rep, sizeof(rep), 0), (ssize_t)sizeof(rep));
+  return cfd;
+}
+
+static void test_socks_udp(void **state)
+{
+  (void)state;
+  struct event_base *base = event_base_new();
+  char err[200];
+  clockctl_cfg cc = {.kind = CLOCKCTL_NONE};
+  clockctl *clk = clockctl_open(&cc, err, sizeof(err));
+  seen s = {0};
+  transport_cfg tc = {.base = base, .clk = clk,
+                      .cbs = {.on_ready = on_ready, .on_sent = on_sent,
+                              .on_response = on_response, .on_error = on_error, .arg = &s}};
+  transport *t = transport_create(&tc);
+  struct sockaddr_in psa, rsa;
+  int lfd = tcp_listener(&psa);
+  int rfd = server_socket(&rsa); /* the relay, on the proxy's address */
+  transport_proxy px = {.len = sizeof(psa)};
+  memcpy(&px.sa, &psa, sizeof(psa));
+  socks5_addr name;
+  assert_int_equal(socks5_addr_name(&name, "ntp.example.test", 16, 123), SOCKS5_OK);
+  transport_dest d = {.name = &name, .proxy = &px, .timeout = 2};
+  assert_true(transport_open(t, &transport_socks_udp, &d, err, sizeof(err)));
+  assert_false(transport_ready(t));
+  int cfd = fake_associate(base, lfd, ntohs(rsa.sin_port));
+  run_until(base, &s.ready, 1);
+  assert_true(transport_ready(t));
+  assert_true(transport_send(t, (const uint8_t *)"ping", 4, err, sizeof(err)));
+  /* The relay gets the name (ATYP 3) and the request. */
+  uint8_t buf[64];
+  struct sockaddr_in from;
+  socklen_t fl = sizeof(from);
+  ssize_t n = recvfrom(rfd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+  assert_int_equal(n, 3 + 2 + 16 + 2 + 4);
+  assert_memory_equal(buf, "\x00\x00\x00\x03\x10" "ntp.example.test\x00\x7b" "ping", (size_t)n);
+  /* A fragment is dropped and counted; the real answer comes through. */
+  struct sockaddr *to = (struct sockaddr *)&from;
+  sendto(rfd, "\x00\x00\x01\x01\x7f\x00\x00\x01\x00\x7b" "bad", 13, 0, to, fl);
+  sendto(rfd, "\x00\x00\x00\x01\x7f\x00\x00\x01\x00\x7b" "pong", 14, 0, to, fl);
+  run_until(base, &s.responses, 1);
+  assert_int_equal(s.errors, 1);
+  assert_false(s.closed);
+  assert_non_null(strstr(s.why, "malformed"));
+  assert_int_equal(s.responses, 1);
+  assert_memory_equal(s.pkt, "pong", 4);
+  /* The proxy closes the control connection: the association is over. */
+  close(cfd);
+  run_until(base, &s.errors, 2);
+  assert_true(s.closed);
+  assert_non_null(strstr(s.why, "ended the UDP association"));
+  assert_false(transport_is_open(t));
+  transport_destroy(t);
+  clockctl_close(clk);
+  close(lfd);
+  close(rfd);
+  event_base_free(base);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_udp_exchange),
       cmocka_unit_test(test_tcp_exchange),
+      cmocka_unit_test(test_socks_udp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
