@@ -11,6 +11,8 @@ its NTS-KE), one UDP only.
     NTS-KE and NTP go through the proxy (NTP over TCP, transport socks-tcp),
     samples with a small offset; `proxy` shows the URL without the password,
     `address` the name and port the proxy gets;
+  * a plain NTP source (no NTS) by NAME with `transport tcp`: NTP over TCP
+    through the proxy;
   * the global `proxy` directive, the UDP-only server: the proxy refuses UDP
     ASSOCIATE, nothing goes direct (the server sees no NTP at all), the
     source is not polled, state no-path and path_error say why,
@@ -205,6 +207,9 @@ def main():
     named = Client("client-named", [
         "server %s:%d %s proxy socks5://alice:secret@127.0.0.1:%d"
         % (NAME, KE_TCP, opts, PROXY_PORT)], resolv)
+    plain = Client("client-plain", [
+        "proxy " + proxy,
+        "server %s:%d iburst minpoll 0 maxpoll 0 transport tcp" % (NAME, NTP_TCP)], resolv)
     refused = Client("client-refused", ["proxy " + proxy,
                                         "server 127.0.0.1:%d %s" % (KE_UDP, opts)], resolv)
     fallback = Client("client-fallback", ["proxy " + proxy, "server 127.0.0.1:%d %s "
@@ -219,6 +224,11 @@ def main():
     out = named.ctl("peers") + named.ctl("peers", "--json")
     h.check("secret" not in out, "the proxy password shows in ntsctl output:\n%s" % out)
     h.check("socks-tcp" in named.ctl("peers"), "the human table lacks the transport")
+
+    p = wait_samples(plain)
+    show(plain, p)
+    h.check(p["transport"] == "socks-tcp" and p["state"] == "ok" and not p["nts"]
+            and p["address"] == "%s:%d" % (NAME, NTP_TCP), "plain: %r" % p)
 
     p = h.wait_until(lambda: (lambda p: p if p["state"] == "no-path" and "does not offer"
                               in p["path_error"] else None)(peer(refused)), 20,
