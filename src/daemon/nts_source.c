@@ -21,6 +21,7 @@
 #include "proto/nts_ntp.h"
 
 #define KE_TIMEOUT 5.0         /* seconds for connect + handshake + exchange */
+#define KE_PROXY_TIMEOUT 15.0  /* the same through a proxy: Tor builds a new circuit first */
 #define KE_RETRY_MIN 2.0       /* seconds; doubles per failure ... */
 #define KE_RETRY_MAX 3600.0    /* ... up to an hour, with +-25 % jitter */
 #define NAKS_BEFORE_KE 2       /* consecutive exchanges ended by a NAK that make us redo NTS-KE */
@@ -336,7 +337,8 @@ static ke_client *start_ke(nts_source *ns, SSL_CTX *ctx, const uint16_t *aeads, 
                 .pass_len = ns->ke_proxy.pass_len};
   char err[200];
   ke_client *k = ke_client_start_via(ns->all->base, ctx, &via, ns->host, ns->ke_port, &ns->pins,
-                                     aeads, n, KE_TIMEOUT, on_ke_done, ns, err, sizeof(err));
+                                     aeads, n, KE_PROXY_TIMEOUT, on_ke_done, ns, err,
+                                     sizeof(err));
   if (!k)
     say(ns, LOG_LVL_WARN, err);
   return k;
