@@ -22,6 +22,7 @@
 struct privs {
   privs_cfg cfg;
   bool change;           /* a user was named */
+  bool need_ipc_lock;    /* -m and the locked-memory limit could not be lifted */
   uid_t uid;
   gid_t gid;
   char user[NAME_MAX_LEN], group[NAME_MAX_LEN];
@@ -140,12 +141,16 @@ static void set_priority(int prio)
 }
 
 /* Locked memory counts against RLIMIT_MEMLOCK once root is gone: lift the
- * limit while that is still allowed (it reserves nothing). */
-static void allow_memory_lock(void)
+ * limit while that is still allowed (it reserves nothing).  Where it cannot
+ * be (a container), CAP_IPC_LOCK is kept instead: with MCL_FUTURE, every
+ * later allocation beyond the limit would fail. */
+static void allow_memory_lock(privs *p)
 {
   struct rlimit rl = {.rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY};
-  if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
-    log_debug("cannot lift the locked-memory limit: %s", strerror(errno));
+  p->need_ipc_lock = setrlimit(RLIMIT_MEMLOCK, &rl) < 0;
+  if (p->need_ipc_lock)
+    log_debug("cannot lift the locked-memory limit (%s): keeping CAP_IPC_LOCK",
+              strerror(errno));
 }
 
 void privs_lock_memory(const privs *p)
@@ -203,6 +208,8 @@ static int wanted_caps(const privs *p, cap_value_t *keep)
     else
       log_info("CAP_SYS_NICE is not available");
   }
+  if (p->need_ipc_lock && have_cap(CAP_IPC_LOCK))
+    keep[n++] = CAP_IPC_LOCK;
   return n;
 }
 
@@ -280,14 +287,14 @@ bool privs_apply(privs *p, char *err, size_t errlen)
   if (p->cfg.priority)
     set_priority(p->cfg.priority);
   if (p->cfg.lock_memory)
-    allow_memory_lock();
+    allow_memory_lock(p);
   if (!p->change)
     return true;
   if (!single_threaded()) {
     snprintf(err, errlen, "cannot drop privileges: threads are running already");
     return false;
   }
-  cap_value_t keep[2];
+  cap_value_t keep[3];
   int n = wanted_caps(p, keep);
   if (geteuid() != 0) {
     /* Started as the user already (a service manager did it): trim the

@@ -3,7 +3,9 @@
  * ntsd starts as root, opens everything that needs root (sockets, the TLS
  * key, the state files), then becomes an ordinary user (`-u`, `user`),
  * keeping only the capabilities its work needs: CAP_SYS_TIME when it
- * adjusts the clock, CAP_SYS_NICE when a scheduling priority was asked for.
+ * adjusts the clock, CAP_SYS_NICE when a scheduling priority was asked for,
+ * CAP_IPC_LOCK for memory locking where the locked-memory limit cannot be
+ * lifted.
  * No-new-privileges is set, so no later exec can gain any.
  *
  * Capabilities belong to threads: privs_apply must run before any thread
