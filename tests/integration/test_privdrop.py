@@ -17,8 +17,10 @@ test bounding set lacks it and -x needs none, so the server holds none; the
 client only CAP_SYS_NICE, kept for its priority, and CAP_IPC_LOCK for -m
 where the locked-memory limit cannot be lifted).  Both clients
 synchronise; a cookie key rotation after the drop replaces the key file,
-owned by the user, without a warning.  An unknown user or group: ntsd
-refuses to start, says why, and opens nothing.
+owned by the user, without a warning.  A second server whose key file
+lies in a directory the user cannot write rotates in memory after the drop:
+one warning, keys still served.  An unknown user or group: ntsd refuses to
+start, says why, and opens nothing.
 """
 import grp
 import os
@@ -37,6 +39,7 @@ h.setup(__file__)
 
 USER = "ntsd-test"
 KE_PORT, NTP_PORT = 14460, 11123
+KE_PORT_RO, NTP_PORT_RO = 14462, 11125  # the server with a read-only state directory
 CAP_IPC_LOCK, CAP_SYS_NICE, CAP_SYS_TIME = 14, 23, 25
 MIN_EXCHANGES = 8
 
@@ -125,6 +128,25 @@ def key_file_rotated(server, key_file, uid, before):
     h.check(not bad, "warnings after the drop (a failed key file write?): %r" % bad)
 
 
+def rotation_unsaved(server, key_file, before, pki):
+    """The user cannot write the key file's directory: the rotation after
+    the drop stays in memory, with one warning saying so, and NTS-KE goes
+    on with the new key."""
+    h.wait_until(lambda: "NTS cookie key rotated" in server.proc.read_log(), 30,
+                 "the second server's rotation", interval=1.0)
+    time.sleep(7)  # the next key check (every 6 s) retries the write: quietly
+    after = server.proc.read_log().split("running as user", 1)[-1]
+    warns = [ln for ln in after.splitlines() if "warning: " in ln]
+    h.log("read-only state directory: %r" % warns)
+    h.check(len(warns) == 1 and "nts cookie %s: cannot create a temporary file: Permission "
+            "denied" % key_file in warns[0], "expected one write warning: %r" % warns)
+    h.check(os.stat(key_file).st_ino == before.st_ino, "the key file changed")
+    r = h.ke_exchange(KE_PORT_RO, h.ke_request(), ca=pki.ca_cert)
+    h.check(r["handshake"] is True and len([x for x in h.ke_parse(r["response"])
+                                            if x[1] == h.KE_NEW_COOKIE]) == 8,
+            "no 8 cookies from the second server after the failed write: %r" % (r,))
+
+
 def main():
     h.require_ours()
     h.require_peer(h.CHRONYD_BIN, "chronyd")
@@ -145,6 +167,13 @@ def main():
 
     server = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT, cookie_file=key_file,
                            extra=["nts rotate 60"], args=("-u", USER))
+    ro_state = os.path.join(tmp, "rostate")  # root's, 0755: readable, not writable
+    os.makedirs(ro_state, mode=0o755)
+    ro_key_file = os.path.join(ro_state, "ntsd.keys")
+    server_ro = h.NtsKeServer("server-ro", pki, KE_PORT_RO, NTP_PORT_RO,
+                              cookie_file=ro_key_file, extra=["nts rotate 60"],
+                              args=("-u", USER))
+    ro_before = os.stat(ro_key_file)
     h.check("running as user %s (uid %d)" % (USER, uid) in server.proc.read_log(),
             "the server does not log its user")
     before = os.stat(key_file)
@@ -181,6 +210,7 @@ def main():
     h.check(auth and auth[0][1] == "NTS", "chrony authdata: %r" % auth)
 
     key_file_rotated(server, key_file, uid, before)
+    rotation_unsaved(server_ro, ro_key_file, ro_before, pki)
     # Served on after the rotation, threads (the NTS-KE one) still dropped.
     n0 = client.peers()[0]["accepted"]
     h.wait_until(lambda: client.peers()[0]["accepted"] >= n0 + 3, 20,
