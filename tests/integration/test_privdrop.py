@@ -7,7 +7,8 @@ unprivileged user.
                root only), NTP 127.0.0.1:11123, cookie keys in a state
                directory owned by the user, `nts rotate 60`
   client ntsd  `user ntsd-test` in its configuration, -N -m, NTP server on
-               the privileged port 123; NTS client of the server
+               the privileged port 123; NTS client of the server; a virtual
+               clock (`--virtual-clock 0,20`) so that it keeps a drift file
   chronyd      NTS client of the server
 
 Checked in /proc/PID/task/*/status of both ntsd processes, every thread:
@@ -20,7 +21,8 @@ synchronise; a cookie key rotation after the drop replaces the key file,
 owned by the user, without a warning.  A second server whose key file
 lies in a directory the user cannot write rotates in memory after the drop:
 one warning, keys still served.  An unknown user or group: ntsd refuses to
-start, says why, and opens nothing.
+start, says why, and opens nothing.  The client's drift file, written at
+exit after the drop, is the user's.
 """
 import grp
 import os
@@ -181,9 +183,10 @@ def main():
     chrony = h.Chronyd("chronyd", extra=[
         "ntstrustedcerts %s" % ca, "ntsdumpdir %s" % os.path.join(tmp, "chronyd"),
         "server 127.0.0.1 nts ntsport %d iburst minpoll 0 maxpoll 0" % KE_PORT])
-    client = h.Ntsd("client", ["user %s" % USER, "nts ca %s" % ca,
+    drift = os.path.join(state, "client.drift")
+    client = h.Ntsd("client", ["user %s" % USER, "nts ca %s" % ca, "driftfile %s" % drift,
                                "server 127.0.0.1:%d nts iburst minpoll 0 maxpoll 0" % KE_PORT],
-                    args=("-N", "-m"))
+                    args=("-N", "-m", "--virtual-clock", "0,20"))
     # The client's own server: port 123, which only root may bind.
     h.wait_until(lambda: h.sntp_query("127.0.0.1", 123) is not None, 10,
                  "the client ntsd to answer on port 123")
@@ -217,6 +220,15 @@ def main():
                  "the client to keep synchronising after the rotation")
     tasks = check_dropped("server", server.proc.pid, uid, gid, [])
     h.check(len(tasks) >= 2, "the server runs no NTS-KE thread? %r" % tasks)
+
+    # The virtual clock's discipline is synchronised by now: the drift file
+    # is written at exit, by the user.
+    h.check(client.ctl_json("sys")["synced"], "the client's clock is not synchronised")
+    h.check(client.proc.stop() == 0, "the client did not exit cleanly")
+    h.check(os.path.exists(drift), "no drift file written at exit after the drop")
+    st = os.stat(drift)
+    h.log("drift file: uid %d mode %o: %r" % (st.st_uid, st.st_mode & 0o777, open(drift).read()))
+    h.check(st.st_uid == uid, "drift file owned by uid %d" % st.st_uid)
 
 
 h.run(main)
