@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/atomicfile.h"
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
-#include "daemon/atomicfile.h"
 #include "daemon/log.h"
 #include "daemon/privs.h"
 
@@ -103,9 +103,12 @@ static int fail(const ntsd_opts *opts, const char *err)
  * anything is opened.  The files written while still root go to the user. */
 static privs *make_privs(const ntsd_conf *conf, const cmdline *cl, char *err, size_t errlen)
 {
+  bool clock = conf->clock_control && !cl->opts.no_clock;
   privs_cfg pc = {.user = cl->user ? cl->user : conf->user,
-                  .clock = conf->clock_control && !cl->opts.no_clock && !cl->opts.virtual_clock,
-                  .priority = cl->priority, .lock_memory = cl->lock_memory};
+                  .clock = clock && !cl->opts.virtual_clock,
+                  .priority = cl->priority, .lock_memory = cl->lock_memory,
+                  .state_files = {conf->nts_enable ? conf->nts_cookie : NULL,
+                                  clock || cl->opts.virtual_clock ? conf->driftfile : NULL}};
   privs *p = privs_create(&pc, err, errlen);
   unsigned uid, gid;
   if (p && privs_changes_user(p, &uid, &gid))

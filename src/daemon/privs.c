@@ -2,6 +2,7 @@
 #include "daemon/privs.h"
 
 #include <dirent.h>
+#include <libgen.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -26,6 +27,7 @@ struct privs {
   uid_t uid;
   gid_t gid;
   char user[NAME_MAX_LEN], group[NAME_MAX_LEN];
+  char *state_files[2];
 };
 
 /* A decimal id, or false. */
@@ -103,23 +105,39 @@ privs *privs_create(const privs_cfg *cfg, char *err, size_t errlen)
     return NULL;
   }
   p->cfg = *cfg;
-  p->cfg.user = NULL; /* not kept: it may point into the configuration */
+  p->cfg.user = NULL; /* not kept: they may point into the configuration */
+  for (size_t i = 0; i < 2; i++) {
+    p->cfg.state_files[i] = NULL;
+    if (cfg->state_files[i] && cfg->state_files[i][0] &&
+        !(p->state_files[i] = strdup(cfg->state_files[i]))) {
+      snprintf(err, errlen, "out of memory");
+      privs_free(p);
+      return NULL;
+    }
+  }
   if (cfg->priority < 0 || cfg->priority > PRIVS_PRIORITY_MAX) {
     snprintf(err, errlen, "priority %d: expected 1..%d", cfg->priority, PRIVS_PRIORITY_MAX);
-    free(p);
+    privs_free(p);
     return NULL;
   }
   if (cfg->user && cfg->user[0]) {
     p->change = true;
     if (!resolve(p, cfg->user, err, errlen)) {
-      free(p);
+      privs_free(p);
       return NULL;
     }
   }
   return p;
 }
 
-void privs_free(privs *p) { free(p); }
+void privs_free(privs *p)
+{
+  if (!p)
+    return;
+  free(p->state_files[0]);
+  free(p->state_files[1]);
+  free(p);
+}
 
 bool privs_changes_user(const privs *p, unsigned *uid, unsigned *gid)
 {
@@ -271,6 +289,23 @@ static bool verify(const privs *p, char *err, size_t errlen)
   return true;
 }
 
+/* A state file is replaced through its directory: say at start, not at the
+ * first rewrite (a key rotation may be a day away), when that will fail. */
+static void check_state_dirs(const privs *p)
+{
+  for (size_t i = 0; i < 2; i++) {
+    char dir[4096];
+    if (!p->state_files[i] || strlen(p->state_files[i]) >= sizeof(dir))
+      continue;
+    memcpy(dir, p->state_files[i], strlen(p->state_files[i]) + 1);
+    const char *d = dirname(dir);
+    if (access(d, W_OK | X_OK) < 0)
+      log_warn("%s: its directory %s is not writable by user %s (%s): the file cannot be "
+               "rewritten; give the directory to the user", p->state_files[i], d, p->user,
+               strerror(errno));
+  }
+}
+
 static void log_result(const privs *p)
 {
   cap_t c = cap_get_proc();
@@ -316,5 +351,6 @@ bool privs_apply(privs *p, char *err, size_t errlen)
   if (!verify(p, err, errlen))
     return false;
   log_result(p);
+  check_state_dirs(p);
   return true;
 }

@@ -24,6 +24,8 @@ typedef struct privs_cfg {
   bool clock;        /* the system clock is adjusted: keep CAP_SYS_TIME */
   int priority;      /* SCHED_FIFO priority 1..PRIVS_PRIORITY_MAX; 0: unchanged */
   bool lock_memory;  /* lock all memory (mlockall) */
+  const char *state_files[2]; /* rewritten after the drop (NULL or "": none): their
+                                 directories must be writable by the user */
 } privs_cfg;
 
 typedef struct privs privs;
@@ -39,7 +41,8 @@ bool privs_changes_user(const privs *p, unsigned *uid, unsigned *gid);
 
 /* After set-up and before any thread: sets the priority (a failure is a
  * warning), makes memory locking possible after the drop, then drops to the
- * user with only the capabilities kept.  Without a user, the credentials
+ * user with only the capabilities kept, and warns about each state file
+ * whose directory the user cannot write.  Without a user, the credentials
  * stay as they are.  false with err: the daemon must not run. */
 bool privs_apply(privs *p, char *err, size_t errlen);
 

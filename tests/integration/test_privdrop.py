@@ -19,8 +19,8 @@ client only CAP_SYS_NICE, kept for its priority, and CAP_IPC_LOCK for -m
 where the locked-memory limit cannot be lifted).  Both clients
 synchronise; a cookie key rotation after the drop replaces the key file,
 owned by the user, without a warning.  A second server whose key file
-lies in a directory the user cannot write rotates in memory after the drop:
-one warning, keys still served.  An unknown user or group: ntsd refuses to
+lies in a directory the user cannot write is warned about at start, and
+rotates in memory after the drop: one more warning, keys still served.  An unknown user or group: ntsd refuses to
 start, says why, and opens nothing.  The client's drift file, written at
 exit after the drop, is the user's.
 """
@@ -113,6 +113,14 @@ def refuses(pki, user, needle):
     h.check(not os.path.exists(sock), "ntsd -u %s created its control socket" % user)
 
 
+def bad_priority():
+    """-P takes 1..99 and nothing else (exit 2, before anything)."""
+    for v in ("0", "100", "x", "5x", ""):
+        r = h.run_cmd([h.NTSD_BIN, "-c", "/nonexistent", "-P", v])
+        h.check(r.returncode == 2 and "-P PRIORITY: expected 1..99" in r.stderr,
+                "-P %r: rc %d, %r" % (v, r.returncode, r.stderr))
+
+
 def key_file_rotated(server, key_file, uid, before):
     """Waits for a rotation after the drop; the file is replaced (a new
     inode), the user's, mode 0600, and nothing was logged about failing."""
@@ -131,17 +139,19 @@ def key_file_rotated(server, key_file, uid, before):
 
 
 def rotation_unsaved(server, key_file, before, pki):
-    """The user cannot write the key file's directory: the rotation after
-    the drop stays in memory, with one warning saying so, and NTS-KE goes
-    on with the new key."""
+    """The user cannot write the key file's directory: said at start, right
+    after the drop; the rotation then stays in memory, with one warning
+    saying so, and NTS-KE goes on with the new key."""
     h.wait_until(lambda: "NTS cookie key rotated" in server.proc.read_log(), 30,
                  "the second server's rotation", interval=1.0)
     time.sleep(7)  # the next key check (every 6 s) retries the write: quietly
     after = server.proc.read_log().split("running as user", 1)[-1]
     warns = [ln for ln in after.splitlines() if "warning: " in ln]
     h.log("read-only state directory: %r" % warns)
-    h.check(len(warns) == 1 and "nts cookie %s: cannot create a temporary file: Permission "
-            "denied" % key_file in warns[0], "expected one write warning: %r" % warns)
+    h.check(len(warns) == 2 and "%s: its directory %s is not writable by user %s" % (
+        key_file, os.path.dirname(key_file), USER) in warns[0] and
+            "nts cookie %s: cannot create a temporary file: Permission denied" % key_file
+            in warns[1], "expected a warning at start and one at the write: %r" % warns)
     h.check(os.stat(key_file).st_ino == before.st_ino, "the key file changed")
     r = h.ke_exchange(KE_PORT_RO, h.ke_request(), ca=pki.ca_cert)
     h.check(r["handshake"] is True and len([x for x in h.ke_parse(r["response"])
@@ -164,6 +174,7 @@ def main():
     shutil.copy(pki.ca_cert, ca)
     os.chmod(ca, 0o644)
 
+    bad_priority()
     refuses(pki, "no-such-user-ntsd", "user 'no-such-user-ntsd': no such user")
     refuses(pki, "%s:no-such-group-ntsd" % USER, "group 'no-such-group-ntsd': no such group")
 
