@@ -1703,6 +1703,23 @@ static void do_proxy(struct parser *p, struct cursor *cu, const struct directive
     p->c->proxy = px;
 }
 
+/* `user NAME[:GROUP]` (ntsd, as NTPsec's -u): the names are looked up at
+ * start, not here (the parser resolves nothing). */
+static void do_user(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  const char *t = need_tok(p, cu, d->name), *colon;
+
+  if (!t || !expect_end(p, cu, d->name) || !copy_str(p, d->name, t, NULL, sizeof p->c->user))
+    return;
+  colon = strchr(t, ':');
+  if (t[0] == ':' || (colon && (!colon[1] || strchr(colon + 1, ':')))) {
+    report(p, true, "'%s': expected NAME or NAME:GROUP, not '%s'", d->name, quote(&q, t));
+    return;
+  }
+  memcpy(p->c->user, t, strlen(t) + 1);
+}
+
 /* Every directive with its status; the table in docs/configuration.md is
  * printed from this one (conf_write_directive_table). */
 #define PATH(f) do_path, offsetof(ntsd_conf, f)
@@ -1769,6 +1786,9 @@ static const struct directive directives[] = {
               "the NTS-KE server's address, default port 4460", NULL),
     DIRECTIVE("controlsocket", do_controlsocket, 0, "PATH [group NAME]", CONF_ACTIVE,
               "(ntsd) where `ntsctl` connects", NULL),
+    DIRECTIVE("user", do_user, 0, "NAME[:GROUP]", CONF_ACTIVE,
+              "(ntsd) run as this user once set up, as `-u` (which overrides it); "
+              "docs/security.md", NULL),
     DIRECTIVE("includefile", do_include, 0, "FILE", CONF_ACTIVE,
               "relative to the including file; nesting at most 4", NULL),
     DIRECTIVE("nocerttimecheck", do_nocerttimecheck, 0, "N", CONF_ACTIVE,
