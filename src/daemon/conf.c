@@ -633,8 +633,8 @@ bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t er
     return proxy_fail(err, errlen,
                       "the proxy's HOST must be an address literal (no name is resolved)");
   memcpy(px.host, host, strlen(host) + 1);
-  /* what the rest of the URL can take: "socks5://" "@" "[" IPv6 "]:65535" */
-  char user[sizeof px.url - 9 - 1 - INET6_ADDRSTRLEN - 8];
+  /* what the rest of the URL leaves: "socks5://" "@" "[" host "]" ":65535" */
+  char user[sizeof px.url - 9 - 1 - 1 - sizeof px.host - 6];
   pct_encode(px.auth ? px.user : "", user, sizeof user);
   snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", user,
            px.auth ? "@" : "", fam == 6 ? "[" : "", px.host, fam == 6 ? "]" : "",
