@@ -389,14 +389,62 @@ static void test_slots(void **state)
   rig_down(&r);
 }
 
+/* libevent's own allocations, counted: event_set_mem_functions is set in
+ * main before any libevent call. */
+static size_t ev_allocs;
+static void *count_malloc(size_t n)
+{
+  ev_allocs++;
+  return malloc(n);
+}
+static void *count_realloc(void *p, size_t n)
+{
+  ev_allocs++;
+  return realloc(p, n);
+}
+static void count_free(void *p) { free(p); }
+
+/* A connection per request, as ntsd's client opens them: once a slot has
+ * held a connection, the next one in it allocates nothing (no events, no
+ * buffers), so the server's hot path stays allocation-free over TCP too. */
+static void test_no_alloc_per_connection(void **state)
+{
+  (void)state;
+  rig r;
+  rig_up(&r, &(tcp_server_cfg){0});
+  r.f.resp_len = 48;
+  size_t before = 0;
+  for (unsigned i = 0; i < 21; i++) {
+    if (i == 1)
+      before = ev_allocs; /* the first connection sets the slot up */
+    int fd = client(&r, 0);
+    send_requests(&r, fd, i, 1);
+    uint8_t buf[128];
+    size_t len = 0;
+    for (int tries = 0; len < 50 && tries < 20; tries++)
+      drain(&r, fd, buf, sizeof(buf), &len, 10);
+    check_answers(buf, len, i, 1, 48);
+    close(fd);
+    pump(&r, 5);
+    assert_int_equal(stats(&r).open, 0);
+  }
+  assert_int_equal(ev_allocs - before, 0);
+  tcp_server_stats st = stats(&r);
+  assert_int_equal(st.accepted, 21);
+  assert_int_equal(st.responses, 21);
+  rig_down(&r);
+}
+
 int main(void)
 {
+  event_set_mem_functions(count_malloc, count_realloc, count_free);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pipelined),
       cmocka_unit_test(test_backpressure),
       cmocka_unit_test(test_write_stall),
       cmocka_unit_test(test_deadlines_and_lengths),
       cmocka_unit_test(test_slots),
+      cmocka_unit_test(test_no_alloc_per_connection),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
