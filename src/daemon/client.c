@@ -27,7 +27,7 @@
 #define PROXY_ALERT_S 60.0 /* seconds between summaries of proxy errors */
 
 typedef struct peer peer;
-static void resolve_fallback(peer *p);
+static bool resolve_fallback(peer *p);
 
 struct peer {
   ntsd_clients *owner;
@@ -315,8 +315,12 @@ static bool open_path(peer *p, double now)
     snprintf(p->path_error, sizeof(p->path_error), "%s", o.why);
     return false;
   }
-  if (o.fallback && p->proxied && !p->have_addr)
-    resolve_fallback(p);
+  if (o.fallback && p->proxied && !p->have_addr && !resolve_fallback(p)) {
+    p->path = NTP_PATH_NONE;
+    snprintf(p->path_error, sizeof(p->path_error), "directfallback: an onion service has no "
+                                                   "direct path (%s)", o.why);
+    return false;
+  }
   transport_dest d;
   struct sockaddr_storage ss;
   socks5_addr name;
@@ -462,14 +466,20 @@ static bool on_fallback_addr(void *arg, const struct sockaddr *sa, socklen_t len
   return true;
 }
 
-static void resolve_fallback(peer *p)
+/* False when there is no direct way to look for: an onion name exists only
+ * inside Tor, and asking the local resolver for it would tell the network
+ * which onion service the source uses (and never get an answer). */
+static bool resolve_fallback(peer *p)
 {
-  if (p->have_addr || p->fb_res)
-    return;
   const char *host = p->ntp_host[0] ? p->ntp_host : p->cfg.host;
+  if (conf_is_onion(host))
+    return false;
+  if (p->have_addr || p->fb_res)
+    return true;
   resolver_cfg rc = {.base = p->owner->cfg.base, .dns = p->owner->cfg.dns, .host = host,
                      .port = p->ntp_port, .want = 1, .fn = on_fallback_addr, .arg = p};
   p->fb_res = resolver_start(&rc);
+  return true;
 }
 
 /* The proxy's address and the credentials: the user's, or random ones for

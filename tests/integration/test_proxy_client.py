@@ -19,6 +19,9 @@ its NTS-KE), one UDP only.
     proxy_errors counts the refusal;
   * the same with `directfallback`: samples over direct UDP, and one
     warning per request that went direct;
+  * `directfallback` on an onion service (a plain source the proxy can
+    reach, which refuses UDP ASSOCIATE): no direct path exists, so its
+    name is never looked up here; state no-path says why;
   * through a real dante (which grants UDP ASSOCIATE), the UDP-only server
     by name: NTP over the proxy's UDP relay (transport socks-udp), samples;
   * NTS-KE naming the NTP server (its Server record): by a NAME2 only the
@@ -50,6 +53,7 @@ KE_LIT, NTP_LIT = 14484, 11144      # its NTP on 127.0.0.3, named by its address
 PROXY_PORT = 11090
 NAME = "nts-proxy-only.example.test"
 NAME2 = "ntp-proxy-only.example.test"
+ONION = "ntsdtestntsdtestntsdtestntsdtestntsdtestntsdtestntsdtest.onion"
 MICROSOCKS = "/usr/bin/microsocks"
 HOSTILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "socks_hostile.py")
 DANTED = "/usr/sbin/danted"
@@ -195,7 +199,7 @@ def main():
     h.NtsKeServer("server-literal", pki, KE_LIT, NTP_LIT, tcp=True, ntp_addr="127.0.0.3",
                   extra=["nts ntpserver 127.0.0.3"])
     hosts = h.write_file("proxy-hosts", "127.0.0.1 localhost\n127.0.0.1 %s\n127.0.0.2 %s\n"
-                         % (NAME, NAME2))
+                         "127.0.0.1 %s\n" % (NAME, NAME2, ONION))
     resolv = h.write_file("client-resolv.conf",
                           "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     trap = DnsTrap()
@@ -228,6 +232,8 @@ def main():
         "server %s:%d iburst minpoll 0 maxpoll 0 transport tcp" % (NAME, NTP_TCP)], resolv)
     refused = Client("client-refused", ["proxy " + proxy,
                                         "server 127.0.0.1:%d %s" % (KE_UDP, opts)], resolv)
+    onion = Client("client-onion", ["proxy " + proxy, "server %s:%d iburst minpoll 0 "
+                                    "maxpoll 0 directfallback" % (ONION, NTP_UDP)], resolv)
     fallback = Client("client-fallback", ["proxy " + proxy, "server 127.0.0.1:%d %s "
                                           "directfallback" % (KE_UDP, opts)], resolv)
 
@@ -262,6 +268,12 @@ def main():
     show(refused, p)
     h.check(p["proxy_errors"] >= 1 and "not supported" in p["proxy_error"], "refused: %r" % p)
     h.check(p["accepted"] == 0 and p["transport"] is None, "refused: %r" % p)
+
+    p = h.wait_until(lambda: (lambda p: p if p["state"] == "no-path" and "onion" in
+                              p["path_error"] else None)(peer(onion)), 20,
+                     "the onion source with directfallback to say no-path")
+    show(onion, p)
+    h.check(p["sent"] == 0 and "goes DIRECT" not in onion.proc.read_log(), "onion: %r" % p)
 
     p = wait_samples(fallback)
     show(fallback, p)
