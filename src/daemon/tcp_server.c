@@ -16,12 +16,14 @@
 #include "daemon/netaddr.h"
 #include "daemon/netstamp.h"
 #include "daemon/sysclock.h"
+#include "daemon/timer.h"
 #include "proto/ke_admit.h"
 #include "proto/ntp_tcp.h"
 
 #define TCP_MAX_LISTENERS 32
 #define TCP_BACKLOG 128
 #define TCP_WARN_INTERVAL 60.0 /* s between warnings about full slots */
+#define TCP_ACCEPT_PAUSE 0.5   /* s the listeners rest after a failed accept */
 
 typedef struct tcp_conn tcp_conn;
 
@@ -33,6 +35,8 @@ struct tcp_server {
   ke_admit *adm;
   tcp_conn **conns; /* by admission slot; kept for the slot's next connection */
   double warned;    /* when the last pressure warning was logged */
+  struct event *resume;  /* re-enables the listeners after an accept failure */
+  double accept_warned;  /* when the last accept failure was logged */
   tcp_server_stats stats;
 };
 
@@ -358,6 +362,35 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   }
 }
 
+/* accept() failed for want of descriptors or memory: the connection stays
+ * in the backlog and keeps the listener readable, so the loop would spin
+ * at full CPU (logging each turn) until something else frees a
+ * descriptor.  Every listener rests a moment instead. */
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+  tcp_server *t = arg;
+  int e = EVUTIL_SOCKET_ERROR();
+  (void)lis;
+  for (size_t i = 0; i < t->n_lis; i++)
+    evconnlistener_disable(t->lis[i]);
+  timer_arm_in(t->resume, TCP_ACCEPT_PAUSE);
+  double now = sysclock_mono();
+  if (t->accept_warned == 0 || now - t->accept_warned >= TCP_WARN_INTERVAL) {
+    t->accept_warned = now;
+    log_warn("NTP over TCP: cannot accept: %s; pausing %.1f s (at most one warning a minute)",
+             strerror(e), TCP_ACCEPT_PAUSE);
+  }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_server *t = arg;
+  (void)fd;
+  (void)what;
+  for (size_t i = 0; i < t->n_lis; i++)
+    evconnlistener_enable(t->lis[i]);
+}
+
 tcp_server *tcp_server_create(const tcp_server_cfg *cfg, char *err, size_t errlen)
 {
   tcp_server *t = calloc(1, sizeof(*t));
@@ -382,7 +415,8 @@ tcp_server *tcp_server_create(const tcp_server_cfg *cfg, char *err, size_t errle
   ke_admit_cfg ac = {.slots = t->cfg.max_connections, .per_prefix = t->cfg.max_per_prefix};
   t->adm = ke_admit_create(&ac);
   t->conns = calloc(t->cfg.max_connections, sizeof(*t->conns));
-  if (!t->adm || !t->conns) {
+  t->resume = evtimer_new(t->cfg.base, on_resume, t);
+  if (!t->adm || !t->conns || !t->resume) {
     snprintf(err, errlen, "out of memory");
     tcp_server_destroy(t);
     return NULL;
@@ -420,6 +454,7 @@ bool tcp_server_listen(tcp_server *t, const struct sockaddr *sa, socklen_t len, 
     snprintf(err, errlen, "cannot serve NTP over TCP on %s", name);
     return false;
   }
+  evconnlistener_set_error_cb(l, on_accept_error);
   t->lis[t->n_lis] = l;
   snprintf(t->names[t->n_lis], sizeof(t->names[0]), "%s", name);
   t->n_lis++;
@@ -441,6 +476,8 @@ void tcp_server_destroy(tcp_server *t)
     conn_free(t->conns[i]);
   }
   free(t->conns);
+  if (t->resume)
+    event_free(t->resume);
   ke_admit_destroy(t->adm);
   free(t);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -435,6 +436,58 @@ static void test_no_alloc_per_connection(void **state)
   rig_down(&r);
 }
 
+/* libevent's warnings, counted (and kept off the test's output). */
+static unsigned ev_warnings;
+static void count_log(int severity, const char *msg)
+{
+  (void)msg;
+  ev_warnings += severity >= EVENT_LOG_WARN;
+}
+
+/* Out of descriptors: accept() fails while the connection waits in the
+ * backlog, so the listener stays readable.  The server must rest rather
+ * than spin (each turn of the loop, with a 20 ms cap, must wait), and
+ * take the connection once descriptors are back. */
+static void test_out_of_descriptors(void **state)
+{
+  (void)state;
+  rig r;
+  rig_up(&r, &(tcp_server_cfg){0});
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  assert_true(fd >= 0);
+  int rc = connect(fd, (struct sockaddr *)&r.sa, sizeof(r.sa));
+  assert_true(rc == 0 || errno == EINPROGRESS);
+  struct rlimit old, low;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int next = dup(0); /* the lowest free descriptor: none from it on */
+  assert_true(next >= 0);
+  close(next);
+  low = old;
+  low.rlim_cur = (rlim_t)next;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  event_set_log_callback(count_log);
+  unsigned turns = 0;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    struct timeval cap = {.tv_usec = 20000};
+    event_base_loopexit(r.base, &cap);
+    event_base_loop(r.base, EVLOOP_ONCE);
+    turns++;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 300 &&
+           turns < 100000);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  event_set_log_callback(NULL);
+  assert_int_equal(stats(&r).accepted, 0);
+  assert_true(turns <= 30);       /* ~15 turns of 20 ms; a spinning loop makes thousands */
+  assert_true(ev_warnings <= 1); /* no warning per turn either */
+  pump(&r, 1200);
+  assert_int_equal(stats(&r).accepted, 1);
+  close(fd);
+  rig_down(&r);
+}
+
 int main(void)
 {
   event_set_mem_functions(count_malloc, count_realloc, count_free);
@@ -445,6 +498,7 @@ int main(void)
       cmocka_unit_test(test_deadlines_and_lengths),
       cmocka_unit_test(test_slots),
       cmocka_unit_test(test_no_alloc_per_connection),
+      cmocka_unit_test(test_out_of_descriptors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
