@@ -333,6 +333,12 @@ static bool start_names(ntsd_clients *c, const conf_source *sources, size_t n)
   if (!c->names)
     return false;
   for (size_t i = 0; i < n; i++) {
+    /* Never go direct for a source meant to go through a proxy. */
+    if (sources[i].proxy.set) {
+      log_msg(LOG_LVL_ERR, "%s: SOCKS5 proxies are not supported by this build; source not used",
+              sources[i].host);
+      continue;
+    }
     named_source *ns = &c->names[c->n_names++];
     ns->owner = c;
     ns->cfg = sources[i];

@@ -404,7 +404,7 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
 
 enum opt_kind {
   OPT_FLAG, OPT_INT, OPT_NUM, OPT_STR, OPT_AUTHSEL /* int: ntp_authsel */,
-  OPT_PIN /* conf_pins */
+  OPT_PIN /* conf_pins */, OPT_PROXY /* conf_proxy */, OPT_TRANSPORT /* conf_transport */
 };
 
 struct opt {
@@ -484,6 +484,142 @@ static bool add_pin(struct parser *p, const char *what, const char *v, conf_pins
   return true;
 }
 
+/* ---- proxy URLs ----------------------------------------------------------- */
+
+static int hex_value(char ch)
+{
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes in[0..n) into out (cap bytes, NUL-terminated); false on a
+ * bad escape, an encoded NUL or an overflow. */
+static bool pct_decode(const char *in, size_t n, char *out, size_t cap, size_t *out_len)
+{
+  size_t o = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    int ch = (unsigned char)in[i];
+    if (ch == '%') {
+      int hi = i + 2 < n ? hex_value(in[i + 1]) : -1;
+      int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+      if (lo < 0 || (ch = hi * 16 + lo) == 0)
+        return false;
+      i += 2;
+    }
+    if (o + 1 >= cap)
+      return false;
+    out[o++] = (char)ch;
+  }
+  out[o] = '\0';
+  *out_len = o;
+  return true;
+}
+
+static bool proxy_fail(char *err, size_t errlen, const char *why)
+{
+  snprintf(err, errlen, "%s", why);
+  return false;
+}
+
+/* USER[:PASS] of a proxy URL. */
+static bool proxy_userinfo(const char *ui, size_t n, conf_proxy *px, char *err, size_t errlen)
+{
+  const char *colon = memchr(ui, ':', n);
+  size_t ulen = colon ? (size_t)(colon - ui) : n, got;
+
+  if (!pct_decode(ui, ulen, px->user, sizeof px->user, &got) || got == 0)
+    return proxy_fail(err, errlen, "bad user name (1 to 255 bytes, percent-encoded)");
+  if (colon && !pct_decode(colon + 1, n - ulen - 1, px->pass, sizeof px->pass, &got))
+    return proxy_fail(err, errlen, "bad password (0 to 255 bytes, percent-encoded)");
+  px->auth = true;
+  return true;
+}
+
+bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t errlen)
+{
+  static const char *const schemes[] = {"socks5://", "socks5h://"};
+  conf_proxy px = {.set = true};
+  const char *rest = NULL, *at;
+  char host[CONF_HOST_MAX], hostport[CONF_HOST_MAX];
+  size_t hp_len;
+  bool has_port;
+  int fam;
+
+  for (size_t i = 0; i < 2 && !rest; i++)
+    if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+      rest = url + strlen(schemes[i]);
+  if (!rest)
+    return proxy_fail(err, errlen, "not a socks5:// URL");
+  at = strrchr(rest, '@');
+  if (at && !proxy_userinfo(rest, (size_t)(at - rest), &px, err, errlen))
+    return false;
+  rest = at ? at + 1 : rest;
+  hp_len = strcspn(rest, "/");
+  if ((rest[hp_len] && strcmp(rest + hp_len, "/") != 0) || hp_len >= sizeof hostport)
+    return proxy_fail(err, errlen, "needs HOST:PORT and no path");
+  memcpy(hostport, rest, hp_len);
+  hostport[hp_len] = '\0';
+  has_port = hostport[0] == '[' ? strstr(hostport, "]:") != NULL
+                                : strchr(hostport, ':') == strrchr(hostport, ':') &&
+                                      strchr(hostport, ':');
+  if (!has_port || !conf_split_host_port(hostport, host, sizeof host, &px.port))
+    return proxy_fail(err, errlen, "needs HOST:PORT (IPv6 in brackets)");
+  fam = addr_family(host, false, NULL);
+  if (!fam || (fam == 6) != (hostport[0] == '['))
+    return proxy_fail(err, errlen,
+                      "the proxy's HOST must be an address literal (no name is resolved)");
+  memcpy(px.host, host, strlen(host) + 1);
+  snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", px.auth ? px.user : "",
+           px.auth ? "@" : "", fam == 6 ? "[" : "", px.host, fam == 6 ? "]" : "",
+           (unsigned)px.port);
+  *out = px;
+  return true;
+}
+
+bool conf_is_onion(const char *host)
+{
+  size_t n = strlen(host);
+
+  while (n && host[n - 1] == '.')
+    n--;
+  return n >= 6 && strncasecmp(host + n - 6, ".onion", 6) == 0;
+}
+
+static bool get_proxy(struct parser *p, const char *what, const char *v, conf_proxy *out)
+{
+  char why[120];
+  conf_proxy px;
+
+  if (!conf_parse_proxy_url(v, &px, why, sizeof why)) {
+    /* The URL may carry a password: never echo it. */
+    report(p, true, "bad value for '%s': %s (socks5://[USER[:PASS]@]HOST:PORT)", what, why);
+    return false;
+  }
+  if (out)
+    *out = px;
+  return true;
+}
+
+static bool get_transport(struct parser *p, const char *what, const char *v, int *out)
+{
+  static const char *const names[] = {"auto", "udp", "tcp"};
+  struct quoted q;
+
+  for (int i = 0; i < 3; i++)
+    if (strcmp(v, names[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  report(p, true, "bad value '%s' for '%s' (auto, udp or tcp)", quote(&q, v), what);
+  return false;
+}
+
 static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, void *base)
 {
   char *field = o->off == NO_FIELD ? NULL : (char *)base + o->off;
@@ -524,6 +660,18 @@ static bool apply_opt(struct parser *p, struct cursor *cu, const struct opt *o, 
   case OPT_PIN:
     if (!add_pin(p, o->name, v, (conf_pins *)(void *)field))
       return false;
+    break;
+  case OPT_PROXY:
+    if (!get_proxy(p, o->name, v, (conf_proxy *)(void *)field))
+      return false;
+    break;
+  case OPT_TRANSPORT:
+    if (!get_transport(p, o->name, v, &iv))
+      return false;
+    if (field) {
+      enum conf_transport tv = (enum conf_transport)iv;
+      memcpy(field, &tv, sizeof tv);
+    }
     break;
   }
   if (!p->quiet_opts)
@@ -600,6 +748,15 @@ static const struct opt source_opts[] = {
     {"pin", OPT_PIN, SRC(pins), 0, 0, 0, false, "sha256:BASE64", CONF_ACTIVE,
      "(ntsd) NTS-KE server's public key (SPKI) digest; up to 4, one must match; "
      "without `ca`, the pin alone authenticates; needs `nts`"},
+    {"proxy", OPT_PROXY, SRC(proxy), 0, 0, 0, false, "socks5://[USER[:PASS]@]HOST:PORT",
+     CONF_ACTIVE, "(ntsd) this source's SOCKS5 proxy, over the `proxy` directive's"},
+    FLAG("noproxy", SRC(noproxy), CONF_ACTIVE, "(ntsd) direct, despite the `proxy` directive"),
+    {"transport", OPT_TRANSPORT, SRC(transport), 0, 0, 0, false, "auto|udp|tcp", CONF_ACTIVE,
+     "(ntsd) NTP over UDP or TCP; auto: UDP, or TCP through a proxy when the server offers "
+     "it"},
+    FLAG("directfallback", SRC(directfallback), CONF_ACTIVE,
+         "(ntsd) with a proxy: direct UDP when no proxied way works, with a warning each "
+         "time"),
     INT("key", NO_FIELD, 1, 65535, CONF_IGNORED, NOSYMKEYS),
     FLAG("xleave", NO_FIELD, CONF_IGNORED, NOXLEAVE),
     INT("ttl", NO_FIELD, 0, 255, CONF_IGNORED, NOEFFECT),
@@ -676,6 +833,10 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
   /* A pin is meant to authenticate: silently sending plain NTP would betray it. */
   if (!s.nts && s.pins.n) {
     report(p, true, "'pin' needs 'nts'");
+    return;
+  }
+  if (s.proxy.set && s.noproxy) {
+    report(p, true, "'proxy' and 'noproxy' on one line");
     return;
   }
   if (s.aead[0] && !conf_aead_id(s.aead)) {
@@ -1107,7 +1268,13 @@ static void do_listen(struct parser *p, struct cursor *cu, const struct directiv
   bool ok, wild = false;
   void *arr = p->c->listens;
 
-  if (!t || !expect_end(p, cu, d->name))
+  if (!t)
+    return;
+  if (cu->i < cu->n && strcmp(cu->tok[cu->i], "tcp") == 0) {
+    l.tcp = true;
+    cu->i++;
+  }
+  if (!expect_end(p, cu, d->name))
     return;
   ok = conf_split_host_port(t, host, sizeof host, &l.port);
   wild = ok && strcmp(host, "*") == 0;
@@ -1441,6 +1608,16 @@ static void do_nocerttimecheck(struct parser *p, struct cursor *cu, const struct
     p->c->nocerttimecheck = v;
 }
 
+/* `proxy URL` (ntsd): every source's SOCKS5 proxy unless its line says otherwise. */
+static void do_proxy(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  conf_proxy px;
+
+  if (t && get_proxy(p, d->name, t, &px) && expect_end(p, cu, d->name))
+    p->c->proxy = px;
+}
+
 /* Every directive with its status; the table in docs/configuration.md is
  * printed from this one (conf_write_directive_table). */
 #define PATH(f) do_path, offsetof(ntsd_conf, f)
@@ -1461,6 +1638,10 @@ static const struct directive directives[] = {
     DIRECTIVE("peer", do_source, CONF_PEER, SOURCE_ARGS, CONF_PARTIAL,
               "is served as a client association (symmetric mode is not supported)",
               SOURCE_OPTS),
+    DIRECTIVE("proxy", do_proxy, 0, "socks5://[USER[:PASS]@]HOST:PORT", CONF_ACTIVE,
+              "(ntsd) every source goes through this SOCKS5 proxy unless its line has "
+              "`proxy` or `noproxy`",
+              NULL),
     DIRECTIVE("restrict", do_restrict, 0, RESTRICT_ARGS, CONF_ACTIVE,
               "the most specific entry wins", RESTRICT_WORDS),
     DIRECTIVE("unrestrict", do_restrict, 1, RESTRICT_ARGS, CONF_ACTIVE, "removes an entry",
@@ -1493,8 +1674,8 @@ static const struct directive directives[] = {
     DIRECTIVE("disable", do_enable, 0, "FLAG...", CONF_ACTIVE, NULL, ENABLE_WORDS),
     DIRECTIVE("interface", do_interface, 0, IFACE_ARGS, CONF_ACTIVE, NULL, IFACE_WORDS),
     DIRECTIVE("nic", do_interface, 0, IFACE_ARGS, CONF_ACTIVE, "as `interface`", IFACE_WORDS),
-    DIRECTIVE("listen", do_listen, 0, "ADDR[:PORT]", CONF_ACTIVE,
-              "(ntsd) repeatable; ADDR a literal or `*`", NULL),
+    DIRECTIVE("listen", do_listen, 0, "ADDR[:PORT] [tcp]", CONF_ACTIVE,
+              "(ntsd) repeatable; ADDR a literal or `*`; `tcp`: NTP over TCP too", NULL),
     DIRECTIVE("local", do_local, 0, "stratum N", CONF_ACTIVE,
               "serve the local clock at stratum N with no usable source", NULL),
     DIRECTIVE("nts", do_nts, 0, "SUBCOMMAND ...", CONF_ACTIVE, NULL,
@@ -1608,6 +1789,31 @@ static void parse_text(struct parser *p, const char *text, size_t len)
   }
 }
 
+/* After the whole configuration: each source's proxy in force, and what only
+ * makes sense with or without one.  The global `proxy` may come after the
+ * sources, so this cannot be checked line by line. */
+static void finish_sources(struct parser *p)
+{
+  ntsd_conf *c = p->c;
+  unsigned saved = p->line;
+
+  for (size_t i = 0; i < c->n_sources; i++) {
+    conf_source *s = &c->sources[i];
+    p->line = s->line;
+    if (!s->proxy.set && !s->noproxy && c->proxy.set)
+      s->proxy = c->proxy;
+    if (s->proxy.set && s->kind == CONF_POOL)
+      report(p, true, "a 'pool' cannot go through a proxy (its addresses would be looked "
+                      "up here); use 'server' lines");
+    else if (!s->proxy.set && conf_is_onion(s->host))
+      report(p, true, "'%s' is an onion service: it needs a 'proxy' (Tor's SOCKS port)",
+             s->host);
+    else if (!s->proxy.set && s->directfallback)
+      report(p, false, "'directfallback' has no effect without a proxy");
+  }
+  p->line = saved;
+}
+
 /* ---- public API ------------------------------------------------------------ */
 
 ntsd_conf *conf_new(void)
@@ -1653,6 +1859,7 @@ int conf_parse_string(ntsd_conf *c, const char *fname, const char *text, size_t 
   if (!c || (!text && len))
     return -1;
   parse_text(&p, text, len);
+  finish_sources(&p);
   return p.errors ? -1 : 0;
 }
 
@@ -1665,6 +1872,8 @@ int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx)
     return -1;
   if ((err = load_into(&p)))
     report(&p, true, "cannot open: %s", strerror(err));
+  else
+    finish_sources(&p);
   return p.errors ? -1 : 0;
 }
 

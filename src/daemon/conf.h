@@ -34,6 +34,21 @@ typedef struct conf_pins {
   unsigned n;
 } conf_pins;
 
+/* A SOCKS5 proxy: `proxy socks5://[USER[:PASS]@]HOST:PORT` (docs/anonymity.md). */
+#define CONF_PROXY_CRED_MAX 255 /* RFC 1929: a one-byte length */
+typedef struct conf_proxy {
+  bool set;          /* a proxy applies */
+  char host[64];     /* the proxy's address literal (IPv4 or IPv6), no brackets */
+  uint16_t port;
+  bool auth;         /* USER given: RFC 1929 with user/pass; else "no authentication" */
+  char user[CONF_PROXY_CRED_MAX + 1]; /* percent-decoded, 1..255 bytes */
+  char pass[CONF_PROXY_CRED_MAX + 1]; /* percent-decoded, 0..255 bytes */
+  char url[400];     /* the URL without the password, for display */
+} conf_proxy;
+
+/* `transport`: how NTP reaches the server (docs/anonymity.md, "Transports"). */
+enum conf_transport { CONF_TRANSPORT_AUTO = 0, CONF_TRANSPORT_UDP, CONF_TRANSPORT_TCP };
+
 typedef struct conf_source {
   enum conf_source_kind kind;
   char host[CONF_HOST_MAX]; /* name or address literal, no brackets */
@@ -46,6 +61,13 @@ typedef struct conf_source {
   bool iburst, burst, prefer, noselect, trusted /* `true` */;
   int minpoll, maxpoll;     /* log2 s; defaults 6 and 10; allowed 0..17 */
   int version;              /* 1..4, default 4 */
+  /* After parsing, the proxy in force for this source: the line's own
+   * `proxy URL`, else the `proxy` directive's unless `noproxy`; proxy.set
+   * false: direct. */
+  conf_proxy proxy;
+  bool noproxy;
+  enum conf_transport transport;
+  bool directfallback;      /* may fall back to direct UDP when no proxied way works */
   unsigned line;            /* for messages */
 } conf_source;
 
@@ -65,6 +87,7 @@ typedef struct conf_restrict {
 typedef struct conf_listen {
   char addr[64]; /* address literal ("" = wildcard) */
   uint16_t port; /* 0 = default */
+  bool tcp;      /* `listen ADDR[:PORT] tcp`: NTP over TCP too, same address and port */
 } conf_listen;
 
 typedef struct ntsd_conf {
@@ -72,7 +95,7 @@ typedef struct ntsd_conf {
   size_t n_sources;
   conf_restrict *restricts;
   size_t n_restricts;
-  conf_listen *listens;   /* `listen ADDR[:PORT]` */
+  conf_listen *listens;   /* `listen ADDR[:PORT] [tcp]` */
   size_t n_listens;
   bool interface_ignore_all; /* `interface ignore all`: serve nothing */
 
@@ -113,6 +136,8 @@ typedef struct ntsd_conf {
   double nts_rotate;      /* seconds, default 86400 */
   int nocerttimecheck;    /* NTS-KEs that may skip certificate dates before the
                              first synchronisation (0: none) */
+
+  conf_proxy proxy;       /* `proxy URL`: every source's unless its own or `noproxy` */
 
   /* control socket */
   char control_socket[CONF_PATH_MAX]; /* "" = built-in default */
@@ -170,6 +195,14 @@ int conf_load_file(ntsd_conf *c, const char *path, conf_diag_fn diag, void *ctx)
 /* Splits "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal.
  * Returns false on a bad port or an oversized host. */
 bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t *port);
+
+/* Parses `socks5://[USER[:PASS]@]HOST:PORT` (or `socks5h://`: both send
+ * names to the proxy).  HOST is an address literal, IPv6 in brackets; USER
+ * and PASS may be percent-encoded.  False with a message in err. */
+bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t errlen);
+
+/* True for a name under the `.onion` top-level domain (only Tor resolves it). */
+bool conf_is_onion(const char *host);
 
 /* The AEAD id for a `server ... aead NAME` value (AES_SIV_CMAC_256 -> 15,
  * AES_SIV_CMAC_512 -> 17, case-insensitive, or the number); 0 if unsupported. */

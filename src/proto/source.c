@@ -213,4 +213,7 @@ int ntp_source_samples(const ntp_source *s, double after, ntp_filter_raw *out, i
 void ntp_source_clock_stepped(ntp_source *s)
 {
   ntp_filter_init(&s->filt, s->cfg.precision);
+  /* A request in flight was stamped on the old time scale: its answer would
+   * enter the fresh filter off by the step.  It is dropped as unexpected. */
+  s->sent_xmt = 0;
 }

@@ -88,7 +88,9 @@ void ntp_source_get_info(const ntp_source *s, double now, ntp_source_info *out);
 int ntp_source_samples(const ntp_source *s, double after, ntp_filter_raw *out, int cap);
 
 /* The local clock was stepped: forget the held samples (ntpd's clear_all),
- * so no offset measured before the step is used again. */
+ * so no offset measured before the step is used again, and void the request
+ * in flight (its t1 is on the old time scale; its answer is dropped as
+ * unexpected). */
 void ntp_source_clock_stepped(ntp_source *s);
 
 /* Root distance (RFC 5905 "lambda") of the current estimate at `now`. */

@@ -1270,6 +1270,119 @@ static void test_pin_errors(void **state)
   assert_true(has_msg(t, true, "t.conf:2: ", "bad value 'sha256:x' for 'pin'"));
 }
 
+/* ---- proxy, transport, listen tcp ------------------------------------------------ */
+
+static void test_proxy_url(void **state)
+{
+  conf_proxy px;
+  char err[120];
+
+  (void)state;
+  assert_true(conf_parse_proxy_url("socks5://127.0.0.1:9050", &px, err, sizeof err));
+  assert_true(px.set);
+  assert_false(px.auth);
+  assert_string_equal(px.host, "127.0.0.1");
+  assert_int_equal(px.port, 9050);
+  assert_string_equal(px.url, "socks5://127.0.0.1:9050");
+  /* Percent-encoded credentials; the display URL drops the password. */
+  assert_true(conf_parse_proxy_url("SOCKS5H://a%40b:p%3Aw@[::1]:1080/", &px, err, sizeof err));
+  assert_true(px.auth);
+  assert_string_equal(px.user, "a@b");
+  assert_string_equal(px.pass, "p:w");
+  assert_string_equal(px.host, "::1");
+  assert_int_equal(px.port, 1080);
+  assert_string_equal(px.url, "socks5://a@b@[::1]:1080");
+  /* A user alone: an empty password, as curl sends it. */
+  assert_true(conf_parse_proxy_url("socks5://tor@10.0.0.1:9050", &px, err, sizeof err));
+  assert_true(px.auth);
+  assert_string_equal(px.user, "tor");
+  assert_string_equal(px.pass, "");
+
+  static const char *const bad[] = {
+      "", "socks5://", "socks4://1.2.3.4:1", "http://1.2.3.4:8080", "socks5://1.2.3.4",
+      "socks5://1.2.3.4:0", "socks5://1.2.3.4:65536", "socks5://::1:1080",
+      "socks5://proxy.example:1080", "socks5://[1.2.3.4]:1", "socks5://1.2.3.4:1/x",
+      "socks5://@1.2.3.4:1", "socks5://:pw@1.2.3.4:1", "socks5://u%0@1.2.3.4:1",
+      "socks5://u%00@1.2.3.4:1", "socks5://u:%4@1.2.3.4:1", "socks5://u:%@1.2.3.4:1",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    assert_false(conf_parse_proxy_url(bad[i], &px, err, sizeof err));
+    assert_true(err[0] != '\0');
+  }
+  /* 255 bytes of user name fit, 256 do not. */
+  char url[700];
+  snprintf(url, sizeof url, "socks5://%0255d:x@1.2.3.4:5", 0);
+  assert_true(conf_parse_proxy_url(url, &px, err, sizeof err));
+  assert_int_equal(strlen(px.user), 255);
+  snprintf(url, sizeof url, "socks5://%0256d:x@1.2.3.4:5", 0);
+  assert_false(conf_parse_proxy_url(url, &px, err, sizeof err));
+}
+
+static void test_proxy_sources(void **state)
+{
+  struct tc *t = *state;
+  const conf_source *s;
+
+  /* The directive applies to every source, wherever it stands; a line's own
+   * proxy wins; noproxy goes direct. */
+  expect_ok(t,
+            "server a.example nts\n"
+            "server b.example nts noproxy transport tcp\n"
+            "server c.example nts proxy socks5://u:p@[::1]:1080 transport udp directfallback\n"
+            "server abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuv.onion nts\n"
+            "proxy socks5://127.0.0.1:9050\n",
+            0);
+  s = t->c->sources;
+  assert_true(s[0].proxy.set);
+  assert_string_equal(s[0].proxy.host, "127.0.0.1");
+  assert_int_equal(s[0].transport, CONF_TRANSPORT_AUTO);
+  assert_false(s[1].proxy.set);
+  assert_int_equal(s[1].transport, CONF_TRANSPORT_TCP);
+  assert_true(s[2].proxy.set);
+  assert_string_equal(s[2].proxy.host, "::1");
+  assert_string_equal(s[2].proxy.pass, "p");
+  assert_int_equal(s[2].transport, CONF_TRANSPORT_UDP);
+  assert_true(s[2].directfallback);
+  assert_true(s[3].proxy.set);
+  assert_true(t->c->proxy.set);
+
+  /* Names that would leak: an onion service without a proxy, a pool through one. */
+  expect_error(t, "server x.onion nts", "needs a 'proxy'");
+  expect_error(t, "server x.onion. nts", "needs a 'proxy'");
+  reset(t);
+  assert_int_equal(parse(t, "proxy socks5://127.0.0.1:9050\nserver x.onion nts noproxy\n"), -1);
+  assert_true(has_msg(t, true, "t.conf:2: ", "needs a 'proxy'"));
+  expect_error(t, "pool pool.example nts proxy socks5://127.0.0.1:1", "a 'pool' cannot");
+  expect_error(t, "pool pool.example nts\nproxy socks5://127.0.0.1:1", "a 'pool' cannot");
+  expect_error(t, "server a proxy socks5://1.2.3.4:5 noproxy", "'proxy' and 'noproxy'");
+  expect_error(t, "server a transport quic", "bad value 'quic' for 'transport'");
+  expect_error(t, "proxy socks5://1.2.3.4", "bad value for 'proxy'");
+  expect_error(t, "proxy socks5://1.2.3.4:5 extra", "unexpected");
+  /* A bad URL is reported without echoing a password. */
+  reset(t);
+  assert_int_equal(parse(t, "proxy socks5://u:s3cret@1.2.3.4\n"), -1);
+  assert_false(has_msg(t, true, "", "s3cret"));
+  /* directfallback only means something with a proxy. */
+  expect_ok(t, "server a directfallback\n", 1);
+  assert_true(conf_is_onion("x.ONION"));
+  assert_false(conf_is_onion("onion"));
+  assert_false(conf_is_onion("x.onion.example"));
+}
+
+static void test_listen_tcp(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "listen 127.0.0.1:1234 tcp\nlisten [::1]\n", 0);
+  assert_int_equal(t->c->n_listens, 2);
+  assert_true(t->c->listens[0].tcp);
+  assert_int_equal(t->c->listens[0].port, 1234);
+  assert_false(t->c->listens[1].tcp);
+  expect_error(t, "listen 127.0.0.1 udp", "unexpected 'udp'");
+  expect_error(t, "listen 127.0.0.1 tcp tcp", "unexpected 'tcp'");
+}
+
 /* ---- conf_split_host_port ------------------------------------------------------ */
 
 static void test_split_host_port(void **state)
@@ -1397,6 +1510,11 @@ static const struct {
     {"server ca", "server ke.example nts ca /ca.pem"},
     {"server aead", "server ke.example nts aead AES_SIV_CMAC_256"},
     {"server pin", "server ke.example nts pin " PIN_EMPTY},
+    {"server proxy", "server ke.example nts proxy socks5://127.0.0.1:9050"},
+    {"server noproxy", "server ke.example nts noproxy"},
+    {"server transport", "server ke.example nts transport tcp"},
+    {"server directfallback", "server ke.example nts proxy socks5://127.0.0.1:1 directfallback"},
+    {"proxy", "proxy socks5://127.0.0.1:9050"},
     {"server key", "server 192.0.2.1 key 1"}, {"server xleave", "server 192.0.2.1 xleave"},
     {"server ttl", "server 192.0.2.1 ttl 1"}, {"server mode", "server 192.0.2.1 mode 1"},
     {"server bias", "server 192.0.2.1 bias 0.1"},
@@ -1597,6 +1715,9 @@ int main(void)
       T(test_aead_option),
       T(test_pin_option),
       T(test_pin_errors),
+      cmocka_unit_test(test_proxy_url),
+      T(test_proxy_sources),
+      T(test_listen_tcp),
       T(test_split_host_port),
       T(test_module_configs),
       T(test_status_disagreements),

@@ -94,6 +94,29 @@ static void test_response_without_request_dropped(void **state)
   ntp_source_destroy(s);
 }
 
+/* A request in flight across a step of the local clock carries a t1 on the
+ * old time scale: its answer would enter the fresh filter off by the step.
+ * The step voids it; the next poll starts clean. */
+static void test_clock_step_voids_request_in_flight(void **state)
+{
+  (void)state;
+  ntp_source_cfg c = cfg_default();
+  ntp_source *s = ntp_source_create(&c, 0.0);
+  uint8_t req[64], resp[64];
+  ntp_ts t4;
+  ntp_source_make_request(s, 0.0, nonce1, t0(), req, sizeof(req));
+  /* The server sees the true time; we stepped back by 1 s meanwhile. */
+  size_t n = make_response(req, t0(), 0.0, 0.01, 2, resp, &t4);
+  ntp_source_clock_stepped(s);
+  assert_false(ntp_source_awaiting(s));
+  assert_int_equal(ntp_source_on_response(s, resp, n, ntp_ts_add(t4, -1.0), 0.02, NULL),
+                   NTP_DROP_UNEXPECTED);
+  ntp_source_info i;
+  ntp_source_get_info(s, 0.02, &i);
+  assert_false(i.have_sample);
+  ntp_source_destroy(s);
+}
+
 static void test_reach_shifts_on_unanswered(void **state)
 {
   (void)state;
@@ -269,6 +292,7 @@ int main(void)
       cmocka_unit_test(test_filter_prefers_min_delay),
       cmocka_unit_test(test_filter_spike_counted),
       cmocka_unit_test(test_poll_set_and_clamped),
+      cmocka_unit_test(test_clock_step_voids_request_in_flight),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
