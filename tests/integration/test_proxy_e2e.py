@@ -47,7 +47,8 @@ def ntsd_server(pki):
 
 
 def client(topo, name, proxy, server_line):
-    return h.Ntsd(name, ["proxy %s" % proxy, server_line], wrap=topo.client_prefix())
+    return h.Ntsd(name, ["interface ignore all", "proxy %s" % proxy, server_line],
+                  wrap=topo.client_prefix())
 
 
 def peer_of(c):
