@@ -2,13 +2,18 @@
  * generator needs to send authenticated NTP requests in that server's
  * name: the AEAD, the C2S key and one cookie.
  *
- *   ntsd_kefetch [-c CA] [-n NAME] [-a AEAD] [-t SECONDS] ADDR [PORT]
+ *   ntsd_kefetch [-c CA] [-n NAME] [-a AEAD] [-t SECONDS]
+ *                [--proxy socks5://[USER[:PASS]@]HOST:PORT] ADDR [PORT]
  *
  * ADDR is an address literal (no name resolution), PORT the NTS-KE port
- * (default 4460).  The certificate is checked against NAME (default ADDR,
- * then as an IP SAN) and the CA file or directory (default the system
- * store).  AEAD is the only algorithm offered (default 15,
- * AEAD_AES_SIV_CMAC_256).  On success it prints one line,
+ * (default 4460).  With --proxy the exchange goes through that SOCKS5
+ * proxy (CONNECT), as the daemon's does: ADDR may then be a name, which
+ * goes to the proxy unresolved, and without a USER in the URL each run
+ * gives the proxy fresh random credentials (stream isolation).  The
+ * certificate is checked against NAME (default ADDR, then as an IP SAN)
+ * and the CA file or directory (default the system store).  AEAD is the
+ * only algorithm offered (default 15, AEAD_AES_SIV_CMAC_256).  On success
+ * it prints one line,
  *
  *   AEAD C2S,COOKIE
  *
@@ -19,14 +24,17 @@
  * The exchange is the daemon's own (ke_client, tls, the proto KE code), on
  * a private event loop.  A benchmark tool (`make soak`): not installed. */
 #include <event2/event.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/conf.h"
 #include "daemon/ke_client.h"
 #include "daemon/netaddr.h"
+#include "daemon/socks_conn.h"
 #include "daemon/tls.h"
 
 typedef struct fetch {
@@ -62,24 +70,52 @@ static void on_done(void *arg, ke_result *r)
   nts_wipe(r->s2c, sizeof(r->s2c));
 }
 
+/* Through the proxy: it is asked for ADDR; NAME (default ADDR) is for SNI
+ * and the certificate. */
+static ke_client *start_via(struct event_base *base, SSL_CTX *ctx, const conf_proxy *proxy,
+                            const struct sockaddr *sa, socklen_t salen, const char *addr,
+                            const char *name, uint16_t port, uint16_t aead, double timeout,
+                            fetch *f, char *err, size_t errlen)
+{
+  socks_creds cr;
+  socks_conn_creds(proxy, &cr);
+  ke_via via = {.proxy = sa,
+                .proxy_len = salen,
+                .user = cr.user,
+                .user_len = cr.user_len,
+                .pass = cr.pass,
+                .pass_len = cr.pass_len,
+                .target = addr};
+  fprintf(stderr, "ntsd_kefetch: through proxy %s%s\n", proxy->url,
+          cr.random ? " with random credentials" : "");
+  ke_client *k = ke_client_start_via(base, ctx, &via, name ? name : addr, port, NULL, &aead, 1,
+                                     timeout, on_done, f, err, errlen);
+  nts_wipe(&cr, sizeof(cr));
+  return k;
+}
+
 static int usage(void)
 {
-  fprintf(stderr, "usage: ntsd_kefetch [-c CA] [-n NAME] [-a AEAD] [-t SECONDS] ADDR [PORT]\n");
+  fprintf(stderr, "usage: ntsd_kefetch [-c CA] [-n NAME] [-a AEAD] [-t SECONDS]\n"
+                  "                    [--proxy socks5://[USER[:PASS]@]HOST:PORT] ADDR [PORT]\n");
   return 2;
 }
 
 int main(int argc, char **argv)
 {
-  const char *ca = NULL, *name = NULL;
+  const char *ca = NULL, *name = NULL, *proxy_url = NULL;
+  static const struct option longopts[] = {{"proxy", required_argument, NULL, 'p'},
+                                           {NULL, 0, NULL, 0}};
   long aead = NTS_AEAD_AES_SIV_CMAC_256;
   double timeout = 10;
   int opt;
-  while ((opt = getopt(argc, argv, "c:n:a:t:h")) != -1) {
+  while ((opt = getopt_long(argc, argv, "c:n:a:t:h", longopts, NULL)) != -1) {
     switch (opt) {
     case 'c': ca = optarg; break;
     case 'n': name = optarg; break;
     case 'a': aead = strtol(optarg, NULL, 10); break;
     case 't': timeout = strtod(optarg, NULL); break;
+    case 'p': proxy_url = optarg; break;
     default: return usage();
     }
   }
@@ -93,7 +129,19 @@ int main(int argc, char **argv)
   long port = optind + 1 < argc ? strtol(argv[optind + 1], NULL, 10) : 4460;
   struct sockaddr_storage ss;
   socklen_t salen;
-  if (port < 1 || port > 65535 || !netaddr_parse(addr, (uint16_t)port, &ss, &salen)) {
+  conf_proxy proxy = {0};
+  if (proxy_url) {
+    char perr[200] = "not an address literal";
+    if (!conf_parse_proxy_url(proxy_url, &proxy, perr, sizeof(perr)) ||
+        !socks_conn_proxy_from_conf(&proxy, &ss, &salen)) {
+      fprintf(stderr, "ntsd_kefetch: bad --proxy: %s\n", perr);
+      return 2;
+    }
+    if (port < 1 || port > 65535 || !addr[0] || strlen(addr) > SOCKS5_NAME_MAX) {
+      fprintf(stderr, "ntsd_kefetch: bad server or port: %s %ld\n", addr, port);
+      return 2;
+    }
+  } else if (port < 1 || port > 65535 || !netaddr_parse(addr, (uint16_t)port, &ss, &salen)) {
     fprintf(stderr, "ntsd_kefetch: bad address or port: %s %ld\n", addr, port);
     return 2;
   }
@@ -108,10 +156,17 @@ int main(int argc, char **argv)
   }
   fetch f = {0};
   const uint16_t offer = (uint16_t)aead;
-  ke_client *k = ke_client_start(base, ctx, (struct sockaddr *)&ss, salen, name ? name : addr,
-                                 NULL, &offer, 1, timeout, on_done, &f);
+  ke_client *k;
+  if (proxy_url) {
+    k = start_via(base, ctx, &proxy, (struct sockaddr *)&ss, salen, addr, name, (uint16_t)port,
+                  offer, timeout, &f, err, sizeof(err));
+  } else {
+    k = ke_client_start(base, ctx, (struct sockaddr *)&ss, salen, name ? name : addr, NULL,
+                        &offer, 1, timeout, on_done, &f);
+    snprintf(err, sizeof(err), "cannot start the exchange");
+  }
   if (!k) {
-    fprintf(stderr, "ntsd_kefetch: cannot start the exchange\n");
+    fprintf(stderr, "ntsd_kefetch: %s\n", err);
     return 1;
   }
   /* ke_client's own deadline ends the exchange either way. */

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "daemon/netaddr.h"
+#include "daemon/socks_conn.h"
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
 #include "proto/nts_ke_msg.h"
@@ -22,6 +25,11 @@
 
 struct ke_client {
   struct bufferevent *bev;
+  struct event_base *base;
+  SSL *ssl;          /* until bev owns it (through a proxy: after the handshake) */
+  socks_conn *socks; /* through a proxy, while its handshake runs */
+  char proxy[NETADDR_STRLEN]; /* through a proxy: its address, for messages */
+  double timeout;
   struct event *deadline;
   ke_client_done_fn fn;
   void *arg;
@@ -40,6 +48,8 @@ static void destroy(ke_client *k)
     event_free(k->deadline);
   if (k->bev)
     bufferevent_free(k->bev);
+  SSL_free(k->ssl);
+  socks_conn_cancel(k->socks);
   nts_wipe(&k->res, sizeof(k->res));
   free(k);
 }
@@ -48,7 +58,11 @@ static void finish(ke_client *k, bool ok, const char *why)
 {
   k->res.ok = ok;
   k->res.took = sysclock_mono() - k->started;
-  if (why)
+  /* Through a proxy, a failure after its handshake says so (the proxy's
+   * own failures already start with "proxy ADDR:"). */
+  if (why && !ok && k->proxy[0] && !strstr(why, k->proxy))
+    snprintf(k->res.why, sizeof(k->res.why), "%s (through proxy %s)", why, k->proxy);
+  else if (why)
     snprintf(k->res.why, sizeof(k->res.why), "%s", why);
   SSL *ssl = k->bev ? bufferevent_openssl_get_ssl(k->bev) : NULL;
   if (ssl) {
@@ -79,7 +93,10 @@ static void tls_failure(ke_client *k, struct bufferevent *bev)
   char why[200], e[160] = "";
   SSL *ssl = bufferevent_openssl_get_ssl(bev);
   unsigned long ossl = bufferevent_get_openssl_error(bev);
-  int sys_errno = !k->sent && ERR_GET_LIB(ossl) != ERR_LIB_SSL ? connect_errno() : 0;
+  /* Through a proxy the TCP connect was the proxy's, and has succeeded. */
+  int sys_errno = !k->sent && !k->proxy[0] && ERR_GET_LIB(ossl) != ERR_LIB_SSL
+                      ? connect_errno()
+                      : 0;
   long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
   if (ossl)
     ERR_error_string_n(ossl, e, sizeof(e));
@@ -196,13 +213,29 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
   ke_client *k = arg;
   (void)fd;
   (void)what;
-  finish(k, false, k->sent ? "timed out waiting for the response" : "timed out connecting");
+  char why[200];
+  if (k->sent)
+    snprintf(why, sizeof(why), "timed out waiting for the response");
+  else
+    snprintf(why, sizeof(why), "%s",
+             k->proxy[0] ? "timed out in the TLS handshake" : "timed out connecting");
+  finish(k, false, why);
 }
 
-ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct sockaddr *sa,
-                           socklen_t salen, const char *host, const ke_pins *pins,
-                           const uint16_t *aeads, size_t n_aeads, double timeout,
-                           ke_client_done_fn fn, void *arg)
+static bool arm_deadline(ke_client *k, struct event_base *base, double timeout)
+{
+  if (!(timeout > 0))
+    timeout = 0.001;
+  k->deadline = evtimer_new(base, on_deadline, k);
+  struct timeval tv = {.tv_sec = (time_t)timeout,
+                       .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+  return k->deadline && evtimer_add(k->deadline, &tv) == 0;
+}
+
+/* The exchange's state before any connection: the SSL set up for host. */
+static ke_client *ke_new(SSL_CTX *ctx, const char *host, const ke_pins *pins,
+                         const uint16_t *aeads, size_t n_aeads, double timeout,
+                         ke_client_done_fn fn, void *arg)
 {
   ke_client *k = calloc(1, sizeof(*k));
   if (!k)
@@ -210,6 +243,7 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
   k->fn = fn;
   k->arg = arg;
   k->started = sysclock_mono();
+  k->timeout = timeout;
   k->n_aeads = n_aeads < MAX_AEADS ? n_aeads : MAX_AEADS;
   memcpy(k->aeads, aeads, k->n_aeads * sizeof(aeads[0]));
   nts_ke_framer_init(&k->framer);
@@ -218,30 +252,101 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
   if (k->pins.n > KE_PINS_MAX)
     k->pins.n = KE_PINS_MAX;
   bool pin_only = k->pins.n && !k->pins.chain;
-  SSL *ssl = SSL_new(ctx);
-  if (!ssl || !(pin_only ? tls_client_setup_pinned(ssl, host) : tls_client_setup(ssl, host))) {
-    SSL_free(ssl);
-    free(k);
+  k->ssl = SSL_new(ctx);
+  if (!k->ssl ||
+      !(pin_only ? tls_client_setup_pinned(k->ssl, host) : tls_client_setup(k->ssl, host))) {
+    destroy(k);
     return NULL;
   }
+  return k;
+}
+
+/* TLS over fd (-1: a socket bufferevent_socket_connect will make).  On
+ * failure the caller destroys k; fd is still the caller's then. */
+static bool attach_tls(ke_client *k, struct event_base *base, evutil_socket_t fd)
+{
   /* Deferred callbacks: a connect that fails at once must not call back
    * (and free k) before ke_client_start has returned. */
-  k->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+  SSL *ssl = k->ssl;
+  k->ssl = NULL;
+  k->bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                           BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-  if (!k->bev) {
-    /* libevent (since 2.1.9) has freed the SSL, as BEV_OPT_CLOSE_ON_FREE
-     * says; freeing it again would be a double free. */
-    free(k);
+  /* Without a bev, libevent (since 2.1.9) has freed the SSL, as
+   * BEV_OPT_CLOSE_ON_FREE says; freeing it again would be a double free. */
+  if (!k->bev)
+    return false;
+  bufferevent_openssl_set_allow_dirty_shutdown(k->bev, 1);
+  bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
+  return bufferevent_enable(k->bev, EV_READ) == 0;
+}
+
+ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct sockaddr *sa,
+                           socklen_t salen, const char *host, const ke_pins *pins,
+                           const uint16_t *aeads, size_t n_aeads, double timeout,
+                           ke_client_done_fn fn, void *arg)
+{
+  ke_client *k = ke_new(ctx, host, pins, aeads, n_aeads, timeout, fn, arg);
+  if (!k)
+    return NULL;
+  if (!attach_tls(k, base, -1) || !arm_deadline(k, base, timeout) ||
+      bufferevent_socket_connect(k->bev, (struct sockaddr *)sa, (int)salen) < 0) {
+    destroy(k);
     return NULL;
   }
-  bufferevent_openssl_set_allow_dirty_shutdown(k->bev, 1);
-  k->deadline = evtimer_new(base, on_deadline, k);
-  struct timeval tv = {.tv_sec = (time_t)timeout,
-                       .tv_usec = (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
-  bufferevent_setcb(k->bev, on_read, NULL, on_event, k);
-  if (!k->deadline || evtimer_add(k->deadline, &tv) < 0 ||
-      bufferevent_enable(k->bev, EV_READ) < 0 ||
-      bufferevent_socket_connect(k->bev, (struct sockaddr *)sa, (int)salen) < 0) {
+  return k;
+}
+
+/* The proxy's handshake is over: TLS on its stream, in the time left. */
+static void on_socks(void *arg, socks_conn_result *r)
+{
+  ke_client *k = arg;
+  k->socks = NULL; /* freed by socks_conn when this returns */
+  if (!r->ok) {
+    finish(k, false, r->why);
+    return;
+  }
+  struct event_base *base = k->base;
+  if (!attach_tls(k, base, r->fd)) {
+    if (!k->bev)
+      close(r->fd);
+    finish(k, false, "cannot set up TLS on the proxy's stream");
+    return;
+  }
+  if (!arm_deadline(k, base, k->timeout - (sysclock_mono() - k->started)))
+    finish(k, false, "cannot set up the deadline");
+}
+
+ke_client *ke_client_start_via(struct event_base *base, SSL_CTX *ctx, const ke_via *via,
+                               const char *host, uint16_t port, const ke_pins *pins,
+                               const uint16_t *aeads, size_t n_aeads, double timeout,
+                               ke_client_done_fn fn, void *arg, char *err, size_t errlen)
+{
+  socks_conn_cfg cfg = {
+      .base = base,
+      .proxy = via->proxy,
+      .proxy_len = via->proxy_len,
+      .user = via->user,
+      .user_len = via->user_len,
+      .pass = via->pass,
+      .pass_len = via->pass_len,
+      .cmd = SOCKS5_CMD_CONNECT,
+      .timeout = timeout,
+  };
+  const char *target = via->target ? via->target : host;
+  if (socks_conn_dst(&cfg.dst, target, port) != SOCKS5_OK) {
+    snprintf(err, errlen, "bad NTS-KE server name for the proxy: %s", target);
+    return NULL;
+  }
+  ke_client *k = ke_new(ctx, host, pins, aeads, n_aeads, timeout, fn, arg);
+  if (!k) {
+    snprintf(err, errlen, "cannot set up TLS for %s", host);
+    return NULL;
+  }
+  k->base = base;
+  netaddr_str_port(via->proxy, k->proxy, sizeof(k->proxy));
+  /* The proxy's own deadline is the exchange's: on_socks arms the rest. */
+  k->socks = socks_conn_start(&cfg, on_socks, k, err, errlen);
+  if (!k->socks) {
     destroy(k);
     return NULL;
   }

@@ -53,6 +53,30 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
                            socklen_t salen, const char *host, const ke_pins *pins,
                            const uint16_t *aeads, size_t n_aeads, double timeout,
                            ke_client_done_fn fn, void *arg);
+/* Through a SOCKS5 proxy (CONNECT): its address and the credentials to
+ * give it (user_len 0: "no authentication" only).  Pointers are used only
+ * during ke_client_start_via. */
+typedef struct ke_via {
+  const struct sockaddr *proxy;
+  socklen_t proxy_len;
+  const uint8_t *user;
+  size_t user_len;
+  const uint8_t *pass;
+  size_t pass_len;
+  const char *target; /* NULL: ask the proxy for host; else for this (a name
+                         or literal) while TLS still checks host */
+} ke_via;
+
+/* As ke_client_start, through a proxy: host and port are the KE server.  A
+ * name goes to the proxy as a name and is never resolved here; an address
+ * literal goes as an address.  SNI and verification use host as above.
+ * The one deadline covers the proxy's handshake too; a proxy's failure
+ * comes back in why as "proxy ADDR:PORT: ...".  NULL with err set when it
+ * cannot start. */
+ke_client *ke_client_start_via(struct event_base *base, SSL_CTX *ctx, const ke_via *via,
+                               const char *host, uint16_t port, const ke_pins *pins,
+                               const uint16_t *aeads, size_t n_aeads, double timeout,
+                               ke_client_done_fn fn, void *arg, char *err, size_t errlen);
 /* Abandons an exchange; the callback is not called. */
 void ke_client_cancel(ke_client *k);
 

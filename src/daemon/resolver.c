@@ -25,31 +25,50 @@ struct resolver {
   void *arg;
   struct evdns_getaddrinfo_request *req;
   struct event *retry;
+  double retry_min;
   double backoff;
+  int taken;
 };
 
 static void start(resolver *r);
 
+static void retry_later(resolver *r)
+{
+  struct timeval tv = {.tv_sec = (time_t)r->backoff,
+                       .tv_usec = (suseconds_t)(fmod(r->backoff, 1.0) * 1e6)};
+  evtimer_add(r->retry, &tv);
+  r->backoff = fmin(r->backoff * 2, RETRY_MAX);
+}
+
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
   resolver *r = arg;
+  int added = 0;
+
   r->req = NULL;
   if (result != 0) {
     if (result == EVUTIL_EAI_CANCEL)
       return;
     log_warn("cannot resolve %s: %s (retrying in %.0f s)", r->host, evutil_gai_strerror(result),
              r->backoff);
-    struct timeval tv = {.tv_sec = (time_t)r->backoff};
-    evtimer_add(r->retry, &tv);
-    r->backoff = fmin(r->backoff * 2, RETRY_MAX);
+    retry_later(r);
     return;
   }
-  int added = 0;
-  for (struct evutil_addrinfo *ai = res; ai && added < r->want; ai = ai->ai_next)
+  for (struct evutil_addrinfo *ai = res; ai && r->taken < r->want; ai = ai->ai_next)
     if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-        r->fn(r->arg, ai->ai_addr, (socklen_t)ai->ai_addrlen))
+        r->fn(r->arg, ai->ai_addr, (socklen_t)ai->ai_addrlen)) {
       added++;
+      r->taken++;
+    }
   evutil_freeaddrinfo(res);
+  if (r->taken >= r->want)
+    return;
+  /* Short of addresses: ask again later, sooner if this answer helped. */
+  if (added)
+    r->backoff = r->retry_min;
+  else
+    log_info("%s: no new usable address (asking again in %.0f s)", r->host, r->backoff);
+  retry_later(r);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -78,7 +97,8 @@ resolver *resolver_start(const resolver_cfg *cfg)
   r->want = cfg->want;
   r->fn = cfg->fn;
   r->arg = cfg->arg;
-  r->backoff = RETRY_MIN;
+  r->retry_min = cfg->retry_min > 0 ? cfg->retry_min : RETRY_MIN;
+  r->backoff = r->retry_min;
   r->retry = evtimer_new(cfg->base, on_retry, r);
   if (!r->retry) {
     free(r);

@@ -1,6 +1,8 @@
-/* resolver: a `server` or `pool` name to addresses, asynchronously (evdns),
- * retried with an exponential backoff while it fails.  Each address is
- * offered to the caller, who takes it or not, until enough were taken. */
+/* resolver: a `server` or `pool` name to addresses, asynchronously (evdns).
+ * Each address is offered to the caller, who takes it or not, until enough
+ * were taken.  While fewer than wanted were taken (the name fails, or gives
+ * no new usable address: a pool short of servers), the name is asked again
+ * with an exponential backoff, which starts over whenever one was taken. */
 #ifndef NTSD_DAEMON_RESOLVER_H
 #define NTSD_DAEMON_RESOLVER_H
 
@@ -20,7 +22,8 @@ typedef struct resolver_cfg {
   struct evdns_base *dns;
   const char *host; /* copied */
   uint16_t port;
-  int want;         /* addresses to take from one answer */
+  int want;         /* addresses to take in all */
+  double retry_min; /* s, first backoff step; 0: the default (2 s) */
   resolver_addr_fn fn;
   void *arg;
 } resolver_cfg;

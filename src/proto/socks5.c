@@ -180,14 +180,16 @@ socks5_status socks5_build_auth(uint8_t *out, size_t cap, const uint8_t *user,
 {
   wire_wr w;
   wire_wr_init(&w, out, cap);
-  if (!user || !pass || user_len == 0 || user_len > SOCKS5_CRED_MAX ||
-      pass_len == 0 || pass_len > SOCKS5_CRED_MAX)
+  /* An empty password is valid (PLEN 0: what `user@` in a URL means). */
+  if (!user || (!pass && pass_len > 0) || user_len == 0 || user_len > SOCKS5_CRED_MAX ||
+      pass_len > SOCKS5_CRED_MAX)
     return finish(&w, SOCKS5_ERR_ARG, out_len);
   wire_put_u8(&w, SOCKS5_AUTH_VERSION);
   wire_put_u8(&w, (uint8_t)user_len);
   wire_put_bytes(&w, user, user_len);
   wire_put_u8(&w, (uint8_t)pass_len);
-  wire_put_bytes(&w, pass, pass_len);
+  if (pass_len > 0)
+    wire_put_bytes(&w, pass, pass_len);
   return finish(&w, SOCKS5_OK, out_len);
 }
 

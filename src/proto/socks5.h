@@ -112,7 +112,8 @@ socks5_status socks5_addr_name(socks5_addr *a, const char *name, size_t len,
 socks5_status socks5_build_greeting(uint8_t *out, size_t cap, unsigned offer,
                                     size_t *out_len);
 
-/* RFC 1929 request; user and password each 1..255 bytes. */
+/* RFC 1929 request; user 1..255 bytes, password 0..255 (pass may be NULL
+ * when pass_len is 0). */
 socks5_status socks5_build_auth(uint8_t *out, size_t cap, const uint8_t *user,
                                 size_t user_len, const uint8_t *pass,
                                 size_t pass_len, size_t *out_len);

@@ -154,7 +154,7 @@ static void check_builders(const uint8_t *in, size_t n, size_t k, size_t cap)
 
   /* credentials: the input cut at the split point */
   st = socks5_build_auth(out, cap, in, k, in + k, n - k, &len);
-  bool valid = k >= 1 && k <= SOCKS5_CRED_MAX && n - k >= 1 && n - k <= SOCKS5_CRED_MAX;
+  bool valid = k >= 1 && k <= SOCKS5_CRED_MAX && n - k <= SOCKS5_CRED_MAX;
   if (!valid)
     CHECK(st == SOCKS5_ERR_ARG);
   else if (cap < 3 + n)

@@ -64,7 +64,16 @@ static void test_auth(void **state)
   assert_int_equal(socks5_build_auth(out, sizeof(out), big, 256, big, 1, &n), SOCKS5_ERR_ARG);
   assert_int_equal(socks5_build_auth(out, sizeof(out), big, 1, big, 256, &n), SOCKS5_ERR_ARG);
   assert_int_equal(socks5_build_auth(out, sizeof(out), big, 0, big, 1, &n), SOCKS5_ERR_ARG);
-  assert_int_equal(socks5_build_auth(out, sizeof(out), big, 1, big, 0, &n), SOCKS5_ERR_ARG);
+  assert_int_equal(socks5_build_auth(out, sizeof(out), big, 1, NULL, 1, &n), SOCKS5_ERR_ARG);
+  /* an empty password is PLEN 0 (curl's `user@`), with or without a pointer */
+  assert_int_equal(socks5_build_auth(out, sizeof(out), (const uint8_t *)"u", 1, big, 0, &n),
+                   SOCKS5_OK);
+  assert_bytes(out, n, (const uint8_t[]){0x01, 0x01, 'u', 0x00}, 4);
+  assert_int_equal(socks5_build_auth(out, sizeof(out), (const uint8_t *)"u", 1, NULL, 0, &n),
+                   SOCKS5_OK);
+  assert_bytes(out, n, (const uint8_t[]){0x01, 0x01, 'u', 0x00}, 4);
+  assert_int_equal(socks5_build_auth(out, 3, (const uint8_t *)"u", 1, NULL, 0, &n),
+                   SOCKS5_ERR_SPACE);
   assert_int_equal(socks5_build_auth(out, sizeof(out), NULL, 1, big, 1, &n), SOCKS5_ERR_ARG);
   assert_int_equal(socks5_build_auth(out, 4, big, 1, big, 1, &n), SOCKS5_ERR_SPACE);
   assert_int_equal(n, 0);
