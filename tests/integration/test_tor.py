@@ -134,17 +134,18 @@ def run(net):
                     "%s source %d: first NTS sample after %.1f s (limit %.0f s)" % (
                         name, i, first[(name, i)], FIRST_SAMPLE_S))
     # Stream isolation: the exit daemon's two sources never shared a circuit.
-    by_ip = set()
-    by_name = set()
+    by_ip, by_name, u_ip, u_name = set(), set(), set(), set()
     for port in (KE, NTP):
         by_ip |= watch.circuits_to("%s:%d" % (net.server_addr, port))
         by_name |= watch.circuits_to("%s:%d" % (net.server_name, port))
-    users = {u for _, _, c, _, u in watch.streams() if c in by_ip | by_name}
-    h.log("circuits: by IP %s, by name %s; SOCKS usernames %s" % (
-        sorted(by_ip), sorted(by_name), sorted(u or "-" for u in users)))
+        u_ip |= watch.users_to("%s:%d" % (net.server_addr, port))
+        u_name |= watch.users_to("%s:%d" % (net.server_name, port))
+    h.log("by IP: circuits %s, %d SOCKS usernames; by name: circuits %s, %d usernames" % (
+        sorted(by_ip), len(u_ip), sorted(by_name), len(u_name)))
     h.check(by_ip and by_name, "no STREAM events for the exit daemon's sources")
     h.check(not (by_ip & by_name), "the two sources shared circuits %s" % (by_ip & by_name))
-    h.check(None not in users, "a stream without a SOCKS username (no isolation)")
+    h.check(None not in u_ip | u_name, "a stream without a SOCKS username (no isolation)")
+    h.check(not (u_ip & u_name), "the two sources shared SOCKS usernames")
     cap.check_only_proxy([(net.proxy_addr, "tcp", net.socks_port)])
     net.check_no_dns()
     h.log("first NTS samples (s): %s" % ", ".join("%s/%d %.2f" % (k[0], k[1], v)

@@ -214,10 +214,25 @@ class StreamWatch:
         with self.lock:
             return list(self.seen)
 
+    def _asked(self):
+        """{stream id: the target the client asked for} (a stream to a name
+        is REMAPped to the address the exit resolved it to)."""
+        first = {}
+        for sid, _, _, t, _ in self.streams():
+            first.setdefault(sid, t)
+        return first
+
     def circuits_to(self, target):
-        """Circuit ids that carried a stream to `target` (HOST:PORT)."""
-        return {c for _, st, c, t, _ in self.streams()
-                if t == target and c != "0" and st in ("SENTCONNECT", "SUCCEEDED")}
+        """Circuit ids that carried a stream the client asked to open to
+        `target` (HOST:PORT, as the client sent it)."""
+        asked = self._asked()
+        return {c for sid, st, c, _, _ in self.streams()
+                if asked[sid] == target and c != "0" and st in ("SENTCONNECT", "SUCCEEDED")}
+
+    def users_to(self, target):
+        """SOCKS usernames of the streams the client asked to open to `target`."""
+        asked = self._asked()
+        return {u for sid, _, _, _, u in self.streams() if asked[sid] == target}
 
     def stop(self):
         self.stopping = True
