@@ -18,7 +18,11 @@ independently per datagram or chunk and per direction), 2 % of them 500 ms
 more: bench/relay.py per NTP datagram (:123), bench/stream_relay.py per
 chunk of the NTS-KE (:4460) and HTTP (:80) streams.  In cli: an ntsd NTS
 client (`server 198.19.0.1 nts`, NTP over UDP through the relay) and the
-`Date` estimator (bench/httpdate.py estimate).  All share the machine's
+`Date` estimator (bench/httpdate.py estimate).  When microsocks is
+installed and ntsd has a SOCKS5 client, a second ntsd client goes the way
+Tor goes: `proxy socks5://198.19.0.1:1080`, a stream relay delaying every
+chunk to microsocks in srv, KE and NTP over TCP (socks-tcp) to a second
+ntsd server there (`listen ... tcp`, KE on :4461).  All share the machine's
 clock: the true offset is 0 and every estimate is pure error.
 
 Then, unless --no-tor or ../shared/tools/tor-testnet is missing: the time
@@ -89,11 +93,13 @@ def make_pki(d, sans):
     return {"ca": ca, "chain": chain, "key": key, "cert": crt}
 
 
-def server_conf(d, pki, ntp_addr, ke_addr, extra=()):
+def server_conf(d, pki, ntp_addr, ke_addr, extra=(), ntp_port=123, ke_port=4460, tcp=False):
     return R.write(os.path.join(d, "server.conf"), "\n".join(
-        ["# torlike benchmark server", "disable ntp", "listen %s:123" % ntp_addr,
+        ["# torlike benchmark server", "disable ntp",
+         "listen %s:%d%s" % (ntp_addr, ntp_port, " tcp" if tcp else ""),
          "local stratum 1", "nts enable", "nts cert %s" % pki["chain"],
-         "nts key %s" % pki["key"], "nts-listen-on %s:4460" % ke_addr] + list(extra)) + "\n")
+         "nts key %s" % pki["key"], "nts-listen-on %s:%d" % (ke_addr, ke_port)] + list(extra))
+        + "\n")
 
 
 # --------------------------------------------------------------------------
@@ -104,13 +110,14 @@ def accuracy(args, tmp):
     run = R.ScenarioRun(SCN, 0, tmp, args)
     d = run.dir
     run.netns_setup()
-    pki = make_pki(os.path.join(d, "pki"), "IP:%s" % R.RTR_CLI_ADDR)
+    pki = make_pki(os.path.join(d, "pki"), "IP:%s,IP:%s" % (R.RTR_CLI_ADDR, R.SRV_ADDR))
     relays = [("relay", [sys.executable, R.RELAY, "--listen", "%s:123" % R.RTR_CLI_ADDR,
                          "--upstream-bind", R.RTR_SRV_ADDR, "--server", "%s:123" % R.SRV_ADDR,
                          "--config", json.dumps(PATH), "--seed", str(args.seed),
                          "--stats", run.relay_stats_path,
                          "--max-seconds", str(args.duration + 120)])]
-    for port, seed in ((4460, 1), (80, 2)):
+    socks = args.socks and shutil.which("microsocks") is not None
+    for port, seed in ((4460, 1), (80, 2)) + (((1080, 3),) if socks else ()):
         relays.append(("stream%d" % port, [
             sys.executable, os.path.join(HERE, "stream_relay.py"),
             "--listen", "%s:%d" % (R.RTR_CLI_ADDR, port), "--upstream-bind", R.RTR_SRV_ADDR,
@@ -124,6 +131,15 @@ def accuracy(args, tmp):
     R.wait_for(lambda: run._ntsd_ready(srv_sock, "server"), 15, "server ntsd", run)
     run.spawn("http", [sys.executable, os.path.join(HERE, "httpdate.py"), "serve",
                        "%s:80" % R.SRV_ADDR], "srv")
+    if socks:
+        d2 = os.path.join(d, "tcp")
+        os.makedirs(d2)
+        conf2 = server_conf(d2, pki, R.SRV_ADDR, R.SRV_ADDR, ntp_port=1123, ke_port=4461,
+                            tcp=True)
+        sock2 = os.path.join(d2, "server.sock")
+        run.spawn("server-ntsd-tcp", [args.ntsd, "-c", conf2, "-n", "-x", "-s", sock2], "srv")
+        R.wait_for(lambda: run._ntsd_ready(sock2, "server"), 15, "server ntsd (tcp)", run)
+        run.spawn("microsocks", ["microsocks", "-i", R.SRV_ADDR, "-p", "1080"], "srv")
     time.sleep(1.0)   # relays and the HTTP server listening
     csock = os.path.join(d, "client.sock")
     cconf = R.write(os.path.join(d, "client.conf"),
@@ -131,7 +147,24 @@ def accuracy(args, tmp):
                     "server %s nts ca %s iburst minpoll %d maxpoll %d\n"
                     % (R.RTR_CLI_ADDR, pki["ca"], args.poll, args.poll))
     p = run.spawn("client-ntsd", [args.ntsd, "-c", cconf, "-n", "-x", "-s", csock], "cli")
-    client = R.Client("ntsd", SCN["name"], p, csock)
+    clients = {"ntsd": R.Client("ntsd", SCN["name"], p, csock)}
+    if socks:
+        tsock = os.path.join(d, "client-tcp.sock")
+        tconf = R.write(os.path.join(d, "client-tcp.conf"),
+                        "# torlike benchmark client through SOCKS5\ndisable ntp\n"
+                        "interface ignore all\nproxy socks5://%s:1080\n"
+                        "server %s:4461 nts ca %s iburst minpoll %d maxpoll %d transport tcp\n"
+                        % (R.RTR_CLI_ADDR, R.SRV_ADDR, pki["ca"], args.poll, args.poll))
+        tp = run.spawn("client-ntsd-tcp", [args.ntsd, "-c", tconf, "-n", "-x", "-s", tsock],
+                       "cli")
+        time.sleep(0.5)
+        if "not supported by this build" in open(tp.log).read():
+            R.log("torlike: this ntsd has no SOCKS5 client: no socks-tcp client")
+            tp.stop()
+            run.procs.remove(tp)
+            socks = False
+        else:
+            clients["ntsd_socks_tcp"] = R.Client("ntsd", SCN["name"], tp, tsock)
     date_out = os.path.join(d, "date.json")
     run.spawn("date-estimator", [sys.executable, os.path.join(HERE, "httpdate.py"), "estimate",
                                  "--server", "%s:80" % R.RTR_CLI_ADDR,
@@ -141,25 +174,28 @@ def accuracy(args, tmp):
     end = time.monotonic() + args.duration
     while time.monotonic() < end:
         run.check_alive()
-        nxt = client.tick(end)
+        nxt = min(c.tick(end) for c in clients.values())
         time.sleep(max(0.05, min(nxt, end) - time.monotonic()))
-    counters = R.ntsd_ctl(csock, "peers")[0]
+    counters = {k: R.ntsd_ctl(c.sock, "peers")[0] for k, c in clients.items()}
     R.teardown(run.procs, [])
     R.teardown([], run.namespaces)
     with open(date_out) as f:
         date = json.load(f)
-    ntsd = client.result()
-    out = {"ntsd": {"first_estimate_s": ntsd["first_estimate_s"],
-                    "first_sample_s": ntsd["first_sample_s"], "stats": ntsd["stats"],
-                    "counters": {k: counters.get(k) for k in ("sent", "received", "accepted",
-                                                             "dropped", "reach", "nts")},
-                    "samples": ntsd["samples"]},
+    out = {}
+    for k, c in clients.items():
+        r = c.result()
+        out[k] = {"first_estimate_s": r["first_estimate_s"],
+                  "first_sample_s": r["first_sample_s"], "stats": r["stats"],
+                  "counters": {f: counters[k].get(f) for f in (
+                      "sent", "received", "accepted", "dropped", "reach", "nts", "transport")},
+                  "samples": r["samples"]}
+    out.update({
            "date": {"stats": report.offset_stats(
                [{"offset": s.get("date")} for s in date if "error" not in s])},
            "date_boundary": {"stats": report.offset_stats(
                [{"offset": s.get("date_boundary")} for s in date if "error" not in s]),
                "requests_per_estimate": [s.get("requests") for s in date][:3]},
-           "date_samples": date}
+           "date_samples": date})
     try:
         with open(run.relay_stats_path) as f:
             out["relay_stats"] = json.load(f)
@@ -167,6 +203,9 @@ def accuracy(args, tmp):
         pass
     n, dt = out["ntsd"]["stats"]["rms"], out["date"]["stats"]["rms"]
     out["ratio_ntsd_to_date"] = (n / dt) if n is not None and dt else None
+    if "ntsd_socks_tcp" in out:
+        n2 = out["ntsd_socks_tcp"]["stats"]["rms"]
+        out["ratio_ntsd_socks_tcp_to_date"] = (n2 / dt) if n2 is not None and dt else None
     return out
 
 
@@ -196,9 +235,7 @@ def tor_first_sample(args, tmp):
         onion = env["onion_nts"]
         pki = make_pki(os.path.join(d, "pki"), "IP:%s,DNS:%s,DNS:%s" % (
             env["server_addr"], env["server_name"], onion))
-        conf = server_conf(d, pki, env["server_addr"], env["server_addr"])
-        with open(conf, "a") as f:
-            f.write("listen %s:123 tcp\n" % env["server_addr"])
+        conf = server_conf(d, pki, env["server_addr"], env["server_addr"], tcp=True)
         srv_sock = os.path.join(d, "server.sock")
         procs.append(_ns_proc("tor-server", [args.ntsd, "-c", conf, "-n", "-x", "-s", srv_sock],
                               env["ns_server"], d))
@@ -257,25 +294,37 @@ def _ns_proc(name, cmd, ns, d):
 def markdown(res):
     a = res["accuracy"]
     ms = lambda v: "-" if v is None else "%.1f ms" % (v * 1e3)  # noqa: E731
-    lines = ["# Accuracy over Tor-like paths (%s)" % res["date"], "",
-             "%s; %d s, poll %d s, seed %d; %s" % (SCN["title"], res["duration"],
+    lines = ["# Accuracy over Tor-like paths (%s)" % res["date"], ""]
+    if a is None:
+        a = {}
+    else:
+        lines += ["%s; %d s, poll %d s, seed %d; %s" % (SCN["title"], res["duration"],
                                                       2 ** res["poll"], res["seed"],
                                                       res["ntsd_version"]), "",
-             "| estimate | n | RMS | median abs | p95 abs | max abs |",
-             "|---|---|---|---|---|---|"]
+                  "| estimate | n | RMS | median abs | p95 abs | max abs |",
+                  "|---|---|---|---|---|---|"]
     for k, label in (("ntsd", "ntsd (NTS, UDP through the relay)"),
+                     ("ntsd_socks_tcp", "ntsd (NTS, socks-tcp through the stream relay)"),
                      ("date", "HTTP Date, one request"),
                      ("date_boundary", "HTTP Date, second-boundary timing")):
+        if k not in a:
+            continue
         s = a[k]["stats"]
         lines.append("| %s | %d | %s | %s | %s | %s |" % (label, s["n"], ms(s["rms"]),
                                                         ms(s["median_abs"]), ms(s["p95_abs"]),
                                                         ms(s["max_abs"])))
-    r = a.get("ratio_ntsd_to_date")
-    lines += ["", "ntsd RMS / Date RMS: %s (target <= 0.05: %s)" % (
-        "-" if r is None else "%.3f" % r, "-" if r is None else ("met" if r <= 0.05
-                                                                 else "NOT met")),
-              "ntsd first estimate %s s after start (first sample %s s)" % (
-                  a["ntsd"]["first_estimate_s"], a["ntsd"]["first_sample_s"]), ""]
+    lines.append("")
+    for k, rk in (("ntsd", "ratio_ntsd_to_date"),
+                  ("ntsd_socks_tcp", "ratio_ntsd_socks_tcp_to_date")):
+        if k not in a:
+            continue
+        r = a.get(rk)
+        lines += ["%s RMS / Date RMS: %s (target <= 0.05: %s); first estimate %s s after "
+                  "start (first sample %s s)" % (
+                      k, "-" if r is None else "%.3f" % r,
+                      "-" if r is None else ("met" if r <= 0.05 else "NOT met"),
+                      a[k]["first_estimate_s"], a[k]["first_sample_s"])]
+    lines.append("")
     t = res["tor"]
     if "skipped" in t or "error" in t:
         lines.append("Tor: %s" % (t.get("skipped") or t.get("error")))
@@ -296,7 +345,10 @@ def main(argv):
     ap.add_argument("--duration", type=int, default=int(os.environ.get("TORLIKE_SECONDS", 600)))
     ap.add_argument("--poll", type=int, default=4, help="log2 s (default 4)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-tor", action="store_true")
+    ap.add_argument("--no-tor", action="store_true", help="skip the private Tor network")
+    ap.add_argument("--no-socks", dest="socks", action="store_false",
+                    help="no ntsd client through SOCKS5 over TCP")
+    ap.add_argument("--tor-only", action="store_true", help="only the Tor network part")
     ap.add_argument("--out", default=R.RESULTS)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
@@ -318,11 +370,13 @@ def main(argv):
     tmp = tempfile.mkdtemp(prefix="ntsd-torlike-")
     R.STATE["tmp"], R.STATE["keep"] = tmp, args.keep
     try:
-        R.log("torlike: %d s through the Tor-like relay" % args.duration)
-        acc = accuracy(args, tmp)
-        R.log("torlike: ntsd RMS %s, Date RMS %s, boundary RMS %s" % (
-            acc["ntsd"]["stats"]["rms"], acc["date"]["stats"]["rms"],
-            acc["date_boundary"]["stats"]["rms"]))
+        acc = None
+        if not args.tor_only:
+            R.log("torlike: %d s through the Tor-like relay" % args.duration)
+            acc = accuracy(args, tmp)
+            R.log("torlike: RMS: %s" % ", ".join(
+                "%s %.6f" % (k, v["stats"]["rms"]) for k, v in acc.items()
+                if isinstance(v, dict) and "stats" in v and v["stats"]["rms"] is not None))
         tor = tor_first_sample(args, tmp)
         R.log("torlike: Tor: %s" % json.dumps(tor))
     finally:
