@@ -4,7 +4,9 @@
 Two proxy networks (proxynet.py), each a client namespace whose only
 neighbour is its proxy:
   microsocks (CONNECT only):   ntsd gets time from an ntsd NTS server, KE
-                               and NTP over TCP through CONNECT (socks-tcp);
+                               and NTP over TCP through CONNECT (socks-tcp),
+                               with RFC 1929 credentials, and from a second
+                               microsocks on the proxy's IPv6 address;
   dante (CONNECT and UDP ASSOCIATE): from the same ntsd server once over UDP
                                ASSOCIATE (transport udp: socks-udp) and once
                                over TCP (socks-tcp); and from chronyd 4.3 and
@@ -113,6 +115,7 @@ def run(pki, hosts, ms, dn):
         "nts cookie %s" % os.path.join(h.tmpdir(), "ntpsec", "nts-keys")])
     caps = [ms.capture("cap-microsocks"), dn.capture("cap-dante")]
     ms.start_microsocks(1080, user="ntsd", password="secret", hosts=hosts)
+    ms.start_microsocks(1081, hosts=hosts, v6=True)
     dn.start_dante(1080, hosts=hosts)
     msp = "socks5://ntsd:secret@%s:1080" % ms.proxy_addr
     dnp = "socks5://%s:1080" % dn.proxy_addr
@@ -122,6 +125,8 @@ def run(pki, hosts, ms, dn):
         h.skip("this ntsd build has no SOCKS5 client")
     clients = [
         (first, "socks-tcp"),
+        (client(ms, "via-microsocks6", "socks5://[%s]:1081" % ms.proxy_addr6,
+                "server %s:%d %s" % (NAME, OURS_KE, opts)), "socks-tcp"),
         (client(dn, "dante-udp", dnp, "server %s:%d %s transport udp" % (NAME, OURS_KE, opts)),
          "socks-udp"),
         (client(dn, "dante-tcp", dnp, "server %s:%d %s transport tcp" % (
@@ -135,7 +140,9 @@ def run(pki, hosts, ms, dn):
     h.log("all %d proxied sources authenticated in %.1f s" % (len(clients),
                                                              time.monotonic() - t0))
     lo, hi = dn.dante_udp_ports
-    caps[0].check_only_proxy([(ms.proxy_addr, "tcp", 1080)])
+    pk = caps[0].check_only_proxy([(ms.proxy_addr, "tcp", 1080), (ms.proxy_addr6, "tcp", 1081)])
+    h.check(any(p.get("dst") == ms.proxy_addr6 for p in pk),
+            "no packet to the proxy's IPv6 address in the microsocks capture")
     pk = caps[1].check_only_proxy([(dn.proxy_addr, "tcp", 1080),
                                    (dn.proxy_addr, "udp", range(lo, hi + 1))])
     h.check(any(p.get("proto") == "udp" for p in pk),
