@@ -276,6 +276,16 @@ static uint16_t our_ntp_port(const ntsd_conf *conf)
   return conf->n_listens && conf->listens[0].port ? conf->listens[0].port : NTP_PORT;
 }
 
+/* The NTP over TCP port our KE server advertises: the first `listen ... tcp`
+ * line's; 0 when NTP over TCP is not served. */
+static uint16_t our_ntp_tcp_port(const ntsd_conf *conf)
+{
+  for (size_t i = 0; i < conf->n_listens && !conf->interface_ignore_all; i++)
+    if (conf->listens[i].tcp)
+      return conf->listens[i].port ? conf->listens[i].port : NTP_PORT;
+  return 0;
+}
+
 /* `nts enable`: TLS context, cookie keys, and the KE thread. */
 static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
 {
@@ -301,6 +311,7 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   }
   ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
                       .keys = d->keys, .ntp_port = our_ntp_port(c),
+                      .ntp_tcp_port = our_ntp_tcp_port(c),
                       .ntp_server = c->nts_ntpserver[0] ? c->nts_ntpserver : NULL,
                       .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
   d->ke = ke_server_start(&kc, err, errlen);

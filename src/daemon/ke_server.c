@@ -167,6 +167,7 @@ static size_t build_success(ke_conn *c, SSL *ssl, uint16_t aead, uint8_t *out, s
     }
     p.server = s->cfg.ntp_server;
     p.port = s->cfg.ntp_port != 123 ? s->cfg.ntp_port : 0;
+    p.tcp_port = s->cfg.ntp_tcp_port;
     if (p.n_cookies == KE_COOKIES)
       n = nts_ke_server_build_response(&p, out, cap);
   }

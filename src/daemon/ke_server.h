@@ -33,6 +33,7 @@ typedef struct ke_server_cfg {
   keystore *keys;          /* borrowed: the cookie key set */
   uint16_t ntp_port;       /* our NTP port; advertised when it is not 123 */
   const char *ntp_server;  /* advertised NTPv4 server, NULL for none */
+  uint16_t ntp_tcp_port;   /* our NTP over TCP port, advertised; 0: not served */
   double timeout;          /* seconds per connection, handshake included */
   int max_connections;
   int max_per_prefix;      /* concurrent connections per /24 or /56 (0: 16) */

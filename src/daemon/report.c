@@ -208,6 +208,68 @@ static uint64_t responded(const ntp_serve_counters *c)
   return c->result[NTP_SERVE_RESPOND] + c->result[NTP_SERVE_RESPOND_NTS];
 }
 
+/* NTP over TCP's own counters, by JSON key and text label. */
+typedef struct tcp_row {
+  const char *key, *label;
+  uint64_t v;
+} tcp_row;
+
+#define TCP_ROWS 13
+
+static void tcp_rows(const tcp_server_stats *t, tcp_row *rows)
+{
+  const tcp_row all[] = {
+      {"accepted", "accepted", t->accepted},
+      {"open", "open", t->open},
+      {"refused", "refused", t->refused},
+      {"refused_prefix", "refused per prefix", t->refused_prefix},
+      {"evicted", "evicted", t->evicted},
+      {"requests", "requests", t->requests},
+      {"responses", "responses", t->responses},
+      {"unanswered", "unanswered", t->unanswered},
+      {"bad_length", "bad length", t->bad_length},
+      {"idle_timeouts", "idle timeouts", t->idle_timeouts},
+      {"request_timeouts", "request timeouts", t->request_timeouts},
+      {"request_limit", "request limit", t->request_limit},
+      {"write_errors", "write errors", t->write_errors},
+  };
+  _Static_assert(sizeof(all) / sizeof(all[0]) == TCP_ROWS, "TCP_ROWS");
+  memcpy(rows, all, sizeof(all));
+}
+
+/* "tcp": {"sockets": [...], counters}; sockets empty when not served. */
+static void tcp_json(json_w *j, const ntsd_server *s, const tcp_server_stats *t)
+{
+  const tcp_server *tcp = s ? server_tcp(s) : NULL;
+  tcp_row rows[TCP_ROWS];
+  tcp_rows(t, rows);
+  json_key(j, "tcp");
+  json_obj_begin(j);
+  json_key(j, "sockets");
+  json_arr_begin(j);
+  for (size_t i = 0; tcp && i < tcp_server_socket_count(tcp); i++)
+    json_string(j, tcp_server_socket_name(tcp, i));
+  json_arr_end(j);
+  for (size_t i = 0; i < TCP_ROWS; i++)
+    json_kv_uint(j, rows[i].key, rows[i].v);
+  json_obj_end(j);
+}
+
+static void tcp_text(textbuf *t, const ntsd_server *s, const tcp_server_stats *st)
+{
+  const tcp_server *tcp = s ? server_tcp(s) : NULL;
+  if (!tcp)
+    return;
+  tb_printf(t, "tcp sockets:      ");
+  for (size_t i = 0; i < tcp_server_socket_count(tcp); i++)
+    tb_printf(t, "%s%s", i ? " " : "", tcp_server_socket_name(tcp, i));
+  tb_printf(t, "\n");
+  tcp_row rows[TCP_ROWS];
+  tcp_rows(st, rows);
+  for (size_t i = 0; i < TCP_ROWS; i++)
+    tb_printf(t, "  tcp %-20s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
+}
+
 static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
                         const char **keys, size_t n_keys, uint64_t dropped_total)
 {
@@ -229,6 +291,7 @@ static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats
   for (size_t i = 0; s && i < server_socket_count(s); i++)
     json_string(j, server_socket_name(s, i));
   json_arr_end(j);
+  tcp_json(j, s, &st->tcp);
   json_obj_end(j);
 }
 
@@ -261,6 +324,7 @@ char *report_server(const ntsd_server *s, bool json)
     tb_printf(&t, "  %-18s%llu\n", keys[i], (unsigned long long)ntp_serve_dropped(c, keys[i]));
   tb_printf(&t, "kod sent:         %llu\n", (unsigned long long)c->result[NTP_SERVE_KOD_RATE]);
   tb_printf(&t, "send errors:      %llu\n", (unsigned long long)st.send_errors);
+  tcp_text(&t, s, &st.tcp);
   return tb_finish(&t);
 }
 

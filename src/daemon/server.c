@@ -14,6 +14,7 @@
 #include "daemon/netaddr.h"
 #include "daemon/netstamp.h"
 #include "daemon/sysclock.h"
+#include "daemon/tcp_server.h"
 #include "proto/ratelimit.h"
 
 #define MAX_SOCKETS 32
@@ -47,6 +48,7 @@ struct ntsd_server {
   ntp_serve *serve;     /* the request path's state, reused */
   ntp_ratelimit *rl;
   ntp_sysinfo sys;
+  tcp_server *tcp;      /* NTP over TCP (`listen ... tcp`), NULL if none */
   ntsd_server_stats stats;
   uint8_t rx[NTP_MAX_PKT];
   uint8_t tx[NTP_MAX_PKT];
@@ -156,35 +158,50 @@ static ntp_serve_admit admission(ntsd_server *s, const struct sockaddr *peer)
   return ntp_serve_admission(s->acl, s->rl, fam, addr, sysclock_mono());
 }
 
-static void log_drop(const reply_to *rt, ntp_serve_result r)
+static void log_drop(const struct sockaddr *peer, ntp_serve_result r)
 {
   if (!log_enabled(LOG_LVL_DEBUG))
     return;
   char a[NETADDR_STRLEN];
-  log_debug("NTP request from %s dropped: %s",
-            netaddr_str_port((const struct sockaddr *)&rt->peer, a, sizeof(a)),
+  log_debug("NTP request from %s dropped: %s", netaddr_str_port(peer, a, sizeof(a)),
             ntp_serve_result_name(r));
 }
 
-/* proto/ntp_serve decides; this reads the transmit time between its phases
- * and sends what it built. */
+/* One request, whatever carried it (a datagram, a TCP frame): proto/ntp_serve
+ * decides; this reads the transmit time between its phases, last, so the
+ * caller sends what it built at once.  Returns the response's length in
+ * out, 0 for a drop. */
+static size_t serve_one(ntsd_server *s, const uint8_t *req, size_t n, ntp_ts rx,
+                        const struct sockaddr *peer, uint8_t *out, size_t cap)
+{
+  s->stats.received++;
+  ntp_serve_in in = {.req = req, .len = n, .rx = rx, .sys = &s->sys,
+                     .admit = admission(s, peer),
+                     .keys = s->keys ? keystore_current(s->keys) : NULL,
+                     .rand = server_random};
+  ntp_serve_result r = ntp_serve_request(s->serve, &in, out, cap);
+  size_t len = 0;
+  if (ntp_serve_replies(r))
+    r = ntp_serve_finish(s->serve, clockctl_now_ntp(s->clk), out, cap, &len);
+  ntp_serve_count(s->serve, r, &s->stats.serve);
+  if (!len)
+    log_drop(peer, r);
+  return len;
+}
+
+static size_t serve_tcp(void *arg, const uint8_t *req, size_t n, ntp_ts rx,
+                        const struct sockaddr *peer, uint8_t *out, size_t cap)
+{
+  return serve_one(arg, req, n, rx, peer, out, cap);
+}
+
 static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
                             const reply_to *rt)
 {
-  s->stats.received++;
-  ntp_serve_in in = {.req = s->rx, .len = n, .rx = rx, .sys = &s->sys,
-                     .admit = admission(s, (const struct sockaddr *)&rt->peer),
-                     .keys = s->keys ? keystore_current(s->keys) : NULL,
-                     .rand = server_random};
-  ntp_serve_result r = ntp_serve_request(s->serve, &in, s->tx, sizeof(s->tx));
-  size_t len = 0;
-  if (ntp_serve_replies(r))
-    r = ntp_serve_finish(s->serve, clockctl_now_ntp(s->clk), s->tx, sizeof(s->tx), &len);
-  ntp_serve_count(s->serve, r, &s->stats.serve);
+  size_t len = serve_one(s, s->rx, n, rx, (const struct sockaddr *)&rt->peer, s->tx,
+                         sizeof(s->tx));
   if (len)
     send_reply(s, ss, s->tx, len, rt);
-  else
-    log_drop(rt, r);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -222,6 +239,20 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
   }
 }
 
+/* NTP over TCP on the address and port of a `listen ... tcp` line. */
+static bool open_tcp(ntsd_server *s, const server_cfg *cfg, const struct sockaddr *sa,
+                     socklen_t len, char *err, size_t errlen)
+{
+  if (!s->tcp) {
+    tcp_server_cfg tc = {.base = cfg->base, .acl = cfg->acl, .clk = cfg->clk,
+                         .answer = serve_tcp, .answer_arg = s};
+    s->tcp = tcp_server_create(&tc, err, errlen);
+    if (!s->tcp)
+      return false;
+  }
+  return tcp_server_listen(s->tcp, sa, len, err, errlen);
+}
+
 static bool open_configured(ntsd_server *s, const server_cfg *cfg, char *err, size_t errlen)
 {
   struct sockaddr_storage ss;
@@ -248,6 +279,8 @@ static bool open_configured(ntsd_server *s, const server_cfg *cfg, char *err, si
       return false;
     }
     if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, err, errlen))
+      return false;
+    if (l->tcp && !open_tcp(s, cfg, (struct sockaddr *)&ss, len, err, errlen))
       return false;
   }
   return true;
@@ -306,13 +339,20 @@ void server_destroy(ntsd_server *s)
       event_free(s->socks[i].ev);
     close(s->socks[i].fd);
   }
+  tcp_server_destroy(s->tcp);
   ntp_rl_destroy(s->rl);
   ntp_serve_destroy(s->serve);
   free(s);
 }
 
 void server_set_sysinfo(ntsd_server *s, const ntp_sysinfo *sys) { s->sys = *sys; }
-void server_get_stats(const ntsd_server *s, ntsd_server_stats *out) { *out = s->stats; }
+void server_get_stats(const ntsd_server *s, ntsd_server_stats *out)
+{
+  *out = s->stats;
+  if (s->tcp)
+    tcp_server_get_stats(s->tcp, &out->tcp);
+}
+const tcp_server *server_tcp(const ntsd_server *s) { return s->tcp; }
 size_t server_socket_count(const ntsd_server *s) { return s->n_socks; }
 const char *server_socket_name(const ntsd_server *s, size_t i)
 {

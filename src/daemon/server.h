@@ -2,7 +2,9 @@
  * (SO_TIMESTAMPNS) and hands each datagram to proto/ntp_serve, which takes
  * every decision (restrict, rate limit, NTS) and builds the response in a
  * per-server buffer (no allocation per packet); the transmit time is read
- * between its two phases, just before sending. */
+ * between its two phases, just before sending.  For `listen ... tcp` it
+ * also runs a tcp_server on the same address and port, whose requests take
+ * the same path (same admission, rate limiter, NTS state and counters). */
 #ifndef NTSD_DAEMON_SERVER_H
 #define NTSD_DAEMON_SERVER_H
 
@@ -13,6 +15,7 @@
 #include "daemon/clockctl.h"
 #include "daemon/conf.h"
 #include "daemon/keystore.h"
+#include "daemon/tcp_server.h"
 #include "proto/acl.h"
 #include "proto/ntp_serve.h"
 
@@ -20,9 +23,10 @@ struct event_base;
 typedef struct ntsd_server ntsd_server;
 
 typedef struct ntsd_server_stats {
-  uint64_t received;
-  uint64_t send_errors;
-  ntp_serve_counters serve; /* by outcome (ntp_serve_result), NTS details */
+  uint64_t received;        /* requests, UDP and TCP */
+  uint64_t send_errors;     /* UDP */
+  ntp_serve_counters serve; /* by outcome (ntp_serve_result), NTS details; both transports */
+  tcp_server_stats tcp;     /* NTP over TCP's own (all 0 without it) */
 } ntsd_server_stats;
 
 /* What the server needs from the configuration, copied or borrowed only
@@ -32,7 +36,7 @@ typedef struct server_cfg {
   const ntp_acl *acl;         /* borrowed; must outlive the server */
   keystore *keys;             /* borrowed; must outlive the server; NULL: no NTS */
   const clockctl *clk;        /* borrowed; must outlive the server: whose time it stamps */
-  const conf_listen *listens; /* `listen` addresses; none: wildcard port 123 */
+  const conf_listen *listens; /* `listen` addresses; none: wildcard port 123 (UDP only) */
   size_t n_listens;
   bool no_sockets;            /* `interface ignore all` */
   int discard_average;        /* log2 s between requests (`discard average`) */
@@ -49,5 +53,7 @@ void server_get_stats(const ntsd_server *s, ntsd_server_stats *out);
 size_t server_socket_count(const ntsd_server *s);
 /* "127.0.0.1:123" of the i-th socket (for logs and ntsctl). */
 const char *server_socket_name(const ntsd_server *s, size_t i);
+/* The NTP over TCP transport, NULL when no `listen` line has `tcp`. */
+const tcp_server *server_tcp(const ntsd_server *s);
 
 #endif

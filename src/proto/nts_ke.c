@@ -138,6 +138,8 @@ static nts_ke_req_status req_record(req_state *st, const nts_ke_record *rec,
       return NTS_KE_REQ_DUP_PORT;
     st->seen_port = true;
     return get_port(rec, &out->port_hint) ? NTS_KE_REQ_OK : NTS_KE_REQ_BAD_PORT;
+  case NTS_KE_REC_NTP_TCP_PORT:
+    return NTS_KE_REQ_OK; /* a server's offer; nothing for us to do with it */
   default:
     return rec->critical ? NTS_KE_REQ_UNKNOWN_CRITICAL : NTS_KE_REQ_OK;
   }
@@ -248,6 +250,8 @@ size_t nts_ke_server_build_response(const nts_ke_response_params *p, uint8_t *bu
                         strlen(p->server));
     if (p->port != 0)
       nts_ke_put_u16(&w, true, NTS_KE_REC_PORT, p->port);
+    if (p->tcp_port != 0)
+      nts_ke_put_u16(&w, false, NTS_KE_REC_NTP_TCP_PORT, p->tcp_port);
   }
   nts_ke_put_eom(&w);
   return wire_wr_ok(&w) ? wire_wr_len(&w) : 0;
@@ -316,6 +320,7 @@ typedef struct resp_state {
   size_t n_offered;
   bool seen_proto, seen_aead, seen_server, seen_port;
   bool proto_empty, aead_empty;
+  bool seen_tcp_port, tcp_port_bad; /* NTP TCP Port seen; malformed or repeated */
 } resp_state;
 
 static nts_ke_resp_status resp_next_proto(resp_state *st, const nts_ke_record *rec)
@@ -368,6 +373,18 @@ static nts_ke_resp_status resp_cookie(const nts_ke_record *rec, nts_ke_session *
   return NTS_KE_RESP_OK;
 }
 
+/* NTP TCP Port: an offer, not a term of the session.  Malformed or repeated,
+ * it is taken as not made rather than failing a KE whose UDP service is
+ * fine. */
+static void resp_tcp_port(resp_state *st, const nts_ke_record *rec, nts_ke_session *out)
+{
+  uint16_t port = 0;
+  if (st->seen_tcp_port || !get_port(rec, &port))
+    st->tcp_port_bad = true;
+  st->seen_tcp_port = true;
+  out->tcp_port = st->tcp_port_bad ? 0 : port;
+}
+
 /* One record of a response other than End of Message. */
 static nts_ke_resp_status resp_record(resp_state *st, const nts_ke_record *rec,
                                       nts_ke_session *out, size_t *n_cookies_seen)
@@ -396,6 +413,9 @@ static nts_ke_resp_status resp_record(resp_state *st, const nts_ke_record *rec,
       return NTS_KE_RESP_DUP_PORT;
     st->seen_port = true;
     return get_port(rec, &out->port) ? NTS_KE_RESP_OK : NTS_KE_RESP_BAD_PORT;
+  case NTS_KE_REC_NTP_TCP_PORT:
+    resp_tcp_port(st, rec, out);
+    return NTS_KE_RESP_OK;
   default:
     return rec->critical ? NTS_KE_RESP_UNKNOWN_CRITICAL : NTS_KE_RESP_OK;
   }

@@ -31,7 +31,12 @@
  *     beyond NTS_KE_MAX_COOKIES are checked and dropped.
  *   - Client: a Port record of 0 is malformed (0 means "absent" in our API and
  *     is no usable UDP port); the server name must be printable ASCII without
- *     spaces, 1..255 bytes. */
+ *     spaces, 1..255 bytes.
+ *   - NTP TCP Port (NTS_KE_REC_NTP_TCP_PORT, ours): the server sends it, not
+ *     critical, after Port.  It is only an offer, so a client that finds it
+ *     malformed (body not exactly 2 bytes, port 0) or repeated takes it as
+ *     not made, and the exchange still succeeds: UDP works as before.  A
+ *     server ignores it in a request. */
 #ifndef NTSD_PROTO_NTS_KE_H
 #define NTSD_PROTO_NTS_KE_H
 
@@ -108,10 +113,12 @@ typedef struct nts_ke_response_params {
   const char *server;
   /* NTPv4 port, or 0 to omit the record (the client then uses 123). */
   uint16_t port;
+  /* Port of our NTP over TCP service, or 0: not offered, no record. */
+  uint16_t tcp_port;
 } nts_ke_response_params;
 
 /* Builds the response: Next Protocol, AEAD, New Cookie x n, Server, Port,
- * End of Message.  Returns its length, or 0 if it does not fit cap or the
+ * NTP TCP Port, End of Message.  Returns its length, or 0 if it does not fit cap or the
  * parameters break the rules above (a caller bug: answer Internal Server
  * Error instead). */
 size_t nts_ke_server_build_response(const nts_ke_response_params *p, uint8_t *buf,
@@ -172,6 +179,7 @@ typedef struct nts_ke_session {
   uint8_t cookies[NTS_KE_MAX_COOKIES][NTS_KE_MAX_COOKIE_LEN];
   char server[NTS_KE_MAX_SERVER_NAME + 1]; /* "" if absent: use the KE address */
   uint16_t port;                           /* 0 if absent: use 123 */
+  uint16_t tcp_port; /* 0: not advertised (or malformed); else the server's NTP over TCP port */
   uint16_t error_code;
   uint16_t warning_code;
 } nts_ke_session;

@@ -14,6 +14,7 @@ const char *nts_ke_record_name(uint16_t type)
   case NTS_KE_REC_NEW_COOKIE: return "new_cookie";
   case NTS_KE_REC_SERVER: return "server";
   case NTS_KE_REC_PORT: return "port";
+  case NTS_KE_REC_NTP_TCP_PORT: return "ntp_tcp_port";
   default: return "unknown";
   }
 }

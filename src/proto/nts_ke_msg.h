@@ -35,6 +35,11 @@
 #define NTS_KE_REC_NEW_COOKIE 5
 #define NTS_KE_REC_SERVER 6
 #define NTS_KE_REC_PORT 7
+/* Ours, from the range RFC 8915 7.6 leaves for private or experimental use
+ * (0x4000-0x7FFF; 0x4E54 is "NT"): the server also serves NTP over TCP
+ * (docs/ntp-over-tcp.md) on the 2-byte port in the body.  Always sent
+ * without the critical bit, so clients that do not know it skip it. */
+#define NTS_KE_REC_NTP_TCP_PORT 0x4E54
 
 /* High bit of the first word; the remaining 15 bits are the type. */
 #define NTS_KE_CRITICAL 0x8000u

@@ -10,7 +10,8 @@
  *     length within bounds, a printable server name, and is "sound": rebuilt
  *     by our server code it parses to the same session;
  *   - an accepted response stops being accepted when cut short or when the
- *     AEAD it chose is no longer on offer. */
+ *     AEAD it chose is no longer on offer;
+ *   - the NTP TCP Port offer survives the rebuild, and is 0 after a failure. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,7 +61,8 @@ static void check_session(nts_ke_resp_status s, const nts_ke_session *x)
   if (s >= NTS_KE_RESP_STATUS_COUNT || nts_ke_resp_status_name(s)[0] == '?')
     abort();
   if (s != NTS_KE_RESP_OK) {
-    if (x->n_cookies != 0 || x->aead != 0 || x->cookie_len != 0 || x->server[0] != '\0')
+    if (x->n_cookies != 0 || x->aead != 0 || x->cookie_len != 0 || x->server[0] != '\0' ||
+        x->tcp_port != 0)
       abort();
     return;
   }
@@ -88,13 +90,14 @@ static void check_sound(void)
   p.cookie_len = sess.cookie_len;
   p.server = sess.server[0] ? sess.server : NULL;
   p.port = sess.port;
+  p.tcp_port = sess.tcp_port;
   size_t n = nts_ke_server_build_response(&p, out, sizeof(out));
   if (n == 0)
     abort();
   if (nts_ke_client_parse_response(out, n, offered, 2, &again) != NTS_KE_RESP_OK ||
       again.aead != sess.aead || again.n_cookies != sess.n_cookies ||
       again.cookie_len != sess.cookie_len || strcmp(again.server, sess.server) != 0 ||
-      again.port != sess.port)
+      again.port != sess.port || again.tcp_port != sess.tcp_port)
     abort();
   for (size_t i = 0; i < sess.n_cookies; i++) {
     if (memcmp(again.cookies[i], sess.cookies[i], sess.cookie_len) != 0)

@@ -1066,18 +1066,20 @@ class NtsKeServer(Ntsd):
     on 127.0.0.1: NTS-KE on ke_port, NTP on ntp_addr:ntp_port (the port is
     advertised in the KE Port record when not 123; another 127/8 ntp_addr
     lets a relay sit on 127.0.0.1, with `nts ntpserver 127.0.0.1` in
-    `extra`).  `cookie_file`: `nts cookie FILE`.  restart() (from Ntsd)
+    `extra`).  `tcp`: NTP over TCP too, on the same address and port
+    (`listen ... tcp`; the KE response advertises it).
+    `cookie_file`: `nts cookie FILE`.  restart() (from Ntsd)
     waits for the KE server again.  With `debug` it runs at debug level
     (-d -d), where the KE server logs one line per connection (ke_log)."""
 
     def __init__(self, name, pki, ke_port, ntp_port, cookie_file=None, extra=(), debug=True,
-                 ntp_addr="127.0.0.1", args=()):
+                 ntp_addr="127.0.0.1", args=(), tcp=False):
         self.pki = pki
         self.ke_port = ke_port
         self.ntp_port = ntp_port
         self.ntp_addr = ntp_addr
         self.cookie_file = cookie_file
-        lines = ["listen %s:%d" % (ntp_addr, ntp_port),
+        lines = ["listen %s:%d%s" % (ntp_addr, ntp_port, " tcp" if tcp else ""),
                  "local stratum 1",
                  "nts enable",
                  "nts cert %s" % pki.chain,

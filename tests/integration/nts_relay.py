@@ -18,6 +18,53 @@ import harness as h
 EF_UID, EF_COOKIE, EF_PLACEHOLDER, EF_AUTH = 0x0104, 0x0204, 0x0304, 0x0404
 JAR = 8
 
+try:
+    from cryptography.hazmat.primitives import cmac
+    from cryptography.hazmat.primitives.ciphers import algorithms
+except ImportError:  # then requests carry a random tag
+    cmac = None
+
+
+def siv_tag(key, ads):
+    """AES-SIV (RFC 5297) of an empty plaintext: the synthetic IV alone,
+    S2V over the associated data with the first half of the key.  Built on
+    CMAC because some versions' AESSIV refuse an empty plaintext."""
+    def mac(m):
+        c = cmac.CMAC(algorithms.AES(key[:len(key) // 2]))
+        c.update(m)
+        return c.finalize()
+
+    def dbl(b):
+        n = int.from_bytes(b, "big") << 1
+        return (n ^ ((1 << 128) | 0x87) if n >> 128 else n).to_bytes(16, "big")
+
+    def xor(a, b):
+        return bytes(x ^ y for x, y in zip(a, b))
+    d = mac(b"\0" * 16)
+    for a in ads:
+        d = xor(dbl(d), mac(a))
+    return mac(xor(dbl(d), b"\x80" + b"\0" * 15))
+
+
+def nts_request(key, cookie, flip_key_bit=False):
+    """An NTS-protected client request (RFC 8915 5.7): header, Unique
+    Identifier, Cookie, and an Authenticator whose tag covers all before it
+    with a 16-byte nonce.  Returns (packet, transmit timestamp)."""
+    xmt = os.urandom(8)
+    pkt = b"\x23" + b"\x00" * 39 + xmt
+    pkt += struct.pack("!HH", EF_UID, 36) + os.urandom(32)
+    pkt += struct.pack("!HH", EF_COOKIE, 4 + len(cookie)) + cookie
+    nonce = os.urandom(16)
+    if cmac is not None:
+        k = bytearray(key)
+        if flip_key_bit:
+            k[0] ^= 1
+        tag = siv_tag(bytes(k), [pkt, nonce])
+    else:
+        tag = os.urandom(16)
+    pkt += struct.pack("!HHHH", EF_AUTH, 4 + 4 + 16 + len(tag), 16, len(tag)) + nonce + tag
+    return pkt, xmt
+
 
 # --------------------------------------------------------------------------
 # Packets

@@ -13,8 +13,8 @@ Passes when:
     `-a 17` gives AEAD 17 and a 64-byte key;
   * the cookie is the server's own: an NTS request carrying it is decoded
     (cookies_decoded + 1, no decode error); and the key is the real C2S
-    key: the request authenticated with it (AES-SIV, built here on the
-    AES-CMAC of Python's `cryptography` where installed) is counted good
+    key: the request authenticated with it (AES-SIV, built by nts_relay.py
+    on the AES-CMAC of Python's `cryptography` where installed) is counted good
     and answered, while the same request with one key bit flipped is
     counted bad;
   * failures are reported, with exit 1 and nothing on stdout: an untrusted
@@ -26,48 +26,19 @@ import os
 import re
 import select
 import socket
-import struct
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+from nts_relay import cmac, nts_request  # noqa: E402
 
 h.setup(__file__)
 
 KE_PORT = 14460
 NTP_PORT = 11123
 KEFETCH = os.path.join(os.path.dirname(h.NTSD_BIN), "ntsd_kefetch")
-EF_UID, EF_COOKIE, EF_AUTH = 0x0104, 0x0204, 0x0404
-
-try:
-    from cryptography.hazmat.primitives import cmac
-    from cryptography.hazmat.primitives.ciphers import algorithms
-except ImportError:  # the key is then checked less directly (part_cookie_and_key)
-    cmac = None
-
-
-def siv_tag(key, ads):
-    """AES-SIV (RFC 5297) of an empty plaintext: the synthetic IV alone,
-    S2V over the associated data with the first half of the key.  Built on
-    CMAC because some versions' AESSIV refuse an empty plaintext."""
-    def mac(m):
-        c = cmac.CMAC(algorithms.AES(key[:len(key) // 2]))
-        c.update(m)
-        return c.finalize()
-
-    def dbl(b):
-        n = int.from_bytes(b, "big") << 1
-        return (n ^ ((1 << 128) | 0x87) if n >> 128 else n).to_bytes(16, "big")
-
-    def xor(a, b):
-        return bytes(x ^ y for x, y in zip(a, b))
-    d = mac(b"\0" * 16)
-    for a in ads:
-        d = xor(dbl(d), mac(a))
-    return mac(xor(dbl(d), b"\x80" + b"\0" * 15))
-
 
 def kefetch(*args, timeout=30):
     r = h.run_cmd([KEFETCH] + list(args), timeout=timeout)
@@ -75,26 +46,6 @@ def kefetch(*args, timeout=30):
         " ".join(args), r.returncode, r.stdout[:40] + ("..." if len(r.stdout) > 40 else ""),
         r.stderr.strip()))
     return r
-
-
-def nts_request(key, cookie, flip_key_bit=False):
-    """An NTS-protected client request (RFC 8915 5.7): header, Unique
-    Identifier, Cookie, and an Authenticator whose tag covers all before it
-    with a 16-byte nonce.  Returns (packet, transmit timestamp)."""
-    xmt = os.urandom(8)
-    pkt = b"\x23" + b"\x00" * 39 + xmt
-    pkt += struct.pack("!HH", EF_UID, 36) + os.urandom(32)
-    pkt += struct.pack("!HH", EF_COOKIE, 4 + len(cookie)) + cookie
-    nonce = os.urandom(16)
-    if cmac is not None:
-        k = bytearray(key)
-        if flip_key_bit:
-            k[0] ^= 1
-        tag = siv_tag(bytes(k), [pkt, nonce])
-    else:
-        tag = os.urandom(16)
-    pkt += struct.pack("!HHHH", EF_AUTH, 4 + 4 + 16 + len(tag), 16, len(tag)) + nonce + tag
-    return pkt, xmt
 
 
 def send_and_wait(pkt, xmt, wait=1.0):

@@ -4,16 +4,21 @@ with chronyd 4.3 and NTPsec 1.2.2, over 20+ polls at 1 s.
 
 Three daemons in one private namespace, each an NTS server and a client of
 another's:
-  ntsd    NTS-KE 127.0.0.1:14460, NTP 127.0.0.1:11123; client of chrony and NTPsec
+  ntsd    NTS-KE 127.0.0.1:14460, NTP 127.0.0.1:11123 over UDP and TCP
+          (`listen ... tcp`, so its KE responses carry the non-critical NTP
+          TCP Port record, which chrony and NTPsec must skip); client of
+          chrony and NTPsec
   chronyd NTS-KE 24460, NTP 21123; client of ntsd (port learnt from NTS-KE)
   NTPsec  NTS-KE 4460, NTP 123;    client of ntsd (port learnt from NTS-KE)
 Passes when, in every direction, cookies stay at 8 (7 with one in flight),
 |offset| < 1 ms, at least 20 authenticated exchanges happened, nothing was
 counted as an authentication error or NAK on either side, and the
-negotiated (non-123) NTP port was used.
+negotiated (non-123) NTP port was used; and our KE responses did advertise
+NTP over TCP (checked with Python's ssl).
 """
 import os
 import re
+import struct
 import sys
 import time
 
@@ -27,6 +32,7 @@ OURS_KE, OURS_NTP = 14460, 11123
 CHRONY_KE, CHRONY_NTP = 24460, 21123
 MAX_OFFSET = 1e-3
 MIN_EXCHANGES = 20
+REC_NTP_TCP_PORT = 0x4E54
 
 
 def main():
@@ -34,7 +40,7 @@ def main():
     h.require_peer(h.CHRONYD_BIN, "chronyd")
     h.require_peer(h.NTPSEC_NTPD, "NTPsec ntpd")
     pki = h.make_test_pki()
-    ours = h.NtsKeServer("ntsd", pki, OURS_KE, OURS_NTP,
+    ours = h.NtsKeServer("ntsd", pki, OURS_KE, OURS_NTP, tcp=True,
                          cookie_file=os.path.join(h.tmpdir(), "ntsd.keys"), extra=[
                              "nts ca %s" % pki.ca_cert,
                              "server 127.0.0.1:%d nts iburst minpoll 0 maxpoll 0" % CHRONY_KE,
@@ -103,6 +109,12 @@ def main():
     h.check(line and len(line[0]) >= 7 and (int(line[0][6], 8) & 0o7) == 0o7,
             "NTPsec does not reach us: %r" % line)
     h.check(line[0][3] in ("7", "8"), "NTPsec's t column (cookies) is %r" % line[0][3])
+
+    # --- what chrony and NTPsec were given: the TCP record they skipped ---
+    r = h.ke_exchange(OURS_KE, h.ke_request(), ca=pki.ca_cert)
+    recs = h.ke_parse(r["response"]) if r["handshake"] is True else []
+    h.check((False, REC_NTP_TCP_PORT, struct.pack("!H", OURS_NTP)) in recs,
+            "our KE response does not advertise NTP over TCP: %r" % (recs,))
 
     # --- our counters, both roles ------------------------------------------
     n = ours.ctl_json("nts")

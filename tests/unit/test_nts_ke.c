@@ -481,6 +481,7 @@ static void assert_session_matches(const nts_ke_response_params *p)
     assert_memory_equal(sess.cookies[i], p->cookies[i], p->cookie_len);
   assert_string_equal(sess.server, p->server ? p->server : "");
   assert_int_equal(sess.port, p->port);
+  assert_int_equal(sess.tcp_port, p->tcp_port);
 }
 
 static void test_resp_roundtrip(void **state)
@@ -523,6 +524,7 @@ static void test_resp_critical_bits(void **state)
   nts_ke_response_params p = ok_params(2, 16);
   p.server = "192.0.2.1";
   p.port = 4123;
+  p.tcp_port = 4124;
   size_t n = nts_ke_server_build_response(&p, m.b, sizeof(m.b));
   nts_ke_iter it;
   nts_ke_record rec;
@@ -530,9 +532,10 @@ static void test_resp_critical_bits(void **state)
   const uint16_t want_type[] = {NTS_KE_REC_NEXT_PROTO, NTS_KE_REC_AEAD,
                                 NTS_KE_REC_NEW_COOKIE, NTS_KE_REC_NEW_COOKIE,
                                 NTS_KE_REC_SERVER,     NTS_KE_REC_PORT,
-                                NTS_KE_REC_EOM};
-  const bool want_crit[] = {true, true, false, false, true, true, true};
-  for (size_t i = 0; i < 7; i++) {
+                                NTS_KE_REC_NTP_TCP_PORT, NTS_KE_REC_EOM};
+  /* the NTP TCP Port record is ours: never critical, so others skip it */
+  const bool want_crit[] = {true, true, false, false, true, true, false, true};
+  for (size_t i = 0; i < 8; i++) {
     assert_int_equal(nts_ke_iter_next(&it, &rec), NTS_KE_ITER_RECORD);
     assert_int_equal(rec.type, want_type[i]);
     assert_int_equal(rec.critical, want_crit[i]);
@@ -945,6 +948,94 @@ static void test_resp_server_port(void **state)
   assert_resp(&m, NTS_KE_RESP_DUP_PORT);
 }
 
+/* Our NTP TCP Port record: exact bytes, and an offer that a malformed or
+ * repeated record withdraws without failing the exchange. */
+static void test_resp_tcp_port(void **state)
+{
+  (void)state;
+  msg m;
+  nts_ke_response_params p = ok_params(8, 100);
+  p.tcp_port = 4460;
+  size_t n = nts_ke_server_build_response(&p, m.b, sizeof(m.b));
+  const uint8_t rec[] = {0x4e, 0x54, 0x00, 0x02, 0x11, 0x6c, 0x80, 0x00, 0x00, 0x00};
+  assert_true(n > sizeof(rec));
+  assert_memory_equal(m.b + n - sizeof(rec), rec, sizeof(rec));
+  assert_int_equal(parse_resp(m.b, n), NTS_KE_RESP_OK);
+  assert_session_matches(&p);
+  assert_int_equal(sess.tcp_port, 4460);
+  /* not offered: no record at all */
+  p.tcp_port = 0;
+  size_t n0 = nts_ke_server_build_response(&p, m.b, sizeof(m.b));
+  assert_int_equal(n0, n - 6);
+  assert_int_equal(parse_resp(m.b, n0), NTS_KE_RESP_OK);
+  assert_int_equal(sess.tcp_port, 0);
+
+  /* the critical bit does not matter on a type we know */
+  resp_head(&m);
+  put_cookies(&m, 8, 100);
+  nts_ke_put_u16(&m.w, true, NTS_KE_REC_NTP_TCP_PORT, 123);
+  put_eom(&m);
+  assert_resp(&m, NTS_KE_RESP_OK);
+  assert_int_equal(sess.tcp_port, 123);
+
+  /* malformed: the session stands, without the offer */
+  const uint8_t body[] = {0x11, 0x6c, 0x11, 0x6c};
+  const size_t lens[] = {0, 1, 3, 4};
+  for (size_t i = 0; i < 4; i++) {
+    resp_head(&m);
+    put_cookies(&m, 8, 100);
+    nts_ke_put_record(&m.w, false, NTS_KE_REC_NTP_TCP_PORT, body, lens[i]);
+    nts_ke_put_u16(&m.w, true, NTS_KE_REC_PORT, 1123);
+    put_eom(&m);
+    assert_resp(&m, NTS_KE_RESP_OK);
+    assert_int_equal(sess.tcp_port, 0);
+    assert_int_equal(sess.n_cookies, 8);
+    assert_int_equal(sess.port, 1123);
+  }
+  resp_head(&m);
+  put_cookies(&m, 8, 100);
+  nts_ke_put_u16(&m.w, false, NTS_KE_REC_NTP_TCP_PORT, 0);
+  put_eom(&m);
+  assert_resp(&m, NTS_KE_RESP_OK);
+  assert_int_equal(sess.tcp_port, 0);
+  /* repeated, same or different, before or after a bad one: withdrawn */
+  const uint16_t pairs[][2] = {{4460, 4460}, {4460, 4461}, {0, 4460}, {4460, 0}};
+  for (size_t i = 0; i < 4; i++) {
+    resp_head(&m);
+    nts_ke_put_u16(&m.w, false, NTS_KE_REC_NTP_TCP_PORT, pairs[i][0]);
+    put_cookies(&m, 8, 100);
+    nts_ke_put_u16(&m.w, false, NTS_KE_REC_NTP_TCP_PORT, pairs[i][1]);
+    put_eom(&m);
+    assert_resp(&m, NTS_KE_RESP_OK);
+    assert_int_equal(sess.tcp_port, 0);
+  }
+  /* it does not save a response that fails for another reason */
+  resp_head(&m);
+  nts_ke_put_u16(&m.w, false, NTS_KE_REC_NTP_TCP_PORT, 4460);
+  put_eom(&m);
+  assert_resp(&m, NTS_KE_RESP_NO_COOKIES);
+  assert_int_equal(sess.tcp_port, 0);
+}
+
+/* A client has no reason to send the record; a server skips it, with or
+ * without the critical bit. */
+static void test_req_tcp_port_ignored(void **state)
+{
+  (void)state;
+  for (int crit = 0; crit < 2; crit++) {
+    msg m;
+    msg_init(&m);
+    put_proto(&m, NTS_KE_PROTO_NTPV4);
+    nts_ke_put_u16(&m.w, crit, NTS_KE_REC_NTP_TCP_PORT, 4460);
+    put_aead(&m, 15);
+    nts_ke_put_record(&m.w, crit, NTS_KE_REC_NTP_TCP_PORT, NULL, 0);
+    put_eom(&m);
+    assert_int_equal(parse_req(&m), NTS_KE_REQ_OK);
+    assert_int_equal(rq.aead, 15);
+    assert_int_equal(rq.port_hint, 0);
+  }
+}
+
 /* ---- robustness --------------------------------------------------------- */
 
 /* What any accepted response must look like, whatever produced it. */
@@ -1105,6 +1196,7 @@ static nts_ke_resp_status random_response(msg *m, nts_ke_response_params *p)
   p->aead = rng_bool() ? 15 : 17;
   p->server = rng_bool() ? "time.example.org" : NULL;
   p->port = rng_bool() ? (uint16_t)(1 + rng_below(65535)) : 0;
+  p->tcp_port = rng_bool() ? (uint16_t)(1 + rng_below(65535)) : 0;
   size_t n = nts_ke_server_build_response(p, m->b, sizeof(m->b));
   assert_true(n > 0);
   m->w.pos = n;
@@ -1215,6 +1307,8 @@ int main(void)
       cmocka_unit_test(test_resp_aead),
       cmocka_unit_test(test_resp_cookies),
       cmocka_unit_test(test_resp_server_port),
+      cmocka_unit_test(test_resp_tcp_port),
+      cmocka_unit_test(test_req_tcp_port_ignored),
       cmocka_unit_test(test_resp_flips_and_truncations),
       cmocka_unit_test(test_req_flips_and_truncations),
       cmocka_unit_test(test_random_messages),

@@ -68,6 +68,8 @@ static void test_names(void **state)
   assert_string_equal(nts_ke_record_name(NTS_KE_REC_NEW_COOKIE), "new_cookie");
   assert_string_equal(nts_ke_record_name(NTS_KE_REC_SERVER), "server");
   assert_string_equal(nts_ke_record_name(NTS_KE_REC_PORT), "port");
+  assert_string_equal(nts_ke_record_name(NTS_KE_REC_NTP_TCP_PORT), "ntp_tcp_port");
+  assert_int_equal(NTS_KE_REC_NTP_TCP_PORT & 0xc000, 0x4000); /* private/experimental */
   assert_string_equal(nts_ke_record_name(NTS_KE_REC_AEAD | NTS_KE_CRITICAL), "aead");
   assert_string_equal(nts_ke_record_name(8), "unknown");
   assert_string_equal(nts_ke_record_name(0x7fff), "unknown");
