@@ -94,6 +94,30 @@ static ke_client *start_via(struct event_base *base, SSL_CTX *ctx, const conf_pr
   return k;
 }
 
+/* Where to connect: with --proxy, to the proxy (ADDR then goes to it
+ * unresolved), else to ADDR, an address literal.  False, after saying why,
+ * on a bad one. */
+static bool parse_target(const char *proxy_url, conf_proxy *proxy, const char *addr, long port,
+                         struct sockaddr_storage *ss, socklen_t *salen)
+{
+  if (proxy_url) {
+    char perr[200] = "not an address literal";
+    if (!conf_parse_proxy_url(proxy_url, proxy, perr, sizeof(perr)) ||
+        !socks_conn_proxy_from_conf(proxy, ss, salen)) {
+      fprintf(stderr, "ntsd_kefetch: bad --proxy: %s\n", perr);
+      return false;
+    }
+    if (port < 1 || port > 65535 || !addr[0] || strlen(addr) > SOCKS5_NAME_MAX) {
+      fprintf(stderr, "ntsd_kefetch: bad server or port: %s %ld\n", addr, port);
+      return false;
+    }
+  } else if (port < 1 || port > 65535 || !netaddr_parse(addr, (uint16_t)port, ss, salen)) {
+    fprintf(stderr, "ntsd_kefetch: bad address or port: %s %ld\n", addr, port);
+    return false;
+  }
+  return true;
+}
+
 static int usage(void)
 {
   fprintf(stderr, "usage: ntsd_kefetch [-c CA] [-n NAME] [-a AEAD] [-t SECONDS]\n"
@@ -130,21 +154,8 @@ int main(int argc, char **argv)
   struct sockaddr_storage ss;
   socklen_t salen;
   conf_proxy proxy = {0};
-  if (proxy_url) {
-    char perr[200] = "not an address literal";
-    if (!conf_parse_proxy_url(proxy_url, &proxy, perr, sizeof(perr)) ||
-        !socks_conn_proxy_from_conf(&proxy, &ss, &salen)) {
-      fprintf(stderr, "ntsd_kefetch: bad --proxy: %s\n", perr);
-      return 2;
-    }
-    if (port < 1 || port > 65535 || !addr[0] || strlen(addr) > SOCKS5_NAME_MAX) {
-      fprintf(stderr, "ntsd_kefetch: bad server or port: %s %ld\n", addr, port);
-      return 2;
-    }
-  } else if (port < 1 || port > 65535 || !netaddr_parse(addr, (uint16_t)port, &ss, &salen)) {
-    fprintf(stderr, "ntsd_kefetch: bad address or port: %s %ld\n", addr, port);
+  if (!parse_target(proxy_url, &proxy, addr, port, &ss, &salen))
     return 2;
-  }
   signal(SIGPIPE, SIG_IGN);
 
   char err[300];

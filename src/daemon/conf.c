@@ -44,6 +44,7 @@ struct parser {
   bool line_failed;  /* set by an error, so a line is never reported twice */
   bool quiet_opts;   /* the directive warns as a whole: its options do not */
   bool stop;         /* give up on the rest of the file (it is not ntp.conf) */
+  bool included;     /* an includefile was read: a source's line may be another file's */
 };
 
 struct cursor {
@@ -131,12 +132,40 @@ struct quoted {
   char s[QUOTE_MAX + 8];
 };
 
+/* The PASS of a word that looks like "SCHEME://USER:PASS@...", split at the last '@'
+ * as conf_parse_proxy_url does: [*from, *to).  A misplaced proxy URL (a forgotten
+ * `proxy` keyword, a second URL) reaches a message as a stray word, and a password
+ * must never be logged. */
+static bool url_password(const char *w, size_t *from, size_t *to)
+{
+  const char *auth = strstr(w, "://"), *at, *colon;
+
+  if (!auth)
+    return false;
+  auth += 3;
+  at = strrchr(auth, '@');
+  colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (!colon)
+    return false;
+  *from = (size_t)(colon + 1 - w);
+  *to = (size_t)(at - w);
+  return true;
+}
+
 static const char *quote(struct quoted *q, const char *w)
 {
-  size_t o = 0;
+  size_t o = 0, from = 0, to = 0;
+  bool masked = url_password(w, &from, &to);
 
-  for (; *w; w++) {
-    unsigned char ch = (unsigned char)*w;
+  for (size_t i = 0; w[i]; i++) {
+    unsigned char ch = (unsigned char)w[i];
+    if (masked && i >= from && i < to) {
+      if (i == from && o + 4 <= QUOTE_MAX) {
+        memcpy(q->s + o, "***", 3);
+        o += 3;
+      }
+      continue;
+    }
     if (o + 4 > QUOTE_MAX) {
       memcpy(q->s + o, "...", 3);
       o += 3;
@@ -521,6 +550,35 @@ static bool pct_decode(const char *in, size_t n, char *out, size_t cap, size_t *
   return true;
 }
 
+/* USER for the display URL: percent-encoded but for RFC 3986's unreserved
+ * characters, so the URL reads back as the same user (a raw ':' or '@' would
+ * look like a password or another host) and a control byte never reaches a
+ * log line as itself.  Cut with "..." where it does not fit. */
+static void pct_encode(const char *in, char *out, size_t cap)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+
+  for (; *in; in++) {
+    unsigned char ch = (unsigned char)*in;
+    bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+    if (o + (plain ? 1 : 3) + 4 > cap) {
+      memcpy(out + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (plain) {
+      out[o++] = (char)ch;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[ch >> 4];
+      out[o++] = hex[ch & 15];
+    }
+  }
+  out[o] = '\0';
+}
+
 static bool proxy_fail(char *err, size_t errlen, const char *why)
 {
   snprintf(err, errlen, "%s", why);
@@ -575,7 +633,10 @@ bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t er
     return proxy_fail(err, errlen,
                       "the proxy's HOST must be an address literal (no name is resolved)");
   memcpy(px.host, host, strlen(host) + 1);
-  snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", px.auth ? px.user : "",
+  /* what the rest of the URL can take: "socks5://" "@" "[" IPv6 "]:65535" */
+  char user[sizeof px.url - 9 - 1 - INET6_ADDRSTRLEN - 8];
+  pct_encode(px.auth ? px.user : "", user, sizeof user);
+  snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", user,
            px.auth ? "@" : "", fam == 6 ? "[" : "", px.host, fam == 6 ? "]" : "",
            (unsigned)px.port);
   *out = px;
@@ -807,6 +868,30 @@ static bool finish_poll(struct parser *p, conf_source *s)
   return true;
 }
 
+static const char *const POOL_PROXY =
+    "a 'pool' cannot go through a proxy (its addresses would be looked up here); use "
+    "'server' lines";
+static const char *const ONION_PROXY =
+    "is an onion service: it needs a 'proxy' (Tor's SOCKS port)";
+
+/* What a line decides about its proxy on its own (or with a `proxy` directive
+ * above it) is reported at the line, in its own file; finish_sources decides the
+ * rest once a `proxy` directive further down can no longer come. */
+static bool source_proxy_ok(struct parser *p, const conf_source *s)
+{
+  bool proxied = s->proxy.set || (!s->noproxy && p->c->proxy.set);
+
+  if (s->proxy.set && s->noproxy)
+    report(p, true, "'proxy' and 'noproxy' on one line");
+  else if (s->kind == CONF_POOL && proxied)
+    report(p, true, "%s", POOL_PROXY);
+  else if (s->noproxy && conf_is_onion(s->host))
+    report(p, true, "'%s' %s", s->host, ONION_PROXY);
+  else
+    return true;
+  return false;
+}
+
 static void do_source(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   conf_source s = {.kind = (enum conf_source_kind)d->arg, .minpoll = -1, .maxpoll = -1,
@@ -835,10 +920,8 @@ static void do_source(struct parser *p, struct cursor *cu, const struct directiv
     report(p, true, "'pin' needs 'nts'");
     return;
   }
-  if (s.proxy.set && s.noproxy) {
-    report(p, true, "'proxy' and 'noproxy' on one line");
+  if (!source_proxy_ok(p, &s))
     return;
-  }
   if (s.aead[0] && !conf_aead_id(s.aead)) {
     struct quoted q;
     report(p, true, "unsupported AEAD '%s' (AES_SIV_CMAC_256 or AES_SIV_CMAC_512)",
@@ -1594,6 +1677,8 @@ static void do_include(struct parser *p, struct cursor *cu, const struct directi
   sub.depth = p->depth + 1;
   if ((err = load_into(&sub)))
     report(p, true, "%s '%s': cannot open: %s", d->name, quote(&q, path), strerror(err));
+  else
+    p->included = true;
   p->errors += sub.errors;
 }
 
@@ -1791,7 +1876,9 @@ static void parse_text(struct parser *p, const char *text, size_t len)
 
 /* After the whole configuration: each source's proxy in force, and what only
  * makes sense with or without one.  The global `proxy` may come after the
- * sources, so this cannot be checked line by line. */
+ * sources, so this cannot all be checked line by line (source_proxy_ok did what
+ * it could).  A source's line number is only known to be the top file's when no
+ * file was included: otherwise the message names the source instead. */
 static void finish_sources(struct parser *p)
 {
   ntsd_conf *c = p->c;
@@ -1799,17 +1886,20 @@ static void finish_sources(struct parser *p)
 
   for (size_t i = 0; i < c->n_sources; i++) {
     conf_source *s = &c->sources[i];
-    p->line = s->line;
+    char who[CONF_HOST_MAX + 16] = "";
+    if (p->included)
+      snprintf(who, sizeof who, "'%s %s': ",
+               s->kind == CONF_POOL ? "pool" : s->kind == CONF_PEER ? "peer" : "server",
+               s->host);
+    p->line = p->included ? 0 : s->line;
     if (!s->proxy.set && !s->noproxy && c->proxy.set)
       s->proxy = c->proxy;
     if (s->proxy.set && s->kind == CONF_POOL)
-      report(p, true, "a 'pool' cannot go through a proxy (its addresses would be looked "
-                      "up here); use 'server' lines");
+      report(p, true, "%s%s", who, POOL_PROXY);
     else if (!s->proxy.set && conf_is_onion(s->host))
-      report(p, true, "'%s' is an onion service: it needs a 'proxy' (Tor's SOCKS port)",
-             s->host);
+      report(p, true, "'%s' %s", s->host, ONION_PROXY);
     else if (!s->proxy.set && s->directfallback)
-      report(p, false, "'directfallback' has no effect without a proxy");
+      report(p, false, "%s'directfallback' has no effect without a proxy", who);
   }
   p->line = saved;
 }

@@ -15,6 +15,7 @@
 #include "daemon/conf.h"
 #include "daemon/netaddr.h"
 #include "daemon/sysclock.h"
+#include "proto/aead.h"
 
 enum phase { PH_CONNECT, PH_METHOD, PH_AUTH, PH_REPLY };
 
@@ -51,8 +52,9 @@ static void destroy(socks_conn *c)
   if (c->fd >= 0)
     close(c->fd);
   /* the credentials, and a reply that may carry nothing secret but is
-   * cheap to clear */
-  memset(c, 0, sizeof(*c));
+   * cheap to clear; a plain memset before free is a dead store the
+   * compiler drops */
+  nts_wipe(c, sizeof(*c));
   free(c);
 }
 
@@ -457,7 +459,7 @@ void socks_conn_isolation_creds(char user[SOCKS_ISOLATION_LEN + 1],
     pass[2 * i + 1] = hex[r[SOCKS_ISOLATION_LEN / 2 + i] & 15];
   }
   user[SOCKS_ISOLATION_LEN] = pass[SOCKS_ISOLATION_LEN] = '\0';
-  memset(r, 0, sizeof(r));
+  nts_wipe(r, sizeof(r));
 }
 
 bool socks_conn_proxy_addr(const char *host, uint16_t port, struct sockaddr_storage *ss,
@@ -491,7 +493,8 @@ void socks_conn_creds(const conf_proxy *p, socks_creds *out)
   memcpy(out->pass, pw, SOCKS_ISOLATION_LEN);
   out->user_len = out->pass_len = SOCKS_ISOLATION_LEN;
   out->random = true;
-  memset(pw, 0, sizeof(pw));
+  nts_wipe(u, sizeof(u));
+  nts_wipe(pw, sizeof(pw));
 }
 
 socks5_status socks_conn_dst(socks5_addr *dst, const char *host, uint16_t port)

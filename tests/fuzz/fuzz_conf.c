@@ -24,13 +24,37 @@ static void check_diag(void *ctx, bool is_error, const char *msg)
 
 static bool terminated(const char *s, size_t cap) { return memchr(s, '\0', cap) != NULL; }
 
+/* A proxy in force is an address and a port, and its display URL is printable and
+ * reads back as the same proxy and user (it has no password to read back). */
+static void check_proxy(const conf_proxy *px)
+{
+  conf_proxy back;
+  char err[200];
+
+  if (!px->set)
+    return;
+  if (!terminated(px->host, sizeof px->host) || !px->host[0] || !px->port ||
+      !terminated(px->user, sizeof px->user) || !terminated(px->pass, sizeof px->pass) ||
+      px->auth != (px->user[0] != '\0') || !terminated(px->url, sizeof px->url))
+    abort();
+  for (const char *m = px->url; *m; m++)
+    if ((unsigned char)*m < 0x20 || (unsigned char)*m >= 0x7f)
+      abort();
+  if (!strstr(px->url, "...@") &&
+      (!conf_parse_proxy_url(px->url, &back, err, sizeof err) || back.port != px->port ||
+       strcmp(back.host, px->host) != 0 || strcmp(back.user, px->user) != 0 || back.pass[0]))
+    abort();
+}
+
 static void check_conf(const ntsd_conf *c)
 {
+  check_proxy(&c->proxy);
   for (size_t i = 0; i < c->n_sources; i++) {
     const conf_source *s = &c->sources[i];
     if (!terminated(s->host, sizeof s->host) || !s->host[0] || s->minpoll < 0 ||
         s->minpoll > s->maxpoll || s->maxpoll > 17 || s->version < 1 || s->version > 4)
       abort();
+    check_proxy(&s->proxy);
   }
   for (size_t i = 0; i < c->n_restricts; i++) {
     const conf_restrict *r = &c->restricts[i];

@@ -942,6 +942,41 @@ static void test_includefile(void **state)
   remove_files(dir, names);
 }
 
+/* What a source line decides about its proxy is reported in its own file, and what
+ * only the end of the configuration decides never under a wrong file's line. */
+static void test_proxy_includefile(void **state)
+{
+  struct tc *t = *state;
+  static const char *const names[] = {"main.conf", "sub.conf", "late.conf", NULL};
+  char dir[] = "/tmp/test_conf.XXXXXX", path[512], prefix[600];
+
+  assert_non_null(mkdtemp(dir));
+  write_file(dir, "main.conf", "proxy socks5://127.0.0.1:9050\nincludefile sub.conf\n");
+  write_file(dir, "sub.conf",
+             "# one\n# two\npool pool.example nts\nserver x.onion nts noproxy\n");
+  write_file(dir, "late.conf",
+             "pool late.example\nincludefile main.conf\n"
+             "server b.example noproxy directfallback\n");
+  snprintf(path, sizeof path, "%s/main.conf", dir);
+  assert_int_equal(conf_load_file(t->c, path, collect, t), -1);
+  assert_int_equal(t->n_err, 2);
+  snprintf(prefix, sizeof prefix, "%s/sub.conf:3: ", dir);
+  assert_true(has_msg(t, true, prefix, "a 'pool' cannot go through a proxy"));
+  snprintf(prefix, sizeof prefix, "%s/sub.conf:4: ", dir);
+  assert_true(has_msg(t, true, prefix, "'x.onion' is an onion service"));
+
+  /* The proxy comes after the pool, from an included file: no line number
+   * (sub.conf's line 3 would be wrong for late.conf), the pool by name. */
+  reset(t);
+  snprintf(path, sizeof path, "%s/late.conf", dir);
+  assert_int_equal(conf_load_file(t->c, path, collect, t), -1);
+  snprintf(prefix, sizeof prefix, "%s: 'pool late.example': ", path);
+  assert_true(has_msg(t, true, prefix, "a 'pool' cannot go through a proxy"));
+  snprintf(prefix, sizeof prefix, "%s: 'server b.example': ", path);
+  assert_true(has_msg(t, false, prefix, "'directfallback' has no effect"));
+  remove_files(dir, names);
+}
+
 /* ---- fixtures ------------------------------------------------------------------ */
 
 /* The source tree: $NTSD_SOURCE_DIR, or (running the binary by hand) found
@@ -1291,7 +1326,7 @@ static void test_proxy_url(void **state)
   assert_string_equal(px.pass, "p:w");
   assert_string_equal(px.host, "::1");
   assert_int_equal(px.port, 1080);
-  assert_string_equal(px.url, "socks5://a@b@[::1]:1080");
+  assert_string_equal(px.url, "socks5://a%40b@[::1]:1080");
   /* A user alone: an empty password, as curl sends it. */
   assert_true(conf_parse_proxy_url("socks5://tor@10.0.0.1:9050", &px, err, sizeof err));
   assert_true(px.auth);
@@ -1311,12 +1346,29 @@ static void test_proxy_url(void **state)
     assert_true(err[0] != '\0');
   }
   /* 255 bytes of user name fit, 256 do not. */
-  char url[700];
+  char url[900];
   snprintf(url, sizeof url, "socks5://%0255d:x@1.2.3.4:5", 0);
   assert_true(conf_parse_proxy_url(url, &px, err, sizeof err));
   assert_int_equal(strlen(px.user), 255);
   snprintf(url, sizeof url, "socks5://%0256d:x@1.2.3.4:5", 0);
   assert_false(conf_parse_proxy_url(url, &px, err, sizeof err));
+  /* The display URL reads back as the same user and stays printable: a
+   * ':' or '@' in USER must not look like a password or another host, a
+   * control byte must not reach a log line as itself. */
+  assert_true(conf_parse_proxy_url("socks5://a%3Ab:pw@1.2.3.4:5", &px, err, sizeof err));
+  assert_string_equal(px.user, "a:b");
+  assert_string_equal(px.url, "socks5://a%3Ab@1.2.3.4:5");
+  assert_true(conf_parse_proxy_url("socks5://x%0a%ff_.~-Z9@1.2.3.4:5", &px, err, sizeof err));
+  assert_string_equal(px.url, "socks5://x%0A%FF_.~-Z9@1.2.3.4:5");
+  /* 255 bytes that all need encoding: cut, still bounded and ending in the host */
+  size_t o = (size_t)snprintf(url, sizeof url, "socks5://");
+  for (int i = 0; i < 255; i++)
+    o += (size_t)snprintf(url + o, sizeof url - o, "%%25");
+  snprintf(url + o, sizeof url - o, "@[2001:db8::1]:65535");
+  assert_true(conf_parse_proxy_url(url, &px, err, sizeof err));
+  assert_int_equal(strlen(px.user), 255);
+  assert_true(strlen(px.url) < sizeof px.url);
+  assert_non_null(strstr(px.url, "%25...@[2001:db8::1]:65535"));
 }
 
 static void test_proxy_sources(void **state)
@@ -1363,6 +1415,23 @@ static void test_proxy_sources(void **state)
   reset(t);
   assert_int_equal(parse(t, "proxy socks5://u:s3cret@1.2.3.4\n"), -1);
   assert_false(has_msg(t, true, "", "s3cret"));
+  /* Nor where the URL is a stray word: a forgotten `proxy`, a second URL,
+   * a password with '@' or '/' in it (the parser splits at the last '@'). */
+  static const char *const stray[] = {
+      "server a.example nts socks5://u:s3cret@127.0.0.1:9050\n",
+      "proxy socks5://127.0.0.1:9050 SOCKS5H://u:s3cret@127.0.0.1:9050\n",
+      "server a.example socks5://u:s3cret@x/@127.0.0.1:9050\n",
+      "server a.example socks5://u:s3c@ret@127.0.0.1:9050\n",
+  };
+  for (size_t i = 0; i < sizeof stray / sizeof stray[0]; i++) {
+    reset(t);
+    assert_int_equal(parse(t, stray[i]), -1);
+    assert_true(has_msg(t, true, "t.conf:1: ", "127.0.0.1:9050"));
+    if (has_msg(t, true, "", "s3c") || has_msg(t, false, "", "s3c")) {
+      dump(t);
+      fail_msg("password echoed for: %s", stray[i]);
+    }
+  }
   /* directfallback only means something with a proxy. */
   expect_ok(t, "server a directfallback\n", 1);
   assert_true(conf_is_onion("x.ONION"));
@@ -1717,6 +1786,7 @@ int main(void)
       T(test_pin_errors),
       cmocka_unit_test(test_proxy_url),
       T(test_proxy_sources),
+      T(test_proxy_includefile),
       T(test_listen_tcp),
       T(test_split_host_port),
       T(test_module_configs),

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -223,6 +224,25 @@ static outcome fails_with(const step *script, socks5_status st, const char *why_
   return o;
 }
 
+/* Every block socks_conn frees is searched for a secret: CMakeLists.txt
+ * links this test (not its _san twin) with -Wl,--wrap=free.  A memset
+ * before free is a dead store the optimizer may drop, so only a wipe it
+ * cannot drop passes. */
+void __real_free(void *p) __attribute__((weak));
+void __wrap_free(void *p);
+static bool free_wrapped;
+static const char *free_secret;
+static int free_secret_seen;
+
+void __wrap_free(void *p)
+{
+  free_wrapped = true;
+  if (p && free_secret &&
+      memmem(p, malloc_usable_size(p), free_secret, strlen(free_secret)) != NULL)
+    free_secret_seen++;
+  __real_free(p);
+}
+
 /* ---- success ------------------------------------------------------------- */
 
 static void test_connect_name_no_auth(void **state)
@@ -405,6 +425,36 @@ static void test_auth_refused(void **state)
   assert_non_null(strstr(o.r.why, "authentication refused (status 1)"));
   o = run_script_cfg((const step[]){R(4), W(5, 0xff), END}, &cfg, NULL, NULL);
   assert_non_null(strstr(o.r.why, "(no authentication, username/password)"));
+}
+
+/* The password is gone from memory when the handshake's state is freed,
+ * after success and after a failure alike. */
+static void test_credentials_wiped(void **state)
+{
+  (void)state;
+  free(malloc(1));
+  if (!free_wrapped)
+    skip(); /* the _san build: ASan owns free */
+  socks_conn_cfg cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.user = (const uint8_t *)"user";
+  cfg.user_len = 4;
+  cfg.pass = (const uint8_t *)"Pw-0f-7he-Pr0xy";
+  cfg.pass_len = 15;
+  cfg.cmd = SOCKS5_CMD_CONNECT;
+  assert_int_equal(socks_conn_dst(&cfg.dst, "nts.example", 4460), SOCKS5_OK);
+  cfg.timeout = 3;
+  free_secret = "Pw-0f-7he";
+  free_secret_seen = 0;
+  outcome o = run_script_cfg((const step[]){R(4), W(5, 2), R(22), W(1, 0), R(18),
+                                            W(5, 0, 0, 1, 10, 0, 0, 9, 0x11, 0x6c), END},
+                             &cfg, NULL, NULL);
+  assert_true(o.r.ok);
+  close(o.r.fd);
+  o = run_script_cfg((const step[]){R(4), W(5, 2), R(22), W(1, 1), CLOSE}, &cfg, NULL, NULL);
+  assert_int_equal(o.r.status, SOCKS5_ERR_AUTH);
+  free_secret = NULL;
+  assert_int_equal(free_secret_seen, 0);
 }
 
 static void test_deadline(void **state)
@@ -728,6 +778,7 @@ int main(void)
       cmocka_unit_test(test_longest_reply_then_stream),
       cmocka_unit_test(test_failure_replies),
       cmocka_unit_test(test_auth_refused),
+      cmocka_unit_test(test_credentials_wiped),
       cmocka_unit_test(test_deadline),
       cmocka_unit_test(test_connect_refused_and_cancel),
       cmocka_unit_test(test_random_replies),
