@@ -222,7 +222,7 @@ def tor_first_sample(args, tmp):
     os.makedirs(d, mode=0o700)
     net = os.path.join(d, "net")
     prefix = "nb%d" % (os.getpid() % 10000000)
-    r = R.run([TOOL, "up", net, "--prefix", prefix, "--onion", "nts=:4460,123"],
+    r = R.run(R.SETPRIV + [TOOL, "up", net, "--prefix", prefix, "--onion", "nts=:4460,123"],
               timeout=300, check=False)
     if r.returncode != 0:
         R.run([TOOL, "down", net], timeout=120, check=False)

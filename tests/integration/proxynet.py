@@ -28,6 +28,7 @@ import ctypes
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -42,6 +43,7 @@ CLONE_NEWNET = 0x40000000
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _made = []   # Netns objects still to delete
+_state = {"signals": False}
 
 
 def _ip(*args, check=True):
@@ -70,6 +72,9 @@ class Netns:
         self.name = name
         self.path = "/run/netns/%s" % name
         if create:
+            if not _made and not _state["signals"]:
+                on_fatal_signal(_cleanup_all)   # after harness.setup's handlers
+                _state["signals"] = True
             _ip("netns", "add", name)
             _made.append(self)
             self.ip("link", "set", "lo", "up")
@@ -120,6 +125,25 @@ def _cleanup_all():
 
 
 atexit.register(_cleanup_all)
+
+
+def on_fatal_signal(fn):
+    """Runs fn() on SIGTERM, SIGINT or SIGHUP before the handler installed
+    so far (the harness's, which ends the process with os._exit, so atexit
+    clean-ups would not run)."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        prev = signal.getsignal(sig)
+
+        def handler(signum, frame, prev=prev):
+            try:
+                fn()
+            finally:
+                if callable(prev):
+                    prev(signum, frame)
+                else:
+                    os._exit(1)
+        signal.signal(sig, handler)
+
 
 
 # --------------------------------------------------------------------------

@@ -59,9 +59,11 @@ class TorNet(pn.ClientSide):
             cmd += ["--host", "%s=%s" % (name, addr)]
         h.log("tor-testnet: %s" % " ".join(cmd))
         atexit.register(self.down)
+        pn.on_fatal_signal(self.down)
         self.is_up = True  # from here on, down() has something to do
         t0 = time.monotonic()
-        r = h.run_cmd(cmd, timeout=self.timeout + 60)
+        # Under the harness's setpriv: no tor process can ever touch the clock.
+        r, _ = h.run_setpriv(cmd, timeout=self.timeout + 60)
         if r.returncode != 0:
             h.fail("tor-testnet up failed (rc=%d):\n%s\n%s" % (r.returncode, r.stdout[-3000:],
                                                               r.stderr[-3000:]))
@@ -100,7 +102,7 @@ class TorNet(pn.ClientSide):
             if p.rc is None and any(a.startswith("--net=/run/netns/%s-" % self.prefix)
                                     for a in p.cmd):
                 p.stop(quiet=True)
-        r = h.run_cmd([TOOL, "down", self.dir], timeout=60)
+        r = h.run_cmd(h.SETPRIV + [TOOL, "down", self.dir], timeout=60)
         if r.returncode != 0:
             h.log("tor-testnet down: rc=%d %s" % (r.returncode, r.stderr.strip()[-500:]))
 
