@@ -18,6 +18,24 @@
 #define TMP_BASE_MAX 200  /* of the target's name, so the temporary's fits NAME_MAX */
 #define NAME_TRIES 4      /* random names tried before giving up (EEXIST) */
 
+/* Set once at start-up, before any thread (atomicfile_set_owner). */
+static bool owner_set;
+static uid_t owner_uid;
+static gid_t owner_gid;
+
+void atomicfile_set_owner(uid_t uid, gid_t gid)
+{
+  owner_uid = uid;
+  owner_gid = gid;
+  owner_set = true;
+}
+
+/* A file written before the drop belongs to the user who rewrites it later. */
+static bool give_to_owner(int fd)
+{
+  return !owner_set || geteuid() != 0 || fchown(fd, owner_uid, owner_gid) == 0;
+}
+
 /* The directory (an open fd) and last component of path. */
 static int open_dir(const char *path, const char **base)
 {
@@ -160,7 +178,8 @@ static int make_tmp(int dfd, const char *base, const void *data, size_t len, mod
     return -1;
   }
   *step = "cannot write";
-  if (fchmod(fd, mode) == 0 && write_all(fd, data, len) && fsync(fd) == 0) {
+  if (give_to_owner(fd) && fchmod(fd, mode) == 0 && write_all(fd, data, len) &&
+      fsync(fd) == 0) {
     if (name[0] || link_tmpfile(fd, dfd, base, name, cap))
       return fd;
     /* An unnamed temporary that cannot be named (no CAP_DAC_READ_SEARCH
@@ -243,9 +262,10 @@ atomicfile_status atomicfile_open_read(const char *path, int *fd, struct stat *s
              S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISDIR(st->st_mode) ? "a directory"
              : S_ISSOCK(st->st_mode) ? "a socket" : "a device");
     r = ATOMICFILE_NOT_REGULAR;
-  } else if (st->st_uid != geteuid() && st->st_uid != 0) {
+  } else if (st->st_uid != geteuid() && st->st_uid != 0 &&
+             !(owner_set && st->st_uid == owner_uid)) {
     snprintf(err, errlen, "owned by uid %u, not by the daemon's user (uid %u) or root",
-             (unsigned)st->st_uid, (unsigned)geteuid());
+             (unsigned)st->st_uid, (unsigned)(owner_set ? owner_uid : geteuid()));
     r = ATOMICFILE_BAD_OWNER;
   }
   if (r != ATOMICFILE_OK) {

@@ -43,9 +43,14 @@ typedef enum atomicfile_status {
   ATOMICFILE_ERROR,       /* cannot open or read it (permissions, I/O) */
 } atomicfile_status;
 
+/* The user the daemon becomes once set up (-u): files written while still
+ * root are given to it, and reading accepts its files as well as the
+ * effective uid's and root's.  Unset, files stay the effective uid's. */
+void atomicfile_set_owner(uid_t uid, gid_t gid);
+
 /* Opens path for reading: never follows a symbolic link, never blocks (a
  * FIFO is refused, not waited on), and accepts only a regular file owned
- * by the effective uid or by root.  On ATOMICFILE_OK, *fd is open (close
+ * by the effective uid, the daemon's user (atomicfile_set_owner) or root.  On ATOMICFILE_OK, *fd is open (close
  * it) and *st describes it; otherwise err says why, naming no path. */
 atomicfile_status atomicfile_open_read(const char *path, int *fd, struct stat *st, char *err,
                                        size_t errlen);

@@ -11,23 +11,30 @@
 #include "daemon/log.h"
 #include "daemon/nts_source.h"
 #include "daemon/resolver.h"
+#include "daemon/socks_conn.h"
 #include "daemon/sysclock.h"
 #include "daemon/timer.h"
 #include "daemon/transport.h"
+#include "proto/alert.h"
+#include "proto/ntp_path.h"
 
 #define POOL_MAX_SOURCES 4 /* associations spawned per pool name */
 #define KE_PORT 4460
 #define UNREACH_POLLS 8    /* unanswered polls in a row: unreachable (the reach register) */
 #define ALERT_CHECK_S 5    /* how often the tamper summaries falling due are looked for */
+#define PATH_TIMEOUT 10.0  /* seconds for a TCP connect or a proxy handshake */
+#define UDP_REFUSED_S 3600.0 /* a refused UDP ASSOCIATE is asked again after this */
+#define PROXY_ALERT_S 60.0 /* seconds between summaries of proxy errors */
 
 typedef struct peer peer;
+static void resolve_fallback(peer *p);
 
 struct peer {
   ntsd_clients *owner;
   conf_source cfg;               /* its configuration line */
   struct sockaddr_storage named; /* what the name resolved to: the server, or its NTS-KE */
   socklen_t namedlen;
-  struct sockaddr_storage sa;    /* where NTP goes */
+  struct sockaddr_storage sa;    /* where NTP goes (direct; proxied: the directfallback) */
   socklen_t salen;
   bool have_addr;                /* sa known (for NTS: after NTS-KE) */
   ntp_source *src;
@@ -35,6 +42,20 @@ struct peer {
   transport *tr;                 /* the request in flight, while open */
   bool unreach_logged;           /* "unreachable" said; "reachable again" is due */
   nts_source *nts;               /* NULL for plain NTP */
+  /* The path (docs/anonymity.md): with a proxy, names go to it unresolved. */
+  bool proxied;
+  transport_proxy proxy;         /* proxied: its address and the credentials in use */
+  char ntp_host[CONF_HOST_MAX];  /* proxied: the NTP server as the proxy gets it */
+  uint16_t ntp_port;             /* NTP's UDP port */
+  uint16_t tcp_port;             /* NTP over TCP as the KE server advertised it, 0: not */
+  ntp_path path;                 /* the way of the last poll */
+  bool udp_refused;              /* the proxy refused UDP ASSOCIATE ... */
+  double udp_refused_at;         /* ... then (monotonic) */
+  resolver *fb_res;              /* directfallback: the NTP server's name, resolved */
+  char path_error[200];          /* why the path failed last; "" after an answer */
+  uint64_t proxy_errors;         /* proxy failures and malformed relay datagrams */
+  char proxy_error[200];         /* the last one */
+  alert proxy_alert;             /* rate limit for their log lines */
 };
 
 /* One `server` or `pool` line and its name's resolution. */
@@ -65,11 +86,27 @@ static void arm_timer(peer *p)
   timer_arm_in(p->timer, due - sysclock_mono());
 }
 
+/* Where the source's traffic goes, "ADDR:PORT"; proxied, the name (or
+ * literal) and port the proxy gets, "" before NTS-KE names the NTP server. */
+static const char *peer_where(const peer *p, char *buf, size_t size)
+{
+  if (!p->proxied) {
+    const struct sockaddr *sa = (const struct sockaddr *)(p->have_addr ? &p->sa : &p->named);
+    return netaddr_str_port(sa, buf, size);
+  }
+  const char *h = p->ntp_host;
+  snprintf(buf, size, strchr(h, ':') ? "[%s]:%u" : "%s:%u", h, p->ntp_port);
+  if (!h[0])
+    buf[0] = '\0';
+  return buf;
+}
+
 static void log_peer(const peer *p, int level, const char *what)
 {
-  char a[NETADDR_STRLEN];
-  const struct sockaddr *sa = (const struct sockaddr *)(p->have_addr ? &p->sa : &p->named);
-  log_msg(level, "%s (%s): %s", p->cfg.host, netaddr_str_port(sa, a, sizeof(a)), what);
+  char a[NETADDR_STRLEN + CONF_HOST_MAX];
+  peer_where(p, a, sizeof(a));
+  log_msg(level, "%s (%s%s): %s", p->cfg.host, p->proxied ? "via proxy " : "",
+          a[0] ? a : p->cfg.host, what);
 }
 
 static void on_alert_timer(evutil_socket_t fd, short what, void *arg)
@@ -78,9 +115,19 @@ static void on_alert_timer(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   double now = sysclock_mono();
-  for (size_t i = 0; i < c->n_peers; i++)
-    if (c->peers[i]->nts)
-      nts_source_summarise(c->peers[i]->nts, now);
+  for (size_t i = 0; i < c->n_peers; i++) {
+    peer *p = c->peers[i];
+    if (p->nts)
+      nts_source_summarise(p->nts, now);
+    uint64_t n[ALERT_MAX_REASONS];
+    uint64_t more = alert_summary(&p->proxy_alert, now, n);
+    if (more) {
+      char msg[320];
+      snprintf(msg, sizeof(msg), "proxy: %llu more errors in the last %.0f s; the last: %s",
+               (unsigned long long)more, PROXY_ALERT_S, p->proxy_error);
+      log_peer(p, LOG_LVL_WARN, msg);
+    }
+  }
 }
 
 /* The exchange in flight is abandoned. */
@@ -125,6 +172,7 @@ static void on_response(void *arg, const uint8_t *pkt, size_t n, ntp_ts rx)
   char msg[96];
   if (d == NTP_DROP_NONE) {
     transport_close(p->tr);
+    p->path_error[0] = '\0';
     note_reach(p, sysclock_mono());
     if (c->cfg.update)
       c->cfg.update(c->cfg.update_arg);
@@ -138,6 +186,78 @@ static void on_response(void *arg, const uint8_t *pkt, size_t n, ntp_ts rx)
     snprintf(msg, sizeof(msg), "response dropped: %s", ntp_drop_name(d));
     log_peer(p, LOG_LVL_DEBUG, msg);
   }
+}
+
+/* ---- the path ------------------------------------------------------------- */
+
+static ntp_path_out choose_path(const peer *p, double now)
+{
+  static const ntp_path_want want[] = {[CONF_TRANSPORT_AUTO] = NTP_PATH_WANT_AUTO,
+                                       [CONF_TRANSPORT_UDP] = NTP_PATH_WANT_UDP,
+                                       [CONF_TRANSPORT_TCP] = NTP_PATH_WANT_TCP};
+  ntp_path_in in = {.want = want[p->cfg.transport], .proxy = p->proxied,
+                    .tcp_offered = p->tcp_port != 0,
+                    .udp_refused = p->udp_refused && now - p->udp_refused_at < UDP_REFUSED_S,
+                    .directfallback = p->cfg.directfallback};
+  return ntp_path_choose(&in);
+}
+
+static const transport_ops *path_ops(ntp_path path)
+{
+  switch (path) {
+  case NTP_PATH_TCP:
+    return &transport_tcp;
+  case NTP_PATH_SOCKS_UDP:
+    return &transport_socks_udp;
+  case NTP_PATH_SOCKS_TCP:
+    return &transport_socks_tcp;
+  default:
+    return &transport_udp;
+  }
+}
+
+/* TCP goes to the advertised port, else to NTP's own (the server serves
+ * both on one address and port when it serves TCP at all). */
+static uint16_t path_port(const peer *p, ntp_path path)
+{
+  bool tcp = path == NTP_PATH_TCP || path == NTP_PATH_SOCKS_TCP;
+  return tcp && p->tcp_port ? p->tcp_port : p->ntp_port;
+}
+
+/* The destination of this poll's exchange, in the caller's storage. */
+static bool path_dest(const peer *p, ntp_path path, transport_dest *d,
+                      struct sockaddr_storage *ss, socks5_addr *name)
+{
+  *d = (transport_dest){.timeout = PATH_TIMEOUT};
+  uint16_t port = path_port(p, path);
+  if (path == NTP_PATH_SOCKS_UDP || path == NTP_PATH_SOCKS_TCP) {
+    d->proxy = &p->proxy;
+    d->name = name;
+    return socks_conn_dst(name, p->ntp_host, port) == SOCKS5_OK;
+  }
+  if (!p->have_addr)
+    return false;
+  memcpy(ss, &p->sa, p->salen);
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+  d->sa = (const struct sockaddr *)ss;
+  d->len = p->salen;
+  return true;
+}
+
+/* A proxy error: counted, and logged at once, then summarised. */
+static void proxy_error(peer *p, const char *why)
+{
+  p->proxy_errors++;
+  snprintf(p->proxy_error, sizeof(p->proxy_error), "%s", why);
+  if (!alert_event(&p->proxy_alert, 0, sysclock_mono()))
+    return;
+  char msg[300];
+  snprintf(msg, sizeof(msg), "proxy error: %s (more are summarised every %.0f s)", why,
+           PROXY_ALERT_S);
+  log_peer(p, LOG_LVL_WARN, msg);
 }
 
 /* ---- polling -------------------------------------------------------------- */
@@ -158,41 +278,13 @@ static size_t build_request(peer *p, const uint8_t nonce8[8])
   return nts_source_seal(p->nts, hdr, sizeof(hdr), c->buf, sizeof(c->buf));
 }
 
-static void send_request(peer *p)
+/* The next poll: when due, or a poll interval from now when nothing was
+ * sent (a local or path error), never in a loop. */
+static void arm_next(peer *p, double now)
 {
-  if (p->nts)
-    nts_source_end_exchange(p->nts);
-  end_request(p);
-  if (p->nts && !nts_source_polling(p->nts))
-    return;
-  char err[128];
-  if (!transport_open(p->tr, (struct sockaddr *)&p->sa, p->salen, err, sizeof(err))) {
-    log_peer(p, LOG_LVL_DEBUG, err); /* the reach register shows it */
-    return;
-  }
-  uint8_t nonce[8];
-  sysclock_random(nonce, sizeof(nonce));
-  size_t n = build_request(p, nonce);
-  if (n == 0) {
-    transport_close(p->tr);
-    return;
-  }
-  if (!transport_send(p->tr, p->owner->buf, n, err, sizeof(err)))
-    log_peer(p, LOG_LVL_DEBUG, err);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-  peer *p = arg;
-  (void)fd;
-  (void)what;
-  double now = sysclock_mono();
-  send_request(p);
-  note_reach(p, now);
   if (p->nts && !nts_source_polling(p->nts))
     return; /* the NTS-KE restarts polling when it succeeds */
   if (ntp_source_next_send(p->src) <= now) {
-    /* Nothing was sent (a local error): try again a poll later, never in a loop. */
     ntp_source_info i;
     ntp_source_get_info(p->src, now, &i);
     timer_arm_in(p->timer, ldexp(1.0, i.poll));
@@ -201,17 +293,129 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
   arm_timer(p);
 }
 
+/* The path is up: the request is built (t1 read) and sent now. */
+static void send_now(peer *p)
+{
+  uint8_t nonce[8];
+  char err[128];
+  sysclock_random(nonce, sizeof(nonce));
+  size_t n = build_request(p, nonce);
+  if (n == 0)
+    transport_close(p->tr);
+  else if (!transport_send(p->tr, p->owner->buf, n, err, sizeof(err)))
+    log_peer(p, LOG_LVL_DEBUG, err);
+}
+
+/* Opens this poll's path; false if nothing can be sent now. */
+static bool open_path(peer *p, double now)
+{
+  ntp_path_out o = choose_path(p, now);
+  p->path = o.path;
+  if (o.path == NTP_PATH_NONE) {
+    snprintf(p->path_error, sizeof(p->path_error), "%s", o.why);
+    return false;
+  }
+  if (o.fallback && p->proxied && !p->have_addr)
+    resolve_fallback(p);
+  transport_dest d;
+  struct sockaddr_storage ss;
+  socks5_addr name;
+  char err[160];
+  if (!path_dest(p, o.path, &d, &ss, &name)) {
+    snprintf(p->path_error, sizeof(p->path_error), "%s",
+             o.fallback ? "directfallback: the server's address is not known yet"
+                        : "no destination");
+    return false;
+  }
+  if (o.fallback) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "directfallback: this request goes DIRECT, not through the "
+                               "proxy (%s)", o.why);
+    log_peer(p, LOG_LVL_WARN, msg);
+  }
+  if (!transport_open(p->tr, path_ops(o.path), &d, err, sizeof(err))) {
+    snprintf(p->path_error, sizeof(p->path_error), "%s", err);
+    log_peer(p, LOG_LVL_DEBUG, err); /* the reach register shows it */
+    return false;
+  }
+  return true;
+}
+
+static void send_request(peer *p, double now)
+{
+  if (p->nts)
+    nts_source_end_exchange(p->nts);
+  end_request(p);
+  if (p->nts && !nts_source_polling(p->nts))
+    return;
+  if (open_path(p, now) && transport_ready(p->tr))
+    send_now(p);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+  peer *p = arg;
+  (void)fd;
+  (void)what;
+  double now = sysclock_mono();
+  send_request(p, now);
+  note_reach(p, now);
+  if (transport_is_open(p->tr) && !transport_ready(p->tr))
+    return; /* armed when the path comes up (or fails) */
+  arm_next(p, now);
+}
+
+/* ---- the exchange: path callbacks ------------------------------------------ */
+
+static void on_ready(void *arg)
+{
+  peer *p = arg;
+  double now = sysclock_mono();
+  send_now(p);
+  arm_next(p, now);
+}
+
+static void on_path_error(void *arg, const transport_error *e)
+{
+  peer *p = arg;
+  snprintf(p->path_error, sizeof(p->path_error), "%s", e->why);
+  if (e->proxy)
+    proxy_error(p, e->why);
+  else
+    log_peer(p, LOG_LVL_DEBUG, e->why);
+  if (e->status == SOCKS5_ERR_COMMAND_NOT_SUPPORTED && p->path == NTP_PATH_SOCKS_UDP) {
+    /* Tor's answer: asked again only after UDP_REFUSED_S. */
+    p->udp_refused = true;
+    p->udp_refused_at = sysclock_mono();
+    log_peer(p, LOG_LVL_NOTICE, "the proxy refuses UDP ASSOCIATE");
+  }
+  if (e->closed && !evtimer_pending(p->timer, NULL) &&
+      (!p->nts || nts_source_polling(p->nts)))
+    arm_next(p, sysclock_mono()); /* the path failed before the request went */
+}
+
 /* ---- NTS hooks ------------------------------------------------------------ */
 
 static void nts_log(void *arg, int level, const char *msg) { log_peer(arg, level, msg); }
 static void nts_stop(void *arg) { end_request(arg); }
 
-static void nts_set_address(void *arg, const struct sockaddr *sa, socklen_t len)
+static void nts_set_ntp(void *arg, const nts_source_ntp *n)
 {
   peer *p = arg;
-  memcpy(&p->sa, sa, len);
-  p->salen = len;
-  p->have_addr = true;
+  if (n->sa) {
+    memcpy(&p->sa, n->sa, n->len);
+    p->salen = n->len;
+    p->have_addr = true;
+  } else if (strcmp(p->ntp_host, n->host) != 0) {
+    snprintf(p->ntp_host, sizeof(p->ntp_host), "%s", n->host);
+    p->have_addr = false; /* a directfallback address was for another name */
+    resolver_free(p->fb_res);
+    p->fb_res = NULL;
+  }
+  if (n->proxy)
+    p->proxy = *n->proxy; /* the NTP stream uses the session's credentials */
+  p->ntp_port = n->port;
+  p->tcp_port = n->tcp_port;
 }
 
 static void nts_resume(void *arg)
@@ -224,19 +428,22 @@ static void nts_resume(void *arg)
 static bool nts_peer_init(peer *p)
 {
   static const nts_source_hooks hooks = {.log = nts_log, .stop = nts_stop,
-                                         .set_address = nts_set_address, .resume = nts_resume};
+                                         .set_ntp = nts_set_ntp, .resume = nts_resume};
   ntsd_clients *c = p->owner;
   nts_source_hooks h = hooks;
   h.arg = p;
   nts_source_cfg nc = {.host = p->cfg.host, .ca = p->cfg.ca[0] ? p->cfg.ca : c->nts_ca,
-                       .aead = p->cfg.aead[0] ? conf_aead_id(p->cfg.aead) : 0};
+                       .aead = p->cfg.aead[0] ? conf_aead_id(p->cfg.aead) : 0,
+                       .ke_port = p->cfg.port ? p->cfg.port : KE_PORT,
+                       .proxy = p->proxied ? &p->proxy : NULL,
+                       .isolate = p->proxied && !p->cfg.proxy.auth};
   /* Pins with the line's own `ca` add to it; pins without it replace the CA. */
   nc.pins.n = p->cfg.pins.n < KE_PINS_MAX ? p->cfg.pins.n : KE_PINS_MAX;
   memcpy(nc.pins.sha256, p->cfg.pins.sha256, nc.pins.n * sizeof(nc.pins.sha256[0]));
   nc.pins.chain = p->cfg.ca[0] != '\0';
   char err[300];
-  p->nts = nts_source_create(c->nts, &nc, (struct sockaddr *)&p->named, p->namedlen, &h, err,
-                             sizeof(err));
+  p->nts = nts_source_create(c->nts, &nc, p->proxied ? NULL : (struct sockaddr *)&p->named,
+                             p->namedlen, &h, err, sizeof(err));
   if (!p->nts)
     log_err("%s: %s; not using this source", p->cfg.host, err);
   return p->nts != NULL;
@@ -244,16 +451,85 @@ static bool nts_peer_init(peer *p)
 
 /* ---- associations --------------------------------------------------------- */
 
+/* `directfallback` with a name: resolved locally only once the source has
+ * to go direct (an opted-in leak), never before. */
+static bool on_fallback_addr(void *arg, const struct sockaddr *sa, socklen_t len)
+{
+  peer *p = arg;
+  memcpy(&p->sa, sa, len);
+  p->salen = len;
+  p->have_addr = true;
+  return true;
+}
+
+static void resolve_fallback(peer *p)
+{
+  if (p->have_addr || p->fb_res)
+    return;
+  const char *host = p->ntp_host[0] ? p->ntp_host : p->cfg.host;
+  resolver_cfg rc = {.base = p->owner->cfg.base, .dns = p->owner->cfg.dns, .host = host,
+                     .port = p->ntp_port, .want = 1, .fn = on_fallback_addr, .arg = p};
+  p->fb_res = resolver_start(&rc);
+}
+
+/* The proxy's address and the credentials: the user's, or random ones for
+ * stream isolation (an NTS source draws new ones for each NTS-KE). */
+static bool proxy_init(peer *p)
+{
+  const conf_proxy *cp = &p->cfg.proxy;
+  transport_proxy *tp = &p->proxy;
+  if (!socks_conn_proxy_addr(cp->host, cp->port, &tp->sa, &tp->len))
+    return false;
+  char user[SOCKS_ISOLATION_LEN + 1], pass[SOCKS_ISOLATION_LEN + 1];
+  if (!cp->auth) {
+    socks_conn_isolation_creds(user, pass);
+    cp = NULL;
+  }
+  tp->user_len = strlen(cp ? cp->user : user);
+  tp->pass_len = strlen(cp ? cp->pass : pass);
+  memcpy(tp->user, cp ? cp->user : user, tp->user_len);
+  memcpy(tp->pass, cp ? cp->pass : pass, tp->pass_len);
+  nts_wipe(p->cfg.proxy.pass, sizeof(p->cfg.proxy.pass)); /* one copy is enough */
+  nts_wipe(pass, sizeof(pass));
+  p->proxied = true;
+  snprintf(p->ntp_host, sizeof(p->ntp_host), "%s", p->cfg.nts ? "" : p->cfg.host);
+  return true;
+}
+
 static void peer_free(peer *p)
 {
   if (!p)
     return;
   nts_source_destroy(p->nts);
   transport_destroy(p->tr);
+  resolver_free(p->fb_res);
   if (p->timer)
     event_free(p->timer);
   ntp_source_destroy(p->src);
+  nts_wipe(&p->proxy, sizeof(p->proxy));
   free(p);
+}
+
+/* sa: the resolved name (direct); NULL with a proxy. */
+static bool peer_addr_init(peer *p, const struct sockaddr *sa, socklen_t len)
+{
+  p->ntp_port = p->cfg.port && !p->cfg.nts ? p->cfg.port : NTP_PORT;
+  if (p->cfg.proxy.set) {
+    if (!proxy_init(p)) {
+      log_err("%s: bad proxy address %s; not using this source", p->cfg.host,
+              p->cfg.proxy.host);
+      return false;
+    }
+  } else {
+    memcpy(&p->named, sa, len);
+    p->namedlen = len;
+  }
+  if (!p->cfg.nts && sa) {
+    memcpy(&p->sa, sa, len);
+    p->salen = len;
+    p->have_addr = true;
+  }
+  return !p->cfg.nts || nts_peer_init(p);
 }
 
 static peer *peer_new(ntsd_clients *c, const conf_source *cfg, const struct sockaddr *sa,
@@ -264,21 +540,19 @@ static peer *peer_new(ntsd_clients *c, const conf_source *cfg, const struct sock
     return NULL;
   p->owner = c;
   p->cfg = *cfg;
-  memcpy(&p->named, sa, len);
-  p->namedlen = len;
-  if (!cfg->nts) {
-    memcpy(&p->sa, sa, len);
-    p->salen = len;
-    p->have_addr = true;
-  } else if (!nts_peer_init(p)) {
-    free(p);
+  alert_init(&p->proxy_alert, PROXY_ALERT_S);
+  if (!peer_addr_init(p, sa, len)) {
+    peer_free(p);
     return NULL;
   }
   ntp_source_cfg sc = {.minpoll = cfg->minpoll, .maxpoll = cfg->maxpoll, .iburst = cfg->iburst,
                        .burst = cfg->burst, .prefer = cfg->prefer, .noselect = cfg->noselect,
                        .version = (uint8_t)cfg->version, .precision = c->cfg.precision};
-  transport_cfg tc = {.ops = &transport_udp, .base = c->cfg.base, .clk = c->cfg.clk,
-                      .cbs = {.on_sent = on_sent, .on_response = on_response, .arg = p}};
+  transport_cfg tc = {.base = c->cfg.base, .clk = c->cfg.clk,
+                      .cbs = {.on_ready = on_ready, .on_sent = on_sent,
+                              .on_response = on_response, .on_error = on_path_error,
+                              .arg = p}};
+  p->path = choose_path(p, sysclock_mono()).path;
   p->src = ntp_source_create(&sc, sysclock_mono());
   p->timer = evtimer_new(c->cfg.base, on_timer, p);
   p->tr = transport_create(&tc);
@@ -333,15 +607,15 @@ static bool start_names(ntsd_clients *c, const conf_source *sources, size_t n)
   if (!c->names)
     return false;
   for (size_t i = 0; i < n; i++) {
-    /* Never go direct for a source meant to go through a proxy. */
-    if (sources[i].proxy.set) {
-      log_msg(LOG_LVL_ERR, "%s: SOCKS5 proxies are not supported by this build; source not used",
-              sources[i].host);
-      continue;
-    }
     named_source *ns = &c->names[c->n_names++];
     ns->owner = c;
     ns->cfg = sources[i];
+    if (ns->cfg.proxy.set) {
+      /* The name goes to the proxy: never resolved here. */
+      add_peer(c, &ns->cfg, NULL, 0);
+      nts_wipe(ns->cfg.proxy.pass, sizeof(ns->cfg.proxy.pass));
+      continue;
+    }
     uint16_t dflt = ns->cfg.nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
     resolver_cfg rc = {.base = c->cfg.base, .dns = c->cfg.dns, .host = ns->cfg.host,
                        .port = ns->cfg.port ? ns->cfg.port : dflt,
@@ -402,6 +676,8 @@ static const char *peer_state(const peer *p, const ntp_source_info *i, const nts
     return "ke-failed";
   if (p->nts && !n->has_session)
     return "ke";
+  if (p->path == NTP_PATH_NONE || (p->path_error[0] && i->reach == 0))
+    return "no-path";
   if (i->reach == 0)
     return i->sent >= UNREACH_POLLS || (p->nts && n->fruitless) ? "no-reply" : "starting";
   if (p->nts && n->need_ke)
@@ -416,8 +692,13 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
   const peer *p = c->peers[i];
   memset(v, 0, sizeof(*v));
   v->name = p->cfg.host;
-  v->sa = (const struct sockaddr *)(p->have_addr ? &p->sa : &p->named);
-  netaddr_str_port(v->sa, v->address, sizeof(v->address));
+  v->sa = p->proxied ? NULL : (const struct sockaddr *)(p->have_addr ? &p->sa : &p->named);
+  peer_where(p, v->address, sizeof(v->address));
+  v->proxy = p->proxied ? p->cfg.proxy.url : NULL;
+  v->transport = p->path != NTP_PATH_NONE ? ntp_path_name(p->path) : NULL;
+  v->path_error = p->path_error;
+  v->proxy_errors = p->proxy_errors;
+  v->proxy_error = p->proxy_error;
   v->is_pool = p->cfg.kind == CONF_POOL;
   v->nts = p->nts != NULL;
   ntp_source_get_info(p->src, now, &v->info);

@@ -28,7 +28,8 @@ typedef void (*clients_update_fn)(void *arg);
 /* A read-only view of one association for reports. */
 typedef struct peer_view {
   const char *name;            /* as configured (pool: the pool name) */
-  char address[NETADDR_STRLEN]; /* "1.2.3.4:123", "" while unresolved */
+  char address[NETADDR_STRLEN + CONF_HOST_MAX]; /* "1.2.3.4:123", "" while unresolved;
+                                  proxied: "NAME:PORT" as the proxy gets it */
   const struct sockaddr *sa;   /* NULL while unresolved */
   bool is_pool;
   bool nts;
@@ -38,8 +39,14 @@ typedef struct peer_view {
   /* "ok", "starting" (no reply yet), "no-reply" (polls unanswered: the path,
    * a firewall, or the server is down), "denied" (DENY/RSTR kiss), and for
    * NTS: "ke" (NTS-KE running), "ke-failed" (the last NTS-KE failed; see
-   * ke_error), "ke-wait" (waiting to redo NTS-KE) */
+   * ke_error), "ke-wait" (waiting to redo NTS-KE); "no-path" (no allowed
+   * way to the server, or the last attempt failed on the way: path_error) */
   const char *state;
+  const char *proxy;           /* the proxy's URL without the password, NULL: direct */
+  const char *transport;       /* "udp", "tcp", "socks-udp", "socks-tcp"; NULL: none */
+  const char *path_error;      /* why the path failed last, "" after an answer */
+  uint64_t proxy_errors;       /* proxy failures and malformed relay datagrams */
+  const char *proxy_error;     /* the last one, "" if none */
   const char *ke_error;        /* NTS: why the last NTS-KE failed ("" if it did not) */
   double ke_retry;             /* NTS: seconds until the next NTS-KE, -1 if none due */
   unsigned nts_naks;           /* NTS: exchanges in a row that ended with only a NAK */

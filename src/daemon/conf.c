@@ -633,8 +633,8 @@ bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t er
     return proxy_fail(err, errlen,
                       "the proxy's HOST must be an address literal (no name is resolved)");
   memcpy(px.host, host, strlen(host) + 1);
-  /* what the rest of the URL can take: "socks5://" "@" "[" IPv6 "]:65535" */
-  char user[sizeof px.url - 9 - 1 - INET6_ADDRSTRLEN - 8];
+  /* what the rest of the URL leaves: "socks5://" "@" "[" host "]" ":65535" */
+  char user[sizeof px.url - 9 - 1 - 1 - sizeof px.host - 6];
   pct_encode(px.auth ? px.user : "", user, sizeof user);
   snprintf(px.url, sizeof px.url, "socks5://%s%s%s%s%s:%u", user,
            px.auth ? "@" : "", fam == 6 ? "[" : "", px.host, fam == 6 ? "]" : "",
@@ -813,8 +813,8 @@ static const struct opt source_opts[] = {
      CONF_ACTIVE, "(ntsd) this source's SOCKS5 proxy, over the `proxy` directive's"},
     FLAG("noproxy", SRC(noproxy), CONF_ACTIVE, "(ntsd) direct, despite the `proxy` directive"),
     {"transport", OPT_TRANSPORT, SRC(transport), 0, 0, 0, false, "auto|udp|tcp", CONF_ACTIVE,
-     "(ntsd) NTP over UDP or TCP; auto: UDP, or TCP through a proxy when the server offers "
-     "it"},
+     "(ntsd) NTP over UDP or TCP; auto: UDP, and through a proxy TCP when the server "
+     "offers it, else UDP ASSOCIATE"},
     FLAG("directfallback", SRC(directfallback), CONF_ACTIVE,
          "(ntsd) with a proxy: direct UDP when no proxied way works, with a warning each "
          "time"),
@@ -1703,6 +1703,23 @@ static void do_proxy(struct parser *p, struct cursor *cu, const struct directive
     p->c->proxy = px;
 }
 
+/* `user NAME[:GROUP]` (ntsd, as NTPsec's -u): the names are looked up at
+ * start, not here (the parser resolves nothing). */
+static void do_user(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  const char *t = need_tok(p, cu, d->name), *colon;
+
+  if (!t || !expect_end(p, cu, d->name) || !copy_str(p, d->name, t, NULL, sizeof p->c->user))
+    return;
+  colon = strchr(t, ':');
+  if (t[0] == ':' || (colon && (!colon[1] || strchr(colon + 1, ':')))) {
+    report(p, true, "'%s': expected NAME or NAME:GROUP, not '%s'", d->name, quote(&q, t));
+    return;
+  }
+  memcpy(p->c->user, t, strlen(t) + 1);
+}
+
 /* Every directive with its status; the table in docs/configuration.md is
  * printed from this one (conf_write_directive_table). */
 #define PATH(f) do_path, offsetof(ntsd_conf, f)
@@ -1769,6 +1786,9 @@ static const struct directive directives[] = {
               "the NTS-KE server's address, default port 4460", NULL),
     DIRECTIVE("controlsocket", do_controlsocket, 0, "PATH [group NAME]", CONF_ACTIVE,
               "(ntsd) where `ntsctl` connects", NULL),
+    DIRECTIVE("user", do_user, 0, "NAME[:GROUP]", CONF_ACTIVE,
+              "(ntsd) run as this user once set up, as `-u` (which overrides it); "
+              "docs/security.md", NULL),
     DIRECTIVE("includefile", do_include, 0, "FILE", CONF_ACTIVE,
               "relative to the including file; nesting at most 4", NULL),
     DIRECTIVE("nocerttimecheck", do_nocerttimecheck, 0, "N", CONF_ACTIVE,

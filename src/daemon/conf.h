@@ -143,6 +143,8 @@ typedef struct ntsd_conf {
   char control_socket[CONF_PATH_MAX]; /* "" = built-in default */
   char control_group[64];
 
+  char user[128];         /* `user NAME[:GROUP]` (ntsd): drop root to it; "" = stay */
+
   unsigned n_warnings;
 } ntsd_conf;
 

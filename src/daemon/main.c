@@ -7,16 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/atomicfile.h"
 #include "daemon/conf.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/privs.h"
 
 #define DEFAULT_CONF "/etc/ntsd.conf"
 
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [--check]\n"
+          "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [-u USER[:GROUP]]\n"
+          "            [-N | -P PRIORITY] [-m] [--check]\n"
           "       ntsd --version | --help\n"
           "\n"
           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
@@ -24,6 +27,12 @@ static void usage(FILE *f)
           "  -x, --no-clock      never adjust the system clock (estimates only)\n"
           "  -d, --debug         more logging (repeat for more)\n"
           "  -s, --socket PATH   control socket (default /run/ntsd/ntsd.sock)\n"
+          "  -u, --user USER[:GROUP]\n"
+          "                      once set up, run as USER (and GROUP, else USER's group)\n"
+          "                      keeping only CAP_SYS_TIME; overrides `user`\n"
+          "  -N, --nice          real-time scheduling (SCHED_FIFO, priority 1)\n"
+          "  -P, --priority N    real-time scheduling at priority N (1-99)\n"
+          "  -m, --lock-memory   lock the daemon's memory in RAM\n"
           "      --virtual-clock OFFSET[,PPM]\n"
           "                      for tests: discipline a virtual clock that starts OFFSET s\n"
           "                      away from the system clock, with a PPM frequency error;\n"
@@ -72,28 +81,71 @@ static ntsd_conf *load_conf(const char *conf_path, bool check, int *rc)
   return conf;
 }
 
-static int run(ntsd_conf *conf, const ntsd_opts *opts, int debug)
+typedef struct cmdline {
+  const char *conf_path;
+  ntsd_opts opts;
+  bool check;
+  int debug;
+  const char *user; /* -u */
+  int priority;     /* -N, -P */
+  bool lock_memory; /* -m */
+} cmdline;
+
+static int fail(const ntsd_opts *opts, const char *err)
 {
+  fprintf(stderr, "ntsd: %s\n", err);
+  if (!opts->foreground)
+    log_err("%s", err);
+  return 1;
+}
+
+/* What stays of root once set up (docs/security.md), looked up before
+ * anything is opened.  The files written while still root go to the user. */
+static privs *make_privs(const ntsd_conf *conf, const cmdline *cl, char *err, size_t errlen)
+{
+  bool clock = conf->clock_control && !cl->opts.no_clock;
+  privs_cfg pc = {.user = cl->user ? cl->user : conf->user,
+                  .clock = clock && !cl->opts.virtual_clock,
+                  .priority = cl->priority, .lock_memory = cl->lock_memory,
+                  .state_files = {conf->nts_enable ? conf->nts_cookie : NULL,
+                                  clock || cl->opts.virtual_clock ? conf->driftfile : NULL}};
+  privs *p = privs_create(&pc, err, errlen);
+  unsigned uid, gid;
+  if (p && privs_changes_user(p, &uid, &gid))
+    atomicfile_set_owner(uid, gid);
+  return p;
+}
+
+/* Set up as root; drop to the user before any thread starts (ntsd_run
+ * starts the NTS-KE thread); lock memory once detached. */
+static int run(ntsd_conf *conf, const cmdline *cl)
+{
+  const ntsd_opts *opts = &cl->opts;
   /* The NTS-KE server runs its own event loop on a thread; libevent must
    * know before any event base exists. */
   evthread_use_pthreads();
-  int level = LOG_LVL_NOTICE + debug;
+  int level = LOG_LVL_NOTICE + cl->debug;
   log_init("ntsd", opts->foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
   char err[512] = "";
+  privs *p = make_privs(conf, cl, err, sizeof(err));
+  if (!p) {
+    conf_free(conf);
+    return fail(opts, err);
+  }
   ntsd *d = ntsd_create(conf, opts, err, sizeof(err));
-  if (!d) {
-    fprintf(stderr, "ntsd: %s\n", err);
-    if (!opts->foreground)
-      log_err("%s", err);
-    return 1;
-  }
-  if (!opts->foreground && !ntsd_daemonize(d)) {
+  int rc = 1;
+  if (!d)
+    rc = fail(opts, err);
+  else if (!privs_apply(p, err, sizeof(err)))
+    rc = fail(opts, err);
+  else if (!opts->foreground && !ntsd_daemonize(d))
     log_err("cannot detach from the terminal");
-    ntsd_destroy(d);
-    return 1;
+  else {
+    privs_lock_memory(p);
+    rc = ntsd_run(d);
   }
-  int rc = ntsd_run(d);
   ntsd_destroy(d);
+  privs_free(p);
   return rc;
 }
 
@@ -113,12 +165,18 @@ static bool parse_virtual(const char *arg, ntsd_opts *opts)
   return true;
 }
 
-typedef struct cmdline {
-  const char *conf_path;
-  ntsd_opts opts;
-  bool check;
-  int debug;
-} cmdline;
+/* -P N */
+static bool parse_priority(const char *arg, int *prio)
+{
+  int v;
+  char extra;
+  if (sscanf(arg, "%d%c", &v, &extra) != 1 || v < 1 || v > PRIVS_PRIORITY_MAX) {
+    fprintf(stderr, "ntsd: -P PRIORITY: expected 1..%d, not '%s'\n", PRIVS_PRIORITY_MAX, arg);
+    return false;
+  }
+  *prio = v;
+  return true;
+}
 
 /* -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, cmdline *cl)
@@ -129,10 +187,12 @@ static int parse_args(int argc, char **argv, cmdline *cl)
       {"socket", required_argument, NULL, 's'}, {"check", no_argument, NULL, 'C'},
       {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
       {"virtual-clock", required_argument, NULL, 'v'},
+      {"user", required_argument, NULL, 'u'},   {"nice", no_argument, NULL, 'N'},
+      {"priority", required_argument, NULL, 'P'}, {"lock-memory", no_argument, NULL, 'm'},
       {"list-directives", no_argument, NULL, 'L'}, /* docs/configuration.md's table */
       {NULL, 0, NULL, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "c:nxds:h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "c:nxds:u:NP:mh", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': cl->conf_path = optarg; break;
     case 'n': cl->opts.foreground = true; break;
@@ -140,6 +200,13 @@ static int parse_args(int argc, char **argv, cmdline *cl)
     case 'd': cl->debug++; break;
     case 's': cl->opts.socket_path = optarg; break;
     case 'C': cl->check = true; break;
+    case 'u': cl->user = optarg; break;
+    case 'N': cl->priority = 1; break;
+    case 'P':
+      if (!parse_priority(optarg, &cl->priority))
+        return 2;
+      break;
+    case 'm': cl->lock_memory = true; break;
     case 'v':
       if (!parse_virtual(optarg, &cl->opts))
         return 2;
@@ -165,5 +232,5 @@ int main(int argc, char **argv)
   if (rc >= 0)
     return rc;
   ntsd_conf *conf = load_conf(cl.conf_path, cl.check, &rc);
-  return conf ? run(conf, &cl.opts, cl.debug) : rc;
+  return conf ? run(conf, &cl) : rc;
 }

@@ -13,6 +13,7 @@
 #include "daemon/ke_client.h"
 #include "daemon/log.h"
 #include "daemon/netaddr.h"
+#include "daemon/socks_conn.h"
 #include "daemon/sysclock.h"
 #include "daemon/timer.h"
 #include "daemon/tls.h"
@@ -20,6 +21,7 @@
 #include "proto/nts_ntp.h"
 
 #define KE_TIMEOUT 5.0         /* seconds for connect + handshake + exchange */
+#define KE_PROXY_TIMEOUT 15.0  /* the same through a proxy: Tor builds a new circuit first */
 #define KE_RETRY_MIN 2.0       /* seconds; doubles per failure ... */
 #define KE_RETRY_MAX 3600.0    /* ... up to an hour, with +-25 % jitter */
 #define NAKS_BEFORE_KE 2       /* consecutive exchanges ended by a NAK that make us redo NTS-KE */
@@ -52,8 +54,13 @@ struct nts_source {
   char ca[CONF_PATH_MAX];
   uint16_t aead;
   ke_pins pins;
-  struct sockaddr_storage ke_sa;
+  struct sockaddr_storage ke_sa; /* direct */
   socklen_t ke_salen;
+  uint16_t ke_port;
+  bool proxied;
+  bool isolate;                  /* new random proxy credentials per NTS-KE */
+  transport_proxy proxy;         /* proxied: with the current session's credentials */
+  transport_proxy ke_proxy;      /* ... and with those of the NTS-KE running */
   ke_client *ke;
   struct event *ke_timer;
   double ke_at;           /* when ke_timer fires (monotonic) */
@@ -180,11 +187,36 @@ static void need_ke(nts_source *ns, const char *why)
     schedule_ke(ns, delay);
 }
 
+/* "ADDR:PORT" of the KE server, or its name and port with a proxy. */
+static const char *ke_where(const nts_source *ns, char *buf, size_t size)
+{
+  if (!ns->proxied)
+    return netaddr_str_port((const struct sockaddr *)&ns->ke_sa, buf, size);
+  snprintf(buf, size, strchr(ns->host, ':') ? "[%s]:%u via proxy" : "%s:%u via proxy", ns->host,
+           ns->ke_port);
+  return buf;
+}
+
+/* With a proxy, NTP goes to the server named, by name: the proxy resolves
+ * it (or to the KE server's name when none is named). */
+static void set_proxied_ntp(nts_source *ns, const nts_ke_session *s, char *name, size_t size)
+{
+  uint16_t port = s->port ? s->port : NTP_PORT;
+  const char *host = s->server[0] ? s->server : ns->host;
+  nts_source_ntp n = {.host = host, .port = port, .tcp_port = s->tcp_port, .proxy = &ns->proxy};
+  ns->hooks.set_ntp(ns->hooks.arg, &n);
+  snprintf(name, size, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+}
+
 /* Where NTP goes after NTS-KE: the negotiated server and port, falling back
  * to the KE server's address and port 123 (RFC 8915 4.1.7, 4.1.8).  Told
  * to the association, and written into name for the log. */
 static void set_ntp_address(nts_source *ns, const nts_ke_session *s, char *name, size_t size)
 {
+  if (ns->proxied) {
+    set_proxied_ntp(ns, s, name, size);
+    return;
+  }
   uint16_t port = s->port ? s->port : NTP_PORT;
   struct sockaddr_storage sa;
   socklen_t len;
@@ -199,7 +231,9 @@ static void set_ntp_address(nts_source *ns, const nts_ke_session *s, char *name,
     else
       ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
   }
-  ns->hooks.set_address(ns->hooks.arg, (struct sockaddr *)&sa, len);
+  nts_source_ntp n = {.sa = (struct sockaddr *)&sa, .len = len, .port = port,
+                      .tcp_port = s->tcp_port};
+  ns->hooks.set_ntp(ns->hooks.arg, &n);
   netaddr_str_port((const struct sockaddr *)&sa, name, size);
 }
 
@@ -241,8 +275,8 @@ static void ke_succeeded(nts_source *ns, const ke_result *r)
 static void on_ke_done(void *arg, ke_result *r)
 {
   nts_source *ns = arg;
-  char ke[NETADDR_STRLEN];
-  netaddr_str_port((const struct sockaddr *)&ns->ke_sa, ke, sizeof(ke));
+  char ke[NETADDR_STRLEN + CONF_HOST_MAX + 16];
+  ke_where(ns, ke, sizeof(ke));
   ns->ke = NULL;
   const nts_ke_session *s = &r->session;
   if (!r->ok || !nts_client_set_session(ns->ntsc, s->aead, r->c2s, r->s2c, r->key_len,
@@ -251,7 +285,9 @@ static void on_ke_done(void *arg, ke_result *r)
     return;
   }
   ke_succeeded(ns, r);
-  char ntp[NETADDR_STRLEN];
+  if (ns->proxied)
+    ns->proxy = ns->ke_proxy; /* this session's NTP shares its NTS-KE's circuit */
+  char ntp[NETADDR_STRLEN + CONF_HOST_MAX];
   set_ntp_address(ns, s, ntp, sizeof(ntp));
   log_notice("NTSc: NTS-KE with %s (%s) took %.3f s, %s, %zu cookies, length %zu, aead=%u, "
              "NTP at %s%s", ns->host, ke, r->took, r->tls_version, s->n_cookies,
@@ -279,6 +315,35 @@ static bool skip_cert_dates(nts_source *ns)
   return true;
 }
 
+/* Direct, or through the proxy by name with this NTS-KE's credentials:
+ * new random ones each time under stream isolation, so that Tor puts each
+ * NTS-KE (and the NTP of its session) on a new circuit. */
+static ke_client *start_ke(nts_source *ns, SSL_CTX *ctx, const uint16_t *aeads, size_t n)
+{
+  if (!ns->proxied)
+    return ke_client_start(ns->all->base, ctx, (struct sockaddr *)&ns->ke_sa, ns->ke_salen,
+                           ns->host, &ns->pins, aeads, n, KE_TIMEOUT, on_ke_done, ns);
+  ns->ke_proxy = ns->proxy;
+  if (ns->isolate) {
+    char user[SOCKS_ISOLATION_LEN + 1], pass[SOCKS_ISOLATION_LEN + 1];
+    socks_conn_isolation_creds(user, pass);
+    memcpy(ns->ke_proxy.user, user, SOCKS_ISOLATION_LEN);
+    memcpy(ns->ke_proxy.pass, pass, SOCKS_ISOLATION_LEN);
+    ns->ke_proxy.user_len = ns->ke_proxy.pass_len = SOCKS_ISOLATION_LEN;
+  }
+  ke_via via = {.proxy = (const struct sockaddr *)&ns->ke_proxy.sa,
+                .proxy_len = ns->ke_proxy.len, .user = ns->ke_proxy.user,
+                .user_len = ns->ke_proxy.user_len, .pass = ns->ke_proxy.pass,
+                .pass_len = ns->ke_proxy.pass_len};
+  char err[200];
+  ke_client *k = ke_client_start_via(ns->all->base, ctx, &via, ns->host, ns->ke_port, &ns->pins,
+                                     aeads, n, KE_PROXY_TIMEOUT, on_ke_done, ns, err,
+                                     sizeof(err));
+  if (!k)
+    say(ns, LOG_LVL_WARN, err);
+  return k;
+}
+
 static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
 {
   nts_source *ns = arg;
@@ -294,8 +359,7 @@ static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
   ns->ke_unchecked = ns->pins.n && !ns->pins.chain ? false : skip_cert_dates(ns);
   SSL_CTX *ctx = tls_ctx_for(ns->all, ns->ca, ns->ke_unchecked, err, sizeof(err));
   if (ctx)
-    ns->ke = ke_client_start(ns->all->base, ctx, (struct sockaddr *)&ns->ke_sa, ns->ke_salen,
-                             ns->host, &ns->pins, aeads, n, KE_TIMEOUT, on_ke_done, ns);
+    ns->ke = start_ke(ns, ctx, aeads, n);
   else
     say(ns, LOG_LVL_ERR, err);
   if (!ns->ke) {
@@ -322,6 +386,8 @@ void nts_source_destroy(nts_source *ns)
     event_free(ns->ke_timer);
   nts_client_destroy(ns->ntsc);
   nts_wipe(ns->auth_nonce, sizeof(ns->auth_nonce));
+  nts_wipe(&ns->proxy, sizeof(ns->proxy));
+  nts_wipe(&ns->ke_proxy, sizeof(ns->ke_proxy));
   free(ns);
 }
 
@@ -341,8 +407,15 @@ nts_source *nts_source_create(nts_sources *all, const nts_source_cfg *cfg,
   ns->aead = cfg->aead;
   ns->pins = cfg->pins;
   ns->need_ke = true; /* nothing to poll with before the first NTS-KE */
-  memcpy(&ns->ke_sa, ke_sa, ke_len);
-  ns->ke_salen = ke_len;
+  if (cfg->proxy) {
+    ns->proxied = true;
+    ns->proxy = *cfg->proxy;
+    ns->isolate = cfg->isolate;
+  } else {
+    memcpy(&ns->ke_sa, ke_sa, ke_len);
+    ns->ke_salen = ke_len;
+  }
+  ns->ke_port = cfg->ke_port;
   alert_init(&ns->alert, ALERT_INTERVAL);
   /* The CA store is loaded now, so a bad CA is reported at start. */
   if (!tls_ctx_for(all, ns->ca, false, err, errlen)) {

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "daemon/ke_client.h"
+#include "daemon/transport.h"
 #include "proto/nts_client.h"
 
 struct event_base;
@@ -39,13 +40,24 @@ nts_sources *nts_sources_create(struct event_base *base, int nocerttimecheck);
 void nts_sources_destroy(nts_sources *all);
 void nts_sources_get_stats(const nts_sources *all, nts_source_stats *out);
 
+/* Where NTP goes after an NTS-KE: the server it named (RFC 8915 4.1.7,
+ * 4.1.8), else the KE server. */
+typedef struct nts_source_ntp {
+  const struct sockaddr *sa;    /* direct: its address and UDP port */
+  socklen_t len;
+  const char *host;             /* with a proxy: its name or literal, for the proxy */
+  uint16_t port;                /* NTP's UDP port */
+  uint16_t tcp_port;            /* NTP over TCP as advertised; 0: not offered */
+  const transport_proxy *proxy; /* with a proxy: it, with this session's credentials */
+} nts_source_ntp;
+
 typedef struct nts_source_hooks {
   void *arg;
   void (*log)(void *arg, int level, const char *msg);
   /* Polling stops: the exchange in flight is abandoned. */
   void (*stop)(void *arg);
   /* NTS-KE named where NTP goes. */
-  void (*set_address)(void *arg, const struct sockaddr *sa, socklen_t len);
+  void (*set_ntp)(void *arg, const nts_source_ntp *ntp);
   /* A new session: polling may (re)start. */
   void (*resume)(void *arg);
 } nts_source_hooks;
@@ -55,10 +67,18 @@ typedef struct nts_source_cfg {
   const char *ca;   /* CA file or directory, "" for the system store; copied */
   uint16_t aead;    /* the only AEAD to offer, 0 for our default list */
   ke_pins pins;     /* `pin`: n == 0 for none; without chain, ca is not used */
+  uint16_t ke_port; /* with a proxy: the KE server's port */
+  /* NULL: direct.  Otherwise NTS-KE goes through this proxy, to host by
+   * name (never resolved here); copied. */
+  const transport_proxy *proxy;
+  /* With a proxy: each NTS-KE gives it new random credentials (stream
+   * isolation); the session's NTP uses the same ones (set_ntp). */
+  bool isolate;
 } nts_source_cfg;
 
 /* NULL with a message in err (a CA that cannot be loaded, out of memory).
- * ke_sa is the KE server's address.  Nothing runs before nts_source_start. */
+ * ke_sa is the KE server's address (NULL with a proxy).  Nothing runs
+ * before nts_source_start. */
 nts_source *nts_source_create(nts_sources *all, const nts_source_cfg *cfg,
                               const struct sockaddr *ke_sa, socklen_t ke_len,
                               const nts_source_hooks *hooks, char *err, size_t errlen);

@@ -121,6 +121,13 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
   json_obj_end(j);
   json_kv_str(j, "kod", ntp_kod_name(i->last_kod));
   json_kv_str(j, "state", v->state ? v->state : "ok");
+  json_key(j, "proxy");
+  v->proxy ? json_string(j, v->proxy) : json_null(j);
+  json_key(j, "transport");
+  v->transport ? json_string(j, v->transport) : json_null(j);
+  json_kv_str(j, "path_error", v->path_error ? v->path_error : "");
+  json_kv_uint(j, "proxy_errors", v->proxy_errors);
+  json_kv_str(j, "proxy_error", v->proxy_error ? v->proxy_error : "");
   if (v->nts) {
     json_kv_str(j, "ke_error", v->ke_error ? v->ke_error : "");
     json_key(j, "ke_retry");
@@ -157,7 +164,11 @@ static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
     tb_printf(t, "%8.3f %8.3f %8.3f", i->delay * 1e3, i->offset * 1e3, i->jitter * 1e3);
   else
     tb_printf(t, "%8s %8s %8s", "-", "-", "-");
-  tb_printf(t, " %s\n", v->state ? v->state : "ok");
+  tb_printf(t, " %s", v->state ? v->state : "ok");
+  /* The way only when it is not the plain default: "tcp", "socks-tcp" ... */
+  if (v->proxy || !v->transport || strcmp(v->transport, "udp") != 0)
+    tb_printf(t, " %s%s", v->transport ? v->transport : "-", v->proxy ? " (proxy)" : "");
+  tb_printf(t, "\n");
 }
 
 char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json)

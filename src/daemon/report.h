@@ -27,7 +27,7 @@ typedef struct report_sys {
   uint64_t core_updates;      /* selections run (fresh samples and the 1 s refresh) */
   uint64_t tx_timestamps;     /* requests timed by a kernel transmit timestamp */
   ntp_sysinfo info;           /* what our clients are told */
-  char system_peer[NETADDR_STRLEN];
+  char system_peer[NETADDR_STRLEN + CONF_HOST_MAX]; /* as peer_view.address */
   ntp_sel_state sel_states[REPORT_MAX_PEERS];
   size_t sel_states_n;
 } report_sys;

@@ -362,6 +362,39 @@ static void test_save_logs_once(void **state)
   rmdir(sub);
 }
 
+/* With a user to become (-u): what root writes is the user's, and the
+ * user's files are read; another user's still are not.  Runs last: the
+ * owner is set for the rest of the process. */
+static void test_owner(void **state)
+{
+  (void)state;
+  char path[256], err[160];
+  struct stat st;
+  if (geteuid() != 0) {
+    print_message("not root: files cannot be given away\n");
+    return;
+  }
+  path_of(path, sizeof(path), "owned");
+  assert_int_equal(atomicfile_write(path, "x", 1, 0600, err, sizeof(err)), 0);
+  assert_int_equal(chown(path, 4321, 4321), 0);
+  assert_int_equal(open_status(path, err), ATOMICFILE_BAD_OWNER);
+  atomicfile_set_owner(4321, 4322);
+  assert_int_equal(open_status(path, err), ATOMICFILE_OK);
+  for (int named = 0; named < 2; named++) {
+    int r = named ? atomicfile_write_named(path, "yz", 2, 0600, err, sizeof(err))
+                  : atomicfile_write(path, "yz", 2, 0600, err, sizeof(err));
+    assert_int_equal(r, 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, 4321);
+    assert_int_equal(st.st_gid, 4322);
+    assert_int_equal(st.st_mode & 0777, 0600);
+  }
+  assert_int_equal(chown(path, 4323, 4323), 0);
+  assert_int_equal(open_status(path, err), ATOMICFILE_BAD_OWNER);
+  assert_non_null(strstr(err, "not by the daemon's user (uid 4321)"));
+  unlink(path);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -371,6 +404,7 @@ int main(void)
       cmocka_unit_test(test_kill_tmpfile),
       cmocka_unit_test(test_kill_named),
       cmocka_unit_test(test_save_logs_once),
+      cmocka_unit_test(test_owner), /* last: sets the owner for good */
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -698,6 +698,25 @@ static void test_controlsocket(void **state)
   assert_string_equal(t->c->control_socket, "");
 }
 
+static void test_user(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "user ntsd\n", 0);
+  assert_string_equal(t->c->user, "ntsd");
+  expect_ok(t, "user ntsd:ntsd-keys\n", 0);
+  assert_string_equal(t->c->user, "ntsd:ntsd-keys");
+  expect_error(t, "user", "missing value for 'user'");
+  expect_error(t, "user a b", "unexpected 'b' after 'user'");
+  expect_error(t, "user :g", "expected NAME or NAME:GROUP");
+  expect_error(t, "user u:", "expected NAME or NAME:GROUP");
+  expect_error(t, "user u:g:h", "expected NAME or NAME:GROUP");
+  char line[200];
+  snprintf(line, sizeof line, "user %0150d", 0);
+  expect_error(t, line, "value for 'user' too long (max 127 bytes)");
+  assert_string_equal(t->c->user, "");
+}
+
 /* ---- lines, bytes, messages ------------------------------------------------ */
 
 static void test_unknown_directive(void **state)
@@ -1639,6 +1658,7 @@ static const struct {
     {"nts tlsecdhcurves", "nts tlsecdhcurves X25519"}, {"nts aead", "nts aead X"},
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
+    {"user", "user ntsd"},
 };
 
 struct rows {
@@ -1761,6 +1781,7 @@ int main(void)
       T(test_nts),
       T(test_nts_errors),
       T(test_controlsocket),
+      T(test_user),
       T(test_unknown_directive),
       T(test_docker_stray_words),
       T(test_comments_blanks_crlf),
