@@ -42,22 +42,11 @@ def spki_pin(cert):
     return "sha256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-def require_socks_client():
-    """Skips before the Tor network is built if this ntsd has no SOCKS5
-    client (it logs so for a source with a proxy)."""
-    c = h.Ntsd("probe", ["proxy socks5://127.0.0.1:9", "server 127.0.0.1 nts"])
-    unsupported = "proxies are not supported by this build" in c.proc.read_log()
-    c.proc.stop(quiet=True)
-    if unsupported:
-        h.skip("this ntsd build has no SOCKS5 client")
-
-
 def main():
     h.setup(__file__)
     tn.require()
     h.require_ours()
     h.require_peer("/usr/bin/tcpdump", "tcpdump")
-    require_socks_client()
     net = tn.TorNet(onions=[("nts", ":%d,%d" % (KE, NTP))])
     try:
         net.up()
