@@ -39,11 +39,9 @@ and .md (DIR: bench/results).
 import argparse
 import datetime
 import json
-import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
