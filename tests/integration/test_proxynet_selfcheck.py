@@ -7,8 +7,9 @@ microsocks (with and without a username) and dante relay curl's CONNECT to
 a server named only in the proxy's hosts file; dante relays a UDP ASSOCIATE
 round trip to a UDP echo; the capture on the client's interface then holds
 only packets to and from the proxy, and the DNS trap saw nothing.  Then the
-negative side: `getent hosts` and Python's getaddrinfo in the client
-namespace are caught by the trap, and a datagram to a port that is not the
+negative side: `getent hosts` (over UDP and, with RES_OPTIONS=use-vc,
+over TCP) and Python's getaddrinfo in the client namespace are caught by
+the trap, and a datagram to a port that is not the
 proxy's is flagged by the capture checker.
 """
 import http.server
@@ -101,6 +102,11 @@ def main():
         h.check(r.returncode == 0, "python getaddrinfo run failed: %s" % r.stderr)
         h.wait_until(lambda: any(q[2] == "other.name" for q in ms.trap.seen()), 5,
                      "the DNS trap to see Python's getaddrinfo query")
+        r = ms.run_client(["env", "RES_OPTIONS=use-vc", "getent", "hosts", "tcp.name"])
+        h.check(r.returncode != 0, "getent resolved tcp.name: %r" % r.stdout)
+        h.wait_until(lambda: any(q[:1] == ("tcp",) and q[2] == "tcp.name"
+                                 for q in ms.trap.seen()), 5,
+                     "the DNS trap to see getent's query over TCP")
         h.log("DNS trap caught: %r" % ms.trap.seen())
         cap = ms.capture("cap-stray")
         u = ms.client_socket(kind=socket.SOCK_DGRAM)
