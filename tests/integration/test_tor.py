@@ -135,6 +135,13 @@ def run(net):
     h.check(not (by_ip & by_name), "the two sources shared circuits %s" % (by_ip & by_name))
     h.check(None not in u_ip | u_name, "a stream without a SOCKS username (no isolation)")
     h.check(not (u_ip & u_name), "the two sources shared SOCKS usernames")
+    # The same from GETINFO circuit-status: each circuit is built for one
+    # source's credentials.
+    cu = net.circuit_users()
+    for circs, users, what in ((by_ip, u_ip, "by IP"), (by_name, u_name, "by name")):
+        for c in circs & set(cu):
+            h.check(cu[c] in users, "circuit %s of the source %s carries SOCKS_USERNAME %r" % (
+                c, what, cu[c]))
     cap.check_only_proxy([(net.proxy_addr, "tcp", net.socks_port)])
     net.check_no_dns()
     h.log("first NTS samples (s): %s" % ", ".join("%s/%d %.2f" % (k[0], k[1], v)
