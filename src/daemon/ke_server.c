@@ -30,7 +30,6 @@
 #include "proto/nts_ke.h"
 #include "proto/ratelimit.h"
 
-#define KE_MAX_LISTENERS 2
 #define KE_RL_SLOTS 4096
 #define KE_RL_AVERAGE 1.0 /* one KE per second per client on average ... */
 #define KE_RL_BURST 32    /* ... after a burst of 32 */
@@ -503,47 +502,85 @@ static void *thread_main(void *arg)
   return NULL;
 }
 
-static bool open_listeners(ke_server *s, char *err, size_t errlen)
+/* One listening socket on ss, or -1 with errno set. */
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
+{
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0)
+    return -1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TCP TIME_WAIT */
+  if (ss->ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 128) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+size_t ke_server_listen(const char *spec, int fds[KE_MAX_LISTENERS], char *name,
+                        size_t namelen, char *err, size_t errlen)
 {
   struct sockaddr_storage ss[KE_MAX_LISTENERS];
   socklen_t len[KE_MAX_LISTENERS];
-  size_t n = listen_addrs(s->cfg.listen, ss, len);
+  size_t n = listen_addrs(spec, ss, len), got = 0;
   if (n == 0) {
-    snprintf(err, errlen, "nts-listen-on: bad address '%s'", s->cfg.listen);
-    return false;
+    snprintf(err, errlen, "nts-listen-on: bad address '%s'", spec ? spec : "");
+    return 0;
   }
   for (size_t i = 0; i < n; i++) {
-    char name[NETADDR_STRLEN];
-    netaddr_str_port((struct sockaddr *)&ss[i], name, sizeof(name));
-    int fd = socket(ss[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) {
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TCP TIME_WAIT */
-      if (ss[i].ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    char a[NETADDR_STRLEN];
+    netaddr_str_port((struct sockaddr *)&ss[i], a, sizeof(a));
+    int fd = listen_one(&ss[i], len[i]);
+    if (fd < 0 && n == 2 && i == 1) { /* the IPv6 wildcard on a host without IPv6 */
+      log_warn("NTS-KE: cannot listen on %s (continuing with IPv4 only)", a);
+      break;
     }
-    if (fd < 0 || bind(fd, (struct sockaddr *)&ss[i], len[i]) < 0 || listen(fd, 128) < 0) {
-      if (fd >= 0)
-        close(fd);
-      if (n == 2 && i == 1) { /* the IPv6 wildcard on a host without IPv6 */
-        log_warn("NTS-KE: cannot listen on %s (continuing with IPv4 only)", name);
-        break;
-      }
-      snprintf(err, errlen, "NTS-KE: cannot listen on %s: %s", name, strerror(errno));
-      return false;
+    if (fd < 0) {
+      snprintf(err, errlen, "NTS-KE: cannot listen on %s: %s", a, strerror(errno));
+      for (size_t k = 0; k < got; k++)
+        close(fds[k]);
+      return 0;
     }
-    s->lis[s->n_lis] = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    fds[got++] = fd;
+    if (i == 0)
+      snprintf(name, namelen, "%s", a);
+    log_notice("serving NTS-KE on %s", a);
+  }
+  return got;
+}
+
+/* Serves on the listening sockets fds (taken: closed with the server). */
+static bool adopt_listeners(ke_server *s, const int *fds, size_t n, char *err, size_t errlen)
+{
+  for (size_t i = 0; i < n && i < KE_MAX_LISTENERS; i++) {
+    s->lis[s->n_lis] = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1,
+                                          fds[i]);
     if (!s->lis[s->n_lis]) {
-      close(fd);
-      snprintf(err, errlen, "NTS-KE: cannot listen on %s", name);
+      for (size_t k = i; k < n; k++)
+        close(fds[k]);
+      snprintf(err, errlen, "NTS-KE: cannot listen: out of memory");
       return false;
     }
     s->n_lis++;
-    if (i == 0)
-      snprintf(s->name, sizeof(s->name), "%s", name);
-    log_notice("serving NTS-KE on %s", name);
   }
   return true;
+}
+
+static bool open_listeners(ke_server *s, char *err, size_t errlen)
+{
+  int fds[KE_MAX_LISTENERS];
+  size_t n = s->cfg.n_fds;
+  if (n > KE_MAX_LISTENERS)
+    n = KE_MAX_LISTENERS;
+  if (n)
+    memcpy(fds, s->cfg.fds, n * sizeof(int));
+  else if (!(n = ke_server_listen(s->cfg.listen, fds, s->name, sizeof(s->name), err, errlen)))
+    return false;
+  return adopt_listeners(s, fds, n, err, errlen);
 }
 
 /* Admission, summary and their timer; false when out of memory. */
@@ -607,6 +644,13 @@ bool ke_server_run(ke_server *s)
   s->running = true;
   return true;
 }
+
+bool ke_server_serve(ke_server *s)
+{
+  return event_base_dispatch(s->base) == 0;
+}
+
+struct event_base *ke_server_base(ke_server *s) { return s->base; }
 
 void ke_server_stop(ke_server *s)
 {

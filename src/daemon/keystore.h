@@ -46,6 +46,14 @@ bool keystore_rotate_if_due(keystore *k, uint64_t now);
  * period, at most a minute (rotation is at most that late). */
 unsigned keystore_check_interval(const keystore *k);
 
+/* A store in memory holding ks (taken), never rotating itself: the NTS-KE
+ * process's, fed by keystore_install.  NULL when out of memory (ks freed). */
+keystore *keystore_adopt(nts_keyset *ks);
+
+/* Replaces the current set with ks (taken); the set it replaces is freed at
+ * the next install (a reader holds one for microseconds). */
+void keystore_install(keystore *k, nts_keyset *ks);
+
 /* True while the file does not hold the keys in memory (writes failed). */
 bool keystore_unsaved(const keystore *k);
 
