@@ -20,6 +20,7 @@
 #include "daemon/keystore.h"
 #include "daemon/log.h"
 #include "daemon/report.h"
+#include "daemon/sandbox.h"
 #include "daemon/server.h"
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
@@ -339,7 +340,10 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
    * delays a rotation when that process lags or is down. */
   ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
-                    .forget = forget_in_child, .forget_arg = d};
+                    .forget = forget_in_child, .forget_arg = d,
+                    .sandbox = {.enabled = true}};
+  if (d->opts.filter)
+    sandbox_parse_level(d->opts.filter, &pc.sandbox); /* checked by main */
   d->ke = ke_proc_create(&pc, err, errlen);
   return d->ke != NULL;
 }

@@ -31,16 +31,15 @@ typedef struct child {
   struct event *rd, *stats;
 } child;
 
-/* Closes every descriptor but 0-2 and those in keep (ascending order not
- * required). */
+/* Closes every descriptor but 0-2 and those in keep (in any order). */
 static void close_others(const int *keep, size_t n)
 {
-  int k[KE_MAX_LISTENERS + 1];
+  int k[KE_MAX_LISTENERS + 2];
   size_t m = 0;
   for (size_t i = 0; i < n && m < sizeof(k) / sizeof(k[0]); i++)
     if (keep[i] > 2)
       k[m++] = keep[i];
-  for (size_t i = 1; i < m; i++) /* insertion sort: at most 3 */
+  for (size_t i = 1; i < m; i++) /* insertion sort: at most 4 */
     for (size_t j = i; j > 0 && k[j - 1] > k[j]; j--) {
       int t = k[j];
       k[j] = k[j - 1];
@@ -67,14 +66,6 @@ static bool drop_caps(char *err, size_t errlen)
   if (c)
     cap_free(c);
   return ok;
-}
-
-/* The seccomp filter of the NTS-KE process, once the set-up is done. */
-static bool apply_sandbox(char *err, size_t errlen)
-{
-  (void)err;
-  (void)errlen;
-  return true; /* KE_SANDBOX_HOOK: no seccomp filter in this build yet */
 }
 
 static bool send_msg(int sock, const ipc_msg *m)
@@ -201,18 +192,21 @@ void ke_child_main(const ke_child_cfg *cfg)
 {
   child c = {.sock = cfg->sock};
   char err[256] = "";
-  int keep[KE_MAX_LISTENERS + 1];
+  int keep[KE_MAX_LISTENERS + 2];
   size_t n = 0;
   if (cfg->forget)
     cfg->forget(cfg->forget_arg);
   reset_signals();
   closelog(); /* its descriptor goes below; syslog() reopens one itself */
   keep[n++] = cfg->sock;
+  if (sandbox_log_fd() >= 0)
+    keep[n++] = sandbox_log_fd(); /* the filter's refusals are logged through it */
   for (size_t i = 0; i < cfg->server.n_fds && i < KE_MAX_LISTENERS; i++)
     keep[n++] = cfg->server.fds[i];
   close_others(keep, n);
   bool ok = drop_caps(err, sizeof(err)) && (c.keys = first_keys(c.sock, err, sizeof(err))) &&
-            serve_setup(&c, cfg, err, sizeof(err)) && apply_sandbox(err, sizeof(err));
+            serve_setup(&c, cfg, err, sizeof(err)) &&
+            sandbox_apply(SANDBOX_KE, &cfg->sandbox, err, sizeof(err));
   if (!ok) {
     log_err("NTS-KE process: %s", err);
     _exit(1);

@@ -21,12 +21,14 @@
 #include <stddef.h>
 
 #include "daemon/ke_server.h"
+#include "daemon/sandbox.h"
 
 typedef struct ke_child_cfg {
   ke_server_cfg server;   /* with the listening sockets in fds; keys ignored */
   int sock;               /* to the main process */
   void (*forget)(void *arg); /* wipes the main process's secrets; may be NULL */
   void *forget_arg;
+  sandbox_cfg sandbox;    /* the filter applied once set up (SANDBOX_KE) */
 } ke_child_cfg;
 
 /* Never returns: exits with 0 when the main process closed the socket, 1

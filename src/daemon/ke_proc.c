@@ -137,7 +137,7 @@ static void on_msg(evutil_socket_t fd, short what, void *arg)
 static void run_child(ke_proc *p, int sock)
 {
   ke_child_cfg cc = {.server = p->cfg.server, .sock = sock, .forget = p->cfg.forget,
-                     .forget_arg = p->cfg.forget_arg};
+                     .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox};
   cc.server.fds = p->fds;
   cc.server.n_fds = p->n_fds;
   ke_child_main(&cc);

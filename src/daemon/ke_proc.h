@@ -28,6 +28,7 @@
 
 #include "daemon/ke_server.h"
 #include "daemon/keystore.h"
+#include "daemon/sandbox.h"
 
 struct event_base;
 
@@ -39,6 +40,7 @@ typedef struct ke_proc_cfg {
   void (*forget)(void *arg); /* in the child, right after fork: wipes the main
                                 process's secrets (NULL: none) */
   void *forget_arg;
+  sandbox_cfg sandbox;     /* the KE process's system call filter */
 } ke_proc_cfg;
 
 typedef struct ke_proc ke_proc;

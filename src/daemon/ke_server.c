@@ -557,7 +557,8 @@ size_t ke_server_listen(const char *spec, int fds[KE_MAX_LISTENERS], char *name,
 static bool adopt_listeners(ke_server *s, const int *fds, size_t n, char *err, size_t errlen)
 {
   for (size_t i = 0; i < n && i < KE_MAX_LISTENERS; i++) {
-    s->lis[s->n_lis] = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1,
+    /* backlog 0: listening already (the NTS-KE process may not call listen) */
+    s->lis[s->n_lis] = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0,
                                           fds[i]);
     if (!s->lis[s->n_lis]) {
       for (size_t k = i; k < n; k++)

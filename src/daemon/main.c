@@ -231,7 +231,7 @@ static int parse_args(int argc, char **argv, cmdline *cl)
         fprintf(stderr, "ntsd: -F LEVEL: expected 1, 0 or -1, not '%s'\n", optarg);
         return 2;
       }
-      cl->filter = optarg;
+      cl->filter = cl->opts.filter = optarg;
       break;
     case 'v':
       if (!parse_virtual(optarg, &cl->opts))

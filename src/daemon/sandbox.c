@@ -61,6 +61,9 @@ static const char *const main_calls[] = {
     "access", "faccessat", "faccessat2", "getdents64", "readlink", "readlinkat", "getcwd",
     "uname", "dup", "dup2", "dup3",
     "wait4", "waitid", "kill",
+    /* the NTS-KE process between fork and its own filter: it closes what it
+     * inherited, drops its capabilities and loads its filter */
+    "close_range", "capget", "capset", "seccomp",
 };
 
 /* Adjusting the system clock: the main process with clock control only. */
@@ -244,6 +247,13 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
   if (p == SANDBOX_KE)
     return rc;
+  /* the NTS-KE process, before its filter: only ever giving privileges up */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_KEEPCAPS, 0),
+      SCMP_A1(SCMP_CMP_EQ, 0, 0));
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_CAP_AMBIENT, 0),
+      SCMP_A1(SCMP_CMP_EQ, PR_CAP_AMBIENT_CLEAR_ALL, 0));
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0),
+      SCMP_A1(SCMP_CMP_EQ, 1, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
@@ -287,6 +297,8 @@ static scmp_filter_ctx build(sandbox_profile p, const sandbox_cfg *cfg, char *er
   }
   return f;
 }
+
+int sandbox_log_fd(void) { return log_fd; }
 
 bool sandbox_parse_level(const char *arg, sandbox_cfg *cfg)
 {

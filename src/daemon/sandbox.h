@@ -35,4 +35,8 @@ bool sandbox_parse_level(const char *arg, sandbox_cfg *cfg);
  * no-new-privileges.  Does nothing (true) when !cfg->enabled. */
 bool sandbox_apply(sandbox_profile p, const sandbox_cfg *cfg, char *err, size_t errlen);
 
+/* The descriptor the refusal is logged through (-1: none): a process that
+ * closes what it inherited keeps this one. */
+int sandbox_log_fd(void);
+
 #endif
