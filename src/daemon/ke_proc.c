@@ -38,6 +38,7 @@ struct ke_proc {
   double started;         /* monotonic */
   unsigned backoff;       /* seconds before the next restart */
   uint32_t sent_id;       /* the key last sent to the running process */
+  uint32_t ack_floor;     /* the oldest key it may still acknowledge */
   ke_keygate *gate;
   ke_server_stats gone;   /* ended processes' last reports, summed */
   ke_server_stats last;   /* the running process's last report */
@@ -99,8 +100,11 @@ static bool take(ke_proc *p, const ipc_msg *m)
     memcpy(&p->last, m->u.stats, sizeof(p->last));
     return true;
   }
-  if (m->u.ack_id != p->sent_id)
+  /* Acknowledgements follow the keys sent, in order: a rotation may have
+   * sent a newer key before the previous one's acknowledgement arrived. */
+  if ((int32_t)(m->u.ack_id - p->ack_floor) < 0 || (int32_t)(p->sent_id - m->u.ack_id) < 0)
     return false;
+  p->ack_floor = m->u.ack_id;
   if (!ke_keygate_acked(p->gate, m->u.ack_id))
     log_info("NTS-KE process %ld uses cookie key %08x", (long)p->pid, m->u.ack_id);
   ke_keygate_ack(p->gate, m->u.ack_id, sysclock_mono());
@@ -126,7 +130,7 @@ static void on_msg(evutil_socket_t fd, short what, void *arg)
     if (st != IPC_OK || !take(p, &m)) {
       char why[96];
       snprintf(why, sizeof(why), "sent a bad message (%s)",
-               st != IPC_OK ? ipc_status_name(st) : "acknowledged a key not sent");
+               st != IPC_OK ? ipc_status_name(st) : "acknowledged a key not sent to it");
       child_gone(p, why);
       return;
     }
@@ -172,6 +176,7 @@ static bool spawn(ke_proc *p)
     child_gone(p, "could not be set up");
     return false;
   }
+  p->ack_floor = p->sent_id;
   log_notice("NTS-KE process %ld started", (long)pid);
   return true;
 }

@@ -11,7 +11,7 @@
  * every rotation; the KE process acknowledges each and reports its counters
  * every second.  Everything from the KE process is treated as hostile: a
  * datagram that is not exactly one well-formed KEYS_ACK or STATS frame, or
- * an acknowledgement of a key that was not the last one sent, ends it.
+ * an acknowledgement out of the order of the keys sent to it, ends it.
  *
  * When the KE process ends (the socket reads EOF: it crashed, was killed,
  * or broke the protocol and was killed), that is logged with its exit

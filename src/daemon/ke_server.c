@@ -1,4 +1,4 @@
-/* ke_server: NTS-KE server thread. */
+/* ke_server: NTS-KE server on its own event loop. */
 #include "daemon/ke_server.h"
 
 #include <arpa/inet.h>
@@ -50,7 +50,7 @@ struct ke_server {
   ntp_ratelimit *rl;
   ke_admit *adm;
   ke_conn **conns; /* by admission slot */
-  ke_summary *sum; /* this log interval's outcomes (KE thread only) */
+  ke_summary *sum; /* this log interval's outcomes (the server's loop only) */
   struct event *sum_timer;
   double sum_since;
   pthread_t thread;

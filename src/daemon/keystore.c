@@ -155,7 +155,7 @@ bool keystore_unsaved(const keystore *k) { return k->unsaved; }
 
 keystore *keystore_adopt(nts_keyset *ks)
 {
-  keystore *k = calloc(1, sizeof(*k));
+  keystore *k = ks ? calloc(1, sizeof(*k)) : NULL;
   if (!k) {
     nts_keyset_free(ks);
     return NULL;

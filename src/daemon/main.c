@@ -130,7 +130,7 @@ static bool apply_sandbox(bool clock, const cmdline *cl, char *err, size_t errle
 }
 
 /* Set up as root; drop to the user before any thread starts (ntsd_run
- * starts the NTS-KE thread); lock memory once detached; then the system
+ * forks the NTS-KE process); lock memory once detached; then the system
  * call filter. */
 static int run(ntsd_conf *conf, const cmdline *cl)
 {
