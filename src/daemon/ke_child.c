@@ -16,12 +16,13 @@
 
 #include "daemon/keystore.h"
 #include "daemon/log.h"
+#include "daemon/sysclock.h"
 #include "proto/aead.h"
 #include "proto/ipc_msg.h"
 #include "proto/nts_cookie.h"
 
 #define FIRST_KEY_WAIT_MS 10000
-#define STATS_INTERVAL_S 1
+#define STATS_MIN_GAP_S 0.1 /* counters are sent at most ten times a second */
 #define MSGS_PER_WAKEUP 16
 
 typedef struct child {
@@ -29,6 +30,8 @@ typedef struct child {
   keystore *keys;
   ke_server *srv;
   struct event *rd, *stats;
+  bool stats_due;  /* the stats event is pending */
+  double stats_at; /* monotonic time of the last report */
 } child;
 
 /* Closes every descriptor but 0-2 and those in keep (in any order). */
@@ -152,6 +155,8 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
   ke_server_stats st;
   (void)fd;
   (void)what;
+  c->stats_due = false;
+  c->stats_at = sysclock_mono();
   ke_server_get_stats(c->srv, &st);
   ipc_msg m = {.type = IPC_MSG_STATS};
   _Static_assert(sizeof(st) == sizeof(m.u.stats), "ke_server_stats is IPC_STATS_N u64");
@@ -159,19 +164,34 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
   send_msg(c->sock, &m); /* a full socket drops one report: the next one is complete */
 }
 
+/* An outcome changed the counters: report them once this callback is done,
+ * or STATS_MIN_GAP_S after the last report. */
+static void on_outcome(void *arg)
+{
+  child *c = arg;
+  if (c->stats_due)
+    return;
+  double wait = c->stats_at + STATS_MIN_GAP_S - sysclock_mono();
+  if (wait < 0)
+    wait = 0;
+  struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(wait * 1e6)};
+  c->stats_due = event_add(c->stats, &tv) == 0;
+}
+
 /* The server and its two events on the server's loop. */
 static bool serve_setup(child *c, const ke_child_cfg *cfg, char *err, size_t errlen)
 {
   ke_server_cfg sc = cfg->server;
   sc.keys = c->keys;
+  sc.on_outcome = on_outcome;
+  sc.on_outcome_arg = c;
   c->srv = ke_server_start(&sc, err, errlen);
   if (!c->srv)
     return false;
   struct event_base *b = ke_server_base(c->srv);
-  struct timeval tv = {.tv_sec = STATS_INTERVAL_S};
   c->rd = event_new(b, c->sock, EV_READ | EV_PERSIST, on_main_msg, c);
-  c->stats = event_new(b, -1, EV_PERSIST, on_stats, c);
-  if (!c->rd || !c->stats || event_add(c->rd, NULL) < 0 || event_add(c->stats, &tv) < 0) {
+  c->stats = evtimer_new(b, on_stats, c);
+  if (!c->rd || !c->stats || event_add(c->rd, NULL) < 0) {
     snprintf(err, errlen, "cannot register events");
     return false;
   }

@@ -13,8 +13,9 @@
  *
  * From the main process it accepts KEYS messages only (proto/ipc_msg): each
  * replaces its one cookie key and is acknowledged with KEYS_ACK once in use.
- * Every second it sends its counters (STATS).  Anything else from the main
- * process, or the main process going away, ends it. */
+ * It sends its counters (STATS) after each connection's outcome, at most
+ * ten times a second.  Anything else from the main process, or the main
+ * process going away, ends it. */
 #ifndef NTSD_DAEMON_KE_CHILD_H
 #define NTSD_DAEMON_KE_CHILD_H
 

@@ -9,7 +9,7 @@
  * Between the two, a SOCK_SEQPACKET socketpair carries proto/ipc_msg
  * frames: the main process sends the current cookie key at start and after
  * every rotation; the KE process acknowledges each and reports its counters
- * every second.  Everything from the KE process is treated as hostile: a
+ * when they change (at most ten times a second).  Everything from the KE process is treated as hostile: a
  * datagram that is not exactly one well-formed KEYS_ACK or STATS frame, or
  * an acknowledgement out of the order of the keys sent to it, ends it.
  *

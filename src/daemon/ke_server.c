@@ -72,10 +72,20 @@ struct ke_conn {
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
-/* Notes an outcome for the summary; true when it deserves its own line. */
+/* Notes an outcome for the summary (and tells the owner: counters change
+ * with every outcome); returns ke_summary_note's log bits. */
+static unsigned sum_note(ke_server *s, ke_outcome o, unsigned cookies)
+{
+  unsigned bits = ke_summary_note(s->sum, o, cookies);
+  if (s->cfg.on_outcome)
+    s->cfg.on_outcome(s->cfg.on_outcome_arg);
+  return bits;
+}
+
+/* Notes an outcome; true when it deserves its own line. */
 static bool note(ke_server *s, ke_outcome o, unsigned cookies)
 {
-  return (ke_summary_note(s->sum, o, cookies) & KE_LOG_DETAIL) != 0;
+  return (sum_note(s, o, cookies) & KE_LOG_DETAIL) != 0;
 }
 
 static void conn_free(ke_conn *c)
@@ -385,7 +395,7 @@ static void warn_pressure(ke_server *s, ke_admit_verdict v, enum acl_family fam,
 static void evict(ke_server *s, size_t slot, enum acl_family fam, const uint8_t *addr)
 {
   ke_conn *c = s->conns[slot];
-  unsigned bits = ke_summary_note(s->sum, KE_OUT_EVICTED, 0);
+  unsigned bits = sum_note(s, KE_OUT_EVICTED, 0);
   if (bits & KE_LOG_PRESSURE)
     warn_pressure(s, KE_ADMIT_EVICT, fam, addr);
   count(&s->evicted);
@@ -404,7 +414,7 @@ static void evict(ke_server *s, size_t slot, enum acl_family fam, const uint8_t 
 static void refuse(ke_server *s, evutil_socket_t fd, ke_outcome o)
 {
   count(&s->refused);
-  ke_summary_note(s->sum, o, 0);
+  sum_note(s, o, 0);
   close(fd);
 }
 
@@ -442,7 +452,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     ke_outcome o = v == KE_ADMIT_PREFIX_FULL ? KE_OUT_REFUSED_PREFIX : KE_OUT_REFUSED_FULL;
     if (v == KE_ADMIT_PREFIX_FULL)
       count(&s->refused_prefix);
-    if (ke_summary_note(s->sum, o, 0) & KE_LOG_PRESSURE)
+    if (sum_note(s, o, 0) & KE_LOG_PRESSURE)
       warn_pressure(s, v, fam, addr);
     count(&s->refused);
     close(fd);
@@ -451,7 +461,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   if (!conn_new(s, fd, slot, sa)) {
     ke_admit_release(s->adm, slot);
     count(&s->refused);
-    ke_summary_note(s->sum, KE_OUT_REFUSED_ERROR, 0);
+    sum_note(s, KE_OUT_REFUSED_ERROR, 0);
   }
 }
 

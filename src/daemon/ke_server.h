@@ -45,6 +45,10 @@ typedef struct ke_server_cfg {
   int max_per_prefix;      /* concurrent connections per /24 or /56 (0: 16) */
   double hello_timeout;    /* seconds from accept to the ClientHello (0: 1 s) */
   double summary_interval; /* seconds between summary lines (0: 60 s) */
+  void (*on_outcome)(void *arg); /* each connection's outcome, on the server's loop;
+                                    the counters settle by the end of the callback
+                                    that calls it (NULL: none) */
+  void *on_outcome_arg;
 } ke_server_cfg;
 
 /* Counters, as `ntpq -c nts` shows them. */
