@@ -161,7 +161,10 @@ static void on_stats(evutil_socket_t fd, short what, void *arg)
   ipc_msg m = {.type = IPC_MSG_STATS};
   _Static_assert(sizeof(st) == sizeof(m.u.stats), "ke_server_stats is IPC_STATS_N u64");
   memcpy(m.u.stats, &st, sizeof(st));
-  send_msg(c->sock, &m); /* a full socket drops one report: the next one is complete */
+  if (!send_msg(c->sock, &m)) { /* the main process lags: try again later */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(STATS_MIN_GAP_S * 1e6)};
+    c->stats_due = event_add(c->stats, &tv) == 0;
+  }
 }
 
 /* An outcome changed the counters: report them once this callback is done,
