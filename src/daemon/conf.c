@@ -813,8 +813,8 @@ static const struct opt source_opts[] = {
      CONF_ACTIVE, "(ntsd) this source's SOCKS5 proxy, over the `proxy` directive's"},
     FLAG("noproxy", SRC(noproxy), CONF_ACTIVE, "(ntsd) direct, despite the `proxy` directive"),
     {"transport", OPT_TRANSPORT, SRC(transport), 0, 0, 0, false, "auto|udp|tcp", CONF_ACTIVE,
-     "(ntsd) NTP over UDP or TCP; auto: UDP, or TCP through a proxy when the server offers "
-     "it"},
+     "(ntsd) NTP over UDP or TCP; auto: UDP, and through a proxy TCP when the server "
+     "offers it, else UDP ASSOCIATE"},
     FLAG("directfallback", SRC(directfallback), CONF_ACTIVE,
          "(ntsd) with a proxy: direct UDP when no proxied way works, with a warning each "
          "time"),
