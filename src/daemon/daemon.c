@@ -16,10 +16,11 @@
 #include "daemon/clockctl.h"
 #include "daemon/control.h"
 #include "daemon/driftfile.h"
-#include "daemon/ke_server.h"
+#include "daemon/ke_proc.h"
 #include "daemon/keystore.h"
 #include "daemon/log.h"
 #include "daemon/report.h"
+#include "daemon/sandbox.h"
 #include "daemon/server.h"
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
@@ -49,7 +50,8 @@ struct ntsd {
   int kernel_leap;         /* last leap/sync state given to the kernel */
   bool kernel_synced;
   keystore *keys;
-  ke_server *ke;
+  ke_proc *ke;             /* the NTS-KE process */
+  bool rotation_held;      /* a rotation waits for the KE process (logged once) */
   double precision;
   int precision_log2;
   report_sys sys;
@@ -267,7 +269,27 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
   ntsd *d = arg;
   (void)fd;
   (void)what;
-  keystore_rotate_if_due(d->keys, (uint64_t)clockctl_now(d->clk).tv_sec);
+  uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
+  bool due = nts_keyset_due(keystore_current(d->keys), now, (uint64_t)d->conf->nts_rotate);
+  if (due && d->ke && !ke_proc_may_rotate(d->ke, sysclock_mono())) {
+    if (!d->rotation_held)
+      log_warn("NTS cookie key rotation postponed: the oldest key may still be in cookies "
+               "the NTS-KE process issued (docs/security.md)");
+    d->rotation_held = true;
+    return;
+  }
+  d->rotation_held = false;
+  if (keystore_rotate_if_due(d->keys, now) && d->ke)
+    ke_proc_keys_changed(d->ke);
+}
+
+/* In the NTS-KE process, right after fork: it gets only the current key,
+ * over its socket; the ring of the main process goes (wiped). */
+static void forget_in_child(void *arg)
+{
+  ntsd *d = arg;
+  keystore_close(d->keys);
+  d->keys = NULL;
 }
 
 /* The NTP port our KE server advertises: the first `listen` port. */
@@ -286,7 +308,7 @@ static uint16_t our_ntp_tcp_port(const ntsd_conf *conf)
   return 0;
 }
 
-/* `nts enable`: TLS context, cookie keys, and the KE thread. */
+/* `nts enable`: TLS context, cookie keys, and the KE process's sockets. */
 static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
 {
   const ntsd_conf *c = d->conf;
@@ -310,11 +332,19 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     return false;
   }
   ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
-                      .keys = d->keys, .ntp_port = our_ntp_port(c),
-                      .ntp_tcp_port = our_ntp_tcp_port(c),
+                      .ntp_port = our_ntp_port(c), .ntp_tcp_port = our_ntp_tcp_port(c),
                       .ntp_server = c->nts_ntpserver[0] ? c->nts_ntpserver : NULL,
                       .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
-  d->ke = ke_server_start(&kc, err, errlen);
+  /* A key leaves the ring 7 rotations after it was current; the gate holds
+   * 6 periods after the KE process took its successor, so it only ever
+   * delays a rotation when that process lags or is down. */
+  ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
+                    .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
+                    .forget = forget_in_child, .forget_arg = d,
+                    .sandbox = {.enabled = true}};
+  if (d->opts.filter)
+    sandbox_parse_level(d->opts.filter, &pc.sandbox); /* checked by main */
+  d->ke = ke_proc_create(&pc, err, errlen);
   return d->ke != NULL;
 }
 
@@ -409,7 +439,13 @@ static char *on_control(void *arg, ctl_cmd cmd, bool json)
   case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
   case CTL_SERVER: return report_server(d->server, json);
   case CTL_SYS: return report_system(&d->sys, d->clk, json);
-  case CTL_NTS: return report_nts(d->clients, d->ke, d->server, json);
+  case CTL_NTS: {
+    ke_server_stats ks;
+    if (d->ke)
+      ke_proc_get_stats(d->ke, &ks);
+    return report_nts(d->clients, d->ke ? &ks : NULL, d->ke ? ke_proc_address(d->ke) : NULL,
+                      d->server, json);
+  }
   }
   return NULL;
 }
@@ -538,10 +574,8 @@ bool ntsd_daemonize(ntsd *d)
 
 int ntsd_run(ntsd *d)
 {
-  if (d->ke && !ke_server_run(d->ke)) {
-    log_err("cannot start the NTS-KE thread");
-    return 1;
-  }
+  if (d->ke && !ke_proc_start(d->ke))
+    log_err("cannot start the NTS-KE process; retrying");
   log_notice("ntsd %s running", NTSD_VERSION);
   event_base_dispatch(d->base);
   return 0;
@@ -551,7 +585,7 @@ void ntsd_destroy(ntsd *d)
 {
   if (!d)
     return;
-  ke_server_stop(d->ke); /* joins the KE thread before anything it uses goes */
+  ke_proc_stop(d->ke); /* ends the KE process before anything it uses goes */
   clients_destroy(d->clients);
   control_destroy(d->control);
   server_destroy(d->server);

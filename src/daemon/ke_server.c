@@ -1,4 +1,4 @@
-/* ke_server: NTS-KE server thread. */
+/* ke_server: NTS-KE server on its own event loop. */
 #include "daemon/ke_server.h"
 
 #include <arpa/inet.h>
@@ -30,7 +30,6 @@
 #include "proto/nts_ke.h"
 #include "proto/ratelimit.h"
 
-#define KE_MAX_LISTENERS 2
 #define KE_RL_SLOTS 4096
 #define KE_RL_AVERAGE 1.0 /* one KE per second per client on average ... */
 #define KE_RL_BURST 32    /* ... after a burst of 32 */
@@ -51,7 +50,7 @@ struct ke_server {
   ntp_ratelimit *rl;
   ke_admit *adm;
   ke_conn **conns; /* by admission slot */
-  ke_summary *sum; /* this log interval's outcomes (KE thread only) */
+  ke_summary *sum; /* this log interval's outcomes (the server's loop only) */
   struct event *sum_timer;
   double sum_since;
   pthread_t thread;
@@ -73,10 +72,20 @@ struct ke_conn {
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
 
-/* Notes an outcome for the summary; true when it deserves its own line. */
+/* Notes an outcome for the summary (and tells the owner: counters change
+ * with every outcome); returns ke_summary_note's log bits. */
+static unsigned sum_note(ke_server *s, ke_outcome o, unsigned cookies)
+{
+  unsigned bits = ke_summary_note(s->sum, o, cookies);
+  if (s->cfg.on_outcome)
+    s->cfg.on_outcome(s->cfg.on_outcome_arg);
+  return bits;
+}
+
+/* Notes an outcome; true when it deserves its own line. */
 static bool note(ke_server *s, ke_outcome o, unsigned cookies)
 {
-  return (ke_summary_note(s->sum, o, cookies) & KE_LOG_DETAIL) != 0;
+  return (sum_note(s, o, cookies) & KE_LOG_DETAIL) != 0;
 }
 
 static void conn_free(ke_conn *c)
@@ -386,7 +395,7 @@ static void warn_pressure(ke_server *s, ke_admit_verdict v, enum acl_family fam,
 static void evict(ke_server *s, size_t slot, enum acl_family fam, const uint8_t *addr)
 {
   ke_conn *c = s->conns[slot];
-  unsigned bits = ke_summary_note(s->sum, KE_OUT_EVICTED, 0);
+  unsigned bits = sum_note(s, KE_OUT_EVICTED, 0);
   if (bits & KE_LOG_PRESSURE)
     warn_pressure(s, KE_ADMIT_EVICT, fam, addr);
   count(&s->evicted);
@@ -405,7 +414,7 @@ static void evict(ke_server *s, size_t slot, enum acl_family fam, const uint8_t 
 static void refuse(ke_server *s, evutil_socket_t fd, ke_outcome o)
 {
   count(&s->refused);
-  ke_summary_note(s->sum, o, 0);
+  sum_note(s, o, 0);
   close(fd);
 }
 
@@ -443,7 +452,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     ke_outcome o = v == KE_ADMIT_PREFIX_FULL ? KE_OUT_REFUSED_PREFIX : KE_OUT_REFUSED_FULL;
     if (v == KE_ADMIT_PREFIX_FULL)
       count(&s->refused_prefix);
-    if (ke_summary_note(s->sum, o, 0) & KE_LOG_PRESSURE)
+    if (sum_note(s, o, 0) & KE_LOG_PRESSURE)
       warn_pressure(s, v, fam, addr);
     count(&s->refused);
     close(fd);
@@ -452,7 +461,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   if (!conn_new(s, fd, slot, sa)) {
     ke_admit_release(s->adm, slot);
     count(&s->refused);
-    ke_summary_note(s->sum, KE_OUT_REFUSED_ERROR, 0);
+    sum_note(s, KE_OUT_REFUSED_ERROR, 0);
   }
 }
 
@@ -503,47 +512,86 @@ static void *thread_main(void *arg)
   return NULL;
 }
 
-static bool open_listeners(ke_server *s, char *err, size_t errlen)
+/* One listening socket on ss, or -1 with errno set. */
+static int listen_one(const struct sockaddr_storage *ss, socklen_t len)
+{
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0)
+    return -1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TCP TIME_WAIT */
+  if (ss->ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 128) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+size_t ke_server_listen(const char *spec, int fds[KE_MAX_LISTENERS], char *name,
+                        size_t namelen, char *err, size_t errlen)
 {
   struct sockaddr_storage ss[KE_MAX_LISTENERS];
   socklen_t len[KE_MAX_LISTENERS];
-  size_t n = listen_addrs(s->cfg.listen, ss, len);
+  size_t n = listen_addrs(spec, ss, len), got = 0;
   if (n == 0) {
-    snprintf(err, errlen, "nts-listen-on: bad address '%s'", s->cfg.listen);
-    return false;
+    snprintf(err, errlen, "nts-listen-on: bad address '%s'", spec ? spec : "");
+    return 0;
   }
   for (size_t i = 0; i < n; i++) {
-    char name[NETADDR_STRLEN];
-    netaddr_str_port((struct sockaddr *)&ss[i], name, sizeof(name));
-    int fd = socket(ss[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) {
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TCP TIME_WAIT */
-      if (ss[i].ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    char a[NETADDR_STRLEN];
+    netaddr_str_port((struct sockaddr *)&ss[i], a, sizeof(a));
+    int fd = listen_one(&ss[i], len[i]);
+    if (fd < 0 && n == 2 && i == 1) { /* the IPv6 wildcard on a host without IPv6 */
+      log_warn("NTS-KE: cannot listen on %s (continuing with IPv4 only)", a);
+      break;
     }
-    if (fd < 0 || bind(fd, (struct sockaddr *)&ss[i], len[i]) < 0 || listen(fd, 128) < 0) {
-      if (fd >= 0)
-        close(fd);
-      if (n == 2 && i == 1) { /* the IPv6 wildcard on a host without IPv6 */
-        log_warn("NTS-KE: cannot listen on %s (continuing with IPv4 only)", name);
-        break;
-      }
-      snprintf(err, errlen, "NTS-KE: cannot listen on %s: %s", name, strerror(errno));
-      return false;
+    if (fd < 0) {
+      snprintf(err, errlen, "NTS-KE: cannot listen on %s: %s", a, strerror(errno));
+      for (size_t k = 0; k < got; k++)
+        close(fds[k]);
+      return 0;
     }
-    s->lis[s->n_lis] = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    fds[got++] = fd;
+    if (i == 0)
+      snprintf(name, namelen, "%s", a);
+    log_notice("serving NTS-KE on %s", a);
+  }
+  return got;
+}
+
+/* Serves on the listening sockets fds (taken: closed with the server). */
+static bool adopt_listeners(ke_server *s, const int *fds, size_t n, char *err, size_t errlen)
+{
+  for (size_t i = 0; i < n && i < KE_MAX_LISTENERS; i++) {
+    /* backlog 0: listening already (the NTS-KE process may not call listen) */
+    s->lis[s->n_lis] = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, 0,
+                                          fds[i]);
     if (!s->lis[s->n_lis]) {
-      close(fd);
-      snprintf(err, errlen, "NTS-KE: cannot listen on %s", name);
+      for (size_t k = i; k < n; k++)
+        close(fds[k]);
+      snprintf(err, errlen, "NTS-KE: cannot listen: out of memory");
       return false;
     }
     s->n_lis++;
-    if (i == 0)
-      snprintf(s->name, sizeof(s->name), "%s", name);
-    log_notice("serving NTS-KE on %s", name);
   }
   return true;
+}
+
+static bool open_listeners(ke_server *s, char *err, size_t errlen)
+{
+  int fds[KE_MAX_LISTENERS];
+  size_t n = s->cfg.n_fds;
+  if (n > KE_MAX_LISTENERS)
+    n = KE_MAX_LISTENERS;
+  if (n)
+    memcpy(fds, s->cfg.fds, n * sizeof(int));
+  else if (!(n = ke_server_listen(s->cfg.listen, fds, s->name, sizeof(s->name), err, errlen)))
+    return false;
+  return adopt_listeners(s, fds, n, err, errlen);
 }
 
 /* Admission, summary and their timer; false when out of memory. */
@@ -607,6 +655,13 @@ bool ke_server_run(ke_server *s)
   s->running = true;
   return true;
 }
+
+bool ke_server_serve(ke_server *s)
+{
+  return event_base_dispatch(s->base) == 0;
+}
+
+struct event_base *ke_server_base(ke_server *s) { return s->base; }
 
 void ke_server_stop(ke_server *s)
 {

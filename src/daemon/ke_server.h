@@ -1,5 +1,6 @@
-/* ke_server: the NTS-KE server (RFC 8915 section 4) on its own thread with
- * its own event loop, so key-establishment load never delays NTP replies.
+/* ke_server: the NTS-KE server (RFC 8915 section 4) with its own event
+ * loop, so key-establishment load never delays NTP replies.  The daemon runs
+ * it in a process of its own (daemon/ke_proc); tests run it on a thread.
  *
  * Per connection: cheap checks first (restrict ignore/noserve, a per-client
  * rate limit, then proto/ke_admit: a cap per /24 or /56 and a slot, taken
@@ -8,8 +9,8 @@
  * response, TLS close_notify, close.  The whole ClientHello must arrive
  * within hello_timeout (1 s by default), the whole exchange finish within
  * timeout (2 s).  The protocol decisions are made by proto/nts_ke; cookies
- * by proto/nts_cookie with the current key set, read through an atomic
- * pointer.  Per-connection lines are logged at debug level (the first
+ * by proto/nts_cookie with the keystore's current key set, read through an
+ * atomic pointer.  Per-connection lines are logged at debug level (the first
  * failure of each kind per interval at info), with a summary per interval
  * (proto/ke_summary) at notice level. */
 #ifndef NTSD_DAEMON_KE_SERVER_H
@@ -24,10 +25,15 @@
 #include "daemon/keystore.h"
 #include "proto/acl.h"
 
+struct event_base;
+
 #define KE_DEFAULT_PORT 4460
+#define KE_MAX_LISTENERS 2
 
 typedef struct ke_server_cfg {
   const char *listen;      /* "PORT", "ADDR:PORT", "[v6]:PORT" or "" (port 4460, all) */
+  const int *fds;          /* or listening sockets from ke_server_listen (taken) */
+  size_t n_fds;            /* 0: open `listen` */
   SSL_CTX *ctx;            /* borrowed; must outlive the server */
   const ntp_acl *acl;      /* borrowed */
   keystore *keys;          /* borrowed: the cookie key set */
@@ -39,6 +45,10 @@ typedef struct ke_server_cfg {
   int max_per_prefix;      /* concurrent connections per /24 or /56 (0: 16) */
   double hello_timeout;    /* seconds from accept to the ClientHello (0: 1 s) */
   double summary_interval; /* seconds between summary lines (0: 60 s) */
+  void (*on_outcome)(void *arg); /* each connection's outcome, on the server's loop;
+                                    the counters settle by the end of the callback
+                                    that calls it (NULL: none) */
+  void *on_outcome_arg;
 } ke_server_cfg;
 
 /* Counters, as `ntpq -c nts` shows them. */
@@ -58,10 +68,19 @@ typedef struct ke_server_stats {
 
 typedef struct ke_server ke_server;
 
-/* Opens the listening sockets (errors reach the caller before the daemon
- * detaches); ke_server_run then starts the thread (after any fork). */
+/* Opens the listening sockets for spec (cfg.listen's syntax) into fds and
+ * names the first in name; returns how many, 0 with err on failure. */
+size_t ke_server_listen(const char *spec, int fds[KE_MAX_LISTENERS], char *name,
+                        size_t namelen, char *err, size_t errlen);
+
+/* Sets the server up on its listening sockets (errors reach the caller
+ * before the daemon detaches).  Then either ke_server_run starts a thread,
+ * or ke_server_serve runs the loop on the calling thread until
+ * event_base_loopexit on ke_server_base. */
 ke_server *ke_server_start(const ke_server_cfg *cfg, char *err, size_t errlen);
 bool ke_server_run(ke_server *s);
+bool ke_server_serve(ke_server *s);
+struct event_base *ke_server_base(ke_server *s);
 void ke_server_stop(ke_server *s);
 void ke_server_get_stats(const ke_server *s, ke_server_stats *out);
 const char *ke_server_address(const ke_server *s);

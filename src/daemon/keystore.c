@@ -153,6 +153,24 @@ const nts_keyset *keystore_current(const keystore *k)
 
 bool keystore_unsaved(const keystore *k) { return k->unsaved; }
 
+keystore *keystore_adopt(nts_keyset *ks)
+{
+  keystore *k = ks ? calloc(1, sizeof(*k)) : NULL;
+  if (!k) {
+    nts_keyset_free(ks);
+    return NULL;
+  }
+  atomic_store(&k->current, ks);
+  return k;
+}
+
+void keystore_install(keystore *k, nts_keyset *ks)
+{
+  nts_keyset *old = atomic_exchange_explicit(&k->current, ks, memory_order_acq_rel);
+  nts_keyset_free(k->retired);
+  k->retired = old;
+}
+
 unsigned keystore_check_interval(const keystore *k)
 {
   uint64_t s = k->period / 10;

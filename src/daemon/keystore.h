@@ -1,8 +1,10 @@
 /* keystore: the NTS server's cookie master keys.
  *
  * Holds the current proto/nts_cookie key set and publishes it through an
- * atomic pointer, so the NTS-KE thread (making cookies) and the NTP path
- * (opening them) read it without a lock.  Key sets are immutable: rotation
+ * atomic pointer, so a reader on another thread (the NTS-KE server when
+ * it runs on one, as in its unit test) and the NTP path read it without a
+ * lock.  In the daemon the NTS-KE process has a store of its own, holding
+ * the one key the main process sent it (keystore_adopt).  Key sets are immutable: rotation
  * builds a new one, publishes it, and frees the set retired by the previous
  * rotation (a reader holds a set for microseconds; rotations are at least a
  * minute apart).
@@ -45,6 +47,15 @@ bool keystore_rotate_if_due(keystore *k, uint64_t now);
 /* How often to call keystore_rotate_if_due, seconds: a tenth of the
  * period, at most a minute (rotation is at most that late). */
 unsigned keystore_check_interval(const keystore *k);
+
+/* A store in memory holding ks (taken), never rotating itself: the NTS-KE
+ * process's, fed by keystore_install.  NULL for a NULL ks or when out of
+ * memory (ks freed). */
+keystore *keystore_adopt(nts_keyset *ks);
+
+/* Replaces the current set with ks (taken); the set it replaces is freed at
+ * the next install (a reader holds one for microseconds). */
+void keystore_install(keystore *k, nts_keyset *ks);
 
 /* True while the file does not hold the keys in memory (writes failed). */
 bool keystore_unsaved(const keystore *k);

@@ -21,6 +21,7 @@ void log_init(const char *ident, bool to_stderr, int max_level)
 
 void log_set_level(int max_level) { level_max = max_level; }
 bool log_enabled(int level) { return level <= level_max; }
+bool log_uses_syslog(void) { return !use_stderr; }
 
 void log_msg(int level, const char *fmt, ...)
 {

@@ -11,6 +11,8 @@ enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_NOTICE = 5, LOG_LVL_
 void log_init(const char *ident, bool to_stderr, int max_level);
 void log_set_level(int max_level);
 bool log_enabled(int level);
+/* Whether messages go to syslog (not -n). */
+bool log_uses_syslog(void);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)

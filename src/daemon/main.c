@@ -12,6 +12,7 @@
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/privs.h"
+#include "daemon/sandbox.h"
 
 #define DEFAULT_CONF "/etc/ntsd.conf"
 
@@ -19,7 +20,7 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [-u USER[:GROUP]]\n"
-          "            [-N | -P PRIORITY] [-m] [--check]\n"
+          "            [-N | -P PRIORITY] [-m] [-F LEVEL] [--check]\n"
           "       ntsd --version | --help\n"
           "\n"
           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
@@ -33,6 +34,8 @@ static void usage(FILE *f)
           "  -N, --nice          real-time scheduling (SCHED_FIFO, priority 1)\n"
           "  -P, --priority N    real-time scheduling at priority N (1-99)\n"
           "  -m, --lock-memory   lock the daemon's memory in RAM\n"
+          "  -F, --filter LEVEL  system call filter: 1 on (default; a refused call is\n"
+          "                      logged and ends the daemon), 0 off, -1 log only\n"
           "      --virtual-clock OFFSET[,PPM]\n"
           "                      for tests: discipline a virtual clock that starts OFFSET s\n"
           "                      away from the system clock, with a PPM frequency error;\n"
@@ -89,6 +92,7 @@ typedef struct cmdline {
   const char *user; /* -u */
   int priority;     /* -N, -P */
   bool lock_memory; /* -m */
+  const char *filter; /* -F LEVEL; NULL: on */
 } cmdline;
 
 static int fail(const ntsd_opts *opts, const char *err)
@@ -116,8 +120,18 @@ static privs *make_privs(const ntsd_conf *conf, const cmdline *cl, char *err, si
   return p;
 }
 
+/* The system call filter, last before the event loop (docs/security.md). */
+static bool apply_sandbox(bool clock, const cmdline *cl, char *err, size_t errlen)
+{
+  sandbox_cfg sc = {.enabled = true, .clock_control = clock};
+  if (cl->filter)
+    sandbox_parse_level(cl->filter, &sc); /* checked by parse_args */
+  return sandbox_apply(SANDBOX_MAIN, &sc, err, errlen);
+}
+
 /* Set up as root; drop to the user before any thread starts (ntsd_run
- * starts the NTS-KE thread); lock memory once detached. */
+ * forks the NTS-KE process); lock memory once detached; then the system
+ * call filter. */
 static int run(ntsd_conf *conf, const cmdline *cl)
 {
   const ntsd_opts *opts = &cl->opts;
@@ -127,6 +141,7 @@ static int run(ntsd_conf *conf, const cmdline *cl)
   int level = LOG_LVL_NOTICE + cl->debug;
   log_init("ntsd", opts->foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
   char err[512] = "";
+  bool conf_clock = conf->clock_control && !opts->no_clock && !opts->virtual_clock;
   privs *p = make_privs(conf, cl, err, sizeof(err));
   if (!p) {
     conf_free(conf);
@@ -142,7 +157,10 @@ static int run(ntsd_conf *conf, const cmdline *cl)
     log_err("cannot detach from the terminal");
   else {
     privs_lock_memory(p);
-    rc = ntsd_run(d);
+    if (apply_sandbox(conf_clock, cl, err, sizeof(err)))
+      rc = ntsd_run(d);
+    else
+      rc = fail(opts, err);
   }
   ntsd_destroy(d);
   privs_free(p);
@@ -189,10 +207,11 @@ static int parse_args(int argc, char **argv, cmdline *cl)
       {"virtual-clock", required_argument, NULL, 'v'},
       {"user", required_argument, NULL, 'u'},   {"nice", no_argument, NULL, 'N'},
       {"priority", required_argument, NULL, 'P'}, {"lock-memory", no_argument, NULL, 'm'},
+      {"filter", required_argument, NULL, 'F'},
       {"list-directives", no_argument, NULL, 'L'}, /* docs/configuration.md's table */
       {NULL, 0, NULL, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "c:nxds:u:NP:mh", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "c:nxds:u:NP:mF:h", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': cl->conf_path = optarg; break;
     case 'n': cl->opts.foreground = true; break;
@@ -207,6 +226,13 @@ static int parse_args(int argc, char **argv, cmdline *cl)
         return 2;
       break;
     case 'm': cl->lock_memory = true; break;
+    case 'F':
+      if (!sandbox_parse_level(optarg, &(sandbox_cfg){0})) {
+        fprintf(stderr, "ntsd: -F LEVEL: expected 1, 0 or -1, not '%s'\n", optarg);
+        return 2;
+      }
+      cl->filter = cl->opts.filter = optarg;
+      break;
     case 'v':
       if (!parse_virtual(optarg, &cl->opts))
         return 2;

@@ -147,11 +147,12 @@ bool privs_changes_user(const privs *p, unsigned *uid, unsigned *gid)
 }
 
 /* Real-time scheduling for the whole process; threads started later
- * inherit it.  Optional: a failure is a warning. */
+ * inherit it, the NTS-KE process does not (SCHED_RESET_ON_FORK: handshakes
+ * run at normal priority).  Optional: a failure is a warning. */
 static void set_priority(int prio)
 {
   struct sched_param sp = {.sched_priority = prio};
-  if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0)
+  if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
     log_warn("cannot run at real-time priority %d (SCHED_FIFO): %s; continuing at normal "
              "priority", prio, strerror(errno));
   else

@@ -432,8 +432,8 @@ typedef struct nts_row {
 
 /* The counters of our NTS-KE client and server and NTS-NTP client and
  * server; returns how many rows it wrote (NTS_ROWS). */
-static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
-                       nts_row *rows)
+static size_t nts_rows(const ntsd_clients *c, const ke_server_stats *ke,
+                       const ntsd_server *srv, nts_row *rows)
 {
   ntsd_client_stats cs = {0};
   ke_server_stats ks = {0};
@@ -441,7 +441,7 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
   if (c)
     clients_get_stats(c, &cs);
   if (ke)
-    ke_server_get_stats(ke, &ks);
+    ks = *ke;
   if (srv)
     server_get_stats(srv, &ss);
   const ntp_serve_counters *sv = &ss.serve;
@@ -479,8 +479,8 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server *ke, const ntsd_se
   return NTS_ROWS;
 }
 
-char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
-                 bool json)
+char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *ke_addr,
+                 const ntsd_server *srv, bool json)
 {
   nts_row rows[NTS_ROWS];
   size_t n = nts_rows(c, ke, srv, rows);
@@ -500,7 +500,7 @@ char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *
     return json_finish(j);
   }
   textbuf t = {0};
-  tb_printf(&t, "%-32s%s\n", "NTS-KE server:", ke ? ke_server_address(ke) : "off");
+  tb_printf(&t, "%-32s%s\n", "NTS-KE server:", ke && ke_addr ? ke_addr : "off");
   for (size_t i = 0; i < n; i++)
     tb_printf(&t, "%-32s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
   for (int r = 0; r < NTS_TAMPER_COUNT; r++)

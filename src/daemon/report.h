@@ -38,8 +38,9 @@ char *report_server(const ntsd_server *s, bool json);
 /* clk: the clock backend, shown by name ("none": -x, estimates only) and,
  * for the virtual clock, with its error. */
 char *report_system(const report_sys *sys, const clockctl *clk, bool json);
-/* ke: NULL when the NTS-KE server is off. */
-char *report_nts(const ntsd_clients *c, const ke_server *ke, const ntsd_server *srv,
-                 bool json);
+/* ke: the NTS-KE server's counters (NULL when it is off); ke_addr: where
+ * it listens. */
+char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *ke_addr,
+                 const ntsd_server *srv, bool json);
 
 #endif

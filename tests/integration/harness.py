@@ -28,6 +28,7 @@ import ctypes
 import json
 import math
 import os
+import pwd
 import random
 import re
 import select
@@ -1290,3 +1291,48 @@ def ke_exchange(port, request, ca=None, src="127.0.0.1", alpn=(KE_ALPN,), max_ve
         except OSError:
             pass
     return res
+
+
+def ensure_user(user):
+    """The system user daemons become with -u (created once; kept); returns
+    (uid, gid)."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        if shutil.which("useradd") is None:
+            skip("no useradd to create the test user %s" % user)
+        r = run_cmd(["useradd", "--system", "--user-group", "--no-create-home",
+                     "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", user])
+        # Another run may have created it meanwhile.
+        if r.returncode != 0 and r.returncode != 9:
+            fail("useradd %s: %s" % (user, r.stderr.strip()))
+    pw = pwd.getpwnam(user)
+    return pw.pw_uid, pw.pw_gid
+
+
+def proc_status(pid, task=None):
+    """/proc/PID[/task/TID]/status as a dict of stripped strings."""
+    path = "/proc/%d/status" % pid if task is None else "/proc/%d/task/%s/status" % (pid, task)
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def child_pids(pid):
+    """The live children of pid (from /proc/*/stat), sorted."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(d))
+    return sorted(out)

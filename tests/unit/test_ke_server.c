@@ -132,8 +132,18 @@ static ke_server_stats wait_stats(ke_server *s, uint64_t refused, uint64_t bad)
   return st;
 }
 
+static atomic_int outcomes; /* on_outcome calls (the server's thread) */
+
+static void on_outcome(void *arg)
+{
+  (void)arg;
+  atomic_fetch_add(&outcomes, 1);
+}
+
 /* on_accept: the bufferevent cannot be made; the socket is closed at once,
- * the connection counted as refused, and the server goes on serving. */
+ * the connection counted as refused, and the server goes on serving.  Each
+ * outcome is reported through on_outcome (the NTS-KE process sends its
+ * counters then). */
 static void test_server_bufferevent_failure(void **state)
 {
   (void)state;
@@ -141,7 +151,8 @@ static void test_server_bufferevent_failure(void **state)
   assert_non_null(ctx);
   char listen[32];
   snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port());
-  ke_server_cfg cfg = {.listen = listen, .ctx = ctx, .ntp_port = 123, .timeout = 0.5};
+  ke_server_cfg cfg = {.listen = listen, .ctx = ctx, .ntp_port = 123, .timeout = 0.5,
+                       .on_outcome = on_outcome};
   char err[256] = "";
   ke_server *s = ke_server_start(&cfg, err, sizeof(err));
   if (!s)
@@ -170,6 +181,7 @@ static void test_server_bufferevent_failure(void **state)
   st = wait_stats(s, 1, 1);
   assert_int_equal(st.refused, 1);
   assert_int_equal(st.serves_bad, 1);
+  assert_int_equal(atomic_load(&outcomes), 2);
   ke_server_stop(s);
   SSL_CTX_free(ctx);
 }

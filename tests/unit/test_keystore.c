@@ -253,6 +253,25 @@ static void test_killed_while_rotating(void **state)
   assert_true(moved > 0);
 }
 
+/* The NTS-KE process's store: the set it was given, replaced whole by each
+ * install, never rotating by itself. */
+static void test_adopt_install(void **state)
+{
+  (void)state;
+  uint8_t k1[NTS_COOKIE_MASTER_KEY_LEN] = {1}, k2[NTS_COOKIE_MASTER_KEY_LEN] = {2};
+  keystore *k = keystore_adopt(nts_keyset_new(41, k1, 1000));
+  assert_non_null(k);
+  assert_int_equal(nts_keyset_current_id(keystore_current(k)), 41);
+  assert_false(keystore_rotate_if_due(k, 1000000)); /* period 0: never */
+  keystore_install(k, nts_keyset_new(42, k2, 2000));
+  keystore_install(k, nts_keyset_new(43, k1, 3000));
+  const nts_keyset *cur = keystore_current(k);
+  assert_int_equal(nts_keyset_current_id(cur), 43);
+  assert_int_equal(nts_keyset_count(cur), 1);
+  keystore_close(k);
+  assert_null(keystore_adopt(NULL));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -260,6 +279,7 @@ int main(void)
       cmocka_unit_test(test_unwritable_serves_on),
       cmocka_unit_test(test_check_interval),
       cmocka_unit_test(test_killed_while_rotating),
+      cmocka_unit_test(test_adopt_install),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,244 @@
+/* ke_child: the unprivileged NTS-KE process. */
+#include "daemon/ke_child.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "daemon/keystore.h"
+#include "daemon/log.h"
+#include "daemon/sysclock.h"
+#include "proto/aead.h"
+#include "proto/ipc_msg.h"
+#include "proto/nts_cookie.h"
+
+#define FIRST_KEY_WAIT_MS 10000
+#define STATS_MIN_GAP_S 0.1 /* counters are sent at most ten times a second */
+#define MSGS_PER_WAKEUP 16
+
+typedef struct child {
+  int sock;
+  keystore *keys;
+  ke_server *srv;
+  struct event *rd, *stats;
+  bool stats_due;  /* the stats event is pending */
+  double stats_at; /* monotonic time of the last report */
+} child;
+
+/* Closes every descriptor but 0-2 and those in keep (in any order). */
+static void close_others(const int *keep, size_t n)
+{
+  int k[KE_MAX_LISTENERS + 2];
+  size_t m = 0;
+  for (size_t i = 0; i < n && m < sizeof(k) / sizeof(k[0]); i++)
+    if (keep[i] > 2)
+      k[m++] = keep[i];
+  for (size_t i = 1; i < m; i++) /* insertion sort: at most 4 */
+    for (size_t j = i; j > 0 && k[j - 1] > k[j]; j--) {
+      int t = k[j];
+      k[j] = k[j - 1];
+      k[j - 1] = t;
+    }
+  unsigned lo = 3;
+  for (size_t i = 0; i < m; i++) {
+    if ((unsigned)k[i] > lo)
+      close_range(lo, (unsigned)k[i] - 1, 0);
+    lo = (unsigned)k[i] + 1;
+  }
+  close_range(lo, ~0u, 0);
+}
+
+/* No capability in any set, none to regain through exec. */
+static bool drop_caps(char *err, size_t errlen)
+{
+  cap_t c = cap_init();
+  bool ok = c && prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L) == 0 && cap_set_proc(c) == 0 &&
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0L, 0L, 0L) == 0 &&
+            prctl(PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) == 0;
+  if (!ok)
+    snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
+  if (c)
+    cap_free(c);
+  return ok;
+}
+
+static bool send_msg(int sock, const ipc_msg *m)
+{
+  uint8_t buf[IPC_MSG_MAX_LEN];
+  size_t n = ipc_msg_encode(m, buf, sizeof(buf));
+  return n && send(sock, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+/* One datagram from the main process: a KEYS message or nothing.
+ * Returns 1 for a message, 0 for none yet, -1 to end. */
+static int read_msg(int sock, ipc_msg *m)
+{
+  uint8_t buf[IPC_MSG_MAX_LEN];
+  ssize_t n = recv(sock, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return 0;
+  if (n <= 0)
+    return -1; /* the main process has gone */
+  ipc_status st = (size_t)n > sizeof(buf) ? IPC_TRAILING
+                                          : ipc_msg_decode(buf, (size_t)n, IPC_FROM_MAIN, m);
+  nts_wipe(buf, sizeof(buf));
+  if (st != IPC_OK) {
+    log_err("NTS-KE process: bad message from the main process (%s)", ipc_status_name(st));
+    return -1;
+  }
+  return 1;
+}
+
+/* A key set holding the key of m (wiped). */
+static nts_keyset *keyset_of(ipc_msg *m)
+{
+  nts_keyset *ks = nts_keyset_new(m->u.keys.id, m->u.keys.key, m->u.keys.created);
+  nts_wipe(m, sizeof(*m));
+  return ks;
+}
+
+/* Blocks (bounded) for the first key. */
+static keystore *first_keys(int sock, char *err, size_t errlen)
+{
+  struct pollfd pfd = {.fd = sock, .events = POLLIN};
+  ipc_msg m;
+  int r = poll(&pfd, 1, FIRST_KEY_WAIT_MS) == 1 ? read_msg(sock, &m) : -1;
+  if (r != 1) {
+    snprintf(err, errlen, "no cookie key from the main process");
+    return NULL;
+  }
+  uint32_t id = m.u.keys.id;
+  nts_keyset *ks = keyset_of(&m);
+  keystore *k = ks ? keystore_adopt(ks) : NULL;
+  ipc_msg ack = {.type = IPC_MSG_KEYS_ACK, .u.ack_id = id};
+  if (!k || !send_msg(sock, &ack)) {
+    keystore_close(k);
+    snprintf(err, errlen, "cannot take the first cookie key");
+    return NULL;
+  }
+  return k;
+}
+
+static void on_main_msg(evutil_socket_t fd, short what, void *arg)
+{
+  child *c = arg;
+  (void)what;
+  for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
+    ipc_msg m;
+    int r = read_msg(fd, &m);
+    if (r == 0)
+      return;
+    nts_keyset *ks = r > 0 ? keyset_of(&m) : NULL;
+    if (!ks) {
+      event_base_loopexit(ke_server_base(c->srv), NULL);
+      return;
+    }
+    keystore_install(c->keys, ks);
+    ipc_msg ack = {.type = IPC_MSG_KEYS_ACK, .u.ack_id = nts_keyset_current_id(ks)};
+    send_msg(fd, &ack); /* a lost ack only postpones the main process's next rotation */
+    log_info("NTS-KE process: cookie key %08x in use", ack.u.ack_id);
+  }
+}
+
+static void on_stats(evutil_socket_t fd, short what, void *arg)
+{
+  child *c = arg;
+  ke_server_stats st;
+  (void)fd;
+  (void)what;
+  c->stats_due = false;
+  c->stats_at = sysclock_mono();
+  ke_server_get_stats(c->srv, &st);
+  ipc_msg m = {.type = IPC_MSG_STATS};
+  _Static_assert(sizeof(st) == sizeof(m.u.stats), "ke_server_stats is IPC_STATS_N u64");
+  memcpy(m.u.stats, &st, sizeof(st));
+  if (!send_msg(c->sock, &m)) { /* the main process lags: try again later */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(STATS_MIN_GAP_S * 1e6)};
+    c->stats_due = event_add(c->stats, &tv) == 0;
+  }
+}
+
+/* An outcome changed the counters: report them once this callback is done,
+ * or STATS_MIN_GAP_S after the last report. */
+static void on_outcome(void *arg)
+{
+  child *c = arg;
+  if (c->stats_due)
+    return;
+  double wait = c->stats_at + STATS_MIN_GAP_S - sysclock_mono();
+  if (wait < 0)
+    wait = 0;
+  struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)(wait * 1e6)};
+  c->stats_due = event_add(c->stats, &tv) == 0;
+}
+
+/* The server and its two events on the server's loop. */
+static bool serve_setup(child *c, const ke_child_cfg *cfg, char *err, size_t errlen)
+{
+  ke_server_cfg sc = cfg->server;
+  sc.keys = c->keys;
+  sc.on_outcome = on_outcome;
+  sc.on_outcome_arg = c;
+  c->srv = ke_server_start(&sc, err, errlen);
+  if (!c->srv)
+    return false;
+  struct event_base *b = ke_server_base(c->srv);
+  c->rd = event_new(b, c->sock, EV_READ | EV_PERSIST, on_main_msg, c);
+  c->stats = evtimer_new(b, on_stats, c);
+  if (!c->rd || !c->stats || event_add(c->rd, NULL) < 0) {
+    snprintf(err, errlen, "cannot register events");
+    return false;
+  }
+  return true;
+}
+
+/* What the main process installed for itself goes back to the defaults. */
+static void reset_signals(void)
+{
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void ke_child_main(const ke_child_cfg *cfg)
+{
+  child c = {.sock = cfg->sock};
+  char err[256] = "";
+  int keep[KE_MAX_LISTENERS + 2];
+  size_t n = 0;
+  if (cfg->forget)
+    cfg->forget(cfg->forget_arg);
+  reset_signals();
+  closelog(); /* its descriptor goes below; syslog() reopens one itself */
+  keep[n++] = cfg->sock;
+  if (sandbox_log_fd() >= 0)
+    keep[n++] = sandbox_log_fd(); /* the filter's refusals are logged through it */
+  for (size_t i = 0; i < cfg->server.n_fds && i < KE_MAX_LISTENERS; i++)
+    keep[n++] = cfg->server.fds[i];
+  close_others(keep, n);
+  bool ok = drop_caps(err, sizeof(err)) && (c.keys = first_keys(c.sock, err, sizeof(err))) &&
+            serve_setup(&c, cfg, err, sizeof(err)) &&
+            sandbox_apply(SANDBOX_KE, &cfg->sandbox, err, sizeof(err));
+  if (!ok) {
+    log_err("NTS-KE process: %s", err);
+    _exit(1);
+  }
+  log_info("NTS-KE process %ld serving", (long)getpid());
+  ke_server_serve(c.srv);
+  event_free(c.rd);
+  event_free(c.stats);
+  ke_server_stop(c.srv); /* logs the last summary */
+  keystore_close(c.keys);
+  _exit(0);
+}

@@ -1,0 +1,327 @@
+/* ke_proc: supervises the NTS-KE process from the main process. */
+#include "daemon/ke_proc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/ke_child.h"
+#include "daemon/log.h"
+#include "daemon/netaddr.h"
+#include "daemon/sysclock.h"
+#include "proto/aead.h"
+#include "proto/ipc_msg.h"
+#include "proto/ke_keygate.h"
+#include "proto/nts_cookie.h"
+#include "proto/wire.h"
+
+#define BACKOFF_MAX_S 64
+#define STABLE_S 60.0       /* a process that lived this long restarts after 1 s */
+#define MSGS_PER_WAKEUP 16  /* a flood from the KE process cannot starve NTP */
+#define STOP_WAIT_MS 1000
+
+struct ke_proc {
+  ke_proc_cfg cfg;
+  int fds[KE_MAX_LISTENERS];
+  size_t n_fds;
+  char name[NETADDR_STRLEN];
+  pid_t pid;              /* 0: none running */
+  int sock;               /* to the running process, -1 */
+  struct event *rd, *restart;
+  double started;         /* monotonic */
+  unsigned backoff;       /* seconds before the next restart */
+  uint32_t sent_id;       /* the key last sent to the running process */
+  uint32_t ack_floor;     /* the oldest key it may still acknowledge */
+  ke_keygate *gate;
+  ke_server_stats gone;   /* ended processes' last reports, summed */
+  ke_server_stats last;   /* the running process's last report */
+};
+
+static void child_gone(ke_proc *p, const char *why);
+static void schedule_restart(ke_proc *p);
+
+/* to += add, counter by counter. */
+static void stats_add(ke_server_stats *to, const ke_server_stats *add)
+{
+  uint64_t a[IPC_STATS_N], b[IPC_STATS_N];
+  _Static_assert(sizeof(*to) == sizeof(a), "ke_server_stats is IPC_STATS_N u64");
+  memcpy(a, to, sizeof(a));
+  memcpy(b, add, sizeof(b));
+  for (size_t i = 0; i < IPC_STATS_N; i++)
+    a[i] += b[i];
+  memcpy(to, a, sizeof(a));
+}
+
+/* The current key of the main process's store, as a KEYS message (the
+ * key file layout's last entry is the current key: id, created, key). */
+static bool current_key(const keystore *k, ipc_msg *m)
+{
+  uint8_t buf[NTS_KEYFILE_MAX_LEN];
+  const nts_keyset *ks = keystore_current(k);
+  size_t n = nts_keyset_serialize(ks, buf, sizeof(buf));
+  bool ok = n == NTS_KEYFILE_LEN(nts_keyset_count(ks));
+  if (ok) {
+    wire_rd r;
+    wire_rd_init(&r, buf + NTS_KEYFILE_LEN(nts_keyset_count(ks) - 1) -
+                         NTS_KEYFILE_CHECKSUM_LEN, NTS_KEYFILE_ENTRY_LEN);
+    m->type = IPC_MSG_KEYS;
+    m->u.keys.id = wire_get_u32(&r);
+    m->u.keys.created = wire_get_u64(&r);
+    ok = wire_get_bytes(&r, m->u.keys.key, IPC_KEY_LEN);
+  }
+  nts_wipe(buf, sizeof(buf));
+  return ok;
+}
+
+static bool send_keys(ke_proc *p)
+{
+  ipc_msg m;
+  uint8_t buf[IPC_MSG_MAX_LEN];
+  size_t n = current_key(p->cfg.keys, &m) ? ipc_msg_encode(&m, buf, sizeof(buf)) : 0;
+  bool ok = n && send(p->sock, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
+  if (ok)
+    p->sent_id = m.u.keys.id;
+  nts_wipe(&m, sizeof(m));
+  nts_wipe(buf, sizeof(buf));
+  return ok;
+}
+
+/* One message from the KE process; false when it must end. */
+static bool take(ke_proc *p, const ipc_msg *m)
+{
+  if (m->type == IPC_MSG_STATS) {
+    memcpy(&p->last, m->u.stats, sizeof(p->last));
+    return true;
+  }
+  /* Acknowledgements follow the keys sent, in order: a rotation may have
+   * sent a newer key before the previous one's acknowledgement arrived. */
+  if ((int32_t)(m->u.ack_id - p->ack_floor) < 0 || (int32_t)(p->sent_id - m->u.ack_id) < 0)
+    return false;
+  p->ack_floor = m->u.ack_id;
+  if (!ke_keygate_acked(p->gate, m->u.ack_id))
+    log_info("NTS-KE process %ld uses cookie key %08x", (long)p->pid, m->u.ack_id);
+  ke_keygate_ack(p->gate, m->u.ack_id, sysclock_mono());
+  return true;
+}
+
+static void on_msg(evutil_socket_t fd, short what, void *arg)
+{
+  ke_proc *p = arg;
+  (void)what;
+  for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
+    uint8_t buf[IPC_MSG_MAX_LEN];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    if (n <= 0) {
+      child_gone(p, n == 0 ? "ended" : strerror(errno));
+      return;
+    }
+    ipc_msg m;
+    ipc_status st = (size_t)n > sizeof(buf) ? IPC_TRAILING
+                                            : ipc_msg_decode(buf, (size_t)n, IPC_FROM_KE, &m);
+    if (st != IPC_OK || !take(p, &m)) {
+      char why[96];
+      snprintf(why, sizeof(why), "sent a bad message (%s)",
+               st != IPC_OK ? ipc_status_name(st) : "acknowledged a key not sent to it");
+      child_gone(p, why);
+      return;
+    }
+  }
+}
+
+/* In the child: never returns. */
+static void run_child(ke_proc *p, int sock)
+{
+  ke_child_cfg cc = {.server = p->cfg.server, .sock = sock, .forget = p->cfg.forget,
+                     .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox};
+  cc.server.fds = p->fds;
+  cc.server.n_fds = p->n_fds;
+  ke_child_main(&cc);
+}
+
+static bool spawn(ke_proc *p)
+{
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+    log_err("NTS-KE process: socketpair: %s", strerror(errno));
+    schedule_restart(p);
+    return false;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(sv[0]);
+    run_child(p, sv[1]);
+  }
+  close(sv[1]);
+  if (pid < 0) {
+    log_err("NTS-KE process: fork: %s", strerror(errno));
+    close(sv[0]);
+    schedule_restart(p);
+    return false;
+  }
+  p->pid = pid;
+  p->sock = sv[0];
+  p->started = sysclock_mono();
+  memset(&p->last, 0, sizeof(p->last));
+  p->rd = event_new(p->cfg.base, p->sock, EV_READ | EV_PERSIST, on_msg, p);
+  if (!p->rd || event_add(p->rd, NULL) < 0 || !send_keys(p)) {
+    child_gone(p, "could not be set up");
+    return false;
+  }
+  p->ack_floor = p->sent_id;
+  log_notice("NTS-KE process %ld started", (long)pid);
+  return true;
+}
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  spawn(arg);
+}
+
+static const char *exit_str(int status, char *buf, size_t len)
+{
+  if (WIFSIGNALED(status))
+    snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+  else if (WIFEXITED(status))
+    snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+  else
+    snprintf(buf, len, "status %#x", (unsigned)status);
+  return buf;
+}
+
+/* Reaps the running process (killing it first: it may only have closed its
+ * socket) and closes the channel. */
+static int reap(ke_proc *p)
+{
+  int status = 0;
+  if (p->rd)
+    event_free(p->rd);
+  p->rd = NULL;
+  if (p->sock >= 0)
+    close(p->sock);
+  p->sock = -1;
+  kill(p->pid, SIGKILL);
+  while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  p->pid = 0;
+  return status;
+}
+
+/* The next start after the backoff, which then doubles (at most
+ * BACKOFF_MAX_S). */
+static void schedule_restart(ke_proc *p)
+{
+  struct timeval tv = {.tv_sec = p->backoff};
+  if (event_add(p->restart, &tv) < 0)
+    log_err("NTS-KE process: cannot schedule the restart");
+  p->backoff = p->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : p->backoff * 2;
+}
+
+/* The KE process ended or must end: log, keep its counters, restart later. */
+static void child_gone(ke_proc *p, const char *why)
+{
+  long pid = (long)p->pid;
+  char st[48];
+  int status = reap(p);
+  stats_add(&p->gone, &p->last);
+  memset(&p->last, 0, sizeof(p->last));
+  if (sysclock_mono() - p->started >= STABLE_S)
+    p->backoff = 1;
+  log_err("NTS-KE process %ld %s (%s); restarting it in %u s (NTP service continues)", pid,
+          why, exit_str(status, st, sizeof(st)), p->backoff);
+  schedule_restart(p);
+}
+
+ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen)
+{
+  ke_proc *p = calloc(1, sizeof(*p));
+  if (!p) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  p->cfg = *cfg;
+  p->sock = -1;
+  p->backoff = 1;
+  p->gate = ke_keygate_create(nts_keyset_current_id(keystore_current(cfg->keys)),
+                              cfg->cookie_lifetime);
+  p->restart = evtimer_new(cfg->base, on_restart, p);
+  if (!p->gate || !p->restart) {
+    snprintf(err, errlen, "out of memory");
+    ke_proc_stop(p);
+    return NULL;
+  }
+  p->n_fds = ke_server_listen(cfg->server.listen, p->fds, p->name, sizeof(p->name), err,
+                              errlen);
+  if (!p->n_fds) {
+    ke_proc_stop(p);
+    return NULL;
+  }
+  return p;
+}
+
+bool ke_proc_start(ke_proc *p) { return spawn(p); }
+
+void ke_proc_keys_changed(ke_proc *p)
+{
+  if (p->pid && !send_keys(p))
+    child_gone(p, "could not be sent the new cookie key");
+}
+
+bool ke_proc_may_rotate(ke_proc *p, double now)
+{
+  const nts_keyset *ks = keystore_current(p->cfg.keys);
+  unsigned n = nts_keyset_count(ks);
+  uint32_t cur = nts_keyset_current_id(ks);
+  return n < NTS_COOKIE_RING || ke_keygate_may_drop(p->gate, cur - (n - 1), cur, now);
+}
+
+void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out)
+{
+  *out = p->gone;
+  stats_add(out, &p->last);
+}
+
+const char *ke_proc_address(const ke_proc *p) { return p->name; }
+
+/* Closes the channel, so the KE process ends by itself (logging its last
+ * summary); kills it if it has not within STOP_WAIT_MS. */
+static void stop_child(ke_proc *p)
+{
+  if (p->rd)
+    event_free(p->rd);
+  p->rd = NULL;
+  close(p->sock);
+  p->sock = -1;
+  for (int i = 0; i < STOP_WAIT_MS / 10; i++) {
+    if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+      p->pid = 0;
+      return;
+    }
+    nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+  }
+  reap(p);
+}
+
+void ke_proc_stop(ke_proc *p)
+{
+  if (!p)
+    return;
+  if (p->pid)
+    stop_child(p);
+  if (p->restart)
+    event_free(p->restart);
+  for (size_t i = 0; i < p->n_fds; i++)
+    close(p->fds[i]);
+  ke_keygate_destroy(p->gate);
+  free(p);
+}

@@ -1,0 +1,63 @@
+/* ke_proc: the NTS-KE server in a process of its own, seen from the main
+ * process (docs/security.md, "The NTS-KE process").
+ *
+ * ke_proc_create opens the KE listening sockets (as root, before the
+ * privilege drop, like every socket).  ke_proc_start forks the KE process
+ * (daemon/ke_child), which inherits the loaded TLS context and those
+ * sockets; no exec.  The main process never accepts on them.
+ *
+ * Between the two, a SOCK_SEQPACKET socketpair carries proto/ipc_msg
+ * frames: the main process sends the current cookie key at start and after
+ * every rotation; the KE process acknowledges each and reports its counters
+ * when they change (at most ten times a second).  Everything from the KE process is treated as hostile: a
+ * datagram that is not exactly one well-formed KEYS_ACK or STATS frame, or
+ * an acknowledgement out of the order of the keys sent to it, ends it.
+ *
+ * When the KE process ends (the socket reads EOF: it crashed, was killed,
+ * or broke the protocol and was killed), that is logged with its exit
+ * status and it is restarted after 1 s, 2 s, 4 s ... at most 64 s (back to
+ * 1 s once a process has lived a minute).  NTP serving never depends on it.
+ *
+ * The rotation gate (proto/ke_keygate): ke_proc_may_rotate says whether a
+ * rotation may drop the oldest key of the ring now. */
+#ifndef NTSD_DAEMON_KE_PROC_H
+#define NTSD_DAEMON_KE_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemon/ke_server.h"
+#include "daemon/keystore.h"
+#include "daemon/sandbox.h"
+
+struct event_base;
+
+typedef struct ke_proc_cfg {
+  struct event_base *base; /* the main process's loop */
+  ke_server_cfg server;    /* listen is opened here; keys is ignored */
+  keystore *keys;          /* the main process's: its current key is sent */
+  double cookie_lifetime;  /* seconds a key stays after the KE process left it */
+  void (*forget)(void *arg); /* in the child, right after fork: wipes the main
+                                process's secrets (NULL: none) */
+  void *forget_arg;
+  sandbox_cfg sandbox;     /* the KE process's system call filter */
+} ke_proc_cfg;
+
+typedef struct ke_proc ke_proc;
+
+/* Opens the listening sockets.  NULL with err on failure. */
+ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen);
+/* Forks the first KE process (after the privilege drop and detaching). */
+bool ke_proc_start(ke_proc *p);
+/* The main process's key store rotated: sends the new current key. */
+void ke_proc_keys_changed(ke_proc *p);
+/* Whether a rotation now may drop the oldest key of the current set. */
+bool ke_proc_may_rotate(ke_proc *p, double now);
+/* The counters: every ended KE process's last report plus the running
+ * one's. */
+void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out);
+const char *ke_proc_address(const ke_proc *p);
+/* Ends the KE process (bounded wait) and closes everything. */
+void ke_proc_stop(ke_proc *p);
+
+#endif

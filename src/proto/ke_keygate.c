@@ -1,0 +1,60 @@
+/* ke_keygate: acknowledged keys and when they may retire. */
+#include "proto/ke_keygate.h"
+
+#include <stdlib.h>
+
+#include "proto/nts_cookie.h"
+
+struct ke_keygate {
+  uint32_t first_id;
+  double lifetime;
+  /* by id % NTS_COOKIE_RING: only ids within one ring matter */
+  bool acked[NTS_COOKIE_RING];
+  uint32_t id[NTS_COOKIE_RING];
+  double at[NTS_COOKIE_RING];
+};
+
+ke_keygate *ke_keygate_create(uint32_t first_id, double lifetime)
+{
+  ke_keygate *g = calloc(1, sizeof(*g));
+  if (g) {
+    g->first_id = first_id;
+    g->lifetime = lifetime;
+  }
+  return g;
+}
+
+void ke_keygate_destroy(ke_keygate *g) { free(g); }
+
+bool ke_keygate_acked(const ke_keygate *g, uint32_t id)
+{
+  unsigned s = id % NTS_COOKIE_RING;
+  return g->acked[s] && g->id[s] == id;
+}
+
+void ke_keygate_ack(ke_keygate *g, uint32_t id, double now)
+{
+  unsigned s = id % NTS_COOKIE_RING;
+  if (ke_keygate_acked(g, id))
+    return;
+  g->acked[s] = true;
+  g->id[s] = id;
+  g->at[s] = now;
+}
+
+bool ke_keygate_may_drop(const ke_keygate *g, uint32_t oldest, uint32_t current, double now)
+{
+  if ((int32_t)(oldest - g->first_id) < 0)
+    return true; /* retired before this run */
+  uint32_t span = current - oldest;
+  if (span >= NTS_COOKIE_RING)
+    span = NTS_COOKIE_RING - 1;
+  /* Acknowledgements come in key order: the first newer key acknowledged
+   * is the moment the KE process stopped sealing with `oldest`. */
+  for (uint32_t d = 1; d <= span; d++) {
+    uint32_t id = oldest + d;
+    if (ke_keygate_acked(g, id))
+      return now - g->at[id % NTS_COOKIE_RING] >= g->lifetime;
+  }
+  return false;
+}
