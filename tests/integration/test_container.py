@@ -25,7 +25,6 @@ the test checks that CAP_SYS_TIME is outside the container's bounding set.
 Skips only when podman cannot run a container here at all.  Cleans up the
 container, its volume, the namespace and the image (not the base image).
 """
-import json
 import os
 import re
 import signal
@@ -142,7 +141,8 @@ def build():
     with open(BUILD_LOG, "w") as logf:
         r = subprocess.run(h.SETPRIV + [
             "podman", "build", "--network", "host", "--format", "docker", "--layers=false",
-            "--pull=never", "--build-arg", "BASE=" + BASE, "--label", "%s=%d" % (LABEL, os.getpid()),
+            "--pull=never", "--build-arg", "BASE=" + BASE,
+            "--label", "%s=%d" % (LABEL, os.getpid()),
             "-t", IMAGE, src], stdout=logf, stderr=subprocess.STDOUT, timeout=900,
             stdin=subprocess.DEVNULL)
     secs = time.monotonic() - t0
@@ -296,6 +296,29 @@ def check_bad_env():
             "bad NTSD_SERVERS: rc=%d, %r" % (r.returncode, r.stderr.strip()))
 
 
+def check_config_sources():
+    """The file written from other variables (checked by ntsd --check), and
+    a mounted file used as it is."""
+    r = podman("run", "--rm", "--network", "none", "--cap-drop", "ALL", "--label",
+               "%s=%d" % (LABEL, os.getpid()), "-e", "NTSD_NTS=off", "-e", "NTSD_SERVE=off",
+               "-e", "NTSD_SERVERS=a.example [2001:db8::1]:1123", "-e", "NTSD_POOLS=p.example",
+               "--entrypoint", "sh", IMAGE, "-c",
+               "ntsd-entrypoint --check && cat /etc/ntsd/ntsd.conf", check=False)
+    want = ["driftfile /var/lib/ntsd/ntsd.drift", "server a.example iburst",
+            "server [2001:db8::1]:1123 iburst", "pool p.example iburst", "interface ignore all"]
+    lines = r.stdout.splitlines()
+    h.check(r.returncode == 0 and lines[2:] == want and "ok (3 sources" in lines[0],
+            "NTSD_NTS=off NTSD_SERVE=off: rc=%d %r %r" % (r.returncode, lines, r.stderr))
+    conf = h.write_file("mounted.conf", "local stratum 4\ninterface ignore all\n")
+    r = podman("run", "--rm", "--network", "none", "--cap-drop", "ALL", "--label",
+               "%s=%d" % (LABEL, os.getpid()), "-v", "%s:/etc/ntsd/ntsd.conf:ro" % conf,
+               "-e", "NTSD_SERVERS=ignored.example", "--entrypoint", "sh", IMAGE, "-c",
+               "ntsd-entrypoint --check && cat /etc/ntsd/ntsd.conf", check=False)
+    h.check(r.returncode == 0 and r.stdout.endswith("\nlocal stratum 4\ninterface ignore all\n")
+            and "using /etc/ntsd/ntsd.conf as mounted" in r.stderr,
+            "mounted configuration: rc=%d %r %r" % (r.returncode, r.stdout, r.stderr))
+
+
 def main():
     h.require_ours()
     t_start = time.monotonic()
@@ -372,6 +395,7 @@ def main():
         h.check(p["nts"] and p["cookies"] >= 7, "after the restart: %r" % p)
         check_caps(ntsd_uid)
         check_bad_env()
+        check_config_sources()
         # The engine's default set (the documented line without SYS_TIME):
         # the daemon drops everything.  No SETUID/SETGID: it stays uid 0
         # with what the container has, here nothing (port 123 through the
