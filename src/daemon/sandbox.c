@@ -14,6 +14,7 @@
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ static const char *const clock_calls[] = {
 #define NAME_LEN 24
 static char names[NAMES_MAX][NAME_LEN];
 static int log_fd = -1; /* connected to /dev/log when logging to syslog */
+static uint32_t native_arch; /* AUDIT_ARCH_* of this build, as si_arch reports it */
 
 /* Appends s to buf at *n (bounded); async-signal-safe. */
 static void put_str(char *buf, size_t size, size_t *n, const char *s)
@@ -113,7 +115,7 @@ static void refusal_text(char *buf, size_t size, size_t *n, const siginfo_t *si)
 {
   put_str(buf, size, n, "seccomp: system call ");
   put_uint(buf, size, n, (unsigned long)(unsigned)si->si_syscall, 0, 10);
-  if (si->si_arch != SCMP_ARCH_NATIVE) {
+  if ((uint32_t)si->si_arch != native_arch) {
     put_str(buf, size, n, " of another architecture (0x");
     put_uint(buf, size, n, (unsigned long)(unsigned)si->si_arch, 0, 16);
     put_str(buf, size, n, ")");
@@ -181,6 +183,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 /* Prepares what the handler needs, then installs it. */
 static bool prepare_refusal(char *err, size_t errlen)
 {
+  native_arch = seccomp_arch_native();
   for (int i = 0; i < NAMES_MAX; i++) {
     char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
     if (name) {
