@@ -303,17 +303,22 @@ static scmp_filter_ctx build(sandbox_profile p, const sandbox_cfg *cfg, char *er
 
 int sandbox_log_fd(void) { return log_fd; }
 
-bool sandbox_parse_level(const char *arg, sandbox_cfg *cfg)
+bool sandbox_parse_level(const char *arg, int *level)
 {
-  if (!strcmp(arg, "0"))
-    *cfg = (sandbox_cfg){.enabled = false, .clock_control = cfg->clock_control};
-  else if (!strcmp(arg, "1"))
-    *cfg = (sandbox_cfg){.enabled = true, .clock_control = cfg->clock_control};
-  else if (!strcmp(arg, "-1"))
-    *cfg = (sandbox_cfg){.enabled = true, .log_only = true, .clock_control = cfg->clock_control};
-  else
-    return false;
-  return true;
+  static const char *const words[] = {"1", "0", "-1"};
+  static const int levels[] = {SANDBOX_ON, SANDBOX_OFF, SANDBOX_LOG};
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+    if (!strcmp(arg, words[i])) {
+      *level = levels[i];
+      return true;
+    }
+  return false;
+}
+
+void sandbox_set_level(sandbox_cfg *cfg, int level)
+{
+  cfg->enabled = level != SANDBOX_OFF;
+  cfg->log_only = level == SANDBOX_LOG;
 }
 
 bool sandbox_apply(sandbox_profile p, const sandbox_cfg *cfg, char *err, size_t errlen)

@@ -426,18 +426,30 @@ static void test_log_only_and_off(void **state)
 static void test_parse_level(void **state)
 {
   (void)state;
-  sandbox_cfg c = {.clock_control = true};
-  assert_true(sandbox_parse_level("0", &c));
-  assert_false(c.enabled);
-  assert_true(c.clock_control);
-  assert_true(sandbox_parse_level("1", &c));
-  assert_true(c.enabled && !c.log_only && c.clock_control);
-  assert_true(sandbox_parse_level("-1", &c));
-  assert_true(c.enabled && c.log_only);
+  int level = 7;
+  assert_true(sandbox_parse_level("0", &level));
+  assert_int_equal(level, SANDBOX_OFF);
+  assert_true(sandbox_parse_level("1", &level));
+  assert_int_equal(level, SANDBOX_ON);
+  assert_true(sandbox_parse_level("-1", &level));
+  assert_int_equal(level, SANDBOX_LOG);
   const char *bad[] = {"", "2", "-2", "on", "1x", " 1", "01"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-    assert_false(sandbox_parse_level(bad[i], &c));
-  assert_true(c.enabled && c.log_only); /* unchanged by refused values */
+    assert_false(sandbox_parse_level(bad[i], &level));
+  assert_int_equal(level, SANDBOX_LOG); /* unchanged by refused values */
+}
+
+/* A level sets enabled and log_only, and leaves the clock alone. */
+static void test_set_level(void **state)
+{
+  (void)state;
+  sandbox_cfg c = {.clock_control = true};
+  sandbox_set_level(&c, SANDBOX_OFF);
+  assert_true(!c.enabled && !c.log_only && c.clock_control);
+  sandbox_set_level(&c, SANDBOX_LOG);
+  assert_true(c.enabled && c.log_only && c.clock_control);
+  sandbox_set_level(&c, SANDBOX_ON);
+  assert_true(c.enabled && !c.log_only && c.clock_control);
 }
 
 int main(void)
@@ -457,6 +469,7 @@ int main(void)
       cmocka_unit_test(test_all_threads),
       cmocka_unit_test(test_log_only_and_off),
       cmocka_unit_test(test_parse_level),
+      cmocka_unit_test(test_set_level),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
