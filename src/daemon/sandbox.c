@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -261,6 +262,11 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+  /* libevent's resolver lists the host's addresses (getifaddrs) at its first
+   * lookup with AI_ADDRCONFIG, which may come after the filter: reading the
+   * routing socket; changing anything there needs CAP_NET_ADMIN */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
   /* threads and processes, in no new namespace */
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0));
   return rc;

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/netlink.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -160,6 +162,31 @@ static void test_main_refuses_packet_socket(void **state)
   expect_refused(&o, "(socket) refused");
 }
 
+/* The routing socket, for getifaddrs (libevent's AI_ADDRCONFIG), is allowed;
+ * another netlink protocol is not. */
+static int main_then_netlink(void)
+{
+  if (!load(SANDBOX_MAIN, false, false))
+    return 10;
+  struct ifaddrs *ifa = NULL;
+  if (getifaddrs(&ifa) < 0)
+    return 11;
+  freeifaddrs(ifa);
+  fprintf(stderr, "listed\n");
+  socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+  reached();
+  return 0;
+}
+
+static void test_main_netlink(void **state)
+{
+  (void)state;
+  outcome o;
+  run_child(main_then_netlink, &o);
+  expect_refused(&o, "(socket) refused");
+  assert_non_null(strstr(o.out, "listed\n")); /* getifaddrs worked */
+}
+
 /* A new user namespace, through clone or unshare, is refused. */
 static int main_then_clone_newuser(void)
 {
@@ -300,6 +327,15 @@ static int ke_then_udp_socket(void)
   return 0;
 }
 
+static int ke_then_netlink(void)
+{
+  if (!load(SANDBOX_KE, false, false))
+    return 10;
+  socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+  reached();
+  return 0;
+}
+
 static int ke_then_fork(void)
 {
   if (!load(SANDBOX_KE, false, false))
@@ -333,6 +369,8 @@ static void test_ke_profile(void **state)
   run_child(ke_then_open, &o);
   expect_refused(&o, "(openat) refused");
   run_child(ke_then_udp_socket, &o);
+  expect_refused(&o, "(socket) refused");
+  run_child(ke_then_netlink, &o);
   expect_refused(&o, "(socket) refused");
   run_child(ke_then_fork, &o);
   expect_refused(&o, "(clone) refused");
@@ -459,6 +497,7 @@ int main(void)
       cmocka_unit_test(test_main_refuses_ptrace),
       cmocka_unit_test(test_main_refuses_execve),
       cmocka_unit_test(test_main_refuses_packet_socket),
+      cmocka_unit_test(test_main_netlink),
       cmocka_unit_test(test_main_refuses_namespaces),
       cmocka_unit_test(test_main_allows_threads_and_fork),
       cmocka_unit_test(test_main_clock_control),
