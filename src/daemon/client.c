@@ -23,11 +23,12 @@
 #define UNREACH_POLLS 8    /* unanswered polls in a row: unreachable (the reach register) */
 #define ALERT_CHECK_S 5    /* how often the tamper summaries falling due are looked for */
 #define PATH_TIMEOUT 10.0  /* seconds for a TCP connect or a proxy handshake */
+#define REPLY_TIMEOUT 10.0 /* seconds a stream or a proxy's association waits for the reply */
 #define UDP_REFUSED_S 3600.0 /* a refused UDP ASSOCIATE is asked again after this */
 #define PROXY_ALERT_S 60.0 /* seconds between summaries of proxy errors */
 
 typedef struct peer peer;
-static void resolve_fallback(peer *p);
+static bool resolve_fallback(peer *p);
 
 struct peer {
   ntsd_clients *owner;
@@ -39,6 +40,7 @@ struct peer {
   bool have_addr;                /* sa known (for NTS: after NTS-KE) */
   ntp_source *src;
   struct event *timer;
+  struct event *reply_timer;     /* ends a connection (TCP, proxy) the reply does not use */
   transport *tr;                 /* the request in flight, while open */
   bool unreach_logged;           /* "unreachable" said; "reachable again" is due */
   nts_source *nts;               /* NULL for plain NTP */
@@ -133,6 +135,8 @@ static void on_alert_timer(evutil_socket_t fd, short what, void *arg)
 /* The exchange in flight is abandoned. */
 static void end_request(peer *p)
 {
+  if (p->reply_timer)
+    evtimer_del(p->reply_timer);
   transport_close(p->tr);
   if (ntp_source_awaiting(p->src))
     ntp_source_give_up(p->src);
@@ -293,6 +297,20 @@ static void arm_next(peer *p, double now)
   arm_timer(p);
 }
 
+/* A reply later than this is of no use; a connection (to the server or to
+ * a proxy, and through Tor a stream on a circuit) is not held open for it
+ * until the next poll, which may be hours away.  UDP holds nothing. */
+static void on_reply_timeout(evutil_socket_t fd, short what, void *arg)
+{
+  peer *p = arg;
+  (void)fd;
+  (void)what;
+  if (!transport_is_open(p->tr))
+    return;
+  transport_close(p->tr);
+  log_peer(p, LOG_LVL_DEBUG, "no reply in time: connection closed");
+}
+
 /* The path is up: the request is built (t1 read) and sent now. */
 static void send_now(peer *p)
 {
@@ -304,6 +322,8 @@ static void send_now(peer *p)
     transport_close(p->tr);
   else if (!transport_send(p->tr, p->owner->buf, n, err, sizeof(err)))
     log_peer(p, LOG_LVL_DEBUG, err);
+  else if (p->path != NTP_PATH_UDP)
+    timer_arm_in(p->reply_timer, REPLY_TIMEOUT);
 }
 
 /* Opens this poll's path; false if nothing can be sent now. */
@@ -315,8 +335,12 @@ static bool open_path(peer *p, double now)
     snprintf(p->path_error, sizeof(p->path_error), "%s", o.why);
     return false;
   }
-  if (o.fallback && p->proxied && !p->have_addr)
-    resolve_fallback(p);
+  if (o.fallback && p->proxied && !p->have_addr && !resolve_fallback(p)) {
+    p->path = NTP_PATH_NONE;
+    snprintf(p->path_error, sizeof(p->path_error), "directfallback: an onion service has no "
+                                                   "direct path (%s)", o.why);
+    return false;
+  }
   transport_dest d;
   struct sockaddr_storage ss;
   socks5_addr name;
@@ -462,14 +486,20 @@ static bool on_fallback_addr(void *arg, const struct sockaddr *sa, socklen_t len
   return true;
 }
 
-static void resolve_fallback(peer *p)
+/* False when there is no direct way to look for: an onion name exists only
+ * inside Tor, and asking the local resolver for it would tell the network
+ * which onion service the source uses (and never get an answer). */
+static bool resolve_fallback(peer *p)
 {
-  if (p->have_addr || p->fb_res)
-    return;
   const char *host = p->ntp_host[0] ? p->ntp_host : p->cfg.host;
+  if (conf_is_onion(host))
+    return false;
+  if (p->have_addr || p->fb_res)
+    return true;
   resolver_cfg rc = {.base = p->owner->cfg.base, .dns = p->owner->cfg.dns, .host = host,
                      .port = p->ntp_port, .want = 1, .fn = on_fallback_addr, .arg = p};
   p->fb_res = resolver_start(&rc);
+  return true;
 }
 
 /* The proxy's address and the credentials: the user's, or random ones for
@@ -505,6 +535,8 @@ static void peer_free(peer *p)
   resolver_free(p->fb_res);
   if (p->timer)
     event_free(p->timer);
+  if (p->reply_timer)
+    event_free(p->reply_timer);
   ntp_source_destroy(p->src);
   nts_wipe(&p->proxy, sizeof(p->proxy));
   free(p);
@@ -555,8 +587,9 @@ static peer *peer_new(ntsd_clients *c, const conf_source *cfg, const struct sock
   p->path = choose_path(p, sysclock_mono()).path;
   p->src = ntp_source_create(&sc, sysclock_mono());
   p->timer = evtimer_new(c->cfg.base, on_timer, p);
+  p->reply_timer = evtimer_new(c->cfg.base, on_reply_timeout, p);
   p->tr = transport_create(&tc);
-  if (!p->src || !p->timer || !p->tr) {
+  if (!p->src || !p->timer || !p->reply_timer || !p->tr) {
     peer_free(p);
     return NULL;
   }

@@ -85,8 +85,9 @@ static const char *const clock_calls[] = {
 #define NAMES_MAX 512
 #define NAME_LEN 24
 static char names[NAMES_MAX][NAME_LEN];
+/* AUDIT_ARCH_* of this build, as si_arch reports it (SCMP_ARCH_NATIVE is 0) */
+static uint32_t native_arch;
 static int log_fd = -1; /* connected to /dev/log when logging to syslog */
-static uint32_t native_arch; /* AUDIT_ARCH_* of this build, as si_arch reports it */
 
 /* Appends s to buf at *n (bounded); async-signal-safe. */
 static void put_str(char *buf, size_t size, size_t *n, const char *s)

@@ -16,12 +16,14 @@
 #include "daemon/netaddr.h"
 #include "daemon/netstamp.h"
 #include "daemon/sysclock.h"
+#include "daemon/timer.h"
 #include "proto/ke_admit.h"
 #include "proto/ntp_tcp.h"
 
 #define TCP_MAX_LISTENERS 32
 #define TCP_BACKLOG 128
 #define TCP_WARN_INTERVAL 60.0 /* s between warnings about full slots */
+#define TCP_ACCEPT_PAUSE 0.5   /* s the listeners rest after a failed accept */
 
 typedef struct tcp_conn tcp_conn;
 
@@ -31,14 +33,17 @@ struct tcp_server {
   char names[TCP_MAX_LISTENERS][NETADDR_STRLEN];
   size_t n_lis;
   ke_admit *adm;
-  tcp_conn **conns; /* by admission slot */
+  tcp_conn **conns; /* by admission slot; kept for the slot's next connection */
   double warned;    /* when the last pressure warning was logged */
+  struct event *resume;  /* re-enables the listeners after an accept failure */
+  double accept_warned;  /* when the last accept failure was logged */
   tcp_server_stats stats;
 };
 
 struct tcp_conn {
   tcp_server *srv;
   size_t slot;
+  bool open;          /* a connection is in the slot; else the storage waits */
   int fd;
   struct event *rd, *wr, *timer;
   struct sockaddr_storage peer;
@@ -54,6 +59,9 @@ struct tcp_conn {
   uint8_t out[NTP_TCP_FRAME_MAX];
 };
 
+/* The connection ends; its storage and events stay with the slot for the
+ * next one, so that accepting allocates nothing once the slot has been
+ * used (a client may well open one connection per request). */
 static void conn_close(tcp_conn *c, uint64_t *reason, const char *why)
 {
   tcp_server *t = c->srv;
@@ -62,13 +70,21 @@ static void conn_close(tcp_conn *c, uint64_t *reason, const char *why)
   if (why)
     log_debug("NTP over TCP from %s closed: %s", c->name, why);
   ke_admit_release(t->adm, c->slot);
-  t->conns[c->slot] = NULL;
   t->stats.open--;
+  event_del(c->rd);
+  event_del(c->wr);
+  event_del(c->timer);
+  close(c->fd);
+  c->fd = -1;
+  c->open = false;
+}
+
+static void conn_free(tcp_conn *c)
+{
   struct event *evs[] = {c->rd, c->wr, c->timer};
   for (size_t i = 0; i < 3; i++)
     if (evs[i])
       event_free(evs[i]);
-  close(c->fd);
   free(c);
 }
 
@@ -237,37 +253,51 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
   settle(c);
 }
 
+/* The slot's storage: made the first time the slot is used, then kept.
+ * Its events get their socket at each accept (event_assign). */
+static tcp_conn *conn_storage(tcp_server *t, size_t slot)
+{
+  if (t->conns[slot])
+    return t->conns[slot];
+  tcp_conn *c = calloc(1, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->srv = t;
+  c->slot = slot;
+  c->fd = -1;
+  c->rd = event_new(t->cfg.base, -1, EV_READ | EV_PERSIST, on_read, c);
+  c->wr = event_new(t->cfg.base, -1, EV_WRITE | EV_PERSIST, on_write, c);
+  c->timer = evtimer_new(t->cfg.base, on_timer, c);
+  if (!c->rd || !c->wr || !c->timer) {
+    conn_free(c);
+    return NULL;
+  }
+  t->conns[slot] = c;
+  return c;
+}
+
 /* Takes fd into admission slot `slot`; false (fd closed) when out of memory. */
 static bool conn_new(tcp_server *t, evutil_socket_t fd, size_t slot, const struct sockaddr *sa,
                      int salen)
 {
-  tcp_conn *c = calloc(1, sizeof(*c));
-  if (c) {
-    c->rd = event_new(t->cfg.base, fd, EV_READ | EV_PERSIST, on_read, c);
-    c->wr = event_new(t->cfg.base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-    c->timer = evtimer_new(t->cfg.base, on_timer, c);
-  }
-  if (!c || !c->rd || !c->wr || !c->timer) {
-    if (c) {
-      struct event *evs[] = {c->rd, c->wr, c->timer};
-      for (size_t i = 0; i < 3; i++)
-        if (evs[i])
-          event_free(evs[i]);
-    }
-    free(c);
+  tcp_conn *c = conn_storage(t, slot);
+  if (!c || event_assign(c->rd, t->cfg.base, fd, EV_READ | EV_PERSIST, on_read, c) < 0 ||
+      event_assign(c->wr, t->cfg.base, fd, EV_WRITE | EV_PERSIST, on_write, c) < 0) {
     close(fd);
     return false;
   }
-  c->srv = t;
-  c->slot = slot;
+  c->open = true;
   c->fd = fd;
+  c->requests = 0;
+  c->last = false;
+  c->in_len = c->out_len = c->out_off = 0;
+  memset(&c->peer, 0, sizeof(c->peer));
   memcpy(&c->peer, sa, (size_t)salen < sizeof(c->peer) ? (size_t)salen : sizeof(c->peer));
   netaddr_str_port(sa, c->name, sizeof(c->name));
-  c->idle_since = sysclock_mono();
+  c->idle_since = c->frame_since = sysclock_mono();
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   netstamp_enable(fd, false);
-  t->conns[slot] = c;
   t->stats.open++;
   t->stats.accepted++;
   settle(c);
@@ -312,7 +342,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   ke_admit_verdict v = ke_admit_open(t->adm, fam, addr, sysclock_mono(), &slot);
   if (v == KE_ADMIT_EVICT) {
     warn_pressure(t, v, name);
-    if (t->conns[slot])
+    if (t->conns[slot] && t->conns[slot]->open)
       conn_close(t->conns[slot], &t->stats.evicted, "closed for a newer connection");
     else
       ke_admit_release(t->adm, slot); /* cannot happen: a taken slot has its connection */
@@ -330,6 +360,35 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     ke_admit_release(t->adm, slot);
     t->stats.refused++;
   }
+}
+
+/* accept() failed for want of descriptors or memory: the connection stays
+ * in the backlog and keeps the listener readable, so the loop would spin
+ * at full CPU (logging each turn) until something else frees a
+ * descriptor.  Every listener rests a moment instead. */
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+  tcp_server *t = arg;
+  int e = EVUTIL_SOCKET_ERROR();
+  (void)lis;
+  for (size_t i = 0; i < t->n_lis; i++)
+    evconnlistener_disable(t->lis[i]);
+  timer_arm_in(t->resume, TCP_ACCEPT_PAUSE);
+  double now = sysclock_mono();
+  if (t->accept_warned == 0 || now - t->accept_warned >= TCP_WARN_INTERVAL) {
+    t->accept_warned = now;
+    log_warn("NTP over TCP: cannot accept: %s; pausing %.1f s (at most one warning a minute)",
+             strerror(e), TCP_ACCEPT_PAUSE);
+  }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+  tcp_server *t = arg;
+  (void)fd;
+  (void)what;
+  for (size_t i = 0; i < t->n_lis; i++)
+    evconnlistener_enable(t->lis[i]);
 }
 
 tcp_server *tcp_server_create(const tcp_server_cfg *cfg, char *err, size_t errlen)
@@ -356,7 +415,8 @@ tcp_server *tcp_server_create(const tcp_server_cfg *cfg, char *err, size_t errle
   ke_admit_cfg ac = {.slots = t->cfg.max_connections, .per_prefix = t->cfg.max_per_prefix};
   t->adm = ke_admit_create(&ac);
   t->conns = calloc(t->cfg.max_connections, sizeof(*t->conns));
-  if (!t->adm || !t->conns) {
+  t->resume = evtimer_new(t->cfg.base, on_resume, t);
+  if (!t->adm || !t->conns || !t->resume) {
     snprintf(err, errlen, "out of memory");
     tcp_server_destroy(t);
     return NULL;
@@ -394,6 +454,7 @@ bool tcp_server_listen(tcp_server *t, const struct sockaddr *sa, socklen_t len, 
     snprintf(err, errlen, "cannot serve NTP over TCP on %s", name);
     return false;
   }
+  evconnlistener_set_error_cb(l, on_accept_error);
   t->lis[t->n_lis] = l;
   snprintf(t->names[t->n_lis], sizeof(t->names[0]), "%s", name);
   t->n_lis++;
@@ -407,10 +468,16 @@ void tcp_server_destroy(tcp_server *t)
     return;
   for (size_t i = 0; i < t->n_lis; i++)
     evconnlistener_free(t->lis[i]);
-  for (size_t i = 0; t->conns && i < t->cfg.max_connections; i++)
-    if (t->conns[i])
+  for (size_t i = 0; t->conns && i < t->cfg.max_connections; i++) {
+    if (!t->conns[i])
+      continue;
+    if (t->conns[i]->open)
       conn_close(t->conns[i], NULL, NULL);
+    conn_free(t->conns[i]);
+  }
   free(t->conns);
+  if (t->resume)
+    event_free(t->resume);
   ke_admit_destroy(t->adm);
   free(t);
 }

@@ -20,9 +20,12 @@
  *     earlier; the answer function reads the transmit time last, right
  *     before the write.
  *
- * A connection's buffers (one frame in, one frame out) are allocated when
- * it is accepted; nothing is allocated per request.  While a response
- * cannot be written whole, the connection reads nothing more. */
+ * A connection's buffers (one frame in, one frame out) and events are
+ * allocated the first time its admission slot is used and kept for the
+ * slot's next connection: once the slots in use have been seen, nothing is
+ * allocated per connection or per request (clients may open one connection
+ * per request).  While a response cannot be written whole, the connection
+ * reads nothing more. */
 #ifndef NTSD_DAEMON_TCP_SERVER_H
 #define NTSD_DAEMON_TCP_SERVER_H
 

@@ -593,9 +593,10 @@ class Ntsd:
     """Our daemon: ntsd -c CONF -n -x -s SOCK -d (foreground, never adjusts
     the clock)."""
 
-    def __init__(self, name, conf_lines, debug=True, ready="server", args=()):
+    def __init__(self, name, conf_lines, debug=True, ready="server", args=(), wrap=()):
         require_ours()
         self.args = list(args)
+        self.wrap = list(wrap)  # a prefix, e.g. to run in another namespace
         self.name = name
         d = os.path.join(tmpdir(), name)
         os.makedirs(d, mode=0o700)
@@ -612,7 +613,7 @@ class Ntsd:
         self._start()
 
     def _start(self):
-        cmd = [NTSD_BIN, "-c", self.conf, "-n", "-x", "-s", self.sock] + list(self.args)
+        cmd = self.wrap + [NTSD_BIN, "-c", self.conf, "-n", "-x", "-s", self.sock] + self.args
         if self.debug:
             cmd.append("-d")
         # A restarted daemon logs to <name>.<n>.log; self.proc is the newest.
@@ -772,6 +773,22 @@ def parse_packet(data):
 
 def is_kod(r, code=b"RATE"):
     return r is not None and r["stratum"] == 0 and r["refid"] == code
+
+
+def udp_exchange(pkt, xmt, dst, wait=1.0):
+    """Sends pkt from a fresh loopback socket; the first reply whose origin
+    timestamp is xmt, or None after wait seconds."""
+    with UdpClient() as c:
+        c.send(pkt, dst)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            rd, _, _ = select.select([c.s], [], [], max(0.0, deadline - time.monotonic()))
+            if not rd:
+                break
+            data, _ = c.s.recvfrom(4096)
+            if len(data) >= 48 and data[24:32] == xmt:
+                return data
+    return None
 
 
 class UdpClient:
@@ -1013,12 +1030,13 @@ def _sign_dated(d, pki, csr, srv_cnf, start, days):
              "-extfile", srv_cnf, "-extensions", "v3_server")
 
 
-def make_test_pki(name="pki", days=2, not_before=None):
+def make_test_pki(name="pki", days=2, not_before=None, extra_sans=()):
     """Creates, with the `openssl` CLI, a CA and a server certificate signed
     by it in <tmp>/<name>/: EC P-256 keys, SHA-256, `days` days of validity,
-    the server certificate with SAN DNS:localhost and IP:127.0.0.1 and the
-    serverAuth EKU.  Keys are mode 0600.  `not_before` (Unix time): the
-    server certificate is valid only from then on (the CA from now).
+    the server certificate with SAN DNS:localhost and IP:127.0.0.1 (and
+    `extra_sans`, e.g. "DNS:ntp.test", "IP:10.88.0.1") and the serverAuth
+    EKU.  Keys are mode 0600.  `not_before` (Unix time): the server
+    certificate is valid only from then on (the CA from now).
     Returns a Pki."""
     if shutil.which(OPENSSL_BIN) is None:
         skip("the openssl command-line tool is not installed")
@@ -1030,7 +1048,8 @@ def make_test_pki(name="pki", days=2, not_before=None):
     with open(ca_cnf, "w") as f:
         f.write(_CA_CNF)
     with open(srv_cnf, "w") as f:
-        f.write(_SERVER_CNF)
+        f.write(_SERVER_CNF.replace("IP:127.0.0.1", ", ".join(["IP:127.0.0.1"] +
+                                                              list(extra_sans))))
     csr = os.path.join(d, "server.csr")
     for key in (pki.ca_key, pki.key):
         _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",

@@ -11,10 +11,16 @@ in its NTS-KE responses); a second one serves UDP only.
   * `transport auto` (the default) without a proxy stays on UDP even though
     the server advertises TCP: transport udp, the server sees no TCP;
   * `transport tcp` against the UDP-only server: no sample, state no-path,
-    path_error says the connection was refused.
+    path_error says the connection was refused;
+  * a server that takes the connection and the request but never answers:
+    the client closes the connection once the reply is overdue (10 s), not
+    only at its next poll (64 s here).
 """
 import os
+import socket
 import sys
+import threading
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +30,34 @@ h.setup(__file__)
 
 KE_TCP, NTP_TCP = 14471, 11131     # the server with `listen ... tcp`
 KE_UDP, NTP_UDP = 14472, 11132     # the server without
+NTP_SILENT = 11133                 # takes NTP over TCP requests, answers none
+
+
+class SilentServer:
+    """Accepts one connection, reads the request, never answers; notes when
+    the first bytes came and when the client closed."""
+
+    def __init__(self):
+        self.lis = socket.socket()
+        self.lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lis.bind(("127.0.0.1", NTP_SILENT))
+        self.lis.listen(4)
+        self.got = self.closed = None
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        conn, _ = self.lis.accept()
+        conn.settimeout(120)
+        while True:
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                data = b""
+            if data and self.got is None:
+                self.got = time.monotonic()
+            if not data:
+                self.closed = time.monotonic()
+                return
 
 
 def client(name, ke_port, pki, opts):
@@ -46,6 +80,10 @@ def main():
     tcp = client("client-tcp", KE_TCP, pki, "transport tcp")
     auto = client("client-auto", KE_TCP, pki, "")
     refused = client("client-tcp-refused", KE_UDP, pki, "transport tcp")
+    silent = SilentServer()
+    h.Ntsd("client-silent", ["interface ignore all",
+                             "server 127.0.0.1:%d minpoll 6 maxpoll 6 transport tcp"
+                             % NTP_SILENT], ready="peers")
 
     p = wait_samples(tcp)
     h.log("tcp: %r" % {k: p.get(k) for k in ("state", "transport", "proxy", "offset", "delay",
@@ -76,6 +114,12 @@ def main():
     h.check(p["accepted"] == 0 and p.get("transport") == "tcp", "refused: %r" % p)
     out = refused.ctl("peers")
     h.check("no-path" in out, "human peers output lacks the state:\n%s" % out)
+
+    h.wait_until(lambda: silent.got, 20, "the silent server to get a request")
+    h.wait_until(lambda: silent.closed, 15, "the client to close the unanswered connection")
+    waited = silent.closed - silent.got
+    h.log("the unanswered connection was closed after %.1f s" % waited)
+    h.check(9 <= waited <= 12, "closed %.1f s after the request, want about 10 s" % waited)
 
 
 h.run(main)

@@ -19,8 +19,15 @@ its NTS-KE), one UDP only.
     proxy_errors counts the refusal;
   * the same with `directfallback`: samples over direct UDP, and one
     warning per request that went direct;
+  * `directfallback` on an onion service (a plain source the proxy can
+    reach, which refuses UDP ASSOCIATE): no direct path exists, so its
+    name is never looked up here; state no-path says why;
   * through a real dante (which grants UDP ASSOCIATE), the UDP-only server
     by name: NTP over the proxy's UDP relay (transport socks-udp), samples;
+  * NTS-KE naming the NTP server (its Server record): by a NAME2 only the
+    proxy resolves, and by an address literal; NTP goes through the proxy
+    to that server, never to the KE server's address, and the name is
+    not looked up here;
   * stream isolation, through a scripted relay that records each
     handshake: two sources of one client use different random credentials,
     and each source's NTP streams use its NTS-KE's;
@@ -41,8 +48,12 @@ h.setup(__file__)
 
 KE_TCP, NTP_TCP = 14481, 11141
 KE_UDP, NTP_UDP = 14482, 11142
+KE_NAMED, NTP_NAMED = 14483, 11143  # its NTP on 127.0.0.2, named NAME2 by NTS-KE
+KE_LIT, NTP_LIT = 14484, 11144      # its NTP on 127.0.0.3, named by its address
 PROXY_PORT = 11090
 NAME = "nts-proxy-only.example.test"
+NAME2 = "ntp-proxy-only.example.test"
+ONION = "ntsdtestntsdtestntsdtestntsdtestntsdtestntsdtestntsdtest.onion"
 MICROSOCKS = "/usr/bin/microsocks"
 HOSTILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "socks_hostile.py")
 DANTED = "/usr/sbin/danted"
@@ -183,7 +194,12 @@ def main():
     pki = h.make_test_pki()
     h.NtsKeServer("server-tcp", pki, KE_TCP, NTP_TCP, tcp=True)
     udp_srv = h.NtsKeServer("server-udp", pki, KE_UDP, NTP_UDP)
-    hosts = h.write_file("proxy-hosts", "127.0.0.1 localhost\n127.0.0.1 %s\n" % NAME)
+    h.NtsKeServer("server-named", pki, KE_NAMED, NTP_NAMED, tcp=True, ntp_addr="127.0.0.2",
+                  extra=["nts ntpserver %s" % NAME2])
+    h.NtsKeServer("server-literal", pki, KE_LIT, NTP_LIT, tcp=True, ntp_addr="127.0.0.3",
+                  extra=["nts ntpserver 127.0.0.3"])
+    hosts = h.write_file("proxy-hosts", "127.0.0.1 localhost\n127.0.0.1 %s\n127.0.0.2 %s\n"
+                         "127.0.0.1 %s\n" % (NAME, NAME2, ONION))
     resolv = h.write_file("client-resolv.conf",
                           "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     trap = DnsTrap()
@@ -207,11 +223,17 @@ def main():
     named = Client("client-named", [
         "server %s:%d %s proxy socks5://alice:secret@127.0.0.1:%d"
         % (NAME, KE_TCP, opts, PROXY_PORT)], resolv)
+    ke_named = Client("client-ke-named", [
+        "proxy " + proxy,
+        "server %s:%d %s" % (NAME, KE_NAMED, opts),
+        "server %s:%d %s" % (NAME, KE_LIT, opts)], resolv)
     plain = Client("client-plain", [
         "proxy " + proxy,
         "server %s:%d iburst minpoll 0 maxpoll 0 transport tcp" % (NAME, NTP_TCP)], resolv)
     refused = Client("client-refused", ["proxy " + proxy,
                                         "server 127.0.0.1:%d %s" % (KE_UDP, opts)], resolv)
+    onion = Client("client-onion", ["proxy " + proxy, "server %s:%d iburst minpoll 0 "
+                                    "maxpoll 0 directfallback" % (ONION, NTP_UDP)], resolv)
     fallback = Client("client-fallback", ["proxy " + proxy, "server 127.0.0.1:%d %s "
                                           "directfallback" % (KE_UDP, opts)], resolv)
 
@@ -225,6 +247,16 @@ def main():
     h.check("secret" not in out, "the proxy password shows in ntsctl output:\n%s" % out)
     h.check("socks-tcp" in named.ctl("peers"), "the human table lacks the transport")
 
+    # NTP goes where NTS-KE said, through the proxy: nothing listens for NTP
+    # at the KE server's address, so a sample proves it.
+    h.wait_until(lambda: all(p["accepted"] >= 2 for p in ke_named.peers()), 30,
+                 "the sources whose NTS-KE names their NTP server to take samples")
+    for p, want in zip(ke_named.peers(), ("%s:%d" % (NAME2, NTP_NAMED),
+                                          "127.0.0.3:%d" % NTP_LIT)):
+        show(ke_named, p)
+        h.check(p["address"] == want and p["transport"] == "socks-tcp" and p["state"] == "ok",
+                "KE-named NTP server: want %s through the proxy, got %r" % (want, p))
+
     p = wait_samples(plain)
     show(plain, p)
     h.check(p["transport"] == "socks-tcp" and p["state"] == "ok" and not p["nts"]
@@ -236,6 +268,12 @@ def main():
     show(refused, p)
     h.check(p["proxy_errors"] >= 1 and "not supported" in p["proxy_error"], "refused: %r" % p)
     h.check(p["accepted"] == 0 and p["transport"] is None, "refused: %r" % p)
+
+    p = h.wait_until(lambda: (lambda p: p if p["state"] == "no-path" and "onion" in
+                              p["path_error"] else None)(peer(onion)), 20,
+                     "the onion source with directfallback to say no-path")
+    show(onion, p)
+    h.check(p["sent"] == 0 and "goes DIRECT" not in onion.proc.read_log(), "onion: %r" % p)
 
     p = wait_samples(fallback)
     show(fallback, p)

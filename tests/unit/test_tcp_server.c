@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -389,14 +390,115 @@ static void test_slots(void **state)
   rig_down(&r);
 }
 
+/* libevent's own allocations, counted: event_set_mem_functions is set in
+ * main before any libevent call. */
+static size_t ev_allocs;
+static void *count_malloc(size_t n)
+{
+  ev_allocs++;
+  return malloc(n);
+}
+static void *count_realloc(void *p, size_t n)
+{
+  ev_allocs++;
+  return realloc(p, n);
+}
+static void count_free(void *p) { free(p); }
+
+/* A connection per request, as ntsd's client opens them: once a slot has
+ * held a connection, the next one in it allocates nothing (no events, no
+ * buffers), so the server's hot path stays allocation-free over TCP too. */
+static void test_no_alloc_per_connection(void **state)
+{
+  (void)state;
+  rig r;
+  rig_up(&r, &(tcp_server_cfg){0});
+  r.f.resp_len = 48;
+  size_t before = 0;
+  for (unsigned i = 0; i < 21; i++) {
+    if (i == 1)
+      before = ev_allocs; /* the first connection sets the slot up */
+    int fd = client(&r, 0);
+    send_requests(&r, fd, i, 1);
+    uint8_t buf[128];
+    size_t len = 0;
+    for (int tries = 0; len < 50 && tries < 20; tries++)
+      drain(&r, fd, buf, sizeof(buf), &len, 10);
+    check_answers(buf, len, i, 1, 48);
+    close(fd);
+    pump(&r, 5);
+    assert_int_equal(stats(&r).open, 0);
+  }
+  assert_int_equal(ev_allocs - before, 0);
+  tcp_server_stats st = stats(&r);
+  assert_int_equal(st.accepted, 21);
+  assert_int_equal(st.responses, 21);
+  rig_down(&r);
+}
+
+/* libevent's warnings, counted (and kept off the test's output). */
+static unsigned ev_warnings;
+static void count_log(int severity, const char *msg)
+{
+  (void)msg;
+  ev_warnings += severity >= EVENT_LOG_WARN;
+}
+
+/* Out of descriptors: accept() fails while the connection waits in the
+ * backlog, so the listener stays readable.  The server must rest rather
+ * than spin (each turn of the loop, with a 20 ms cap, must wait), and
+ * take the connection once descriptors are back. */
+static void test_out_of_descriptors(void **state)
+{
+  (void)state;
+  rig r;
+  rig_up(&r, &(tcp_server_cfg){0});
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  assert_true(fd >= 0);
+  int rc = connect(fd, (struct sockaddr *)&r.sa, sizeof(r.sa));
+  assert_true(rc == 0 || errno == EINPROGRESS);
+  struct rlimit old, low;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  int next = dup(0); /* the lowest free descriptor: none from it on */
+  assert_true(next >= 0);
+  close(next);
+  low = old;
+  low.rlim_cur = (rlim_t)next;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  event_set_log_callback(count_log);
+  unsigned turns = 0;
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  do {
+    struct timeval cap = {.tv_usec = 20000};
+    event_base_loopexit(r.base, &cap);
+    event_base_loop(r.base, EVLOOP_ONCE);
+    turns++;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 300 &&
+           turns < 100000);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+  event_set_log_callback(NULL);
+  assert_int_equal(stats(&r).accepted, 0);
+  assert_true(turns <= 30);       /* ~15 turns of 20 ms; a spinning loop makes thousands */
+  assert_true(ev_warnings <= 1); /* no warning per turn either */
+  pump(&r, 1200);
+  assert_int_equal(stats(&r).accepted, 1);
+  close(fd);
+  rig_down(&r);
+}
+
 int main(void)
 {
+  event_set_mem_functions(count_malloc, count_realloc, count_free);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pipelined),
       cmocka_unit_test(test_backpressure),
       cmocka_unit_test(test_write_stall),
       cmocka_unit_test(test_deadlines_and_lengths),
       cmocka_unit_test(test_slots),
+      cmocka_unit_test(test_no_alloc_per_connection),
+      cmocka_unit_test(test_out_of_descriptors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
