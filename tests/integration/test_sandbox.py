@@ -21,11 +21,20 @@ process:
     starts a new one; NTP is answered throughout;
   * -F -1: the call is let through, the exchange completes, nothing is
     refused; the kernel's log has the audit record (type 1326) of the call;
-  * -F 0: the same, with no filter at all.
+  * -F 0: the same, with no filter at all;
+  * detached (no -n), as user ntsd-test, logging to syslog (a /dev/log of
+    the test's own, in a private mount namespace): the refusal arrives as
+    "<27>ntsd[KE PID]: seccomp: system call 135 (personality) refused ...",
+    and the main process's line about the KE process's end as daemon.err
+    too; NTP is still answered.
 """
 import os
 import re
+import select
+import signal
+import socket
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +42,7 @@ import harness as h  # noqa: E402
 
 h.setup(__file__)
 
+USER = "ntsd-test"
 KE_PORT, NTP_PORT = 14460, 11123
 PROBE = os.path.join(os.path.dirname(h.NTSD_BIN), "ntsd_sandbox_probe.so")
 SIGSYS = 31
@@ -175,6 +185,90 @@ def let_through(pki, level):
     s.proc.check_no_crash()
 
 
+def private_dev(d):
+    """A shell prefix giving the command a private /dev (a tmpfs in its own
+    mount namespace) with null, zero, random, urandom, and a /dev/log that
+    leads to d/log.sock.  The host's /dev is untouched."""
+    dev = os.path.join(d, "dev")
+    os.makedirs(dev)
+    steps = ["mount -t tmpfs -o mode=755 tmpfs %s" % dev]
+    for n in ("null", "zero", "random", "urandom"):
+        steps.append("touch %s/%s && mount --bind /dev/%s %s/%s" % (dev, n, n, dev, n))
+    steps += ["ln -s %s/log.sock %s/log" % (d, dev), "mount --rbind %s /dev" % dev]
+    return ["unshare", "--mount", "--", "sh", "-c", " && ".join(steps) + ' && exec "$0" "$@"']
+
+
+def read_syslog(sock, lines, until, timeout):
+    """Appends the datagrams on sock to lines until one contains `until`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            break
+        msg = sock.recv(4096).decode(errors="replace")
+        lines.append(msg)
+        if until in msg:
+            return True
+    h.fail("no syslog message with '%s' within %d s; got %r" % (until, timeout, lines))
+
+
+def syslog_refusal(pki):
+    """Detached (no -n) as a user, logging to syslog: the refusal reaches
+    /dev/log, from the NTS-KE process, and so does the main process's
+    account of its end."""
+    uid, _ = h.ensure_user(USER)
+    d = os.path.join(h.tmpdir(), "syslog")
+    os.makedirs(d)
+    os.chmod(h.tmpdir(), 0o711)
+    os.chmod(d, 0o711)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(os.path.join(d, "log.sock"))
+    os.chmod(os.path.join(d, "log.sock"), 0o666)  # syslog reconnects as the user
+    conf = h.write_file("syslog.conf", "\n".join([
+        "disable ntp", "listen 127.0.0.1:%d" % NTP_PORT, "local stratum 1", "nts enable",
+        "nts cert %s" % pki.chain, "nts key %s" % pki.key,
+        "nts-listen-on 127.0.0.1:%d" % KE_PORT]) + "\n")
+    cmd = private_dev(d) + [h.NTSD_BIN, "-c", conf, "-x", "-s", os.path.join(d, "ntsd.sock"),
+                            "-u", USER, "-d"]
+    lines = []
+    try:
+        os.environ["LD_PRELOAD"] = PROBE
+        try:
+            r, _ = h.run_setpriv(cmd, timeout=20)
+        finally:
+            del os.environ["LD_PRELOAD"]
+        h.log("ntsd detached: rc %d, stderr %r" % (r.returncode, r.stderr))
+        h.check(r.returncode == 0, "ntsd did not detach: rc %d %r" % (r.returncode, r.stderr))
+        read_syslog(sock, lines, "system call filter loaded (NTS-KE process)", 10)
+        pids = h.pids_with_cmdline(conf)
+        main_pid = [p for p in pids if h.child_pids(p)]
+        h.check(len(pids) == 2 and len(main_pid) == 1, "ntsd processes %r" % pids)
+        ke = h.child_pids(main_pid[0])[0]
+        r = h.ke_exchange(KE_PORT, h.ke_request(), ca=pki.ca_cert)
+        h.check(cookies(r) == 0, "the KE completed although its key export was refused")
+        ended = "NTS-KE process %d ended (killed by signal %d)" % (ke, SIGSYS)
+        read_syslog(sock, lines, ended, 10)
+        for ln in lines:
+            h.log("syslog: %r" % ln)
+        want = "<%d>ntsd[%d]: %s" % (3 * 8 + 3, ke, REFUSED)  # daemon.err
+        h.check(want in lines, "no '%s' among the messages" % want)
+        h.check(any(ln.startswith("<27>") and "ntsd[%d]: %s" % (main_pid[0], ended) in ln
+                    for ln in lines), "the main process's error line is not daemon.err")
+        h.check(h.sntp_query("127.0.0.1", NTP_PORT) is not None, "NTP not answered")
+        st = h.proc_status(main_pid[0])
+        h.check(st["Uid"].split()[0] == str(uid) and st["Seccomp"] == "2",
+                "detached main process: Uid %s Seccomp %s" % (st["Uid"], st["Seccomp"]))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for p in h.pids_with_cmdline(conf):
+                try:
+                    os.kill(p, sig)
+                except ProcessLookupError:
+                    pass
+            h.wait_until(lambda: not h.pids_with_cmdline(conf), 5, "the detached ntsd to stop")
+        sock.close()
+
+
 def main():
     h.require_ours()
     h.check(os.path.exists(PROBE), "%s not built" % PROBE)
@@ -184,6 +278,7 @@ def main():
     refused(pki)
     let_through(pki, "-1")
     let_through(pki, "0")
+    syslog_refusal(pki)
 
 
 h.run(main)
