@@ -340,10 +340,8 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
    * delays a rotation when that process lags or is down. */
   ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
-                    .forget = forget_in_child, .forget_arg = d,
-                    .sandbox = {.enabled = true}};
-  if (d->opts.filter)
-    sandbox_parse_level(d->opts.filter, &pc.sandbox); /* checked by main */
+                    .forget = forget_in_child, .forget_arg = d};
+  sandbox_set_level(&pc.sandbox, c->sandbox); /* `sandbox`, or -F over it */
   d->ke = ke_proc_create(&pc, err, errlen);
   return d->ke != NULL;
 }
