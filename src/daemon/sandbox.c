@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -83,6 +84,8 @@ static const char *const clock_calls[] = {
 #define NAMES_MAX 512
 #define NAME_LEN 24
 static char names[NAMES_MAX][NAME_LEN];
+/* AUDIT_ARCH_* of this build, as si_arch reports it (SCMP_ARCH_NATIVE is 0) */
+static uint32_t native_arch;
 static int log_fd = -1; /* connected to /dev/log when logging to syslog */
 
 /* Appends s to buf at *n (bounded); async-signal-safe. */
@@ -113,7 +116,7 @@ static void refusal_text(char *buf, size_t size, size_t *n, const siginfo_t *si)
 {
   put_str(buf, size, n, "seccomp: system call ");
   put_uint(buf, size, n, (unsigned long)(unsigned)si->si_syscall, 0, 10);
-  if (si->si_arch != SCMP_ARCH_NATIVE) {
+  if (si->si_arch != native_arch) {
     put_str(buf, size, n, " of another architecture (0x");
     put_uint(buf, size, n, (unsigned long)(unsigned)si->si_arch, 0, 16);
     put_str(buf, size, n, ")");
@@ -181,6 +184,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 /* Prepares what the handler needs, then installs it. */
 static bool prepare_refusal(char *err, size_t errlen)
 {
+  native_arch = seccomp_arch_native();
   for (int i = 0; i < NAMES_MAX; i++) {
     char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
     if (name) {
@@ -258,6 +262,11 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+  /* The resolver's first lookup asks which address families have an
+   * address (getifaddrs over rtnetlink); with every source behind a proxy
+   * that first lookup can come after the filter (directfallback). */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+      SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
   /* threads and processes, in no new namespace */
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0));
   return rc;
