@@ -17,8 +17,7 @@ struct notify {
   pid_t pid;          /* the process that sends */
   bool ready, stopping;
   bool failed;        /* a send failed (logged once) */
-  unsigned long long watchdog_us; /* keep-alive interval, 0: none */
-  struct event *watchdog;
+  struct event *watchdog; /* keep-alives, NULL: none asked for */
   char status[STATUS_MAX];
 };
 
@@ -49,13 +48,13 @@ static bool arm_watchdog(notify *n, struct event_base *base)
   uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) <= 0 || usec < 2)
     return true;
-  n->watchdog_us = usec / 2;
-  struct timeval tv = {.tv_sec = (time_t)(n->watchdog_us / 1000000),
-                       .tv_usec = (suseconds_t)(n->watchdog_us % 1000000)};
+  uint64_t half = usec / 2;
+  struct timeval tv = {.tv_sec = (time_t)(half / 1000000),
+                       .tv_usec = (suseconds_t)(half % 1000000)};
   n->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, n);
   if (!n->watchdog || event_add(n->watchdog, &tv) < 0)
     return false;
-  log_info("service manager watchdog: a keep-alive every %.3f s", (double)n->watchdog_us / 1e6);
+  log_info("service manager watchdog: a keep-alive every %.3f s", (double)half / 1e6);
   return true;
 }
 
@@ -85,7 +84,6 @@ void notify_destroy(notify *n)
 
 bool notify_enabled(const notify *n) { return n->enabled; }
 bool notify_is_ready(const notify *n) { return n->ready; }
-unsigned long long notify_watchdog_interval(const notify *n) { return n->watchdog_us; }
 
 void notify_ready(notify *n)
 {

@@ -36,8 +36,5 @@ bool notify_is_ready(const notify *n);
 void notify_status(notify *n, const char *status);
 /* STOPPING=1 with a last status; later calls do nothing. */
 void notify_stopping(notify *n, const char *status);
-/* The keep-alive interval in microseconds (half of WATCHDOG_USEC); 0 when
- * no watchdog is asked for. */
-unsigned long long notify_watchdog_interval(const notify *n);
 
 #endif
