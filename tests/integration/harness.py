@@ -775,6 +775,22 @@ def is_kod(r, code=b"RATE"):
     return r is not None and r["stratum"] == 0 and r["refid"] == code
 
 
+def udp_exchange(pkt, xmt, dst, wait=1.0):
+    """Sends pkt from a fresh loopback socket; the first reply whose origin
+    timestamp is xmt, or None after wait seconds."""
+    with UdpClient() as c:
+        c.send(pkt, dst)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            rd, _, _ = select.select([c.s], [], [], max(0.0, deadline - time.monotonic()))
+            if not rd:
+                break
+            data, _ = c.s.recvfrom(4096)
+            if len(data) >= 48 and data[24:32] == xmt:
+                return data
+    return None
+
+
 class UdpClient:
     """A UDP socket bound to a chosen loopback source address (any
     127.0.0.0/8 address works on lo), for talking NTP from Python."""

@@ -28,7 +28,6 @@ Passes when:
 """
 import os
 import re
-import select
 import signal
 import sys
 import threading
@@ -60,17 +59,8 @@ def kefetch(pki):
 def nts_answered(key, cookie, wait=1.0):
     """Whether the server answers an NTS request carrying cookie."""
     pkt, xmt = nts_request(key, cookie)
-    with h.UdpClient() as c:
-        c.send(pkt, ("127.0.0.1", NTP_PORT))
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            rd, _, _ = select.select([c.s], [], [], max(0.0, deadline - time.monotonic()))
-            if not rd:
-                break
-            data, _ = c.s.recvfrom(4096)
-            if len(data) >= 48 and data[24:32] == xmt:
-                return data[0] & 7 == 4
-    return False
+    data = h.udp_exchange(pkt, xmt, ("127.0.0.1", NTP_PORT), wait)
+    return data is not None and data[0] & 7 == 4
 
 
 def socket_inodes(pid):

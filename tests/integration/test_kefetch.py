@@ -24,7 +24,6 @@ Passes when:
 """
 import os
 import re
-import select
 import socket
 import sys
 import time
@@ -50,17 +49,7 @@ def kefetch(*args, timeout=30):
 
 def send_and_wait(pkt, xmt, wait=1.0):
     """Sends to the server; the matching reply, or None."""
-    with h.UdpClient() as c:
-        c.send(pkt, ("127.0.0.1", NTP_PORT))
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            rd, _, _ = select.select([c.s], [], [], max(0.0, deadline - time.monotonic()))
-            if not rd:
-                break
-            data, _ = c.s.recvfrom(4096)
-            if len(data) >= 48 and data[24:32] == xmt:
-                return data
-    return None
+    return h.udp_exchange(pkt, xmt, ("127.0.0.1", NTP_PORT), wait)
 
 
 def check_output(r, aead, key_len):
