@@ -27,6 +27,7 @@ container, its volume, the namespace and the image (not the base image).
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,8 +119,12 @@ def say(msg):
 def build():
     """In the machine's network namespace: checks that podman can run a
     container at all (else SKIP), then builds the image.  Returns seconds."""
-    if subprocess.run(["sh", "-c", "command -v podman"], capture_output=True).returncode:
+    if shutil.which("podman") is None:
         say("SKIP: podman is not installed (scripts/install-deps installs it)")
+        sys.exit(0)
+    info = subprocess.run(["podman", "info"], capture_output=True, text=True, timeout=120)
+    if info.returncode != 0:
+        say("SKIP: podman does not work here: %s" % (info.stderr or info.stdout).strip()[-1000:])
         sys.exit(0)
     remove_leftovers()
     src = h.SOURCE_DIR
