@@ -142,6 +142,7 @@ def build():
         say("SKIP: podman cannot run a container here: %s"
             % (probe.stderr or probe.stdout).strip()[-1000:])
         sys.exit(0)
+    say("building %s from %s (podman build --network host, log %s)" % (IMAGE, src, BUILD_LOG))
     t0 = time.monotonic()
     with open(BUILD_LOG, "w") as logf:
         r = subprocess.run(h.SETPRIV + [
