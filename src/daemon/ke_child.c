@@ -137,15 +137,23 @@ static void on_main_msg(evutil_socket_t fd, short what, void *arg)
     int r = read_msg(fd, &m);
     if (r == 0)
       return;
-    nts_keyset *ks = r > 0 ? keyset_of(&m) : NULL;
-    if (!ks) {
+    if (r < 0) {
       event_base_loopexit(ke_server_base(c->srv), NULL);
       return;
     }
-    keystore_install(c->keys, ks);
-    ipc_msg ack = {.type = IPC_MSG_KEYS_ACK, .u.ack_id = nts_keyset_current_id(ks)};
+    ipc_msg ack = {.type = IPC_MSG_KEYS_ACK, .u.ack_id = m.u.keys.id};
+    if (ack.u.ack_id == nts_keyset_current_id(keystore_current(c->keys))) {
+      nts_wipe(&m, sizeof(m)); /* the key in use again: the main process's liveness probe */
+    } else {
+      nts_keyset *ks = keyset_of(&m);
+      if (!ks) {
+        event_base_loopexit(ke_server_base(c->srv), NULL);
+        return;
+      }
+      keystore_install(c->keys, ks);
+      log_info("NTS-KE process: cookie key %08x in use", ack.u.ack_id);
+    }
     send_msg(fd, &ack); /* a lost ack only postpones the main process's next rotation */
-    log_info("NTS-KE process: cookie key %08x in use", ack.u.ack_id);
   }
 }
 

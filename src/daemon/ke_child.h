@@ -12,7 +12,9 @@
  * process dropped to before forking (`-u`).
  *
  * From the main process it accepts KEYS messages only (proto/ipc_msg): each
- * replaces its one cookie key and is acknowledged with KEYS_ACK once in use.
+ * replaces its one cookie key and is acknowledged with KEYS_ACK once in use
+ * (the key in use sent again, as the main process's liveness probe, is only
+ * acknowledged).
  * It sends its counters (STATS) after each connection's outcome, at most
  * ten times a second.  Anything else from the main process, or the main
  * process going away, ends it. */

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""The NTS-KE process under faults (docs/security.md, "The NTS-KE process",
+"Restarts").
+
+One private namespace, loopback: ntsd -u ntsd-test as an NTS server, NTS-KE
+on 127.0.0.1:KE_PORT, NTP on 127.0.0.1:NTP_PORT.
+
+Passes when:
+  * a KE process that stops running its loop (SIGSTOP: it keeps its socket,
+    so no EOF comes) is noticed: the main process logs that it stopped
+    answering, kills it and starts a new one within 20 s; a KE works
+    afterwards;
+  * frames sent on the KE process's end of the socketpair (a copy taken with
+    pidfd_getfd, as a compromised KE process would send them):
+    a flood of well-formed STATS frames for 2 s ends nothing, and NTS
+    requests keep being answered meanwhile;
+  * SIGTERM to the main process ends the KE process before the main process
+    exits;
+  * SIGKILL of the main process ends the KE process (its socket reads EOF)
+    within 5 s: no orphan keeps the NTS-KE port.
+"""
+import ctypes
+import os
+import re
+import socket
+import struct
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from nts_relay import cmac, nts_request  # noqa: E402
+
+h.setup(__file__)
+
+USER = "ntsd-test"
+KE_PORT, NTP_PORT = 14461, 11124
+KEFETCH = os.path.join(os.path.dirname(h.NTSD_BIN), "ntsd_kefetch")
+SYS_PIDFD_GETFD = 438  # the same number on every architecture
+IPC_STATS = 3
+
+
+def kefetch(pki):
+    """One KE through ntsd_kefetch: (C2S key, cookie)."""
+    r = h.run_cmd([KEFETCH, "-c", pki.ca_cert, "-t", "10", "127.0.0.1", str(KE_PORT)],
+                  timeout=20)
+    h.check(r.returncode == 0, "ntsd_kefetch failed (rc %d): %s" % (r.returncode, r.stderr))
+    m = re.fullmatch(r"15 ([0-9A-F]+),([0-9A-F]+)\n", r.stdout)
+    h.check(m is not None, "ntsd_kefetch printed %r" % r.stdout)
+    return bytes.fromhex(m.group(1)), bytes.fromhex(m.group(2))
+
+
+def nts_answered(key, cookie, wait=1.0):
+    pkt, xmt = nts_request(key, cookie)
+    data = h.udp_exchange(pkt, xmt, ("127.0.0.1", NTP_PORT), wait)
+    return data is not None and data[0] & 7 == 4
+
+
+def ke_child(server):
+    kids = h.child_pids(server.proc.pid)
+    h.check(len(kids) == 1, "the server should have one child, its NTS-KE process: %r" % kids)
+    return kids[0]
+
+
+def gone(pid):
+    """Whether pid has exited (absent, or a zombie not reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def next_child(server, old, what):
+    """Waits for the main process to log why `old` ended and for its
+    successor; returns the new pid."""
+    h.wait_until(lambda: re.search(r"NTS-KE process %d %s" % (old, what),
+                                   server.proc.read_log()), 25,
+                 "the main process to log 'NTS-KE process %d %s'" % (old, what))
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1 and
+                 ke_child(server) != old, 20, "a new NTS-KE process after %d" % old)
+    new = ke_child(server)
+    h.wait_until(lambda: "NTS-KE process %d started" % new in server.proc.read_log(), 5,
+                 "NTS-KE process %d to be logged" % new)
+    return new
+
+
+def channel_fd(pid):
+    """A copy of the KE process's end of its socketpair (the one
+    SOCK_SEQPACKET socket it holds), taken with pidfd_getfd."""
+    seqpacket = set()
+    with open("/proc/net/unix") as f:
+        for ln in f.readlines()[1:]:
+            parts = ln.split()
+            if int(parts[4], 16) == socket.SOCK_SEQPACKET:
+                seqpacket.add(int(parts[6]))
+    target = None
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        if m and int(m.group(1)) in seqpacket:
+            target = int(fd)
+    h.check(target is not None, "no SOCK_SEQPACKET socket in NTS-KE process %d" % pid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    pidfd = os.pidfd_open(pid)
+    try:
+        fd = libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd),
+                          ctypes.c_int(target), ctypes.c_uint(0))
+    finally:
+        os.close(pidfd)
+    if fd < 0:
+        h.skip("pidfd_getfd: %s" % os.strerror(ctypes.get_errno()))
+    return socket.socket(fileno=fd)
+
+
+def frame(typ, body):
+    return struct.pack(">HH", typ, len(body)) + body
+
+
+def hang(server, pki, key, cookie):
+    old = ke_child(server)
+    os.kill(old, 19)  # SIGSTOP
+    t0 = time.monotonic()
+    h.check(nts_answered(key, cookie), "no NTS answer with the KE process stopped")
+    new = next_child(server, old, r"stopped answering \(no acknowledgement within \d+ s\) "
+                                  r"\(killed by signal 9\)")
+    h.log("stopped NTS-KE process %d replaced by %d after %.1f s" % (
+        old, new, time.monotonic() - t0))
+    h.check(gone(old), "the stopped NTS-KE process %d is still there" % old)
+    kefetch(pki)
+
+
+def flood(server, key, cookie):
+    pid = ke_child(server)
+    ch = channel_fd(pid)
+    ch.setblocking(False)
+    body = struct.pack(">11Q", *([12345678] * 11))
+    sent, answered, asked = 0, 0, 0
+    end = time.monotonic() + 2.0
+    try:
+        while time.monotonic() < end:
+            for _ in range(200):
+                try:
+                    ch.send(frame(IPC_STATS, body))
+                    sent += 1
+                except BlockingIOError:
+                    break
+            asked += 1
+            answered += nts_answered(key, cookie, wait=0.5)
+    finally:
+        ch.close()
+    h.log("STATS flood: %d frames in 2 s; %d of %d NTS requests answered meanwhile" % (
+        sent, answered, asked))
+    h.check(answered == asked, "NTS requests went unanswered during the flood")
+    h.check(ke_child(server) == pid, "well-formed frames ended the KE process")
+
+
+def term_ends_child(server):
+    pid = ke_child(server)
+    rc = server.proc.stop()
+    h.check(rc in (0, -15), "the main process exited with rc %s on SIGTERM" % rc)
+    h.check(gone(pid), "NTS-KE process %d outlived the main process's SIGTERM" % pid)
+    h.log("SIGTERM: the main process exited (rc %s) after its NTS-KE process %d" % (rc, pid))
+
+
+def kill_ends_child(pki):
+    server = h.NtsKeServer("server2", pki, KE_PORT, NTP_PORT, args=("-u", USER))
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
+    pid = ke_child(server)
+    h._state["procs"].remove(server.proc)  # killed on purpose below
+    server.proc.p.kill()
+    server.proc.p.wait(5)
+    t0 = time.monotonic()
+    h.wait_until(lambda: gone(pid), 5, "NTS-KE process %d to end with the main process" % pid)
+    h.log("SIGKILL of the main process: NTS-KE process %d ended %.2f s later" % (
+        pid, time.monotonic() - t0))
+
+
+def main():
+    h.require_ours()
+    h.check(os.access(KEFETCH, os.X_OK), "ntsd_kefetch not built at %s" % KEFETCH)
+    if cmac is None:
+        h.skip("python3 cryptography (AES-CMAC) is needed to send NTS requests")
+    if not hasattr(os, "pidfd_open"):
+        h.skip("python3 without os.pidfd_open")
+    h.ensure_user(USER)
+    pki = h.make_test_pki()
+    server = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT, args=("-u", USER))
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
+    key, cookie = kefetch(pki)
+    hang(server, pki, key, cookie)
+    flood(server, key, cookie)
+    kefetch(pki)
+    term_ends_child(server)
+    kill_ends_child(pki)
+
+
+h.run(main)
