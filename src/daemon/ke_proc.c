@@ -230,18 +230,20 @@ static const char *exit_str(int status, char *buf, size_t len)
   return buf;
 }
 
-/* Reaps the running process (killing it first: it may only have closed its
- * socket) and closes the channel. */
+/* Kills the running process (it may only have closed its socket), reaps
+ * it and closes the channel.  The kill comes before the close: on EOF a
+ * live process would exit by itself, and the status logged would hide that
+ * it was killed. */
 static int reap(ke_proc *p)
 {
   int status = 0;
+  kill(p->pid, SIGKILL);
   if (p->rd)
     event_free(p->rd);
   p->rd = NULL;
   if (p->sock >= 0)
     close(p->sock);
   p->sock = -1;
-  kill(p->pid, SIGKILL);
   while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
     ;
   p->pid = 0;

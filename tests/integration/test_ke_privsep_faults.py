@@ -12,8 +12,12 @@ Passes when:
     afterwards;
   * frames sent on the KE process's end of the socketpair (a copy taken with
     pidfd_getfd, as a compromised KE process would send them):
-    a flood of well-formed STATS frames for 2 s ends nothing, and NTS
-    requests keep being answered meanwhile;
+      - a flood of well-formed STATS frames for 2 s ends nothing, and NTS
+        requests keep being answered meanwhile;
+      - a datagram larger than any frame, a KEYS_ACK with the wrong length,
+        and an acknowledgement of a key never sent each end the KE process
+        with the reason logged; it is restarted each time;
+    an NTS request with a cookie fetched at the start is answered after each;
   * SIGTERM to the main process ends the KE process before the main process
     exits;
   * SIGKILL of the main process ends the KE process (its socket reads EOF)
@@ -38,7 +42,7 @@ USER = "ntsd-test"
 KE_PORT, NTP_PORT = 14461, 11124
 KEFETCH = os.path.join(os.path.dirname(h.NTSD_BIN), "ntsd_kefetch")
 SYS_PIDFD_GETFD = 438  # the same number on every architecture
-IPC_STATS = 3
+IPC_KEYS_ACK, IPC_STATS = 2, 3
 
 
 def kefetch(pki):
@@ -156,6 +160,18 @@ def flood(server, key, cookie):
     h.check(ke_child(server) == pid, "well-formed frames ended the KE process")
 
 
+def forged(server, key, cookie, data, what):
+    pid = ke_child(server)
+    ch = channel_fd(pid)
+    try:
+        ch.send(data)
+    finally:
+        ch.close()
+    new = next_child(server, pid, r"sent a bad message \(%s\) \(killed by signal 9\)" % what)
+    h.check(nts_answered(key, cookie), "no NTS answer after the forged frame")
+    h.log("forged frame (%s): NTS-KE process %d ended, %d started" % (what, pid, new))
+
+
 def term_ends_child(server):
     pid = ke_child(server)
     rc = server.proc.stop()
@@ -191,6 +207,10 @@ def main():
     key, cookie = kefetch(pki)
     hang(server, pki, key, cookie)
     flood(server, key, cookie)
+    forged(server, key, cookie, frame(IPC_STATS, bytes(4092)), "trailing bytes")
+    forged(server, key, cookie, frame(IPC_KEYS_ACK, bytes(8)), "bad length")
+    forged(server, key, cookie, frame(IPC_KEYS_ACK, b"\xde\xad\xbe\xef"),
+           "acknowledged a key not sent to it")
     kefetch(pki)
     term_ends_child(server)
     kill_ends_child(pki)
