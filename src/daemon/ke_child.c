@@ -1,6 +1,7 @@
 /* ke_child: the unprivileged NTS-KE process. */
 #include "daemon/ke_child.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <poll.h>
@@ -34,8 +35,35 @@ typedef struct child {
   double stats_at; /* monotonic time of the last report */
 } child;
 
+static bool kept(int fd, const int *keep, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (keep[i] == fd)
+      return true;
+  return fd <= 2;
+}
+
+/* close_range(2) came with Linux 5.9, and the filters of some container
+ * runtimes refuse it: then every descriptor that /proc/self/fd lists is
+ * closed one by one.  False when neither works (nothing is known closed). */
+static bool close_each(const int *keep, size_t n)
+{
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return false;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end == '\0' && end != e->d_name && fd != dirfd(d) && !kept((int)fd, keep, n))
+      close((int)fd);
+  }
+  closedir(d);
+  return true;
+}
+
 /* Closes every descriptor but 0-2 and those in keep (in any order). */
-static void close_others(const int *keep, size_t n)
+static bool close_others(const int *keep, size_t n, char *err, size_t errlen)
 {
   int k[KE_MAX_LISTENERS + 2];
   size_t m = 0;
@@ -49,12 +77,21 @@ static void close_others(const int *keep, size_t n)
       k[j - 1] = t;
     }
   unsigned lo = 3;
+  bool ok = true;
   for (size_t i = 0; i < m; i++) {
     if ((unsigned)k[i] > lo)
-      close_range(lo, (unsigned)k[i] - 1, 0);
+      ok = ok && close_range(lo, (unsigned)k[i] - 1, 0) == 0;
     lo = (unsigned)k[i] + 1;
   }
-  close_range(lo, ~0u, 0);
+  ok = ok && close_range(lo, ~0u, 0) == 0;
+  if (!ok)
+    log_info("NTS-KE process: close_range: %s; closing descriptors one by one",
+             strerror(errno));
+  if (!ok && !close_each(keep, n)) {
+    snprintf(err, errlen, "cannot close the inherited descriptors: %s", strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 /* No capability in any set, none to regain through exec. */
@@ -234,8 +271,7 @@ void ke_child_main(const ke_child_cfg *cfg)
     keep[n++] = sandbox_log_fd(); /* the filter's refusals are logged through it */
   for (size_t i = 0; i < cfg->server.n_fds && i < KE_MAX_LISTENERS; i++)
     keep[n++] = cfg->server.fds[i];
-  close_others(keep, n);
-  bool ok = drop_caps(err, sizeof(err)) && (c.keys = first_keys(c.sock, err, sizeof(err))) &&
+  bool ok = close_others(keep, n, err, sizeof(err)) && drop_caps(err, sizeof(err)) && (c.keys = first_keys(c.sock, err, sizeof(err))) &&
             serve_setup(&c, cfg, err, sizeof(err)) &&
             sandbox_apply(SANDBOX_KE, &cfg->sandbox, err, sizeof(err));
   if (!ok) {

@@ -21,10 +21,15 @@ Passes when:
   * SIGTERM to the main process ends the KE process before the main process
     exits;
   * SIGKILL of the main process ends the KE process (its socket reads EOF)
-    within 5 s: no orphan keeps the NTS-KE port.
+    within 5 s: no orphan keeps the NTS-KE port;
+  * with close_range(2) refused (ENOSYS, through a seccomp filter put on
+    ntsd from outside: as before Linux 5.9, or under a container runtime's
+    filter without it), the KE process still holds none of the main
+    process's sockets (it closes them one by one) and serves KEs.
 """
 import ctypes
 import os
+import platform
 import re
 import socket
 import struct
@@ -193,6 +198,74 @@ def kill_ends_child(pki):
         pid, time.monotonic() - t0))
 
 
+# Run before ntsd (after setpriv): a filter that makes close_range fail with
+# ENOSYS on x86_64, inherited by ntsd and its NTS-KE process.
+NO_CLOSE_RANGE = r"""
+import ctypes, os, struct, sys
+insns = [(0x20, 0, 0, 4), (0x15, 0, 3, 0xc000003e),       # arch == x86_64?
+         (0x20, 0, 0, 0), (0x15, 0, 1, 436),              # nr == close_range?
+         (0x06, 0, 0, 0x00050000 | 38), (0x06, 0, 0, 0x7fff0000)]  # ENOSYS, allow
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(insns), ctypes.addressof(code))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+class NoCloseRangeServer(h.NtsKeServer):
+    def _start(self):
+        path = os.path.join(h.tmpdir(), "no_close_range.py")
+        with open(path, "w") as f:
+            f.write(NO_CLOSE_RANGE)
+        self.wrap = [sys.executable, path]
+        h.NtsKeServer._start(self)
+
+
+def udp_inodes(port):
+    out = set()
+    with open("/proc/net/udp") as f:
+        for ln in f.readlines()[1:]:
+            parts = ln.split()
+            if int(parts[1].split(":")[1], 16) == port:
+                out.add(int(parts[9]))
+    return out
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        if m:
+            out.add(int(m.group(1)))
+    return out
+
+
+def without_close_range(pki):
+    if platform.machine() != "x86_64":
+        h.log("close_range check skipped: the filter is written for x86_64")
+        return
+    server = NoCloseRangeServer("server3", pki, KE_PORT, NTP_PORT, args=("-u", USER))
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
+    pid = ke_child(server)
+    h.wait_until(lambda: "NTS-KE process %d serving" % pid in server.proc.read_log(), 5,
+                 "NTS-KE process %d to serve" % pid)
+    ntp, main, ke = udp_inodes(NTP_PORT), socket_inodes(server.proc.pid), socket_inodes(pid)
+    h.check(ntp and ntp <= main, "the main process lacks its NTP socket")
+    shared = main & ke
+    h.log("without close_range: NTS-KE process %d holds %d descriptors, %d socket(s) shared "
+          "with the main process" % (pid, len(os.listdir("/proc/%d/fd" % pid)), len(shared)))
+    h.check(not (ntp & ke), "without close_range the KE process holds the NTP socket")
+    h.check(len(shared) <= 2, "without close_range the KE process shares more than its "
+            "listener and channel with the main process: %d sockets" % len(shared))
+    h.check("close_range: Function not implemented; closing descriptors one by one" in
+            server.proc.read_log(), "the close_range filter did not take effect")
+    kefetch(pki)
+
+
 def main():
     h.require_ours()
     h.check(os.access(KEFETCH, os.X_OK), "ntsd_kefetch not built at %s" % KEFETCH)
@@ -214,6 +287,7 @@ def main():
     kefetch(pki)
     term_ends_child(server)
     kill_ends_child(pki)
+    without_close_range(pki)
 
 
 h.run(main)
