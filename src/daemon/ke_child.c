@@ -246,11 +246,16 @@ static bool serve_setup(child *c, const ke_child_cfg *cfg, char *err, size_t err
   return true;
 }
 
-/* What the main process installed for itself goes back to the defaults. */
+/* What the main process installed for itself goes back to the defaults,
+ * except the stop signals: this process ends when the main process closes
+ * the channel.  A service manager's SIGTERM to the whole group, or ^C in a
+ * terminal, reaches both; were this one to die of it first, the main
+ * process would log a crash and schedule a restart while stopping, and the
+ * last KE summary would be lost.  SIGKILL still ends it. */
 static void reset_signals(void)
 {
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGCHLD, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);

@@ -17,7 +17,8 @@
  * acknowledged).
  * It sends its counters (STATS) after each connection's outcome, at most
  * ten times a second.  Anything else from the main process, or the main
- * process going away, ends it. */
+ * process going away, ends it; SIGTERM and SIGINT do not (they are the
+ * main process's to act on). */
 #ifndef NTSD_DAEMON_KE_CHILD_H
 #define NTSD_DAEMON_KE_CHILD_H
 

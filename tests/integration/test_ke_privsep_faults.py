@@ -18,8 +18,11 @@ Passes when:
         and an acknowledgement of a key never sent each end the KE process
         with the reason logged; it is restarted each time;
     an NTS request with a cookie fetched at the start is answered after each;
-  * SIGTERM to the main process ends the KE process before the main process
-    exits;
+  * SIGTERM or SIGINT sent to the KE process alone does not end it (it ends
+    with the main process, whose signals those are); SIGTERM to the whole
+    process group, as a service manager stops a service, ends both with no
+    error logged; SIGTERM to the main process alone ends the KE process
+    before the main process exits;
   * SIGKILL of the main process ends the KE process (its socket reads EOF)
     within 5 s: no orphan keeps the NTS-KE port;
   * with close_range(2) refused (ENOSYS, through a seccomp filter put on
@@ -31,6 +34,7 @@ import ctypes
 import os
 import platform
 import re
+import signal
 import socket
 import struct
 import sys
@@ -185,6 +189,30 @@ def term_ends_child(server):
     h.log("SIGTERM: the main process exited (rc %s) after its NTS-KE process %d" % (rc, pid))
 
 
+def group_stop(pki):
+    server = h.NtsKeServer("server1", pki, KE_PORT, NTP_PORT, args=("-u", USER))
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
+    pid = ke_child(server)
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    time.sleep(1.5)
+    h.check(not gone(pid) and ke_child(server) == pid,
+            "SIGTERM or SIGINT to the KE process alone ended it")
+    h.check("NTS-KE process %d ended" % pid not in server.proc.read_log(),
+            "the main process logged the KE process's end")
+    h._state["procs"].remove(server.proc)  # stopped here, checked here
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    rc = server.proc.p.wait(5)
+    server.proc.stop(quiet=True)
+    h.check(rc == 0, "SIGTERM to the process group: the main process exited with rc %s" % rc)
+    h.check(gone(pid), "SIGTERM to the process group: NTS-KE process %d is still there" % pid)
+    ended = [ln for ln in server.proc.read_log().splitlines() if "NTS-KE process %d ended" % pid
+             in ln or "error:" in ln]
+    h.check(not ended, "SIGTERM to the process group: an error was logged: %r" % ended)
+    h.check(not server.proc.crash_lines(), "crash lines: %r" % server.proc.crash_lines())
+    h.log("SIGTERM to the process group: both processes ended, no error logged")
+
+
 def kill_ends_child(pki):
     server = h.NtsKeServer("server2", pki, KE_PORT, NTP_PORT, args=("-u", USER))
     h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
@@ -286,6 +314,7 @@ def main():
            "acknowledged a key not sent to it")
     kefetch(pki)
     term_ends_child(server)
+    group_stop(pki)
     kill_ends_child(pki)
     without_close_range(pki)
 
