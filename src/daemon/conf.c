@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "daemon/sandbox.h"
 #include "proto/acl.h"
 #include "proto/select.h"
 
@@ -1720,6 +1721,24 @@ static void do_user(struct parser *p, struct cursor *cu, const struct directive 
   memcpy(p->c->user, t, strlen(t) + 1);
 }
 
+/* `sandbox on|off|log` (ntsd): the system call filter; -F overrides it. */
+static void do_sandbox(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  static const char *const words[] = {"off", "log", "on"};
+  static const int levels[] = {SANDBOX_OFF, SANDBOX_LOG, SANDBOX_ON};
+  struct quoted q;
+  const char *t = need_tok(p, cu, d->name);
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    if (!strcmp(t, words[i])) {
+      p->c->sandbox = levels[i];
+      return;
+    }
+  report(p, true, "'%s': expected on, off or log, not '%s'", d->name, quote(&q, t));
+}
+
 /* Every directive with its status; the table in docs/configuration.md is
  * printed from this one (conf_write_directive_table). */
 #define PATH(f) do_path, offsetof(ntsd_conf, f)
@@ -1788,6 +1807,9 @@ static const struct directive directives[] = {
               "(ntsd) where `ntsctl` connects", NULL),
     DIRECTIVE("user", do_user, 0, "NAME[:GROUP]", CONF_ACTIVE,
               "(ntsd) run as this user once set up, as `-u` (which overrides it); "
+              "docs/security.md", NULL),
+    DIRECTIVE("sandbox", do_sandbox, 0, "on|off|log", CONF_ACTIVE,
+              "(ntsd) the system call filter, as `-F 1|0|-1` (which overrides it); "
               "docs/security.md", NULL),
     DIRECTIVE("includefile", do_include, 0, "FILE", CONF_ACTIVE,
               "relative to the including file; nesting at most 4", NULL),
@@ -1934,6 +1956,7 @@ ntsd_conf *conf_new(void)
     return NULL;
   c->local_stratum = -1;
   c->clock_control = true;
+  c->sandbox = SANDBOX_ON;
   /* NTPsec's defaults, so an unchanged config behaves the same. */
   c->tos_minsane = 1;
   c->tos_minclock = 3;

@@ -144,6 +144,9 @@ typedef struct ntsd_conf {
   char control_group[64];
 
   char user[128];         /* `user NAME[:GROUP]` (ntsd): drop root to it; "" = stay */
+  int sandbox;            /* `sandbox on|off|log` (ntsd): the system call filter's
+                             level, SANDBOX_ON (default), _OFF or _LOG (sandbox.h);
+                             -F overrides it */
 
   unsigned n_warnings;
 } ntsd_conf;

@@ -19,6 +19,7 @@
 #include "daemon/ke_proc.h"
 #include "daemon/keystore.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/report.h"
 #include "daemon/sandbox.h"
 #include "daemon/server.h"
@@ -51,6 +52,8 @@ struct ntsd {
   bool kernel_synced;
   keystore *keys;
   ke_proc *ke;             /* the NTS-KE process */
+  bool ke_serving;         /* it has reported since it (re)started */
+  notify *notify;          /* the service manager, when one listens */
   bool rotation_held;      /* a rotation waits for the KE process (logged once) */
   double precision;
   int precision_log2;
@@ -216,6 +219,40 @@ static void publish(ntsd *d)
     server_set_sysinfo(d->server, &s->info);
 }
 
+/* Usable sources: those selection kept (combined, backup, system peer). */
+static size_t usable_sources(const report_sys *s)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < s->sel_states_n; i++)
+    n += s->sel_states[i] >= NTP_SEL_CANDIDATE;
+  return n;
+}
+
+/* The service manager's one-line status: synchronisation, sources, what is
+ * served.  Sent only when it changes. */
+static void update_status(ntsd *d)
+{
+  if (!d->notify || !notify_enabled(d->notify))
+    return;
+  const report_sys *s = &d->sys;
+  char sync[sizeof(s->system_peer) + 32], buf[sizeof(sync) + 128];
+  if (!s->synced)
+    snprintf(sync, sizeof(sync), "not synchronised");
+  else if (s->system_peer[0])
+    snprintf(sync, sizeof(sync), "synchronised to %s", s->system_peer);
+  else
+    snprintf(sync, sizeof(sync), "synchronised (stratum %u)", (unsigned)s->info.stratum);
+  snprintf(buf, sizeof(buf), "%s; %zu of %zu sources usable; %s%s%s", sync,
+           usable_sources(s), clients_count(d->clients),
+           d->conf->interface_ignore_all ? "not serving NTP" : "serving NTP",
+           !d->ke                            ? ""
+           : d->ke_serving                   ? ", NTS-KE"
+           : notify_is_ready(d->notify) ? ", NTS-KE process restarting"
+                                             : ", NTS-KE process starting",
+           clockctl_controls(d->clk) ? "" : "; clock control off");
+  notify_status(d->notify, buf);
+}
+
 /* Hands every association to the core, applies what it decides, and
  * publishes the result.  Called on each fresh sample and every second;
  * never from a control query. */
@@ -241,6 +278,7 @@ static void update_system(ntsd *d)
     clients_set_synced(d->clients); /* the clock took the time, not only selection */
   update_kernel_status(d, a.leap, a.synced);
   publish(d);
+  update_status(d);
 }
 
 static void on_update(void *arg) { update_system(arg); }
@@ -261,6 +299,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     return;
   }
   log_notice("signal %d: shutting down", (int)sig);
+  if (d->notify) {
+    char st[48];
+    snprintf(st, sizeof(st), "shutting down (signal %d)", (int)sig);
+    notify_stopping(d->notify, st);
+  }
   event_base_loopexit(d->base, NULL);
 }
 
@@ -290,6 +333,18 @@ static void forget_in_child(void *arg)
   ntsd *d = arg;
   keystore_close(d->keys);
   d->keys = NULL;
+}
+
+/* The NTS-KE process serves (it reported) or ended.  The daemon is ready
+ * once it serves; should it end before, NTP is served all the same, so the
+ * daemon says it is ready, with the status telling what is missing. */
+static void on_ke_state(void *arg, bool serving)
+{
+  ntsd *d = arg;
+  d->ke_serving = serving;
+  update_status(d);
+  if (d->notify)
+    notify_ready(d->notify);
 }
 
 /* The NTP port our KE server advertises: the first `listen` port. */
@@ -341,9 +396,8 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
                     .forget = forget_in_child, .forget_arg = d,
-                    .sandbox = {.enabled = true}};
-  if (d->opts.filter)
-    sandbox_parse_level(d->opts.filter, &pc.sandbox); /* checked by main */
+                    .on_state = on_ke_state, .state_arg = d};
+  sandbox_set_level(&pc.sandbox, c->sandbox); /* `sandbox`, or -F over it */
   d->ke = ke_proc_create(&pc, err, errlen);
   return d->ke != NULL;
 }
@@ -572,11 +626,22 @@ bool ntsd_daemonize(ntsd *d)
   return event_reinit(d->base) == 0;
 }
 
+/* Everything is set up, the privileges dropped and the filter loaded: the
+ * service manager hears from the daemon from here on (docs/systemd.md). */
 int ntsd_run(ntsd *d)
 {
-  if (d->ke && !ke_proc_start(d->ke))
+  d->notify = notify_create(d->base);
+  if (!d->notify)
+    log_warn("out of memory: the service manager will not be notified");
+  bool ke_started = d->ke && ke_proc_start(d->ke);
+  if (d->ke && !ke_started)
     log_err("cannot start the NTS-KE process; retrying");
   log_notice("ntsd %s running", NTSD_VERSION);
+  update_status(d);
+  /* Without an NTS-KE server the sockets serve already; with one, its
+   * process's first report (on_ke_state) makes the daemon ready. */
+  if (d->notify && !ke_started)
+    notify_ready(d->notify);
   event_base_dispatch(d->base);
   return 0;
 }
@@ -586,6 +651,7 @@ void ntsd_destroy(ntsd *d)
   if (!d)
     return;
   ke_proc_stop(d->ke); /* ends the KE process before anything it uses goes */
+  notify_destroy(d->notify);
   clients_destroy(d->clients);
   control_destroy(d->control);
   server_destroy(d->server);

@@ -16,7 +16,6 @@ typedef struct ntsd_opts {
   bool virtual_clock;     /* --virtual-clock: discipline a virtual clock (tests) */
   double virtual_offset;  /* its error at start, seconds */
   double virtual_freq_ppm; /* its oscillator's frequency error */
-  const char *filter;     /* -F LEVEL (NULL: 1), for the NTS-KE process's filter */
 } ntsd_opts;
 
 typedef struct ntsd ntsd;

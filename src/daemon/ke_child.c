@@ -284,6 +284,7 @@ void ke_child_main(const ke_child_cfg *cfg)
     _exit(1);
   }
   log_info("NTS-KE process %ld serving", (long)getpid());
+  on_stats(-1, 0, &c); /* the first report tells the main process it serves */
   ke_server_serve(c.srv);
   event_free(c.rd);
   event_free(c.stats);

@@ -46,6 +46,7 @@ struct ke_proc {
   unsigned backoff;       /* seconds before the next restart */
   uint32_t sent_id;       /* the key last sent to the running process */
   uint32_t ack_floor;     /* the oldest key it may still acknowledge */
+  bool serving;           /* the running process has reported */
   ke_keygate *gate;
   ke_server_stats gone;   /* ended processes' last reports, summed */
   ke_server_stats last;   /* the running process's last report */
@@ -109,6 +110,11 @@ static bool take(ke_proc *p, const ipc_msg *m)
 {
   if (m->type == IPC_MSG_STATS) {
     memcpy(&p->last, m->u.stats, sizeof(p->last));
+    if (!p->serving) {
+      p->serving = true;
+      if (p->cfg.on_state)
+        p->cfg.on_state(p->cfg.state_arg, true);
+    }
     return true;
   }
   /* Acknowledgements follow the keys sent, in order: a rotation may have
@@ -267,6 +273,7 @@ static void child_gone(ke_proc *p, const char *why)
   long pid = (long)p->pid;
   char st[48];
   int status = reap(p);
+  p->serving = false;
   stats_add(&p->gone, &p->last);
   memset(&p->last, 0, sizeof(p->last));
   if (sysclock_mono() - p->started >= STABLE_S)
@@ -274,6 +281,8 @@ static void child_gone(ke_proc *p, const char *why)
   log_err("NTS-KE process %ld %s (%s); restarting it in %u s (NTP service continues)", pid,
           why, exit_str(status, st, sizeof(st)), p->backoff);
   schedule_restart(p);
+  if (p->cfg.on_state)
+    p->cfg.on_state(p->cfg.state_arg, false);
 }
 
 ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen)

@@ -9,7 +9,8 @@
  * Between the two, a SOCK_SEQPACKET socketpair carries proto/ipc_msg
  * frames: the main process sends the current cookie key at start and after
  * every rotation; the KE process acknowledges each and reports its counters
- * when they change (at most ten times a second).  Everything from the KE process is treated as hostile: a
+ * when they change (at most ten times a second), and once when it is set up
+ * and serves.  Everything from the KE process is treated as hostile: a
  * datagram that is not exactly one well-formed KEYS_ACK or STATS frame, or
  * an acknowledgement out of the order of the keys sent to it, ends it.
  *
@@ -44,6 +45,11 @@ typedef struct ke_proc_cfg {
                                 process's secrets (NULL: none) */
   void *forget_arg;
   sandbox_cfg sandbox;     /* the KE process's system call filter */
+  /* Called with true when a KE process serves (its first report: it holds
+   * its key and has loaded its filter), with false when it ended (NULL:
+   * not told). */
+  void (*on_state)(void *arg, bool serving);
+  void *state_arg;
 } ke_proc_cfg;
 
 typedef struct ke_proc ke_proc;

@@ -35,7 +35,8 @@ static void usage(FILE *f)
           "  -P, --priority N    real-time scheduling at priority N (1-99)\n"
           "  -m, --lock-memory   lock the daemon's memory in RAM\n"
           "  -F, --filter LEVEL  system call filter: 1 on (default; a refused call is\n"
-          "                      logged and ends the daemon), 0 off, -1 log only\n"
+          "                      logged and ends the daemon), 0 off, -1 log only;\n"
+          "                      overrides `sandbox`\n"
           "      --virtual-clock OFFSET[,PPM]\n"
           "                      for tests: discipline a virtual clock that starts OFFSET s\n"
           "                      away from the system clock, with a PPM frequency error;\n"
@@ -92,7 +93,8 @@ typedef struct cmdline {
   const char *user; /* -u */
   int priority;     /* -N, -P */
   bool lock_memory; /* -m */
-  const char *filter; /* -F LEVEL; NULL: on */
+  bool filter_set;    /* -F LEVEL given: it overrides `sandbox` */
+  int filter;
 } cmdline;
 
 static int fail(const ntsd_opts *opts, const char *err)
@@ -121,11 +123,10 @@ static privs *make_privs(const ntsd_conf *conf, const cmdline *cl, char *err, si
 }
 
 /* The system call filter, last before the event loop (docs/security.md). */
-static bool apply_sandbox(bool clock, const cmdline *cl, char *err, size_t errlen)
+static bool apply_sandbox(int level, bool clock, char *err, size_t errlen)
 {
-  sandbox_cfg sc = {.enabled = true, .clock_control = clock};
-  if (cl->filter)
-    sandbox_parse_level(cl->filter, &sc); /* checked by parse_args */
+  sandbox_cfg sc = {.clock_control = clock};
+  sandbox_set_level(&sc, level);
   return sandbox_apply(SANDBOX_MAIN, &sc, err, errlen);
 }
 
@@ -145,6 +146,9 @@ static int run(ntsd_conf *conf, const cmdline *cl)
   log_init("ntsd", opts->foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
   char err[512] = "";
   bool conf_clock = conf->clock_control && !opts->no_clock && !opts->virtual_clock;
+  if (cl->filter_set)
+    conf->sandbox = cl->filter; /* one level for both processes' filters */
+  int filter = conf->sandbox;
   privs *p = make_privs(conf, cl, err, sizeof(err));
   if (!p) {
     conf_free(conf);
@@ -160,7 +164,7 @@ static int run(ntsd_conf *conf, const cmdline *cl)
     log_err("cannot detach from the terminal");
   else {
     privs_lock_memory(p);
-    if (apply_sandbox(conf_clock, cl, err, sizeof(err)))
+    if (apply_sandbox(filter, conf_clock, err, sizeof(err)))
       rc = ntsd_run(d);
     else
       rc = fail(opts, err);
@@ -230,11 +234,11 @@ static int parse_args(int argc, char **argv, cmdline *cl)
       break;
     case 'm': cl->lock_memory = true; break;
     case 'F':
-      if (!sandbox_parse_level(optarg, &(sandbox_cfg){0})) {
+      if (!sandbox_parse_level(optarg, &cl->filter)) {
         fprintf(stderr, "ntsd: -F LEVEL: expected 1, 0 or -1, not '%s'\n", optarg);
         return 2;
       }
-      cl->filter = cl->opts.filter = optarg;
+      cl->filter_set = true;
       break;
     case 'v':
       if (!parse_virtual(optarg, &cl->opts))

@@ -15,6 +15,7 @@
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ static void refusal_text(char *buf, size_t size, size_t *n, const siginfo_t *si)
 {
   put_str(buf, size, n, "seccomp: system call ");
   put_uint(buf, size, n, (unsigned long)(unsigned)si->si_syscall, 0, 10);
-  if (si->si_arch != native_arch) {
+  if ((uint32_t)si->si_arch != native_arch) {
     put_str(buf, size, n, " of another architecture (0x");
     put_uint(buf, size, n, (unsigned long)(unsigned)si->si_arch, 0, 16);
     put_str(buf, size, n, ")");
@@ -262,11 +263,11 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
-  /* The resolver's first lookup asks which address families have an
-   * address (getifaddrs over rtnetlink); with every source behind a proxy
-   * that first lookup can come after the filter (directfallback). */
-  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
-      SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
+  /* libevent's resolver lists the host's addresses (getifaddrs) at its first
+   * lookup with AI_ADDRCONFIG, which may come after the filter: reading the
+   * routing socket; changing anything there needs CAP_NET_ADMIN */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW), SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0));
   /* threads and processes, in no new namespace */
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0));
   return rc;
@@ -309,17 +310,22 @@ static scmp_filter_ctx build(sandbox_profile p, const sandbox_cfg *cfg, char *er
 
 int sandbox_log_fd(void) { return log_fd; }
 
-bool sandbox_parse_level(const char *arg, sandbox_cfg *cfg)
+bool sandbox_parse_level(const char *arg, int *level)
 {
-  if (!strcmp(arg, "0"))
-    *cfg = (sandbox_cfg){.enabled = false, .clock_control = cfg->clock_control};
-  else if (!strcmp(arg, "1"))
-    *cfg = (sandbox_cfg){.enabled = true, .clock_control = cfg->clock_control};
-  else if (!strcmp(arg, "-1"))
-    *cfg = (sandbox_cfg){.enabled = true, .log_only = true, .clock_control = cfg->clock_control};
-  else
-    return false;
-  return true;
+  static const char *const words[] = {"1", "0", "-1"};
+  static const int levels[] = {SANDBOX_ON, SANDBOX_OFF, SANDBOX_LOG};
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+    if (!strcmp(arg, words[i])) {
+      *level = levels[i];
+      return true;
+    }
+  return false;
+}
+
+void sandbox_set_level(sandbox_cfg *cfg, int level)
+{
+  cfg->enabled = level != SANDBOX_OFF;
+  cfg->log_only = level == SANDBOX_LOG;
 }
 
 bool sandbox_apply(sandbox_profile p, const sandbox_cfg *cfg, char *err, size_t errlen)

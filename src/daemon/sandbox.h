@@ -26,9 +26,18 @@ typedef struct sandbox_cfg {
   bool log_only;      /* SCMP_ACT_LOG instead of killing, for diagnosis */
 } sandbox_cfg;
 
-/* -F LEVEL (chrony's option): 0 off, 1 on (kill on a refused call), -1 log
- * only.  false when arg is none of these. */
-bool sandbox_parse_level(const char *arg, sandbox_cfg *cfg);
+/* The level of -F (chrony's option) and of `sandbox on|off|log`: 1 on (a
+ * refused call is logged and ends the process), 0 off, -1 log only. */
+#define SANDBOX_ON 1
+#define SANDBOX_OFF 0
+#define SANDBOX_LOG (-1)
+
+/* -F LEVEL: "1", "0" or "-1" into *level; false (and *level unchanged) for
+ * anything else. */
+bool sandbox_parse_level(const char *arg, int *level);
+
+/* Sets cfg->enabled and cfg->log_only for a level; clock_control is kept. */
+void sandbox_set_level(sandbox_cfg *cfg, int level);
 
 /* Loads the profile's allow-list for the calling process (all threads:
  * SECCOMP_FILTER_FLAG_TSYNC); false with a message in err.  Also sets

@@ -20,8 +20,8 @@ Passes when:
     an NTS request with a cookie fetched at the start is answered after each;
   * SIGTERM or SIGINT sent to the KE process alone does not end it (it ends
     with the main process, whose signals those are); SIGTERM to the whole
-    process group, as a service manager stops a service, ends both with no
-    error logged; SIGTERM to the main process alone ends the KE process
+    process group (systemd's default KillMode, ^C in a terminal is alike)
+    ends both with no error logged; SIGTERM to the main process alone ends the KE process
     before the main process exits;
   * SIGKILL of the main process ends the KE process (its socket reads EOF)
     within 5 s: no orphan keeps the NTS-KE port;

@@ -14,7 +14,7 @@ unprivileged user.
 Checked in /proc/PID/task/*/status of both ntsd processes (and of the
 server's NTS-KE process), every thread:
 Uid and Gid (all four) the user's, Groups only its group, NoNewPrivs 1,
-nothing inheritable or ambient, and no capability except CAP_SYS_TIME (the
+Seccomp 2 (the system call filter), nothing inheritable or ambient, and no capability except CAP_SYS_TIME (the
 test bounding set lacks it and -x needs none, so the server holds none; the
 client only CAP_SYS_NICE, kept for its priority, and CAP_IPC_LOCK for -m
 where the locked-memory limit cannot be lifted).  Both clients
@@ -67,13 +67,14 @@ def check_dropped(name, pid, uid, gid, allowed_caps):
     allowed = sum(1 << c for c in allowed_caps)
     for t in tasks:
         st = status_fields("/proc/%d/task/%s/status" % (pid, t))
-        h.log("%s thread %s: Uid %s Gid %s Groups %r CapPrm %s CapEff %s NoNewPrivs %s" % (
-            name, t, st["Uid"], st["Gid"], st["Groups"], st["CapPrm"], st["CapEff"],
-            st["NoNewPrivs"]))
+        h.log("%s thread %s: Uid %s Gid %s Groups %r CapPrm %s CapEff %s NoNewPrivs %s "
+              "Seccomp %s" % (name, t, st["Uid"], st["Gid"], st["Groups"], st["CapPrm"],
+                              st["CapEff"], st["NoNewPrivs"], st["Seccomp"]))
         h.check(st["Uid"].split() == [str(uid)] * 4, "%s: Uid %s" % (name, st["Uid"]))
         h.check(st["Gid"].split() == [str(gid)] * 4, "%s: Gid %s" % (name, st["Gid"]))
         h.check(st["Groups"].split() == [str(gid)], "%s: Groups %r" % (name, st["Groups"]))
         h.check(st["NoNewPrivs"] == "1", "%s: NoNewPrivs %s" % (name, st["NoNewPrivs"]))
+        h.check(st["Seccomp"] == "2", "%s: Seccomp %s (no filter)" % (name, st["Seccomp"]))
         for k in ("CapInh", "CapAmb"):
             h.check(int(st[k], 16) == 0, "%s: %s %s" % (name, k, st[k]))
         for k in ("CapPrm", "CapEff"):

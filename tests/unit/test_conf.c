@@ -717,6 +717,23 @@ static void test_user(void **state)
   assert_string_equal(t->c->user, "");
 }
 
+static void test_sandbox(void **state)
+{
+  struct tc *t = *state;
+
+  assert_int_equal(t->c->sandbox, 1);
+  expect_ok(t, "sandbox off\n", 0);
+  assert_int_equal(t->c->sandbox, 0);
+  expect_ok(t, "sandbox log\n", 0);
+  assert_int_equal(t->c->sandbox, -1);
+  expect_ok(t, "sandbox on\n", 0);
+  assert_int_equal(t->c->sandbox, 1);
+  expect_error(t, "sandbox", "missing value for 'sandbox'");
+  expect_error(t, "sandbox 0", "'sandbox': expected on, off or log, not '0'");
+  expect_error(t, "sandbox On", "expected on, off or log");
+  expect_error(t, "sandbox off now", "unexpected 'now' after 'sandbox'");
+}
+
 /* ---- lines, bytes, messages ------------------------------------------------ */
 
 static void test_unknown_directive(void **state)
@@ -1658,7 +1675,7 @@ static const struct {
     {"nts tlsecdhcurves", "nts tlsecdhcurves X25519"}, {"nts aead", "nts aead X"},
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
-    {"user", "user ntsd"},
+    {"user", "user ntsd"}, {"sandbox", "sandbox off"},
 };
 
 struct rows {
@@ -1782,6 +1799,7 @@ int main(void)
       T(test_nts_errors),
       T(test_controlsocket),
       T(test_user),
+      T(test_sandbox),
       T(test_unknown_directive),
       T(test_docker_stray_words),
       T(test_comments_blanks_crlf),

@@ -1,0 +1,126 @@
+/* notify: the service manager's notification socket, through libsystemd. */
+#include "daemon/notify.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+
+#define STATUS_MAX 512
+
+struct notify {
+  bool enabled;       /* NOTIFY_SOCKET was set at creation */
+  pid_t pid;          /* the process that sends */
+  bool ready, stopping;
+  bool failed;        /* a send failed (logged once) */
+  struct event *watchdog; /* keep-alives, NULL: none asked for */
+  char status[STATUS_MAX];
+};
+
+/* One notification; a failure is logged once (the manager may have gone:
+ * the daemon goes on serving). */
+static void send_state(notify *n, const char *state)
+{
+  if (!n->enabled || getpid() != n->pid)
+    return;
+  int rc = sd_notify(0, state);
+  if (rc < 0 && !n->failed) {
+    n->failed = true;
+    log_warn("service manager notification failed: %s", strerror(-rc));
+  }
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  send_state(arg, "WATCHDOG=1");
+}
+
+/* WATCHDOG_USEC (for this process, WATCHDOG_PID): keep-alives twice per
+ * period, as sd_watchdog_enabled(3) advises. */
+static bool arm_watchdog(notify *n, struct event_base *base)
+{
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec < 2)
+    return true;
+  uint64_t half = usec / 2;
+  struct timeval tv = {.tv_sec = (time_t)(half / 1000000),
+                       .tv_usec = (suseconds_t)(half % 1000000)};
+  n->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, n);
+  if (!n->watchdog || event_add(n->watchdog, &tv) < 0)
+    return false;
+  log_info("service manager watchdog: a keep-alive every %.3f s", (double)half / 1e6);
+  return true;
+}
+
+notify *notify_create(struct event_base *base)
+{
+  notify *n = calloc(1, sizeof(*n));
+  if (!n)
+    return NULL;
+  const char *sock = getenv("NOTIFY_SOCKET");
+  n->enabled = sock && *sock;
+  n->pid = getpid();
+  if (n->enabled && !arm_watchdog(n, base)) {
+    notify_destroy(n);
+    return NULL;
+  }
+  return n;
+}
+
+void notify_destroy(notify *n)
+{
+  if (!n)
+    return;
+  if (n->watchdog)
+    event_free(n->watchdog);
+  free(n);
+}
+
+bool notify_enabled(const notify *n) { return n->enabled; }
+bool notify_is_ready(const notify *n) { return n->ready; }
+
+void notify_ready(notify *n)
+{
+  if (n->ready || n->stopping)
+    return;
+  n->ready = true;
+  send_state(n, "READY=1");
+}
+
+/* "STATUS=..." on one line, in buf. */
+static void status_line(char *buf, size_t len, const char *status)
+{
+  snprintf(buf, len, "STATUS=%s", status);
+  for (char *c = buf; *c; c++)
+    if (*c == '\n' || *c == '\r')
+      *c = ' ';
+}
+
+void notify_status(notify *n, const char *status)
+{
+  char s[STATUS_MAX];
+  snprintf(s, sizeof(s), "%s", status);
+  if (!n->enabled || n->stopping || !strcmp(n->status, s))
+    return;
+  memcpy(n->status, s, sizeof(s));
+  char buf[STATUS_MAX + 8];
+  status_line(buf, sizeof(buf), status);
+  send_state(n, buf);
+}
+
+void notify_stopping(notify *n, const char *status)
+{
+  if (n->stopping)
+    return;
+  n->stopping = true;
+  char buf[STATUS_MAX + 24];
+  size_t off = (size_t)snprintf(buf, sizeof(buf), "STOPPING=1\n");
+  status_line(buf + off, sizeof(buf) - off, status);
+  send_state(n, buf);
+}
