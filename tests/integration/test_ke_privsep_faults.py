@@ -21,8 +21,8 @@ Passes when:
   * SIGTERM or SIGINT sent to the KE process alone does not end it (it ends
     with the main process, whose signals those are); SIGTERM to the whole
     process group (systemd's default KillMode, ^C in a terminal is alike)
-    ends both with no error logged; SIGTERM to the main process alone ends the KE process
-    before the main process exits;
+    ends both with no error logged; SIGTERM to the main process alone ends
+    the KE process before the main process exits;
   * SIGKILL of the main process ends the KE process (its socket reads EOF)
     within 5 s: no orphan keeps the NTS-KE port;
   * with close_range(2) refused (ENOSYS, through a seccomp filter put on
