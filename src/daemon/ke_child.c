@@ -108,6 +108,23 @@ static bool drop_caps(char *err, size_t errlen)
   return ok;
 }
 
+/* A stopped or hung process would outlive the main process and keep the
+ * NTS-KE port from a new one; the death signal ends it with its parent.
+ * Set after the capability drop, which may clear it, and checked against a
+ * parent that died before it was set. */
+static bool die_with(pid_t parent, char *err, size_t errlen)
+{
+  if (prctl(PR_SET_PDEATHSIG, (long)SIGKILL, 0L, 0L, 0L) < 0) {
+    snprintf(err, errlen, "cannot set the parent-death signal: %s", strerror(errno));
+    return false;
+  }
+  if (getppid() != parent) {
+    snprintf(err, errlen, "the main process has already ended");
+    return false;
+  }
+  return true;
+}
+
 static bool send_msg(int sock, const ipc_msg *m)
 {
   uint8_t buf[IPC_MSG_MAX_LEN];
@@ -276,7 +293,9 @@ void ke_child_main(const ke_child_cfg *cfg)
     keep[n++] = sandbox_log_fd(); /* the filter's refusals are logged through it */
   for (size_t i = 0; i < cfg->server.n_fds && i < KE_MAX_LISTENERS; i++)
     keep[n++] = cfg->server.fds[i];
-  bool ok = close_others(keep, n, err, sizeof(err)) && drop_caps(err, sizeof(err)) && (c.keys = first_keys(c.sock, err, sizeof(err))) &&
+  bool ok = close_others(keep, n, err, sizeof(err)) && drop_caps(err, sizeof(err)) &&
+            die_with(cfg->parent, err, sizeof(err)) &&
+            (c.keys = first_keys(c.sock, err, sizeof(err))) &&
             serve_setup(&c, cfg, err, sizeof(err)) &&
             sandbox_apply(SANDBOX_KE, &cfg->sandbox, err, sizeof(err));
   if (!ok) {

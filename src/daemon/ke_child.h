@@ -25,6 +25,8 @@
 #include <stddef.h>
 
 #include "daemon/ke_server.h"
+#include <sys/types.h>
+
 #include "daemon/sandbox.h"
 
 typedef struct ke_child_cfg {
@@ -33,6 +35,7 @@ typedef struct ke_child_cfg {
   void (*forget)(void *arg); /* wipes the main process's secrets; may be NULL */
   void *forget_arg;
   sandbox_cfg sandbox;    /* the filter applied once set up (SANDBOX_KE) */
+  pid_t parent;           /* the main process: this one dies with it */
 } ke_child_cfg;
 
 /* Never returns: exits with 0 when the main process closed the socket, 1

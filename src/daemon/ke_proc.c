@@ -157,10 +157,11 @@ static void on_msg(evutil_socket_t fd, short what, void *arg)
 }
 
 /* In the child: never returns. */
-static void run_child(ke_proc *p, int sock)
+static void run_child(ke_proc *p, int sock, pid_t parent)
 {
   ke_child_cfg cc = {.server = p->cfg.server, .sock = sock, .forget = p->cfg.forget,
-                     .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox};
+                     .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox,
+                     .parent = parent};
   cc.server.fds = p->fds;
   cc.server.n_fds = p->n_fds;
   ke_child_main(&cc);
@@ -174,10 +175,11 @@ static bool spawn(ke_proc *p)
     schedule_restart(p);
     return false;
   }
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
     close(sv[0]);
-    run_child(p, sv[1]);
+    run_child(p, sv[1], parent);
   }
   close(sv[1]);
   if (pid < 0) {

@@ -23,8 +23,9 @@ Passes when:
     process group (systemd's default KillMode, ^C in a terminal is alike)
     ends both with no error logged; SIGTERM to the main process alone ends
     the KE process before the main process exits;
-  * SIGKILL of the main process ends the KE process (its socket reads EOF)
-    within 5 s: no orphan keeps the NTS-KE port;
+  * SIGKILL of the main process ends the KE process within 5 s, even a
+    stopped one (its parent-death signal; a running one also reads EOF): no
+    orphan keeps the NTS-KE port, and the next ntsd serves on it;
   * with close_range(2) refused (ENOSYS, through a seccomp filter put on
     ntsd from outside: as before Linux 5.9, or under a container runtime's
     filter without it), the KE process still holds none of the main
@@ -226,6 +227,25 @@ def kill_ends_child(pki):
         pid, time.monotonic() - t0))
 
 
+def kill_ends_stopped_child(pki):
+    """A stopped KE process reads no EOF: its parent-death signal ends it,
+    so it does not keep the NTS-KE port from the next ntsd."""
+    server = h.NtsKeServer("stopped", pki, KE_PORT, NTP_PORT, args=("-u", USER))
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
+    pid = ke_child(server)
+    os.kill(pid, signal.SIGSTOP)
+    h._state["procs"].remove(server.proc)  # killed on purpose below
+    server.proc.p.kill()
+    server.proc.p.wait(5)
+    h.wait_until(lambda: gone(pid), 5,
+                 "stopped NTS-KE process %d to end with the main process" % pid)
+    again = h.NtsKeServer("after-stopped", pki, KE_PORT, NTP_PORT, args=("-u", USER))
+    h.wait_until(lambda: len(h.child_pids(again.proc.pid)) == 1, 5, "the next NTS-KE process")
+    kefetch(pki)
+    h.check(again.proc.stop() == 0, "the next ntsd did not stop cleanly")
+    h.log("SIGKILL of the main process with its KE process stopped: both gone, the port free")
+
+
 # Run before ntsd (after setpriv): a filter that makes close_range fail with
 # ENOSYS on x86_64, inherited by ntsd and its NTS-KE process.
 NO_CLOSE_RANGE = r"""
@@ -316,6 +336,7 @@ def main():
     term_ends_child(server)
     group_stop(pki)
     kill_ends_child(pki)
+    kill_ends_stopped_child(pki)
     without_close_range(pki)
 
 
