@@ -130,14 +130,17 @@ static bool apply_sandbox(int level, bool clock, char *err, size_t errlen)
   return sandbox_apply(SANDBOX_MAIN, &sc, err, errlen);
 }
 
-/* Set up as root; drop to the user before any thread starts (ntsd_run
- * forks the NTS-KE process); lock memory once detached; then the system
- * call filter. */
+/* Set up as root; drop to the user while the process has one thread (the
+ * drop is per thread), before ntsd_run forks the NTS-KE process, which then
+ * inherits the user; lock memory once detached; then the system call
+ * filter. */
 static int run(ntsd_conf *conf, const cmdline *cl)
 {
   const ntsd_opts *opts = &cl->opts;
-  /* The NTS-KE server runs its own event loop on a thread; libevent must
-   * know before any event base exists. */
+  /* The daemon starts no thread: the NTS-KE server runs in a process of its
+   * own (daemon/ke_proc), not on a thread as it does in its unit test.
+   * libevent's locks stay on all the same (they must be chosen before any
+   * event base exists) should a thread ever be added. */
   evthread_use_pthreads();
   int level = LOG_LVL_NOTICE + cl->debug;
   log_init("ntsd", opts->foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);

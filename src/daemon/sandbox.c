@@ -38,7 +38,7 @@
  * randomness. */
 static const char *const common_calls[] = {
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
-    "futex", "set_robust_list", "rseq", "gettid", "getpid", "getppid", "tgkill",
+    "futex", "set_robust_list", "rseq", "gettid", "getpid", "getppid",
     "sched_yield", "sched_getaffinity", "exit", "exit_group",
     "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "sigaltstack", "restart_syscall",
     "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
@@ -62,7 +62,7 @@ static const char *const main_calls[] = {
     "fsync", "fdatasync", "fchmod", "fchown", "fchmodat", "fchownat", "ftruncate", "umask",
     "access", "faccessat", "faccessat2", "getdents64", "readlink", "readlinkat", "getcwd",
     "uname", "dup", "dup2", "dup3",
-    "wait4", "waitid", "kill",
+    "wait4", "waitid", "kill", "tgkill",
     /* the NTS-KE process between fork and its own filter: it closes what it
      * inherited, drops its capabilities and loads its filter */
     "close_range", "capget", "capset", "seccomp",
@@ -250,9 +250,17 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
   /* syslog(3)'s socket, when it reconnects */
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
-  if (p == SANDBOX_KE)
+  if (p == SANDBOX_KE) {
+    /* signals to itself only (raise, abort, the SIGSYS handler): not to
+     * the main process or, without -u, any other process of the user */
+    ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     return rc;
-  /* the NTS-KE process, before its filter: only ever giving privileges up */
+  }
+  /* the NTS-KE process, before its filter: only ever giving privileges up,
+   * and dying with the main process */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG, 0),
+      SCMP_A1(SCMP_CMP_EQ, SIGKILL, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_KEEPCAPS, 0),
       SCMP_A1(SCMP_CMP_EQ, 0, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_CAP_AMBIENT, 0),
