@@ -2178,3 +2178,69 @@ void conf_write_directive_table(FILE *f)
   fputs("| Directive | Status | Notes |\n|---|---|---|\n", f);
   walk(write_row, f);
 }
+
+/* mdoc text: backslashes escaped, `code` spans as quotes, and a new line
+ * after each sentence (mandoc -Tlint asks for it). */
+static void put_roff(FILE *f, const char *s)
+{
+  bool open = false, bol = true;
+  size_t col = 0;
+
+  for (; *s; s++, col++) {
+    if (*s == ' ' && col >= 64) { /* and lines of at most 80 bytes */
+      fputc('\n', f);
+      bol = true;
+      col = 0;
+      continue;
+    }
+    if (bol && (*s == '.' || *s == '\''))
+      fputs("\\&", f);
+    bol = false;
+    if (*s == '\\') {
+      fputs("\\e", f);
+    } else if (*s == '`') {
+      fputs(open ? "\\(cq" : "\\(oq", f);
+      open = !open;
+    } else if (*s == '.' && s[1] == ' ' && !open) {
+      fputs(".\n", f);
+      s++;
+      bol = true;
+      col = 0;
+    } else {
+      fputc(*s, f);
+    }
+  }
+}
+
+/* One .It line: the keywords in Cm, the arguments in Ar; quoted, so no
+ * word is taken for a macro. */
+static void write_mdoc_item(void *ctx, const conf_item *it, size_t di)
+{
+  FILE *f = ctx;
+
+  fputs(".It Cm \"", f);
+  if (!it->option) {
+    fputs(it->directive, f);
+  } else {
+    for (size_t i = 0, n = 0; i < ARRAY_LEN(directives); i++)
+      if (directives[i].subs && directives[i].subs->tab == directives[di].subs->tab)
+        fprintf(f, "%s%s", n++ ? "|" : "", directives[i].name);
+    fprintf(f, "%s%s", directives[di].subs->kind == SUB_CMDS ? " " : " ... ", it->option);
+  }
+  fputc('"', f);
+  if (it->args[0])
+    fprintf(f, " Ar \"%s\"", it->args);
+  fprintf(f, "\n.Sy %s", conf_status_name(it->status));
+  if (it->note && it->note[0]) {
+    fputs(" :\n", f);
+    put_roff(f, it->note);
+  }
+  fputc('\n', f);
+}
+
+void conf_write_directive_mdoc(FILE *f)
+{
+  fputs(".Bl -tag -width Ds\n", f);
+  walk(write_mdoc_item, f);
+  fputs(".El\n", f);
+}

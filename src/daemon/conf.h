@@ -240,5 +240,7 @@ const char *conf_status_name(enum conf_status s); /* "active", "stored", ... */
 void conf_each_item(conf_item_fn fn, void *ctx);
 /* Writes the status table of docs/configuration.md (markdown). */
 void conf_write_directive_table(FILE *f);
+/* The same as an mdoc tag list, for ntsd.conf(5). */
+void conf_write_directive_mdoc(FILE *f);
 
 #endif

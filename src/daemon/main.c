@@ -212,7 +212,8 @@ static int parse_args(int argc, char **argv, cmdline *cl)
       {"user", required_argument, NULL, 'u'},   {"nice", no_argument, NULL, 'N'},
       {"priority", required_argument, NULL, 'P'}, {"lock-memory", no_argument, NULL, 'm'},
       {"filter", required_argument, NULL, 'F'},
-      {"list-directives", no_argument, NULL, 'L'}, /* docs/configuration.md's table */
+      /* docs/configuration.md's table; =mdoc: ntsd.conf(5)'s list */
+      {"list-directives", optional_argument, NULL, 'L'},
       {NULL, 0, NULL, 0}};
   int ch;
   while ((ch = getopt_long(argc, argv, "c:nxds:u:NP:mF:h", longopts, NULL)) != -1) {
@@ -242,7 +243,13 @@ static int parse_args(int argc, char **argv, cmdline *cl)
         return 2;
       break;
     case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
-    case 'L': conf_write_directive_table(stdout); return 0;
+    case 'L':
+      if (optarg && strcmp(optarg, "mdoc") != 0) {
+        fprintf(stderr, "ntsd: --list-directives[=mdoc]: unknown format '%s'\n", optarg);
+        return 2;
+      }
+      (optarg ? conf_write_directive_mdoc : conf_write_directive_table)(stdout);
+      return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
