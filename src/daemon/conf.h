@@ -104,6 +104,8 @@ typedef struct ntsd_conf {
   char driftfile[CONF_PATH_MAX];
   char statsdir[CONF_PATH_MAX];
   char logfile[CONF_PATH_MAX];
+  uint32_t logmask;       /* `logconfig`: LOG_MASK_ALL unless set (log.h) */
+  int logfacility;        /* `logfacility NAME` (ntsd): syslog's; LOG_DAEMON */
   char leapfile[CONF_PATH_MAX];
   bool clock_control;     /* false after `disable ntp` */
 
