@@ -21,7 +21,7 @@ static void usage(FILE *f)
   fprintf(f,
           "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [-l FILE] [-u USER[:GROUP]]\n"
           "            [-N | -P PRIORITY] [-m] [-F LEVEL] [--check]\n"
-          "       ntsd --version | --help\n"
+          "       ntsd --list-directives[=mdoc] | --version | --help\n"
           "\n"
           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
           "  -n, --foreground    stay in the foreground, log to stderr\n"
@@ -45,6 +45,9 @@ static void usage(FILE *f)
           "                      the system clock is never touched\n"
           "      --check         check the configuration's syntax and values, then exit\n"
           "                      (0: fine, 2: errors); opens no referenced file\n"
+          "      --list-directives[=mdoc]\n"
+          "                      print every directive with its status in this release\n"
+          "                      (a markdown table, or mdoc) and exit\n"
           "      --version       print the version and exit\n"
           "  -h, --help          this text\n");
 }
