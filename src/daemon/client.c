@@ -1,4 +1,5 @@
 /* client: the upstream associations and the glue between their parts. */
+#define LOG_CLASS LOG_CLASS_PEER /* log.h: the class `logconfig` knows them by */
 #include "daemon/client.h"
 
 #include <event2/event.h>

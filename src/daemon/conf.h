@@ -104,6 +104,8 @@ typedef struct ntsd_conf {
   char driftfile[CONF_PATH_MAX];
   char statsdir[CONF_PATH_MAX];
   char logfile[CONF_PATH_MAX];
+  uint32_t logmask;       /* `logconfig`: LOG_MASK_ALL unless set (log.h) */
+  int logfacility;        /* `logfacility NAME` (ntsd): syslog's; LOG_DAEMON */
   char leapfile[CONF_PATH_MAX];
   bool clock_control;     /* false after `disable ntp` */
 
@@ -240,5 +242,7 @@ const char *conf_status_name(enum conf_status s); /* "active", "stored", ... */
 void conf_each_item(conf_item_fn fn, void *ctx);
 /* Writes the status table of docs/configuration.md (markdown). */
 void conf_write_directive_table(FILE *f);
+/* The same as an mdoc tag list, for ntsd.conf(5). */
+void conf_write_directive_mdoc(FILE *f);
 
 #endif

@@ -100,8 +100,8 @@ static void apply_clock(ntsd *d, const ntp_core_actions *a, double now)
     return;
   if (a->step != 0.0) {
     if (clockctl_step(d->clk, a->step)) {
-      log_notice("%s clock stepped by %+.6f s%s", clockctl_name(d->clk), a->step,
-                 a->startup ? " (start-up)" : "");
+      log_class_msg(LOG_CLASS_CLOCK, LOG_LVL_NOTICE, "%s clock stepped by %+.6f s%s",
+                    clockctl_name(d->clk), a->step, a->startup ? " (start-up)" : "");
       clients_clock_stepped(d->clients);
     }
   }
@@ -149,8 +149,9 @@ static void update_kernel_status(ntsd *d, int leap, bool synced)
     d->kernel_leap = leap;
     d->kernel_synced = synced;
     if (leap == NTP_LEAP_INSERT || leap == NTP_LEAP_DELETE)
-      log_notice("leap second %s announced by the sources; armed in the kernel",
-                 leap == NTP_LEAP_INSERT ? "insertion" : "deletion");
+      log_class_msg(LOG_CLASS_CLOCK, LOG_LVL_NOTICE,
+                    "leap second %s announced by the sources; armed in the kernel",
+                    leap == NTP_LEAP_INSERT ? "insertion" : "deletion");
   }
 }
 

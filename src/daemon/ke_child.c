@@ -65,7 +65,7 @@ static bool close_each(const int *keep, size_t n)
 /* Closes every descriptor but 0-2 and those in keep (in any order). */
 static bool close_others(const int *keep, size_t n, char *err, size_t errlen)
 {
-  int k[KE_MAX_LISTENERS + 2];
+  int k[KE_MAX_LISTENERS + 3];
   size_t m = 0;
   for (size_t i = 0; i < n && m < sizeof(k) / sizeof(k[0]); i++)
     if (keep[i] > 2)
@@ -282,7 +282,7 @@ void ke_child_main(const ke_child_cfg *cfg)
 {
   child c = {.sock = cfg->sock};
   char err[256] = "";
-  int keep[KE_MAX_LISTENERS + 2];
+  int keep[KE_MAX_LISTENERS + 3];
   size_t n = 0;
   if (cfg->forget)
     cfg->forget(cfg->forget_arg);
@@ -291,6 +291,9 @@ void ke_child_main(const ke_child_cfg *cfg)
   keep[n++] = cfg->sock;
   if (sandbox_log_fd() >= 0)
     keep[n++] = sandbox_log_fd(); /* the filter's refusals are logged through it */
+  if (log_file_fd() >= 0)
+    keep[n++] = log_file_fd(); /* `logfile`: written on, never reopened here */
+  log_file_no_reopen();
   for (size_t i = 0; i < cfg->server.n_fds && i < KE_MAX_LISTENERS; i++)
     keep[n++] = cfg->server.fds[i];
   bool ok = close_others(keep, n, err, sizeof(err)) && drop_caps(err, sizeof(err)) &&

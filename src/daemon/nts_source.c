@@ -1,4 +1,5 @@
 /* nts_source: NTS-KE scheduling, cookies and NTS checks of one source. */
+#define LOG_CLASS LOG_CLASS_PEER /* log.h: the class `logconfig` knows them by */
 #include "daemon/nts_source.h"
 
 #include <event2/event.h>

@@ -2,8 +2,9 @@
  *
  * A refused call raises SIGSYS (SCMP_ACT_TRAP) rather than killing the
  * process outright, so that the daemon can say why it stops: the handler
- * writes one line naming the call to stderr and, when ntsd logs to syslog,
- * to a datagram socket connected to /dev/log before the filter was loaded.
+ * writes one line naming the call to stderr (or the `logfile`) and, when
+ * ntsd logs to syslog, to a datagram socket connected to /dev/log before the
+ * filter was loaded.
  * It then turns core dumps off (the process holds keys) and dies of SIGSYS,
  * as SCMP_ACT_KILL_PROCESS would.  Everything it does is async-signal-safe
  * and on the allow-list. */
@@ -129,9 +130,14 @@ static void refusal_text(char *buf, size_t size, size_t *n, const siginfo_t *si)
   put_str(buf, size, n, " refused by the system call filter; exiting (ntsd -F -1 logs instead)");
 }
 
-/* The stderr line in log.c's format: UTC time, "ntsd: error: ...". */
-static void stderr_prefix(char *buf, size_t size, size_t *n)
+/* The line in log.c's format: UTC time, "ntsd: error: ..." (with the pid in
+ * a logfile); to the journal, its priority instead of the time. */
+static void stderr_prefix(char *buf, size_t size, size_t *n, bool to_file)
 {
+  if (!to_file && log_to_journal()) {
+    put_str(buf, size, n, "<3>error: ");
+    return;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   long days = (long)(ts.tv_sec / 86400), secs = (long)(ts.tv_sec % 86400);
@@ -148,7 +154,13 @@ static void stderr_prefix(char *buf, size_t size, size_t *n)
     put_str(buf, size, n, seps[i]);
   }
   put_uint(buf, size, n, (unsigned long)(ts.tv_nsec / 1000000), 3, 10);
-  put_str(buf, size, n, "Z ntsd: error: ");
+  put_str(buf, size, n, "Z ntsd");
+  if (to_file) {
+    put_str(buf, size, n, "[");
+    put_uint(buf, size, n, (unsigned long)getpid(), 0, 10);
+    put_str(buf, size, n, "]");
+  }
+  put_str(buf, size, n, ": error: ");
 }
 
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
@@ -157,15 +169,16 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
   int saved = errno;
   char line[256];
   size_t n = 0;
-  stderr_prefix(line, sizeof(line), &n);
+  int file_fd = log_file_fd(); /* `logfile`: the line goes there */
+  stderr_prefix(line, sizeof(line), &n, file_fd >= 0);
   refusal_text(line, sizeof(line), &n, si);
   put_str(line, sizeof(line), &n, "\n");
-  ssize_t w = write(STDERR_FILENO, line, n);
+  ssize_t w = write(file_fd >= 0 ? file_fd : STDERR_FILENO, line, n);
   if (log_fd >= 0) {
     char msg[256];
     size_t m = 0;
     put_str(msg, sizeof(msg), &m, "<");
-    put_uint(msg, sizeof(msg), &m, LOG_DAEMON | LOG_ERR, 0, 10);
+    put_uint(msg, sizeof(msg), &m, (unsigned long)(log_facility() | LOG_ERR), 0, 10);
     put_str(msg, sizeof(msg), &m, ">ntsd[");
     put_uint(msg, sizeof(msg), &m, (unsigned long)getpid(), 0, 10);
     put_str(msg, sizeof(msg), &m, "]: ");
