@@ -810,9 +810,10 @@ char *report_metrics(const report_metrics_in *in, bool openmetrics, size_t *len)
     if (!buf)
       return NULL;
     prom_w w;
-    prom_init(&w, buf, cap, openmetrics);
+    prom_init(&w, buf, cap - 1, openmetrics);
     render_metrics(&w, in);
     if (!w.overflow) {
+      buf[w.len] = '\0';
       *len = w.len;
       return buf;
     }

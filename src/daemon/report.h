@@ -58,7 +58,8 @@ typedef struct report_metrics_in {
 } report_metrics_in;
 
 /* The Prometheus text exposition (0.0.4), or OpenMetrics 1.0.0; every
- * metric is listed in docs/metrics.md.  Malloc'd, its length in *len. */
+ * metric is listed in docs/metrics.md.  Malloc'd and NUL-terminated, its
+ * length in *len. */
 char *report_metrics(const report_metrics_in *in, bool openmetrics, size_t *len);
 
 #endif
