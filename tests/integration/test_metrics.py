@@ -6,6 +6,7 @@ One private namespace, loopback:
   server ntsd  NTS-KE and NTP server, certificate valid 10 days, metrics
   client ntsd  NTS client of the server, polling every second, metrics
   calm ntsd    NTS-KE server with a certificate valid 60 days (no warning)
+  stale ntsd   NTS-KE server whose certificate expired 2 days ago
   prometheus   a real Prometheus server scraping both every second
 
 Passes when:
@@ -22,7 +23,8 @@ Passes when:
     port neither stop NTP service nor the NTS client, nor the endpoint once
     they close;
   * the server logs the expiry warning once at the start (not per KE); the
-    60-day server does not.
+    60-day server does not; the stale one says its certificate has expired
+    and its metric is negative.
 """
 import http.client
 import json
@@ -44,10 +46,12 @@ h.setup(__file__)
 
 KE_PORT, NTP_PORT = 14460, 11123
 CALM_KE_PORT, CALM_NTP_PORT = 14461, 11124
-SERVER_M, CLIENT_M, CALM_M, PROM_PORT = 19101, 19102, 19103, 19190
+STALE_KE_PORT, STALE_NTP_PORT = 14462, 11125
+SERVER_M, CLIENT_M, CALM_M, STALE_M, PROM_PORT = 19101, 19102, 19103, 19104, 19190
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 WARNING = re.compile(r"NTS-KE certificate \S+ expires in ([0-9.]+) days")
+EXPIRED = re.compile(r"NTS-KE certificate \S+ has expired \(notAfter ([0-9.]+) days ago\)")
 
 
 def get(port, path="/metrics", method="GET", headers=None, body=None):
@@ -238,16 +242,32 @@ def check_negative(server, client):
     h.wait_until(lambda: get(SERVER_M)[0] == 200, 10, "the endpoint after the flood")
 
 
+def expired_pki():
+    """A test PKI whose server certificate was valid for one day, from
+    three days ago to two days ago (re-signed by the harness's CA)."""
+    pki = h.make_test_pki("stale-pki", days=60)
+    h._sign_dated(pki.dir, pki, os.path.join(pki.dir, "server.csr"),
+                  os.path.join(pki.dir, "server.cnf"), time.time() - 3 * 86400, 1)
+    with open(pki.chain, "w") as out:
+        for p in (pki.cert, pki.ca_cert):
+            with open(p) as f:
+                out.write(f.read())
+    return pki
+
+
 def main():
     h.require_ours()
     for b in (PROMETHEUS, PROMTOOL):
         h.require_peer(b, "Prometheus (Debian package prometheus)")
     pki = h.make_test_pki(days=10)
     calm_pki = h.make_test_pki("calm-pki", days=60)
+    stale_pki = expired_pki()
     server = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT,
                            extra=["metrics 127.0.0.1:%d" % SERVER_M])
     calm = h.NtsKeServer("calm", calm_pki, CALM_KE_PORT, CALM_NTP_PORT,
                          extra=["metrics 127.0.0.1:%d" % CALM_M])
+    stale = h.NtsKeServer("stale", stale_pki, STALE_KE_PORT, STALE_NTP_PORT,
+                          extra=["metrics 127.0.0.1:%d" % STALE_M])
     client = h.Ntsd("client", ["nts ca %s" % pki.ca_cert,
                                "server 127.0.0.1:%d nts iburst minpoll 0 maxpoll 0" % KE_PORT,
                                "metrics 127.0.0.1:%d" % CLIENT_M])
@@ -273,6 +293,11 @@ def main():
     h.check(not WARNING.search(calm.proc.read_log()), "the 60-day certificate was warned of")
     calm_left = value(parse(scrape(CALM_M)[0])[0], "ntsd_certificate_expiry_seconds")
     h.check(59 * 86400 < calm_left <= 60 * 86400, "60-day certificate: %r s" % calm_left)
+    expired = EXPIRED.findall(stale.proc.read_log())
+    h.check(len(expired) == 1 and 1.9 < float(expired[0]) <= 2.1,
+            "expired-certificate lines in the stale server's log: %r" % expired)
+    stale_left = value(parse(scrape(STALE_M)[0])[0], "ntsd_certificate_expiry_seconds")
+    h.check(-2.1 * 86400 < stale_left < -1.9 * 86400, "expired certificate: %r s" % stale_left)
 
 
 h.run(main)
