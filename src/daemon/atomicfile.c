@@ -178,7 +178,9 @@ static int make_tmp(int dfd, const char *base, const void *data, size_t len, mod
     return -1;
   }
   *step = "cannot write";
-  if (give_to_owner(fd) && fchmod(fd, mode) == 0 && write_all(fd, data, len) &&
+  /* The mode first: once the file is the user's, root needs CAP_FOWNER to
+   * change it, which a container may well not grant. */
+  if (fchmod(fd, mode) == 0 && give_to_owner(fd) && write_all(fd, data, len) &&
       fsync(fd) == 0) {
     if (name[0] || link_tmpfile(fd, dfd, base, name, cap))
       return fd;
