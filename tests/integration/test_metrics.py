@@ -17,7 +17,9 @@ Passes when:
     seconds to expiry; the cookie key's age);
   * OpenMetrics is served when the Accept header asks for it (# EOF);
   * Prometheus, queried through its HTTP API, returns the client's
-    ntsd_system_offset_seconds and the server's handshake count;
+    ntsd_system_offset_seconds and the server's handshake count, and both
+    targets are up without a scrape error (Prometheus asks for OpenMetrics
+    first, so its own parser reads that format);
   * a wrong path is 404, POST is refused (405, or 413 with a body),
     oversized headers are refused, and 300 idle connections to the metrics
     port neither stop NTP service nor the NTS client, nor the endpoint once
@@ -192,6 +194,14 @@ def check_prometheus(client):
     h.log("Prometheus: %s = %r (ntsctl sys: %r)" % (q, got, off))
     q2 = 'ntsd_ke_handshake_seconds_count{instance="127.0.0.1:%d"}' % SERVER_M
     h.wait_until(lambda: (prom_query(q2) or 0) >= 1, 10, "Prometheus to return %s" % q2)
+    # Prometheus asks for OpenMetrics first: both targets up, no scrape error.
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/targets" % PROM_PORT,
+                                timeout=5) as r:
+        targets = json.loads(r.read())["data"]["activeTargets"]
+    h.check(len(targets) == 2 and all(t["health"] == "up" and not t["lastError"]
+                                      for t in targets),
+            "Prometheus targets: %r" % [(t["scrapeUrl"], t["health"], t["lastError"])
+                                        for t in targets])
 
 
 def raw_status(port, data):
