@@ -82,7 +82,15 @@ static void on_request(struct evhttp_request *req, void *arg)
   struct evkeyvalq *out = evhttp_request_get_output_headers(req);
   evhttp_add_header(out, "Content-Type", om ? PROM_CT_OPENMETRICS : PROM_CT_TEXT);
   evhttp_add_header(out, "Cache-Control", "no-store");
-  evhttp_send_reply(req, HTTP_OK, "OK", body); /* copies the body out */
+  if (cmd == EVHTTP_REQ_HEAD) {
+    /* libevent 2.1 would send the body after the headers of a HEAD reply */
+    char n[24];
+    snprintf(n, sizeof(n), "%zu", len);
+    evhttp_add_header(out, "Content-Length", n);
+    evhttp_send_reply(req, HTTP_OK, "OK", NULL);
+  } else {
+    evhttp_send_reply(req, HTTP_OK, "OK", body); /* copies the body out */
+  }
   evbuffer_free(body);
   free(text);
 }

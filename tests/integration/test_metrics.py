@@ -20,7 +20,7 @@ Passes when:
     ntsd_system_offset_seconds and the server's handshake count, and both
     targets are up without a scrape error (Prometheus asks for OpenMetrics
     first, so its own parser reads that format);
-  * a wrong path is 404, POST is refused (405, or 413 with a body),
+  * HEAD sends the headers alone; a wrong path is 404, POST is refused (405, or 413 with a body),
     oversized headers are refused, and 300 idle connections to the metrics
     port neither stop NTP service nor the NTS client, nor the endpoint once
     they close;
@@ -216,6 +216,27 @@ def raw_status(port, data):
         s.close()
 
 
+def check_head(port):
+    """HEAD: the headers alone (with the GET's length), so that a request
+    pipelined after it is answered in step."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    h.check(head.startswith(b"HTTP/1.1 200") and b"Content-Length: " in head,
+            "HEAD answered %r" % head[:200])
+    h.check(rest.startswith(b"HTTP/1.1 404"), "after HEAD: %r (a body was sent?)" % rest[:80])
+
+
 def check_negative(server, client):
     for path in ("/", "/metricsx", "/metrics/", "/x/../metrics2", "/favicon.ico"):
         st, _, _ = get(SERVER_M, path)
@@ -294,6 +315,7 @@ def main():
     check_openmetrics(SERVER_M)
     run_prometheus()
     check_prometheus(client)
+    check_head(SERVER_M)
     check_negative(server, client)
     # The expiry warning: once at the start, however many KEs followed.
     kes = server.nts_stats()["ke_serves_good"]
