@@ -669,8 +669,8 @@ static void system_metrics(prom_w *w, const report_sys *s)
         "The clock's frequency correction as a ratio (1e-06 is 1 ppm).", s->frequency * 1e-6);
   gauge(w, "ntsd_system_synchronised", "1 when the clock is synchronised.", s->synced);
   gauge(w, "ntsd_system_stratum", "The stratum served to clients.", s->info.stratum);
-  gauge(w, "ntsd_system_leap", "Leap indicator served (0 none, 1 insert, 2 delete, 3 unsynchronised).",
-        s->info.leap);
+  gauge(w, "ntsd_system_leap",
+        "Leap indicator served (0 none, 1 insert, 2 delete, 3 unsynchronised).", s->info.leap);
   gauge(w, "ntsd_system_root_delay_seconds", "Root delay served.", s->info.root_delay);
   gauge(w, "ntsd_system_root_dispersion_seconds", "Root dispersion served.", s->info.root_disp);
   counter(w, "ntsd_system_discipline_updates", "Samples the discipline has taken.",
