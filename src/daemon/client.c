@@ -744,6 +744,10 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
     v->cookies = n.cookies;
     v->ke_error = n.ke_error;
     v->nts_naks = n.naks;
+    v->naks_total = n.naks_total;
+    v->ke_good = n.ke_good;
+    v->ke_bad = n.ke_bad;
+    v->last_ke_age = n.last_ke_age;
     memcpy(v->tamper, n.tamper, sizeof(v->tamper));
     v->ke_retry = n.ke_retry;
   }

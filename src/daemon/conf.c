@@ -1565,6 +1565,27 @@ static void do_nts_listen(struct parser *p, struct cursor *cu, const struct dire
   memcpy(p->c->nts_listen, t, strlen(t) + 1);
 }
 
+/* `metrics ADDR:PORT`: an address literal and a port, both required (the
+ * endpoint is meant for loopback or a management network, never a default
+ * wildcard). */
+static void do_metrics(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  char host[CONF_HOST_MAX];
+  uint16_t port = 0;
+  const char *t = need_tok(p, cu, d->name);
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  if (!conf_split_host_port(t, host, sizeof host, &port) || port == 0 ||
+      !addr_family(host, false, NULL) || strlen(t) >= sizeof p->c->metrics) {
+    report(p, true, "'%s' needs ADDR:PORT or [ADDR]:PORT with an address literal, got '%s'",
+           d->name, quote(&q, t));
+    return;
+  }
+  memcpy(p->c->metrics, t, strlen(t) + 1);
+}
+
 static void do_controlsocket(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   const char *path = need_tok(p, cu, d->name), *group = "";
@@ -1812,6 +1833,9 @@ static const struct directive directives[] = {
               "the NTS-KE server's address, default port 4460", NULL),
     DIRECTIVE("controlsocket", do_controlsocket, 0, "PATH [group NAME]", CONF_ACTIVE,
               "(ntsd) where `ntsctl` connects", NULL),
+    DIRECTIVE("metrics", do_metrics, 0, "ADDR:PORT", CONF_ACTIVE,
+              "(ntsd) Prometheus endpoint, http://ADDR:PORT/metrics; off by default; "
+              "docs/metrics.md", NULL),
     DIRECTIVE("user", do_user, 0, "NAME[:GROUP]", CONF_ACTIVE,
               "(ntsd) run as this user once set up, as `-u` (which overrides it); "
               "docs/security.md", NULL),

@@ -145,6 +145,8 @@ typedef struct ntsd_conf {
   char control_socket[CONF_PATH_MAX]; /* "" = built-in default */
   char control_group[64];
 
+  char metrics[80];       /* `metrics ADDR:PORT` (ntsd): the Prometheus endpoint; "" = off */
+
   char user[128];         /* `user NAME[:GROUP]` (ntsd): drop root to it; "" = stay */
   int sandbox;            /* `sandbox on|off|log` (ntsd): the system call filter's
                              level, SANDBOX_ON (default), _OFF or _LOG (sandbox.h);

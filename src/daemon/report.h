@@ -43,4 +43,23 @@ char *report_system(const report_sys *sys, const clockctl *clk, bool json);
 char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *ke_addr,
                  const ntsd_server *srv, bool json);
 
+/* What the metrics endpoint shows beyond the modules' own counters. */
+typedef struct report_metrics_in {
+  const ntsd_clients *clients;
+  const report_sys *sys;
+  const ntsd_server *server;
+  const ke_server_stats *ke;   /* NULL: no NTS-KE server */
+  bool have_keys;              /* cookie keys (NTS server) */
+  double key_age;              /* s since the current cookie key was made */
+  uint64_t key_rotations;      /* since start */
+  bool have_cert;
+  double cert_not_after;       /* the NTS-KE certificate's, Unix time */
+  double mono_now, wall_now;   /* monotonic and Unix time, s */
+} report_metrics_in;
+
+/* The Prometheus text exposition (0.0.4), or OpenMetrics 1.0.0; every
+ * metric is listed in docs/metrics.md.  Malloc'd and NUL-terminated, its
+ * length in *len. */
+char *report_metrics(const report_metrics_in *in, bool openmetrics, size_t *len);
+
 #endif

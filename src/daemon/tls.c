@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,4 +166,15 @@ bool tls_export_key(SSL *ssl, uint16_t aead_id, int dir, uint8_t *out, size_t le
   const uint8_t ctx[5] = {0, 0, (uint8_t)(aead_id >> 8), (uint8_t)aead_id, (uint8_t)dir};
   return SSL_export_keying_material(ssl, out, len, label, sizeof(label) - 1, ctx, sizeof(ctx),
                                     1) == 1;
+}
+
+bool tls_ctx_not_after(SSL_CTX *ctx, int64_t *out)
+{
+  X509 *cert = SSL_CTX_get0_certificate(ctx);
+  const ASN1_TIME *t = cert ? X509_get0_notAfter(cert) : NULL;
+  struct tm tm;
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+    return false;
+  *out = (int64_t)timegm(&tm);
+  return true;
 }

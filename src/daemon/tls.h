@@ -44,6 +44,9 @@ bool tls_alpn_ok(const SSL *ssl);
  * context = protocol id (2 bytes) || AEAD id (2 bytes) || dir (1 byte). */
 bool tls_export_key(SSL *ssl, uint16_t aead_id, int dir, uint8_t *out, size_t len);
 
+/* The notAfter of ctx's certificate (the NTS-KE server's), Unix time. */
+bool tls_ctx_not_after(SSL_CTX *ctx, int64_t *out);
+
 /* The last OpenSSL error as text (and clears the queue). */
 const char *tls_error_string(char *buf, size_t cap);
 

@@ -733,6 +733,23 @@ static void test_controlsocket(void **state)
   assert_string_equal(t->c->control_socket, "");
 }
 
+/* `metrics ADDR:PORT`: an address literal and a non-zero port. */
+static void test_metrics(void **state)
+{
+  struct tc *t = *state;
+  expect_ok(t, "metrics 127.0.0.1:9123\n", 0);
+  assert_string_equal(t->c->metrics, "127.0.0.1:9123");
+  expect_ok(t, "metrics [::1]:9123\n", 0);
+  assert_string_equal(t->c->metrics, "[::1]:9123");
+  expect_error(t, "metrics", "missing value for 'metrics'");
+  expect_error(t, "metrics 9123", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics localhost:9123", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics 127.0.0.1:0", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics 127.0.0.1", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics 127.0.0.1:9123 x", "unexpected 'x' after 'metrics'");
+  assert_string_equal(t->c->metrics, "");
+}
+
 static void test_user(void **state)
 {
   struct tc *t = *state;
@@ -1710,6 +1727,7 @@ static const struct {
     {"nts tlsciphers", "nts tlsciphers X"}, {"nts tlsciphersuites", "nts tlsciphersuites X"},
     {"nts tlsecdhcurves", "nts tlsecdhcurves X25519"}, {"nts aead", "nts aead X"},
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
+    {"metrics", "metrics 127.0.0.1:9123"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
     {"user", "user ntsd"}, {"sandbox", "sandbox off"},
 };
@@ -1835,6 +1853,7 @@ int main(void)
       T(test_nts),
       T(test_nts_errors),
       T(test_controlsocket),
+      T(test_metrics),
       T(test_user),
       T(test_sandbox),
       T(test_unknown_directive),
