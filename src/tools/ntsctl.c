@@ -1,4 +1,5 @@
-/* ntsctl: query a running ntsd over its control socket. */
+/* ntsctl: query a running ntsd over its control socket, or run one NTS-KE
+ * exchange with any server as a diagnostic (`ntsctl ke`, tools/ntsctl_ke). */
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
+#include "tools/ntsctl_ke.h"
 
 #define REPLY_TIMEOUT_MS 5000
 #define REPLY_MAX (16u << 20)
@@ -19,16 +21,30 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "usage: ntsctl [-s SOCKET] COMMAND [--json]\n"
+          "       ntsctl ke HOST[:PORT] [--ca FILE] [--pin sha256:BASE64] [--aead N]\n"
+          "                 [--export] [--proxy socks5://...] [--timeout S] [--json]\n"
           "\n"
           "commands:\n"
           "  peers     associations, like `ntpq -p` (t: u = plain NTP, N = NTS cookies held)\n"
           "  server    NTP server counters (requests, responses, drops by reason)\n"
           "  sys       system variables (synchronisation, stratum, refid, offset)\n"
           "  nts       NTS counters, like `ntpq -c nts` (NTS-KE served and probed, cookies)\n"
+          "  ke        one NTS-KE with HOST (port 4460), as a diagnostic; needs no ntsd:\n"
+          "            TLS, certificates (expiry, pin), AEAD, cookies, NTP server and port\n"
           "\n"
           "  -s, --socket PATH  control socket (default " CONTROL_DEFAULT_SOCKET ")\n"
           "  -j, --json         machine-readable output\n"
-          "  -h, --help         this text\n");
+          "  -h, --help         this text\n"
+          "\n"
+          "ke options:\n"
+          "  --ca FILE          trust this CA file or directory (default: the system store)\n"
+          "  --pin sha256:B64   the server's public key pin (alone: no CA check)\n"
+          "  --aead N           offer only this AEAD (15, 17; repeatable, in preference order)\n"
+          "  --export           also print the C2S/S2C keys and a cookie (for ntpperf -S)\n"
+          "  --proxy URL        through a SOCKS5 proxy (HOST goes to it unresolved)\n"
+          "  --timeout S        give up after S seconds (default 10)\n"
+          "ke exit status: 0 ok, 2 usage, 3 cannot connect, 4 TLS or certificate,\n"
+          "  5 NTS-KE protocol (Error or Warning record, bad response), 1 other\n");
 }
 
 static int connect_socket(const char *path)
@@ -104,6 +120,18 @@ static int relay_reply(int fd)
   return is_error ? 1 : 0;
 }
 
+static int ke_main(int argc, char **argv, bool json)
+{
+  ntsctl_ke_opts o;
+  char err[200];
+  if (!ntsctl_ke_parse(argc, argv, &o, err, sizeof(err))) {
+    fprintf(stderr, "ntsctl: ke: %s (see ntsctl --help)\n", err);
+    return NTSCTL_KE_EXIT_USAGE;
+  }
+  o.json |= json;
+  return ntsctl_ke_run(&o);
+}
+
 int main(int argc, char **argv)
 {
   const char *path = CONTROL_DEFAULT_SOCKET;
@@ -118,6 +146,8 @@ int main(int argc, char **argv)
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
+    } else if (strcmp(a, "ke") == 0 && !cmd) {
+      return ke_main(argc - i - 1, argv + i + 1, json);
     } else if (a[0] != '-' && !cmd) {
       cmd = a;
     } else {
