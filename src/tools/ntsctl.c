@@ -20,12 +20,13 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: ntsctl [-s SOCKET] COMMAND [--json]\n"
+          "usage: ntsctl [-s SOCKET] [-n] COMMAND [--json]\n"
           "       ntsctl ke HOST[:PORT] [--ca FILE] [--pin sha256:BASE64] [--aead N]\n"
           "                 [--export] [--proxy socks5://...] [--timeout S] [--json]\n"
           "\n"
           "commands:\n"
-          "  peers     associations, like `ntpq -p` (t: u = plain NTP, N = NTS cookies held)\n"
+          "  peers     associations, like `ntpq -p` (t: u = plain NTP, N = NTS cookies held),\n"
+          "            by configured name (-n: by address and port; never a reverse lookup)\n"
           "  server    NTP server counters (requests, responses, drops by reason)\n"
           "  sys       system variables (synchronisation, stratum, refid, offset)\n"
           "  nts       NTS counters, like `ntpq -c nts` (NTS-KE served and probed, cookies)\n"
@@ -34,6 +35,7 @@ static void usage(FILE *f)
           "\n"
           "  -s, --socket PATH  control socket (default " CONTROL_DEFAULT_SOCKET ")\n"
           "  -j, --json         machine-readable output\n"
+          "  -n, --numeric      addresses instead of names (peers)\n"
           "  -h, --help         this text\n"
           "\n"
           "ke options:\n"
@@ -136,13 +138,15 @@ int main(int argc, char **argv)
 {
   const char *path = CONTROL_DEFAULT_SOCKET;
   const char *cmd = NULL;
-  bool json = false;
+  bool json = false, numeric = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if ((strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0) && i + 1 < argc) {
       path = argv[++i];
     } else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
       json = true;
+    } else if (strcmp(a, "--numeric") == 0 || strcmp(a, "-n") == 0) {
+      numeric = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
@@ -161,7 +165,8 @@ int main(int argc, char **argv)
     return 2;
   }
   char req[CONTROL_MAX_REQUEST];
-  int n = snprintf(req, sizeof(req), "%s%s\n", cmd, json ? " json" : "");
+  int n = snprintf(req, sizeof(req), "%s%s%s\n", cmd, json ? " json" : "",
+                   numeric ? " numeric" : "");
   if (n < 0 || (size_t)n >= sizeof(req)) {
     fprintf(stderr, "ntsctl: command too long\n");
     return 2;
