@@ -15,6 +15,7 @@
 #include "daemon/json.h"
 #include "daemon/netaddr.h"
 #include "daemon/socks_conn.h"
+#include "daemon/sysclock.h"
 #include "daemon/tls.h"
 
 #define MAX_CERTS 8
@@ -388,36 +389,60 @@ static bool print_json(const ntsctl_ke_opts *o, const ke_report *rep)
 
 /* ---- the exchange ------------------------------------------------------------ */
 
-/* HOST as an address: a literal as it is, a name through the system's
- * resolver (the first address it gives). */
-static bool resolve(const ntsctl_ke_opts *o, struct sockaddr_storage *ss, socklen_t *len,
-                    char *err, size_t errlen)
+/* Where HOST is: a literal as it is, a name through the system's resolver
+ * (every address it gives, up to MAX_ADDRS, in its order). */
+#define MAX_ADDRS 8
+typedef struct addr_list {
+  struct sockaddr_storage ss[MAX_ADDRS];
+  socklen_t len[MAX_ADDRS];
+  size_t n;
+} addr_list;
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
 {
-  if (netaddr_parse(o->host, o->port, ss, len))
-    return true;
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  struct addrinfo *ai = NULL;
-  int rc = getaddrinfo(o->host, NULL, &hints, &ai);
-  if (rc != 0 || !ai || ai->ai_addrlen > sizeof(*ss)) {
-    snprintf(err, errlen, "cannot resolve %s: %s", o->host, rc ? gai_strerror(rc) : "no address");
-    if (ai)
-      freeaddrinfo(ai);
-    return false;
-  }
-  memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-  *len = ai->ai_addrlen;
-  freeaddrinfo(ai);
-  uint16_t nport = htons(o->port);
   if (ss->ss_family == AF_INET)
-    ((struct sockaddr_in *)ss)->sin_port = nport;
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
   else
-    ((struct sockaddr_in6 *)ss)->sin6_port = nport;
-  return true;
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 }
 
-/* Through the proxy: HOST goes to it unresolved. */
-static ke_client *start_via(struct event_base *base, SSL_CTX *ctx, const ntsctl_ke_opts *o,
-                            ke_report *rep, int *status, char *err, size_t errlen)
+static bool resolve(const ntsctl_ke_opts *o, addr_list *out, char *err, size_t errlen)
+{
+  out->n = 0;
+  if (netaddr_parse(o->host, o->port, &out->ss[0], &out->len[0])) {
+    out->n = 1;
+    return true;
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo(o->host, NULL, &hints, &res);
+  for (struct addrinfo *ai = rc == 0 ? res : NULL; ai && out->n < MAX_ADDRS; ai = ai->ai_next) {
+    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+        ai->ai_addrlen > sizeof(out->ss[0]))
+      continue;
+    memcpy(&out->ss[out->n], ai->ai_addr, ai->ai_addrlen);
+    out->len[out->n] = ai->ai_addrlen;
+    set_port(&out->ss[out->n++], o->port);
+  }
+  if (res)
+    freeaddrinfo(res);
+  if (out->n == 0)
+    snprintf(err, errlen, "cannot resolve %.100s: %.60s", o->host, rc ? gai_strerror(rc) : "no address");
+  return out->n > 0;
+}
+
+/* Runs the event loop until the exchange has called back. */
+static void wait_done(struct event_base *base, const ke_report *rep)
+{
+  /* ke_client's own deadline ends the exchange either way. */
+  while (!rep->done && event_base_loop(base, EVLOOP_ONCE) == 0)
+    ;
+}
+
+/* Through the proxy: HOST goes to it unresolved.  False if it could not
+ * start (err and *status set). */
+static bool run_via(struct event_base *base, SSL_CTX *ctx, const ntsctl_ke_opts *o,
+                    ke_report *rep, int *status, char *err, size_t errlen)
 {
   conf_proxy proxy = {0};
   struct sockaddr_storage ss;
@@ -427,7 +452,7 @@ static ke_client *start_via(struct event_base *base, SSL_CTX *ctx, const ntsctl_
       !socks_conn_proxy_from_conf(&proxy, &ss, &len)) {
     snprintf(err, errlen, "bad --proxy: %s", perr);
     *status = NTSCTL_KE_EXIT_USAGE;
-    return NULL;
+    return false;
   }
   snprintf(rep->via, sizeof(rep->via), "through %s", proxy.url);
   socks_creds cr;
@@ -438,26 +463,41 @@ static ke_client *start_via(struct event_base *base, SSL_CTX *ctx, const ntsctl_
                                      o->n_aeads, o->timeout, on_done, rep, err, errlen);
   nts_wipe(&cr, sizeof(cr));
   nts_wipe(&proxy, sizeof(proxy));
-  return k;
+  if (k)
+    wait_done(base, rep);
+  return k != NULL;
 }
 
-static ke_client *start(struct event_base *base, SSL_CTX *ctx, const ntsctl_ke_opts *o,
-                        ke_report *rep, int *status, char *err, size_t errlen)
+/* Directly: each of HOST's addresses in turn while the connection itself
+ * fails, within the one timeout.  A resolver failure is reported as a
+ * failed connection. */
+static bool run_direct(struct event_base *base, SSL_CTX *ctx, const ntsctl_ke_opts *o,
+                       ke_report *rep, char *err, size_t errlen)
 {
-  if (o->proxy_url)
-    return start_via(base, ctx, o, rep, status, err, errlen);
-  struct sockaddr_storage ss;
-  socklen_t len;
-  if (!resolve(o, &ss, &len, err, errlen)) {
-    *status = NTSCTL_KE_EXIT_CONNECT;
-    return NULL;
+  addr_list addrs;
+  char why[sizeof(rep->r.why)];
+  if (!resolve(o, &addrs, why, sizeof(why))) {
+    rep->done = true;
+    rep->r.fail = KE_FAIL_CONNECT;
+    snprintf(rep->r.why, sizeof(rep->r.why), "%s", why);
+    snprintf(rep->via, sizeof(rep->via), "not resolved");
+    return true;
   }
-  netaddr_str_port((struct sockaddr *)&ss, rep->via, sizeof(rep->via));
-  ke_client *k = ke_client_start(base, ctx, (struct sockaddr *)&ss, len, o->host, &o->pins,
-                                 o->aeads, o->n_aeads, o->timeout, on_done, rep);
-  if (!k)
-    snprintf(err, errlen, "cannot start the exchange");
-  return k;
+  double end = sysclock_mono() + o->timeout;
+  for (size_t i = 0; i < addrs.n; i++) {
+    double left = end - sysclock_mono();
+    if (i > 0 && (rep->r.fail != KE_FAIL_CONNECT || left <= 0))
+      break;
+    nts_wipe(rep, sizeof(*rep));
+    netaddr_str_port((struct sockaddr *)&addrs.ss[i], rep->via, sizeof(rep->via));
+    if (!ke_client_start(base, ctx, (struct sockaddr *)&addrs.ss[i], addrs.len[i], o->host,
+                         &o->pins, o->aeads, o->n_aeads, left, on_done, rep)) {
+      snprintf(err, errlen, "cannot start the exchange");
+      return false;
+    }
+    wait_done(base, rep);
+  }
+  return true;
 }
 
 static int report(const ntsctl_ke_opts *o, const ke_report *rep)
@@ -491,18 +531,15 @@ int ntsctl_ke_run(const ntsctl_ke_opts *o)
   struct event_base *base = event_base_new();
   ke_report *rep = calloc(1, sizeof(*rep));
   int status = NTSCTL_KE_EXIT_SETUP;
-  ke_client *k = NULL;
+  bool ran = false;
   snprintf(err, sizeof(err), "out of memory");
   if (base && rep)
-    k = start(base, ctx, o, rep, &status, err, sizeof(err));
-  if (k) {
-    /* ke_client's own deadline ends the exchange either way. */
-    while (!rep->done && event_base_loop(base, EVLOOP_ONCE) == 0)
-      ;
+    ran = o->proxy_url ? run_via(base, ctx, o, rep, &status, err, sizeof(err))
+                       : run_direct(base, ctx, o, rep, err, sizeof(err));
+  if (ran)
     status = rep->done ? report(o, rep) : NTSCTL_KE_EXIT_SETUP;
-  } else {
+  else
     fprintf(stderr, "ntsctl: ke %s port %u: %s\n", o->host, o->port, err);
-  }
   if (rep)
     nts_wipe(rep, sizeof(*rep));
   free(rep);

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """`ntsctl ke`, one NTS-KE exchange as a diagnostic, against our NTS-KE
-server, chronyd 4.3's and NTPsec 1.2.2's, a hand-made server that answers
-with an Error record, and through microsocks.  All on loopback in a private
-namespace; no name is resolved (every HOST is an address literal).
+server, chronyd 4.3's and NTPsec 1.2.2's, hand-made servers that answer
+with an Error or a Warning record, and through microsocks.  All on loopback
+in a private namespace; the only name is `localhost`, from /etc/hosts (no
+DNS); every other HOST is an address literal.
 
 Passes when:
   * against ours (NTP over TCP offered) with --ca: exit 0, and the report
@@ -11,11 +12,14 @@ Passes when:
     pin computed with the openssl CLI; AEAD 15; 8 cookies and their length;
     the NTP server and port the server advertised, the NTP over TCP port;
     the time taken; --json carries the same as keys;
+  * `localhost` (from /etc/hosts) works whichever of ::1 and 127.0.0.1
+    comes first: each address is tried while the connection fails;
   * --pin with that pin and no CA succeeds (the CA is not in the system
     store), a wrong pin fails with exit 4 and one line naming the pin the
     server showed, a CA that did not sign the certificate fails with exit 4
     (certificate verification failed), a closed port with exit 3 (cannot
-    connect), an Error record with exit 5 and the record's code;
+    connect), a mute server with exit 4 (timed out in the TLS handshake),
+    an Error and a Warning record with exit 5 and the record's code;
   * --export: the C2S key and cookie (also as `ntpperf -S C2S,COOKIE`) get
     an authenticated NTS response from our server (server_recvs_good + 1);
     --aead 17 gives AEAD 17 and 64-byte keys;
@@ -43,7 +47,7 @@ h.setup(__file__)
 
 KE_PORT, NTP_PORT = 15460, 15123
 CHRONY_NTP, CHRONY_KE = 16123, 16460
-ERR_KE = 17460
+ERR_KE, WARN_KE = 17460, 17461
 SOCKS_PORT = 11080
 MICROSOCKS = "/usr/bin/microsocks"
 
@@ -93,6 +97,11 @@ def part_ours_report(pki, srv):
     h.check(re.search(r"notAfter:  \S+ \(expires in (1d 23h|2d 0h 0m)", out),
             "the report lacks the time to expiry:\n%s" % out)
     h.check("C2S" not in out, "keys printed without --export")
+    # A name (from /etc/hosts): every address is tried while the connection
+    # fails, so ::1 first (nothing listens there) still ends at 127.0.0.1.
+    r = ntsctl("localhost:%d" % KE_PORT, "--ca", pki.ca_cert)
+    h.check(r.returncode == 0 and "(127.0.0.1:%d)" % KE_PORT in r.stdout,
+            "ntsctl ke localhost: %r" % r.stderr)
     r, j = ntsctl_json(ke, "--ca", pki.ca_cert)
     h.check(r.returncode == 0 and j["ok"] is True, "--json: %r" % j)
     for k in ("host", "port", "via", "tls_version", "cipher", "checked_by", "certificates",
@@ -135,6 +144,16 @@ def part_pins_and_failures(pki, pin):
     r, j = ntsctl_json("127.0.0.1:%d" % ERR_KE, "--ca", pki.ca_cert)
     h.check(r.returncode == 5 and j["stage"] == "protocol" and j["error_record"] == 1 and
             j["warning_record"] is None, "the Error record in JSON: %r" % j)
+    r, j = ntsctl_json("127.0.0.1:%d" % WARN_KE, "--ca", pki.ca_cert)
+    h.check(r.returncode == 5 and j["stage"] == "protocol" and j["warning_record"] == 7 and
+            j["error_record"] is None and "Warning 7" in r.stderr,
+            "the Warning record: %r %r" % (j, r.stderr))
+    mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(4)
+    r = ntsctl("127.0.0.1:%d" % mute.getsockname()[1], "--ca", pki.ca_cert, "--timeout", "1")
+    mute.close()
+    check_failure(r, 4, ("timed out in the TLS handshake",))
     for args in ([], ["a", "b"], ["h:0"], ["h", "--aead", "99"], ["h", "--pin", "x"],
                  ["h", "--ca"]):
         r = ntsctl(*args)
@@ -170,16 +189,16 @@ def part_export(pki, srv):
     h.log("a request with the exported C2S key and cookie got an NTS response")
 
 
-def error_server(pki):
-    """A TLS 1.3 server with ALPN ntske/1 that answers every request with
-    Error 1 (Bad Request) and End of Message."""
+def record_server(pki, port, record):
+    """A TLS 1.3 server with ALPN ntske/1 on 127.0.0.1:port that answers
+    every request with `record` (bytes) and End of Message."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(pki.cert, pki.key)
     ctx.set_alpn_protocols(["ntske/1"])
     lis = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lis.bind(("127.0.0.1", ERR_KE))
+    lis.bind(("127.0.0.1", port))
     lis.listen(8)
 
     def serve():
@@ -189,7 +208,7 @@ def error_server(pki):
                 with ctx.wrap_socket(conn, server_side=True) as t:
                     t.settimeout(5)
                     t.recv(1024)
-                    t.sendall(bytes([0x80, 2, 0, 2, 0, 1, 0x80, 0, 0, 0]))
+                    t.sendall(record + bytes([0x80, 0, 0, 0]))
             except (OSError, ssl.SSLError) as e:
                 h.log("error server: %s" % e)
     threading.Thread(target=serve, daemon=True).start()
@@ -245,7 +264,8 @@ def main():
     h.require_ours()
     pki = h.make_test_pki()
     srv = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT, tcp=True)
-    error_server(pki)
+    record_server(pki, ERR_KE, bytes([0x80, 2, 0, 2, 0, 1]))     # Error 1
+    record_server(pki, WARN_KE, bytes([0x80, 3, 0, 2, 0, 7]))    # Warning 7
     pin = part_ours_report(pki, srv)
     part_pins_and_failures(pki, pin)
     part_proxy(pki)
