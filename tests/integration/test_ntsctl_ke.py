@@ -20,6 +20,8 @@ Passes when:
     (certificate verification failed), a closed port with exit 3 (cannot
     connect), a mute server with exit 4 (timed out in the TLS handshake),
     an Error and a Warning record with exit 5 and the record's code;
+  * a server's Server, Port and NTP over TCP Port records are shown as sent
+    (ntp.example.test, never resolved; 1234; 1235);
   * --export: the C2S key and cookie (also as `ntpperf -S C2S,COOKIE`) get
     an authenticated NTS response from our server (server_recvs_good + 1);
     --aead 17 gives AEAD 17 and 64-byte keys;
@@ -47,7 +49,7 @@ h.setup(__file__)
 
 KE_PORT, NTP_PORT = 15460, 15123
 CHRONY_NTP, CHRONY_KE = 16123, 16460
-ERR_KE, WARN_KE = 17460, 17461
+ERR_KE, WARN_KE, SRV_KE = 17460, 17461, 17462
 SOCKS_PORT = 11080
 MICROSOCKS = "/usr/bin/microsocks"
 
@@ -116,6 +118,19 @@ def part_ours_report(pki, srv):
             j["via"] == ke, "session in JSON: %r" % j)
     h.check("c2s" not in j, "keys in JSON without --export")
     return pin
+
+
+def part_negotiation(pki):
+    """Server, Port and NTP over TCP Port records, shown as sent (the name is
+    never resolved)."""
+    r = ntsctl("127.0.0.1:%d" % SRV_KE, "--ca", pki.ca_cert)
+    for want in ("NTP server:    ntp.example.test\n", "NTP port:      1234\n",
+                 "NTP over TCP:  port 1235\n", "cookies:       2 of 16 bytes\n"):
+        h.check(want in r.stdout, "the negotiation report lacks %r: %r" % (want, r.stdout))
+    r, j = ntsctl_json("127.0.0.1:%d" % SRV_KE, "--ca", pki.ca_cert)
+    h.check(j["ntp_server"] == "ntp.example.test" and j["server_record"] is True and
+            j["ntp_port"] == 1234 and j["port_record"] is True and j["ntp_tcp_port"] == 1235,
+            "the negotiation in JSON: %r" % j)
 
 
 def part_pins_and_failures(pki, pin):
@@ -266,8 +281,14 @@ def main():
     srv = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT, tcp=True)
     record_server(pki, ERR_KE, bytes([0x80, 2, 0, 2, 0, 1]))     # Error 1
     record_server(pki, WARN_KE, bytes([0x80, 3, 0, 2, 0, 7]))    # Warning 7
+    name = b"ntp.example.test"
+    record_server(pki, SRV_KE, bytes([0x80, 1, 0, 2, 0, 0, 0x80, 4, 0, 2, 0, 15]) +
+                  2 * (bytes([0, 5, 0, 16]) + bytes(range(16))) +
+                  bytes([0x80, 6, 0, len(name)]) + name +
+                  bytes([0x80, 7, 0, 2, 0x04, 0xD2, 0x4E, 0x54, 0, 2, 0x04, 0xD3]))
     pin = part_ours_report(pki, srv)
     part_pins_and_failures(pki, pin)
+    part_negotiation(pki)
     part_proxy(pki)
     part_peers(pki)
     part_export(pki, srv)
