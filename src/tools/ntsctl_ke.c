@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <netdb.h>
 #include <openssl/asn1.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <signal.h>
@@ -142,10 +143,20 @@ static void time_str(const ASN1_TIME *t, char *buf, size_t cap)
     snprintf(buf, cap, "?");
 }
 
+/* A name in RFC 2253 form ("CN=localhost,O=Example"), cut to cap. */
+static void name_str(const X509_NAME *name, char *buf, size_t cap)
+{
+  BIO *b = BIO_new(BIO_s_mem());
+  int n = b ? X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) : -1;
+  int got = n >= 0 ? BIO_read(b, buf, (int)cap - 1) : -1;
+  buf[got > 0 ? got : 0] = '\0';
+  BIO_free(b);
+}
+
 static void cert_view_of(X509 *x, cert_view *v)
 {
-  X509_NAME_oneline(X509_get_subject_name(x), v->subject, (int)sizeof(v->subject));
-  X509_NAME_oneline(X509_get_issuer_name(x), v->issuer, (int)sizeof(v->issuer));
+  name_str(X509_get_subject_name(x), v->subject, sizeof(v->subject));
+  name_str(X509_get_issuer_name(x), v->issuer, sizeof(v->issuer));
   time_str(X509_get0_notBefore(x), v->not_before, sizeof(v->not_before));
   time_str(X509_get0_notAfter(x), v->not_after, sizeof(v->not_after));
   int days = 0, secs = 0;

@@ -20,6 +20,8 @@ Passes when:
     (certificate verification failed), a closed port with exit 3 (cannot
     connect), a mute server with exit 4 (timed out in the TLS handshake),
     an Error and a Warning record with exit 5 and the record's code;
+  * a certificate valid only from tomorrow fails with exit 4 (not yet
+    valid), and --json shows its notBefore and expires_in (about 4 days);
   * a server's Server, Port and NTP over TCP Port records are shown as sent
     (ntp.example.test, never resolved; 1234; 1235);
   * --export: the C2S key and cookie (also as `ntpperf -S C2S,COOKIE`) get
@@ -39,6 +41,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +52,7 @@ h.setup(__file__)
 
 KE_PORT, NTP_PORT = 15460, 15123
 CHRONY_NTP, CHRONY_KE = 16123, 16460
-ERR_KE, WARN_KE, SRV_KE = 17460, 17461, 17462
+ERR_KE, WARN_KE, SRV_KE, EXP_KE = 17460, 17461, 17462, 17463
 SOCKS_PORT = 11080
 MICROSOCKS = "/usr/bin/microsocks"
 
@@ -90,8 +93,8 @@ def part_ours_report(pki, srv):
     h.check(r.returncode == 0, "ntsctl ke against ours failed: %r" % r.stderr)
     out = r.stdout
     pin = spki_pin(pki.cert)
-    for want in ("TLS:           TLSv1.3, TLS_", "subject:   /CN=localhost",
-                 "issuer:    /CN=ntsd integration test CA", "notBefore: ", "notAfter:  ",
+    for want in ("TLS:           TLSv1.3, TLS_", "subject:   CN=localhost",
+                 "issuer:    CN=ntsd integration test CA", "notBefore: ", "notAfter:  ",
                  "pin:       %s" % pin, "AEAD:          15 ",
                  "cookies:       8 of ", "NTP port:      %d\n" % NTP_PORT,
                  "NTP over TCP:  port %d" % NTP_PORT, "took:          "):
@@ -111,7 +114,7 @@ def part_ours_report(pki, srv):
               "ntp_port", "port_record", "ntp_tcp_port", "took"):
         h.check(k in j, "--json lacks the key %r: %r" % (k, j))
     leaf = j["certificates"][0]
-    h.check(leaf["pin"] == pin and leaf["subject"] == "/CN=localhost" and
+    h.check(leaf["pin"] == pin and leaf["subject"] == "CN=localhost" and
             0 < leaf["expires_in"] <= 2 * 86400, "leaf certificate in JSON: %r" % leaf)
     h.check(j["aead"] == 15 and j["cookies"] == 8 and j["ntp_port"] == NTP_PORT and
             j["ntp_tcp_port"] == NTP_PORT and j["tls_version"] == "TLSv1.3" and
@@ -131,6 +134,21 @@ def part_negotiation(pki):
     h.check(j["ntp_server"] == "ntp.example.test" and j["server_record"] is True and
             j["ntp_port"] == 1234 and j["port_record"] is True and j["ntp_tcp_port"] == 1235,
             "the negotiation in JSON: %r" % j)
+
+
+def part_not_yet_valid():
+    """A certificate valid only from tomorrow (for 3 days): exit 4, and the
+    JSON shows its dates (expires_in about 4 days)."""
+    start = time.time() + 86400
+    future = h.make_test_pki("future-pki", days=3, not_before=start)
+    record_server(future, EXP_KE, bytes([0x80, 2, 0, 2, 0, 1]))
+    r = ntsctl("127.0.0.1:%d" % EXP_KE, "--ca", future.ca_cert)
+    check_failure(r, 4, ("certificate verification failed", "not yet valid"))
+    r, j = ntsctl_json("127.0.0.1:%d" % EXP_KE, "--ca", future.ca_cert)
+    leaf = j["certificates"][0] if j["certificates"] else {}
+    h.check(4 * 86400 - 600 < leaf.get("expires_in", 0) < 4 * 86400 + 600 and
+            leaf.get("not_before") == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+            "the not yet valid leaf in JSON: %r" % j)
 
 
 def part_pins_and_failures(pki, pin):
@@ -289,6 +307,7 @@ def main():
     pin = part_ours_report(pki, srv)
     part_pins_and_failures(pki, pin)
     part_negotiation(pki)
+    part_not_yet_valid()
     part_proxy(pki)
     part_peers(pki)
     part_export(pki, srv)
