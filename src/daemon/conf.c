@@ -496,14 +496,19 @@ static bool pin_decode(const char *s, uint8_t out[CONF_PIN_LEN])
   return n == CONF_PIN_LEN && (acc & ((1u << bits) - 1)) == 0;
 }
 
+bool conf_parse_pin(const char *v, uint8_t out[CONF_PIN_LEN])
+{
+  static const char prefix[] = "sha256:";
+  return strncmp(v, prefix, sizeof prefix - 1) == 0 && pin_decode(v + sizeof prefix - 1, out);
+}
+
 /* `pin sha256:BASE64`, added to the line's pins. */
 static bool add_pin(struct parser *p, const char *what, const char *v, conf_pins *pins)
 {
-  static const char prefix[] = "sha256:";
   struct quoted q;
   uint8_t d[CONF_PIN_LEN];
 
-  if (strncmp(v, prefix, sizeof prefix - 1) != 0 || !pin_decode(v + sizeof prefix - 1, d)) {
+  if (!conf_parse_pin(v, d)) {
     report(p, true, "bad value '%s' for '%s' (sha256: and the base64 of a SHA-256 digest)",
            quote(&q, v), what);
     return false;

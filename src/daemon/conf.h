@@ -210,6 +210,10 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
  * and PASS may be percent-encoded.  False with a message in err. */
 bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t errlen);
 
+/* Decodes `sha256:BASE64` (a `pin` value) into its 32-byte digest; false
+ * if it is anything else. */
+bool conf_parse_pin(const char *v, uint8_t out[CONF_PIN_LEN]);
+
 /* True for a name under the `.onion` top-level domain (only Tor resolves it). */
 bool conf_is_onion(const char *host);
 

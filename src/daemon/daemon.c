@@ -528,12 +528,13 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
 
 /* A query reads the last snapshot and the associations' own state: it
  * never runs the core, so it cannot feed the discipline or step the clock. */
-static char *on_control(void *arg, ctl_cmd cmd, bool json)
+static char *on_control(void *arg, ctl_cmd cmd, const ctl_opts *opts)
 {
   ntsd *d = arg;
+  bool json = opts->json;
   double now = sysclock_mono();
   switch (cmd) {
-  case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
+  case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json, opts->numeric);
   case CTL_SERVER: return report_server(d->server, json);
   case CTL_SYS: return report_system(&d->sys, d->clk, json);
   case CTL_NTS: {

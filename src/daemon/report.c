@@ -146,7 +146,7 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
 
 /* ntpq -p: remote, refid, st, t, when, poll, reach, delay, offset, jitter
  * (milliseconds).  `t` is u for plain NTP and the cookies held for NTS. */
-static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
+static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st, bool numeric)
 {
   const ntp_source_info *i = &v->info;
   char refid[32] = "";
@@ -162,7 +162,7 @@ static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
     snprintf(kind, sizeof(kind), "%u", v->cookies);
   else
     snprintf(kind, sizeof(kind), "u");
-  const char *remote = v->address[0] ? v->address : v->name;
+  const char *remote = (numeric || v->is_pool) && v->address[0] ? v->address : v->name;
   tb_printf(t, "%c%-22.22s %-15.15s %2d %1.2s %4s %4.0f  %03o ", ntp_sel_tally(st), remote,
             refid, i->have_sample ? i->stratum : 16, kind, when, ldexp(1.0, i->poll),
             i->reach);
@@ -177,7 +177,8 @@ static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
   tb_printf(t, "\n");
 }
 
-char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json)
+char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json,
+                   bool numeric)
 {
   size_t n = clients_count(c);
   peer_view v;
@@ -199,7 +200,8 @@ char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, boo
                 "===============\n");
   for (size_t i = 0; i < n; i++)
     if (clients_view(c, i, now, &v))
-      peer_line(&t, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE);
+      peer_line(&t, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE,
+                numeric);
   return tb_finish(&t);
 }
 

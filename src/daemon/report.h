@@ -33,7 +33,11 @@ typedef struct report_sys {
 } report_sys;
 
 /* Each returns a malloc'd NUL-terminated string (NULL on out of memory). */
-char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json);
+/* The text table names each source as configured (a pool's members by
+ * address: they have no name of their own); numeric: by address and port,
+ * as ntpq -n.  No reverse lookups.  JSON has both, as "remote" and "address". */
+char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json,
+                   bool numeric);
 char *report_server(const ntsd_server *s, bool json);
 /* clk: the clock backend, shown by name ("none": -x, estimates only) and,
  * for the virtual clock, with its error. */

@@ -140,14 +140,20 @@ bool tls_client_setup_pinned(SSL *ssl, const char *host)
   return SSL_set_tlsext_host_name(ssl, host) == 1;
 }
 
-bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32])
+bool tls_cert_spki_sha256(X509 *cert, uint8_t out[32])
 {
-  X509 *cert = SSL_get1_peer_certificate(ssl);
   unsigned char *der = NULL;
   unsigned int n = 0;
   int len = cert ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der) : -1;
   bool ok = len > 0 && EVP_Digest(der, (size_t)len, out, &n, EVP_sha256(), NULL) == 1 && n == 32;
   OPENSSL_free(der);
+  return ok;
+}
+
+bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32])
+{
+  X509 *cert = SSL_get1_peer_certificate(ssl);
+  bool ok = tls_cert_spki_sha256(cert, out);
   X509_free(cert);
   return ok;
 }

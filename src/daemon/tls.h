@@ -36,6 +36,9 @@ bool tls_client_setup_pinned(SSL *ssl, const char *host);
  * (what curl's --pinnedpubkey compares).  False without a certificate. */
 bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32]);
 
+/* The same digest for any certificate (false for NULL). */
+bool tls_cert_spki_sha256(X509 *cert, uint8_t out[32]);
+
 /* True if the handshake selected ALPN ntske/1. */
 bool tls_alpn_ok(const SSL *ssl);
 
