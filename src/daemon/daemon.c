@@ -1,6 +1,7 @@
 /* daemon: the event loop, and the adapters that feed proto/core and apply its actions. */
 #include "daemon/daemon.h"
 
+#include <errno.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -32,6 +33,14 @@
 #define DRIFT_SAVE_S 3600 /* drift file written about hourly */
 #define KE_TIMEOUT_S 2.0
 #define KE_MAX_CONNECTIONS 256
+#define CERT_CHECK_S 2 /* how often `nts cert` and `nts key` are looked at */
+
+/* What stat says of the certificate and key files: a renewal that renames
+ * new files over them (certbot, lego) or rewrites them changes it. */
+typedef struct cert_files {
+  struct stat cert, key;
+  int cert_errno, key_errno;
+} cert_files;
 
 struct ntsd {
   ntsd_conf *conf;
@@ -42,8 +51,12 @@ struct ntsd {
   ntsd_server *server;
   ntsd_clients *clients;
   ntsd_control *control;
-  struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check;
+  struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check, *cert_check;
   SSL_CTX *ke_ctx;
+  cert_files cert_used;    /* the files as they were when ke_ctx was loaded */
+  cert_files cert_seen;    /* as the last look found them */
+  cert_files cert_bad;     /* the files as last refused */
+  bool cert_refused;       /* cert_bad holds something */
   clockctl *clk;
   ntp_core *core;          /* selection and the discipline (estimating only with -x) */
   struct event *slew_timer, *drift_timer;
@@ -290,12 +303,17 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
   update_system(arg);
 }
 
+static void cert_check(ntsd *d, bool now_or_never);
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
   ntsd *d = arg;
   (void)what;
   if (sig == SIGHUP) {
-    log_notice("SIGHUP: configuration reload is not supported yet; ignoring");
+    log_notice("SIGHUP: configuration reload is not supported yet; looking at the NTS "
+               "certificate and key only");
+    if (d->ke)
+      cert_check(d, true);
     return;
   }
   log_notice("signal %d: shutting down", (int)sig);
@@ -324,6 +342,71 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
   d->rotation_held = false;
   if (keystore_rotate_if_due(d->keys, now) && d->ke)
     ke_proc_keys_changed(d->ke);
+}
+
+static void cert_stat(const ntsd_conf *c, cert_files *f)
+{
+  memset(f, 0, sizeof(*f));
+  f->cert_errno = stat(c->nts_cert, &f->cert) < 0 ? errno : 0;
+  f->key_errno = stat(c->nts_key, &f->key) < 0 ? errno : 0;
+}
+
+static bool stat_same(const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static bool files_same(const cert_files *a, const cert_files *b)
+{
+  return a->cert_errno == b->cert_errno && a->key_errno == b->key_errno &&
+         stat_same(&a->cert, &b->cert) && stat_same(&a->key, &b->key);
+}
+
+/* Loads the certificate and key as they are now; if they load and match,
+ * a new NTS-KE process serves them (the running one finishes its
+ * connections), else the running one goes on with the previous pair. */
+static void cert_reload(ntsd *d, const cert_files *now)
+{
+  char err[320];
+  SSL_CTX *ctx = tls_server_ctx(d->conf->nts_cert, d->conf->nts_key, err, sizeof(err));
+  if (!ctx) {
+    log_err("NTS certificate or key changed but cannot be used (%s); still serving the "
+            "previous pair", err);
+    d->cert_refused = true;
+    d->cert_bad = *now;
+    return;
+  }
+  d->cert_refused = false;
+  d->cert_used = *now;
+  ke_proc_replace(d->ke, ctx);
+  SSL_CTX_free(d->ke_ctx); /* the running KE process has its own copy */
+  d->ke_ctx = ctx;
+  log_notice("NTS certificate %s and key %s reloaded", d->conf->nts_cert, d->conf->nts_key);
+}
+
+/* Acts on a change once the files have stayed the same for one interval:
+ * a renewal that replaces the certificate and then the key is taken
+ * whole, not half-way.  On SIGHUP (now_or_never) at once: the operator
+ * says the renewal is done. */
+static void cert_check(ntsd *d, bool now_or_never)
+{
+  cert_files now;
+  cert_stat(d->conf, &now);
+  bool stable = now_or_never || files_same(&now, &d->cert_seen);
+  d->cert_seen = now;
+  if (files_same(&now, &d->cert_used) || (d->cert_refused && files_same(&now, &d->cert_bad)))
+    return;
+  if (stable)
+    cert_reload(d, &now);
+}
+
+static void on_cert_check(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  cert_check(arg, false);
 }
 
 /* In the NTS-KE process, right after fork: it gets only the current key,
@@ -373,9 +456,17 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     snprintf(err, errlen, "nts enable needs `nts cert FILE` and `nts key FILE`");
     return false;
   }
+  cert_stat(c, &d->cert_used); /* before loading: a change while loading is seen */
+  d->cert_seen = d->cert_used;
   d->ke_ctx = tls_server_ctx(c->nts_cert, c->nts_key, err, errlen);
   if (!d->ke_ctx)
     return false;
+  struct timeval ctv = {.tv_sec = CERT_CHECK_S};
+  d->cert_check = event_new(d->base, -1, EV_PERSIST, on_cert_check, d);
+  if (!d->cert_check || event_add(d->cert_check, &ctv) < 0) {
+    snprintf(err, errlen, "cannot register events");
+    return false;
+  }
   uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
   d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
   if (!d->keys)
@@ -664,6 +755,7 @@ void ntsd_destroy(ntsd *d)
   keystore_close(d->keys);
   SSL_CTX_free(d->ke_ctx);
   struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check,
+                         d->cert_check,
                          d->slew_timer, d->drift_timer};
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
     if (evs[i])
