@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,12 @@
 #define PROXY_ALERT_S 60.0 /* seconds between summaries of proxy errors */
 
 typedef struct peer peer;
+typedef struct named_source named_source;
 static bool resolve_fallback(peer *p);
 
 struct peer {
   ntsd_clients *owner;
+  const named_source *from;      /* its `server` or `pool` line */
   conf_source cfg;               /* its configuration line */
   struct sockaddr_storage named; /* what the name resolved to: the server, or its NTS-KE */
   socklen_t namedlen;
@@ -61,11 +64,12 @@ struct peer {
 };
 
 /* One `server` or `pool` line and its name's resolution. */
-typedef struct named_source {
+struct named_source {
   ntsd_clients *owner;
-  conf_source cfg;
+  conf_source cfg;               /* a proxy's password wiped */
+  uint8_t pass_hash[32];         /* ... and its hash, to see it change */
   resolver *res;
-} named_source;
+};
 
 struct ntsd_clients {
   clients_cfg cfg; /* sources and nts_ca not kept: copied where needed */
@@ -74,7 +78,7 @@ struct ntsd_clients {
   size_t n_peers, cap_peers;
   uint64_t tx_timestamps;
   nts_sources *nts;
-  named_source *names;
+  named_source **names;         /* each resolver holds its entry: not moved */
   size_t n_names;
   struct event *alert_timer;
   uint8_t buf[NTP_MAX_PKT]; /* the request being built */
@@ -596,8 +600,8 @@ static peer *peer_new(ntsd_clients *c, const conf_source *cfg, const struct sock
   return p;
 }
 
-static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct sockaddr *sa,
-                     socklen_t len)
+static bool add_peer(ntsd_clients *c, const named_source *ns, const conf_source *cfg,
+                     const struct sockaddr *sa, socklen_t len)
 {
   if (c->n_peers == c->cap_peers) {
     size_t nc = c->cap_peers ? c->cap_peers * 2 : 8;
@@ -610,6 +614,7 @@ static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct socka
   peer *p = peer_new(c, cfg, sa, len);
   if (!p)
     return false;
+  p->from = ns;
   c->peers[c->n_peers++] = p;
   log_peer(p, LOG_LVL_NOTICE, p->nts ? "new NTS association" : "new association");
   if (p->nts)
@@ -631,32 +636,56 @@ static bool have_address(const ntsd_clients *c, const struct sockaddr *sa, sockl
 static bool on_address(void *arg, const struct sockaddr *sa, socklen_t len)
 {
   named_source *ns = arg;
-  return !have_address(ns->owner, sa, len) && add_peer(ns->owner, &ns->cfg, sa, len);
+  return !have_address(ns->owner, sa, len) && add_peer(ns->owner, ns, &ns->cfg, sa, len);
+}
+
+static void pass_hash(const conf_proxy *p, uint8_t out[32])
+{
+  SHA256((const unsigned char *)p->pass, strlen(p->pass), out);
+}
+
+/* One `server` or `pool` line: its name resolved (or handed to the proxy),
+ * its associations made.  False when out of memory. */
+static bool start_name(ntsd_clients *c, const conf_source *src)
+{
+  named_source *ns = calloc(1, sizeof(*ns));
+  if (!ns)
+    return false;
+  c->names[c->n_names++] = ns;
+  ns->owner = c;
+  ns->cfg = *src;
+  pass_hash(&src->proxy, ns->pass_hash);
+  if (ns->cfg.proxy.set) {
+    /* The name goes to the proxy: never resolved here. */
+    add_peer(c, ns, &ns->cfg, NULL, 0);
+    nts_wipe(ns->cfg.proxy.pass, sizeof(ns->cfg.proxy.pass));
+    return true;
+  }
+  uint16_t dflt = ns->cfg.nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
+  resolver_cfg rc = {.base = c->cfg.base, .dns = c->cfg.dns, .host = ns->cfg.host,
+                     .port = ns->cfg.port ? ns->cfg.port : dflt,
+                     .want = ns->cfg.kind == CONF_POOL ? POOL_MAX_SOURCES : 1,
+                     .fn = on_address, .arg = ns};
+  /* Numeric hosts resolve synchronously inside this call. */
+  ns->res = resolver_start(&rc);
+  return true;
+}
+
+static bool grow_names(ntsd_clients *c, size_t more)
+{
+  named_source **nn = realloc(c->names, (c->n_names + more + 1) * sizeof(*nn));
+  if (nn)
+    c->names = nn;
+  return nn != NULL;
 }
 
 static bool start_names(ntsd_clients *c, const conf_source *sources, size_t n)
 {
-  c->names = calloc(n ? n : 1, sizeof(*c->names));
-  if (!c->names)
+  if (!grow_names(c, n))
     return false;
-  for (size_t i = 0; i < n; i++) {
-    named_source *ns = &c->names[c->n_names++];
-    ns->owner = c;
-    ns->cfg = sources[i];
-    if (ns->cfg.proxy.set) {
-      /* The name goes to the proxy: never resolved here. */
-      add_peer(c, &ns->cfg, NULL, 0);
-      nts_wipe(ns->cfg.proxy.pass, sizeof(ns->cfg.proxy.pass));
-      continue;
-    }
-    uint16_t dflt = ns->cfg.nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
-    resolver_cfg rc = {.base = c->cfg.base, .dns = c->cfg.dns, .host = ns->cfg.host,
-                       .port = ns->cfg.port ? ns->cfg.port : dflt,
-                       .want = ns->cfg.kind == CONF_POOL ? POOL_MAX_SOURCES : 1,
-                       .fn = on_address, .arg = ns};
-    /* Numeric hosts resolve synchronously inside this call. */
-    ns->res = resolver_start(&rc);
-  }
+  for (size_t i = 0; i < n; i++)
+    if (!start_name(c, &sources[i]))
+      return false;
   return true;
 }
 
@@ -684,8 +713,10 @@ void clients_destroy(ntsd_clients *c)
 {
   if (!c)
     return;
-  for (size_t i = 0; i < c->n_names; i++)
-    resolver_free(c->names[i].res);
+  for (size_t i = 0; i < c->n_names; i++) {
+    resolver_free(c->names[i]->res);
+    free(c->names[i]);
+  }
   free(c->names);
   for (size_t i = 0; i < c->n_peers; i++)
     peer_free(c->peers[i]);
@@ -775,4 +806,79 @@ void clients_clock_stepped(ntsd_clients *c)
 {
   for (size_t i = 0; i < c->n_peers; i++)
     ntp_source_clock_stepped(c->peers[i]->src);
+}
+
+/* The same line as far as an association is concerned (its line number
+ * aside); a proxy's password by its hash. */
+static bool same_source(const named_source *ns, const conf_source *b)
+{
+  const conf_source *a = &ns->cfg;
+  uint8_t h[32];
+  pass_hash(&b->proxy, h);
+  return a->kind == b->kind && !strcmp(a->host, b->host) && a->port == b->port &&
+         a->nts == b->nts && !strcmp(a->ca, b->ca) && !strcmp(a->aead, b->aead) &&
+         a->pins.n == b->pins.n &&
+         !memcmp(a->pins.sha256, b->pins.sha256, a->pins.n * sizeof(a->pins.sha256[0])) &&
+         a->noval == b->noval && a->iburst == b->iburst && a->burst == b->burst &&
+         a->prefer == b->prefer && a->noselect == b->noselect && a->trusted == b->trusted &&
+         a->minpoll == b->minpoll && a->maxpoll == b->maxpoll && a->version == b->version &&
+         a->proxy.set == b->proxy.set && !strcmp(a->proxy.host, b->proxy.host) &&
+         a->proxy.port == b->proxy.port && a->proxy.auth == b->proxy.auth &&
+         !strcmp(a->proxy.user, b->proxy.user) && !memcmp(ns->pass_hash, h, sizeof(h)) &&
+         a->noproxy == b->noproxy && a->transport == b->transport &&
+         a->directfallback == b->directfallback;
+}
+
+/* Ends the associations of one line and the line itself. */
+static void stop_name(ntsd_clients *c, size_t k)
+{
+  named_source *ns = c->names[k];
+  size_t keep = 0;
+  for (size_t i = 0; i < c->n_peers; i++) {
+    peer *p = c->peers[i];
+    if (p->from != ns) {
+      c->peers[keep++] = p;
+      continue;
+    }
+    log_peer(p, LOG_LVL_NOTICE, "association removed (configuration reloaded)");
+    peer_free(p);
+  }
+  c->n_peers = keep;
+  resolver_free(ns->res);
+  free(ns);
+  memmove(&c->names[k], &c->names[k + 1], (c->n_names - k - 1) * sizeof(c->names[0]));
+  c->n_names--;
+}
+
+bool clients_reconfigure(ntsd_clients *c, const conf_source *sources, size_t n,
+                         clients_change *out)
+{
+  memset(out, 0, sizeof(*out));
+  bool *used = calloc(n ? n : 1, sizeof(*used));
+  if (!used || !grow_names(c, n)) {
+    free(used);
+    return false;
+  }
+  for (size_t k = 0; k < c->n_names;) {
+    size_t j = 0;
+    while (j < n && (used[j] || !same_source(c->names[k], &sources[j])))
+      j++;
+    if (j < n) { /* unchanged: kept with its state */
+      used[j] = true;
+      c->names[k]->cfg.line = sources[j].line;
+      out->kept++;
+      k++;
+    } else {
+      stop_name(c, k);
+      out->removed++;
+    }
+  }
+  bool ok = true;
+  for (size_t j = 0; j < n && ok; j++)
+    if (!used[j]) {
+      ok = start_name(c, &sources[j]);
+      out->added += ok;
+    }
+  free(used);
+  return ok;
 }

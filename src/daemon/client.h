@@ -86,6 +86,19 @@ void clients_clock_stepped(ntsd_clients *c);
  * certificates were accepted without their dates (`nocerttimecheck`) are
  * redone with the dates checked. */
 void clients_set_synced(ntsd_clients *c);
+/* What clients_reconfigure did, counted in configuration lines. */
+typedef struct clients_change {
+  size_t kept, removed, added;
+} clients_change;
+
+/* A reloaded configuration's `server` and `pool` lines: a line the same as
+ * a running one (every option alike) keeps its associations with their
+ * state (samples, NTS cookies); the associations of a line no longer there
+ * (or changed) end; a new (or changed) line starts its own.  Associations
+ * keep their order; indices after a removed one shift down.  False when out
+ * of memory (some lines may then be missing). */
+bool clients_reconfigure(ntsd_clients *c, const conf_source *sources, size_t n,
+                         clients_change *out);
 /* Peer i's poll from now on (the discipline's ntp_disc_poll()). */
 void clients_set_poll(ntsd_clients *c, size_t i, int poll);
 

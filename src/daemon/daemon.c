@@ -303,17 +303,14 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
   update_system(arg);
 }
 
-static void cert_check(ntsd *d, bool now_or_never);
+static void reload(ntsd *d);
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
   ntsd *d = arg;
   (void)what;
   if (sig == SIGHUP) {
-    log_notice("SIGHUP: configuration reload is not supported yet; looking at the NTS "
-               "certificate and key only");
-    if (d->ke)
-      cert_check(d, true);
+    reload(d);
     return;
   }
   log_notice("signal %d: shutting down", (int)sig);
@@ -407,6 +404,128 @@ static void on_cert_check(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   cert_check(arg, false);
+}
+
+/* ---- SIGHUP: the configuration again (docs/reload.md) ------------------- */
+
+typedef struct reload_diag {
+  unsigned errors;
+} reload_diag;
+
+static void on_reload_diag(void *arg, bool is_error, const char *msg)
+{
+  reload_diag *r = arg;
+  r->errors += is_error;
+  if (is_error)
+    log_err("reload: %s", msg);
+  else
+    log_warn("reload: %s (warning)", msg);
+}
+
+static bool listens_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  if (a->n_listens != b->n_listens || a->interface_ignore_all != b->interface_ignore_all)
+    return false;
+  for (size_t i = 0; i < a->n_listens; i++)
+    if (strcmp(a->listens[i].addr, b->listens[i].addr) ||
+        a->listens[i].port != b->listens[i].port || a->listens[i].tcp != b->listens[i].tcp)
+      return false;
+  return true;
+}
+
+static bool restricts_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  if (a->n_restricts != b->n_restricts)
+    return false;
+  for (size_t i = 0; i < a->n_restricts; i++) {
+    const conf_restrict *x = &a->restricts[i], *y = &b->restricts[i];
+    if (x->fam != y->fam || x->is_default != y->is_default || x->is_source != y->is_source ||
+        memcmp(x->addr, y->addr, sizeof(x->addr)) || x->prefix != y->prefix ||
+        x->flags != y->flags || x->unrestrict != y->unrestrict)
+      return false;
+  }
+  return true;
+}
+
+/* Settings a reload does not apply: each that changed is named once. */
+static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
+{
+  struct {
+    const char *what;
+    bool same;
+  } t[] = {
+      {"listen / interface", listens_same(o, n)},
+      {"restrict", restricts_same(o, n)},
+      {"nts enable / nts-listen-on / nts ntpserver / nts cookie / nts rotate",
+       o->nts_enable == n->nts_enable && !strcmp(o->nts_listen, n->nts_listen) &&
+           !strcmp(o->nts_ntpserver, n->nts_ntpserver) &&
+           !strcmp(o->nts_cookie, n->nts_cookie) && o->nts_rotate == n->nts_rotate},
+      {"nts cert / nts key (file names)",
+       !strcmp(o->nts_cert, n->nts_cert) && !strcmp(o->nts_key, n->nts_key)},
+      {"nts ca / nocerttimecheck",
+       !strcmp(o->nts_ca, n->nts_ca) && o->nocerttimecheck == n->nocerttimecheck},
+      {"tos / tinker / local stratum",
+       o->tos_minsane == n->tos_minsane && o->tos_minclock == n->tos_minclock &&
+           o->tos_maxclock == n->tos_maxclock && o->tos_mindist == n->tos_mindist &&
+           o->tos_maxdist == n->tos_maxdist && o->tos_authselect == n->tos_authselect &&
+           o->tinker_step == n->tinker_step && o->tinker_stepout == n->tinker_stepout &&
+           o->tinker_panic == n->tinker_panic && o->local_stratum == n->local_stratum},
+      {"discard", o->discard_average == n->discard_average &&
+                      o->discard_minimum == n->discard_minimum},
+      {"driftfile / disable ntp",
+       !strcmp(o->driftfile, n->driftfile) && o->clock_control == n->clock_control},
+      {"controlsocket / user / sandbox",
+       !strcmp(o->control_socket, n->control_socket) &&
+           !strcmp(o->control_group, n->control_group) && !strcmp(o->user, n->user) &&
+           o->sandbox == n->sandbox},
+  };
+  for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+    if (!t[i].same)
+      log_warn("reload: %s changed: not applied until a restart", t[i].what);
+}
+
+/* The new file's sources replace the running ones (the rest of the running
+ * configuration stays, as the parts of the daemon set up from it hold it). */
+static void apply_sources(ntsd *d, ntsd_conf *nc)
+{
+  clients_change ch;
+  if (!clients_reconfigure(d->clients, nc->sources, nc->n_sources, &ch))
+    log_err("reload: out of memory: some sources may be missing");
+  conf_source *s = d->conf->sources;
+  size_t n = d->conf->n_sources;
+  d->conf->sources = nc->sources; /* what the daemon reports from now on */
+  d->conf->n_sources = nc->n_sources;
+  nc->sources = s; /* freed with nc */
+  nc->n_sources = n;
+  log_notice("reload: sources: %zu kept, %zu removed, %zu added", ch.kept, ch.removed,
+             ch.added);
+}
+
+/* SIGHUP: reads the configuration file again.  A file with an error is
+ * refused whole (each error logged with file:line) and the running
+ * configuration stays.  Otherwise the sources are applied; settings that
+ * need a restart are named; the NTS certificate and key are looked at. */
+static void reload(ntsd *d)
+{
+  const char *path = d->opts.conf_path;
+  if (d->notify)
+    notify_reloading(d->notify);
+  log_notice("SIGHUP: reloading %s", path ? path : "(no file)");
+  ntsd_conf *nc = path ? conf_new() : NULL;
+  reload_diag rd = {0};
+  if (nc && (conf_load_file(nc, path, on_reload_diag, &rd) != 0 || rd.errors)) {
+    log_err("reload: %s refused (%u error%s); the running configuration stays", path,
+            rd.errors, rd.errors == 1 ? "" : "s");
+  } else if (nc) {
+    log_not_applied(d->conf, nc);
+    apply_sources(d, nc);
+    update_system(d);
+  }
+  conf_free(nc);
+  if (d->ke)
+    cert_check(d, true);
+  if (d->notify)
+    notify_reloaded(d->notify);
 }
 
 /* In the NTS-KE process, right after fork: it gets only the current key,
