@@ -73,27 +73,23 @@ struct ntsd {
   report_sys sys;
 };
 
-static bool build_acl(ntsd *d, char *err, size_t errlen)
+/* The `restrict` lines of conf into acl. */
+static bool fill_acl(ntp_acl *acl, const ntsd_conf *conf, char *err, size_t errlen)
 {
-  d->acl = ntp_acl_create();
-  if (!d->acl) {
-    snprintf(err, errlen, "out of memory");
-    return false;
-  }
-  for (size_t i = 0; i < d->conf->n_restricts; i++) {
-    const conf_restrict *r = &d->conf->restricts[i];
+  for (size_t i = 0; i < conf->n_restricts; i++) {
+    const conf_restrict *r = &conf->restricts[i];
     if (r->is_source)
       continue; /* applies to our own servers' associations, not to clients */
     bool ok = true;
     if (r->is_default) {
       static const uint8_t zero[16];
       if (r->fam != CONF_FAM_6)
-        ok &= ntp_acl_set(d->acl, ACL_INET, zero, 0, r->flags, r->unrestrict);
+        ok &= ntp_acl_set(acl, ACL_INET, zero, 0, r->flags, r->unrestrict);
       if (r->fam != CONF_FAM_4)
-        ok &= ntp_acl_set(d->acl, ACL_INET6, zero, 0, r->flags, r->unrestrict);
+        ok &= ntp_acl_set(acl, ACL_INET6, zero, 0, r->flags, r->unrestrict);
     } else {
       enum acl_family fam = r->fam == CONF_FAM_6 ? ACL_INET6 : ACL_INET;
-      ok = ntp_acl_set(d->acl, fam, r->addr, r->prefix, r->flags, r->unrestrict);
+      ok = ntp_acl_set(acl, fam, r->addr, r->prefix, r->flags, r->unrestrict);
     }
     if (!ok) {
       snprintf(err, errlen, "restrict on line %u: cannot add entry", r->line);
@@ -101,6 +97,16 @@ static bool build_acl(ntsd *d, char *err, size_t errlen)
     }
   }
   return true;
+}
+
+static bool build_acl(ntsd *d, char *err, size_t errlen)
+{
+  d->acl = ntp_acl_create();
+  if (!d->acl) {
+    snprintf(err, errlen, "out of memory");
+    return false;
+  }
+  return fill_acl(d->acl, d->conf, err, errlen);
 }
 
 /* Applies the core's clock decision to the clock backend. */
@@ -455,7 +461,6 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
     bool same;
   } t[] = {
       {"listen / interface", listens_same(o, n)},
-      {"restrict", restricts_same(o, n)},
       {"nts enable / nts-listen-on / nts ntpserver / nts cookie / nts rotate",
        o->nts_enable == n->nts_enable && !strcmp(o->nts_listen, n->nts_listen) &&
            !strcmp(o->nts_ntpserver, n->nts_ntpserver) &&
@@ -482,6 +487,35 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
     if (!t[i].same)
       log_warn("reload: %s changed: not applied until a restart", t[i].what);
+}
+
+/* New `restrict` lines: the table the NTP server, NTP over TCP and the
+ * main process borrow is refilled in place; the NTS-KE process, which has
+ * its own copy since its fork, is replaced by one forked with the new
+ * table (the old one finishes its connections under the old rules). */
+static void apply_restricts(ntsd *d, ntsd_conf *nc)
+{
+  if (restricts_same(d->conf, nc))
+    return;
+  char err[160];
+  ntp_acl *acl = ntp_acl_create();
+  if (!acl || !fill_acl(acl, nc, err, sizeof(err))) {
+    log_err("reload: restrict not applied (%s); the previous rules stay",
+            acl ? err : "out of memory");
+    ntp_acl_destroy(acl);
+    return;
+  }
+  ntp_acl_swap(d->acl, acl);
+  ntp_acl_destroy(acl); /* the previous entries */
+  conf_restrict *r = d->conf->restricts;
+  size_t n = d->conf->n_restricts;
+  d->conf->restricts = nc->restricts;
+  d->conf->n_restricts = nc->n_restricts;
+  nc->restricts = r;
+  nc->n_restricts = n;
+  log_notice("reload: restrict applied (%zu entries)", ntp_acl_count(d->acl));
+  if (d->ke)
+    ke_proc_replace(d->ke, d->ke_ctx);
 }
 
 /* The new file's sources replace the running ones (the rest of the running
@@ -518,6 +552,7 @@ static void reload(ntsd *d)
             rd.errors, rd.errors == 1 ? "" : "s");
   } else if (nc) {
     log_not_applied(d->conf, nc);
+    apply_restricts(d, nc);
     apply_sources(d, nc);
     update_system(d);
   }
