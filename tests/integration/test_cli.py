@@ -237,7 +237,8 @@ def main():
             "ntsd --list-directives differs from docs/configuration.md's table "
             "(scripts/update-directive-table rewrites it)")
 
-    for bad in (["--no-such-option"], ["-q"], ["stray-argument"], ["-c"]):
+    for bad in (["--no-such-option"], ["-q"], ["stray-argument"], ["-c"],
+                ["--list-directives=html"]):
         r, _ = ntsd(*bad)
         h.log("ntsd %s: rc=%d" % (" ".join(bad), r.returncode))
         h.check(r.returncode == 2, "ntsd %s: exit %d, expected 2" % (" ".join(bad), r.returncode))
