@@ -388,11 +388,11 @@ static void cert_stat(const ntsd_conf *c, cert_files *f)
   f->key_errno = stat(c->nts_key, &f->key) < 0 ? errno : 0;
 }
 
+/* The change time is left out: a chmod or chown alone is no new pair. */
 static bool stat_same(const struct stat *a, const struct stat *b)
 {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 static bool files_same(const cert_files *a, const cert_files *b)
@@ -427,15 +427,18 @@ static void cert_reload(ntsd *d, const cert_files *now)
 
 /* Acts on a change once the files have stayed the same for one interval:
  * a renewal that replaces the certificate and then the key is taken
- * whole, not half-way.  On SIGHUP (now_or_never) at once: the operator
- * says the renewal is done. */
+ * whole, not half-way; refused files are not tried again until they
+ * change.  On SIGHUP (now_or_never) at once, refused files too: the
+ * operator says the renewal is done, or has fixed what was refused (a
+ * chmod alone is not seen as a change). */
 static void cert_watch(ntsd *d, bool now_or_never)
 {
   cert_files now;
   cert_stat(d->conf, &now);
   bool stable = now_or_never || files_same(&now, &d->cert_seen);
   d->cert_seen = now;
-  if (files_same(&now, &d->cert_used) || (d->cert_refused && files_same(&now, &d->cert_bad)))
+  if (files_same(&now, &d->cert_used) ||
+      (!now_or_never && d->cert_refused && files_same(&now, &d->cert_bad)))
     return;
   if (stable)
     cert_reload(d, &now);

@@ -22,6 +22,10 @@ Passes when:
   * after the bad files are replaced by a good pair, that pair is served;
   * SIGHUP right after a renewal loads it at once (under 1.5 s; the timer
     alone needs two looks 2 s apart);
+  * a renewed key the user cannot read is refused (`Permission denied`); a
+    chmod alone is not taken as a change; SIGHUP after it loads the pair;
+  * `ntsd_certificate_not_after_timestamp_seconds` is the notAfter of the
+    certificate served last (each renewal has another);
   * across all of it, not one KE failed (no TLS error, no refused or reset
     connection, every response with cookies), and `ntsctl nts` counts no
     bad serve.
@@ -41,7 +45,7 @@ import harness as h  # noqa: E402
 h.setup(__file__)
 
 USER = "ntsd-test"
-KE_PORT, NTP_PORT = 14470, 11133
+KE_PORT, NTP_PORT, METRICS_PORT = 14470, 11133, 19470
 LOAD_THREADS = 4
 RENEWALS = 3
 SEEN_WITHIN = 15.0  # seconds from a renewal to the clients seeing it
@@ -58,7 +62,7 @@ def renewed_pair(pki, d, n):
                "-out", key)
     h._openssl("req", "-new", "-config", cnf, "-key", key, "-sha256", "-out", csr)
     h._openssl("x509", "-req", "-in", csr, "-CA", pki.ca_cert, "-CAkey", pki.ca_key,
-               "-set_serial", "0x%x" % (0x1000 + n), "-days", "2", "-sha256",
+               "-set_serial", "0x%x" % (0x1000 + n), "-days", str(3 + n), "-sha256",
                "-extfile", cnf, "-extensions", "v3_server", "-out", cert)
     with open(chain, "w") as out:
         for p in (cert, pki.ca_cert):
@@ -89,6 +93,7 @@ class Load:
         self.failures = []
         self.last_serial = None
         self.serials = {}
+        self.not_after = {}
         self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
                         for i in range(LOAD_THREADS)]
         for t in self.threads:
@@ -100,7 +105,9 @@ class Load:
         with socket.create_connection(("127.0.0.1", KE_PORT), timeout=5,
                                       source_address=(src, 0)) as raw:
             with self.ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                serial = s.getpeercert()["serialNumber"]
+                cert = s.getpeercert()
+                serial = cert["serialNumber"]
+                self.not_after[serial] = ssl.cert_time_to_seconds(cert["notAfter"])
                 s.sendall(h.ke_request())
                 data = b""
                 while True:
@@ -164,7 +171,7 @@ def main():
     pki = h.make_test_pki()
     gen = os.path.join(tmp, "renewals")
     os.makedirs(gen, mode=0o700)
-    pairs = [renewed_pair(pki, gen, n) for n in range(RENEWALS + 2)]
+    pairs = [renewed_pair(pki, gen, n) for n in range(RENEWALS + 3)]
     live = os.path.join(tmp, "live")
     os.makedirs(live)
     os.chown(live, 0, gid)
@@ -174,7 +181,7 @@ def main():
     install(pki.key, key, gid, 0o640)
 
     server = h.NtsKeServer("server", LivePki(cert, key), KE_PORT, NTP_PORT, args=("-u", USER),
-                           debug=False)
+                           debug=False, extra=["metrics 127.0.0.1:%d" % METRICS_PORT])
     h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 5, "the NTS-KE process")
     load = Load(pki.ca_cert)
     t0 = time.monotonic()
@@ -237,17 +244,36 @@ def main():
                  "SIGHUP to reload the pair at once")
     wait_serial(load, serial, "clients to be served serial %s after SIGHUP" % serial)
     h.log("SIGHUP: serial %s served after %.2f s" % (serial, time.monotonic() - t))
+
+    # A renewed key the user cannot read: refused; a chmod alone is no
+    # change, SIGHUP after it loads the pair.
+    chain, k = pairs[RENEWALS + 2]
+    good_serial = serial
+    install(k, key, 0, 0o600)
+    install(chain, cert, gid, 0o644)
+    h.wait_until(lambda: count_lines(server, "cannot be used") == 3, 10,
+                 "the unreadable key to be refused")
+    last = [ln for ln in server.proc.read_log().splitlines() if "cannot be used" in ln][-1]
+    h.check("Permission denied" in last, "the refusal does not say why: %s" % last)
+    os.chown(key, 0, gid)
+    os.chmod(key, 0o640)
+    time.sleep(5)
+    h.check(count_lines(server, "cannot be used") == 3 and load.last_serial == good_serial,
+            "a chmod alone was taken as a new pair")
+    os.kill(server.proc.pid, signal.SIGHUP)
+    serial = "%X" % (0x1000 + RENEWALS + 2)
+    wait_serial(load, serial, "clients to be served serial %s after chmod and SIGHUP" % serial)
     time.sleep(1)
     load.finish()
     elapsed = time.monotonic() - t0
-    h.log("%d KEs in %.1f s (%.0f/s) across %d renewals and 2 refused replacements; "
+    h.log("%d KEs in %.1f s (%.0f/s) across %d renewals and 3 refused replacements; "
           "%d failed; serials served: %s" % (load.good, elapsed, load.good / elapsed,
-                                             RENEWALS + 2, len(load.failures), load.serials))
+                                             RENEWALS + 3, len(load.failures), load.serials))
     h.check(not load.failures, "%d KEs failed, the first: %s" % (
         len(load.failures), load.failures[:5]))
     h.check(first not in (None, good_serial), "the first serial was never replaced")
-    h.check(count_lines(server, "replaces process") == RENEWALS + 2,
-            "expected %d replacements logged" % (RENEWALS + 2))
+    h.check(count_lines(server, "replaces process") == RENEWALS + 3,
+            "expected %d replacements logged" % (RENEWALS + 3))
     st = server.nts_stats()
     h.log("ntsctl nts: ke_serves_good %s, ke_serves_bad %s, ke_refused %s" % (
         st["ke_serves_good"], st["ke_serves_bad"], st["ke_refused"]))
@@ -257,7 +283,21 @@ def main():
     # that were served before the last replacement.
     h.check(st["ke_serves_good"] >= load.good - load.serials[serial],
             "ntsctl nts lost the counts of replaced NTS-KE processes")
+    # The certificate metric follows the reloaded certificate.
+    na = metric("ntsd_certificate_not_after_timestamp_seconds")
+    h.check(na == load.not_after[serial], "the metric says notAfter %s, the served "
+            "certificate %s" % (na, load.not_after[serial]))
+    h.log("ntsd_certificate_not_after_timestamp_seconds %s: the served certificate's" % na)
     server.proc.check_no_crash()
+
+
+def metric(name):
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5) as r:
+        for ln in r.read().decode().splitlines():
+            if ln.startswith(name + " "):
+                return float(ln.split()[1])
+    h.fail("no %s in the scrape" % name)
 
 
 h.run(main)
