@@ -518,6 +518,9 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
                       o->discard_minimum == n->discard_minimum},
       {"driftfile / disable ntp",
        !strcmp(o->driftfile, n->driftfile) && o->clock_control == n->clock_control},
+      {"logfile / logconfig / logfacility / metrics",
+       !strcmp(o->logfile, n->logfile) && o->logmask == n->logmask &&
+           o->logfacility == n->logfacility && !strcmp(o->metrics, n->metrics)},
       {"controlsocket / user / sandbox",
        !strcmp(o->control_socket, n->control_socket) &&
            !strcmp(o->control_group, n->control_group) && !strcmp(o->user, n->user) &&
