@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -930,25 +931,33 @@ fail:
   return NULL;
 }
 
-bool ntsd_daemonize(ntsd *d)
+bool ntsd_daemonize(ntsd *d, char *err, size_t errlen)
 {
-  pid_t pid = fork();
-  if (pid < 0)
+  /* Opened before the fork: without it the daemon would keep the caller's
+   * terminal or pipes as its standard streams, and the caller would see a
+   * successful start of a daemon that is not detached. */
+  int fd = open("/dev/null", O_RDWR);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot detach: /dev/null: %s", strerror(errno));
     return false;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(err, errlen, "cannot detach: fork: %s", strerror(errno));
+    close(fd);
+    return false;
+  }
   if (pid > 0)
     _exit(0);
-  if (setsid() < 0)
+  /* from here on the caller is gone: errors reach the log only */
+  bool ok = setsid() >= 0 && chdir("/") == 0 && dup2(fd, 0) == 0 && dup2(fd, 1) == 1 &&
+            dup2(fd, 2) == 2;
+  if (!ok)
+    snprintf(err, errlen, "cannot detach from the terminal: %s", strerror(errno));
+  if (fd > 2)
+    close(fd);
+  if (!ok)
     return false;
-  if (chdir("/") < 0)
-    return false;
-  int fd = open("/dev/null", O_RDWR);
-  if (fd >= 0) {
-    dup2(fd, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (fd > 2)
-      close(fd);
-  }
   return event_reinit(d->base) == 0;
 }
 

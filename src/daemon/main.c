@@ -174,8 +174,8 @@ static int run(ntsd_conf *conf, const cmdline *cl)
     rc = fail(opts, err);
   else if (!privs_apply(p, err, sizeof(err)))
     rc = fail(opts, err);
-  else if (!opts->foreground && !ntsd_daemonize(d))
-    log_err("cannot detach from the terminal");
+  else if (!opts->foreground && !ntsd_daemonize(d, err, sizeof(err)))
+    rc = fail(opts, err);
   else {
     privs_lock_memory(p);
     if (apply_sandbox(filter, conf_clock, err, sizeof(err)))

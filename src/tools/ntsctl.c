@@ -42,7 +42,7 @@ static void usage(FILE *f)
           "  --ca FILE          trust this CA file or directory (default: the system store)\n"
           "  --pin sha256:B64   the server's public key pin (alone: no CA check)\n"
           "  --aead N           offer only this AEAD (15, 17; repeatable, in preference order)\n"
-          "  --export           also print the C2S/S2C keys and a cookie (for ntpperf -S)\n"
+          "  --export           also print the C2S/S2C keys and a cookie (for `ntpperf -S`)\n"
           "  --proxy URL        through a SOCKS5 proxy (HOST goes to it unresolved)\n"
           "  --timeout S        give up after S seconds (default 10)\n"
           "ke exit status: 0 ok, 2 usage, 3 cannot connect, 4 TLS or certificate,\n"
