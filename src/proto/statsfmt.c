@@ -102,7 +102,7 @@ static size_t finish(char *buf, size_t cap, int head, const char *fmt, ...)
 
 size_t statsfmt_loopstats(char *buf, size_t cap, statsfmt_time now, const statsfmt_loop *l)
 {
-  return finish(buf, cap, when(buf, cap, now), " %.9f %.3f %.9f %.6f %d\n", l->offset,
+  return finish(buf, cap, when(buf, cap, now), " %.9f %.6f %.9f %.6f %d\n", l->offset,
                 l->freq_ppm, l->jitter, l->wander_ppm, l->time_constant);
 }
 

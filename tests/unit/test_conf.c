@@ -375,8 +375,7 @@ static void test_paths(void **state)
   expect_ok(t,
             "driftfile /var/lib/ntp/ntp.drift\nstatsdir /var/log/ntpstats/\n"
             "logfile /var/log/ntp.log\nleapfile /usr/share/zoneinfo/leap-seconds.list\n",
-            3); /* statsdir, logfile, leapfile: stored, but no effect yet */
-  assert_true(has_msg(t, false, "t.conf:2: ", "'statsdir' has no effect yet"));
+            2); /* logfile, leapfile: stored, but no effect yet */
   assert_string_equal(t->c->driftfile, "/var/lib/ntp/ntp.drift");
   assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
   assert_string_equal(t->c->logfile, "/var/log/ntp.log");
@@ -394,8 +393,7 @@ static void test_inert_directives(void **state)
   static const char *const ok[] = {
       ("statistics loopstats peerstats clockstats rawstats sysstats protostats usestats "
        "ntsstats ntskestats"),
-      "filegen loopstats file loopstats type day link enable",
-      "filegen peerstats type none nolink disable",
+      "filegen clockstats file clockstats type day link enable",
       "logconfig =syncall +clockall +peerall +sysall",
       "logconfig =allsync +allclock +allpeer +sysevents -syncstatus allall",
       "tinker panic 0 step 0.5 stepout 900 freq -12.5",
@@ -412,6 +410,48 @@ static void test_inert_directives(void **state)
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
     expect_ok(t, ok[i], 1);
   assert_true(has_msg(t, false, "t.conf:1: ", "'includefile' ignored"));
+}
+
+static void test_statistics(void **state)
+{
+  struct tc *t = *state;
+
+  /* Defaults: nothing written; daily files with the link, as NTPsec. */
+  for (int i = 0; i < CONF_STATS_N; i++) {
+    assert_false(t->c->filegen[i].enabled);
+    assert_true(t->c->filegen[i].daily);
+    assert_true(t->c->filegen[i].link);
+  }
+  expect_ok(t, "statsdir /var/log/ntpstats/\nstatistics loopstats rawstats\n", 0);
+  assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
+  assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
+  assert_false(t->c->filegen[CONF_STATS_PEER].enabled);
+  assert_true(t->c->filegen[CONF_STATS_RAW].enabled);
+  expect_ok(t, "filegen peerstats file peers type none nolink enable\n"
+               "filegen rawstats disable\n", 0);
+  const conf_filegen *g = &t->c->filegen[CONF_STATS_PEER];
+  assert_true(g->enabled);
+  assert_false(g->daily);
+  assert_false(g->link);
+  assert_string_equal(g->file, "peers");
+  assert_false(t->c->filegen[CONF_STATS_RAW].enabled);
+  /* NTPsec's other names and periods: accepted with one warning each line. */
+  expect_ok(t, "statistics sysstats protostats loopstats", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ",
+                      "'sysstats protostats' accepted, not written (written: loopstats, "
+                      "peerstats, rawstats)"));
+  expect_ok(t, "filegen loopstats type week", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'filegen type week' is written as 'type day'"));
+  assert_true(t->c->filegen[CONF_STATS_LOOP].daily);
+  /* A file name, not a path; a line with an error changes nothing. */
+  expect_error(t, "filegen loopstats file ../x", "takes a file name in statsdir, not a path");
+  expect_error(t, "filegen loopstats file a/b", "takes a file name in statsdir, not a path");
+  expect_error(t, "filegen loopstats file ..", "takes a file name in statsdir, not a path");
+  reset(t);
+  assert_int_equal(parse(t, "statistics loopstats\nfilegen loopstats disable type none bogus\n"),
+                   -1);
+  assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
+  assert_true(t->c->filegen[CONF_STATS_LOOP].daily);
 }
 
 static void test_inert_directive_errors(void **state)
@@ -879,7 +919,7 @@ static void test_not_nul_terminated(void **state)
 static void test_null_diag_counts_warnings(void **state)
 {
   struct tc *t = *state;
-  const char *text = "statistics loopstats\nbogus\n";
+  const char *text = "statistics sysstats\nbogus\n";
 
   assert_int_equal(conf_parse_string(t->c, "t.conf", text, strlen(text), NULL, NULL), -1);
   assert_int_equal(t->c->n_warnings, 1);
@@ -1788,6 +1828,7 @@ int main(void)
       T(test_restrict_errors),
       T(test_paths),
       T(test_inert_directives),
+      T(test_statistics),
       T(test_inert_directive_errors),
       T(test_tos_discard),
       T(test_tos_discard_errors),

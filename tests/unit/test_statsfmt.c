@@ -47,12 +47,12 @@ static void test_loopstats(void **state)
                      .wander_ppm = 0.0133806, .time_constant = 6};
   statsfmt_time t = {.sec = (int64_t)(50935 - 40587) * 86400 + 75440, .nsec = 31000000};
   size_t n = statsfmt_loopstats(b, sizeof(b), t, &l);
-  assert_string_equal(b, "50935 75440.031 0.000006019 13.778 0.000351733 0.013381 6\n");
+  assert_string_equal(b, "50935 75440.031 0.000006019 13.778190 0.000351733 0.013381 6\n");
   assert_int_equal(n, strlen(b));
   l.offset = -0.5;
   l.freq_ppm = -500;
   statsfmt_loopstats(b, sizeof(b), T, &l);
-  assert_string_equal(b, "61381 47396.312 -0.500000000 -500.000 0.000351733 0.013381 6\n");
+  assert_string_equal(b, "61381 47396.312 -0.500000000 -500.000000 0.000351733 0.013381 6\n");
 }
 
 static void test_peerstats(void **state)
