@@ -221,6 +221,7 @@ static void publish(ntsd *d)
   ntsd_client_stats cst;
   clients_get_stats(d->clients, &cst);
   s->tx_timestamps = cst.tx_timestamps;
+  stats_counts(d->stats, &s->stats_lines, &s->stats_errors);
   if (d->server)
     server_set_sysinfo(d->server, &s->info);
 }

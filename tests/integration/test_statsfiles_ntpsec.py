@@ -99,10 +99,10 @@ def start_ours(ns, name, user=None):
         os.chown(d, uid, gid)
         os.chmod(h.tmpdir(), 0o711)  # the user passes through to its statsdir only
         args = ["-u", user]
-    h.Ntsd(name, ["interface ignore all"] + stats_lines(d) +
-           ["server %s iburst minpoll 1 maxpoll 1" % SERVER],
-           ready="peers", wrap=ns.prefix(), args=args)
-    return d
+    o = h.Ntsd(name, ["interface ignore all"] + stats_lines(d) +
+               ["server %s iburst minpoll 1 maxpoll 1" % SERVER],
+               ready="peers", wrap=ns.prefix(), args=args)
+    return o, d
 
 
 def read(d, name):
@@ -189,9 +189,11 @@ def main():
     ns = topology()
     t0 = time.time()
     h.Ntsd("server", ["listen %s:123" % SERVER, "local stratum 1"])
-    dirs = {"NTPsec": start_ntpsec(ns), "ntsd": start_ours(ns, "ntsd"),
-            "ntsd -u": start_ours(ns, "ntsd-user", user=USER)}
+    ours = {"ntsd": start_ours(ns, "ntsd"), "ntsd -u": start_ours(ns, "ntsd-user", user=USER)}
+    dirs = {"NTPsec": start_ntpsec(ns)}
+    dirs.update({who: d for who, (_, d) in ours.items()})
     time.sleep(RUN_S)
+    counts = {who: o.ctl_json("sys") for who, (o, _) in ours.items()}
     t1 = time.time()
     h.check_all_alive()
     got = {}
@@ -216,6 +218,11 @@ def main():
         check_loop(who, got[(who, "loopstats")])
         if who != "NTPsec":
             compare_raw(got[("NTPsec", "rawstats")], got[(who, "rawstats")])
+    for who, sysv in counts.items():
+        written = sum(len(got[(who, name)]) for name in FILES)
+        h.check(sysv["stats_errors"] == 0 and 0 < sysv["stats_lines"] <= written,
+                "%s: stats_lines %d, stats_errors %d, %d lines in the files" % (
+                    who, sysv["stats_lines"], sysv["stats_errors"], written))
     h.log("last peer status words: %r" % status)
     h.check(status["ntsd"] == status["NTPsec"] == status["ntsd -u"],
             "peer status words differ: %r" % status)

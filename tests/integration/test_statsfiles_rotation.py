@@ -9,6 +9,11 @@ the virtual midnight: for each file NAME.DAY1 and NAME.DAY2 exist, every
 record in each carries its file's day (MJD) and a time of day on the right
 side of midnight, NAME is a hard link to NAME.DAY2, and no poll was lost at
 the change (rawstats t4 has no gap over 3 s across the two files).
+
+A second client of the same server has a statsdir that does not exist: it
+keeps running and counts the lost records (`stats_errors` in `ntsctl sys`),
+logs one warning per file, not one per record, and writes again once the
+directory appears.
 """
 import datetime
 import math
@@ -38,6 +43,24 @@ def rows(path):
         return [ln.split() for ln in f.read().splitlines()]
 
 
+def check_lost(ours, missing):
+    sysv = ours.ctl_json("sys")
+    h.log("statsdir missing: stats_lines %d, stats_errors %d" % (
+        sysv["stats_lines"], sysv["stats_errors"]))
+    h.check(sysv["stats_lines"] == 0 and sysv["stats_errors"] >= 10,
+            "a missing statsdir: %r" % {k: sysv[k] for k in ("stats_lines", "stats_errors")})
+    with open(ours.proc.log, errors="replace") as f:
+        log = f.read()
+    warnings = [ln for ln in log.splitlines() if "statistics: open" in ln and "warning" in ln]
+    h.check(len(warnings) == 3, "expected one warning per file, got %d: %r" % (
+        len(warnings), warnings[:5]))
+    os.makedirs(missing)
+    h.wait_until(lambda: ours.ctl_json("sys")["stats_lines"] >= 3, 10,
+                 "records once the directory exists")
+    with open(ours.proc.log, errors="replace") as f:
+        h.check("again" in f.read(), "no notice that records are written again")
+
+
 def main():
     h.require_ours()
     port = h.free_udp_port()
@@ -54,8 +77,14 @@ def main():
                       "statistics loopstats peerstats rawstats",
                       "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % port],
            ready="peers", args=["--virtual-clock", offset])
+    missing = os.path.join(h.tmpdir(), "missing")
+    lost = h.Ntsd("lost", ["interface ignore all", "statsdir %s" % missing,
+                           "statistics loopstats peerstats rawstats",
+                           "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % port],
+                  ready="peers", args=["--virtual-clock", offset])
     time.sleep(BEFORE_S + AFTER_S)
     h.check_all_alive()
+    check_lost(lost, missing)
     day2 = int(midnight // 86400)
     day1 = day2 - 1
     names = sorted(os.listdir(d))
