@@ -179,11 +179,12 @@ static void report_reply(peer *p, const uint8_t *pkt, size_t n, ntp_ts rx)
   while (i < c->n_peers && c->peers[i] != p)
     i++;
   clients_reply r = {.pkt = pkt, .len = n, .t1 = p->t1, .t4 = rx,
-                     .src = p->have_addr ? (const struct sockaddr *)&p->sa : NULL,
+                     .src = p->have_addr && !p->proxied ? (const struct sockaddr *)&p->sa
+                                                        : NULL,
                      .dst = transport_local_addr(p->tr, &local, &len) ? (struct sockaddr *)&local
                                                                       : NULL,
                      .lost = p->unanswered > 0 ? p->unanswered - 1 : 0};
-  if (p->proxied) /* the proxy's relay, not our way to the server */
+  if (p->proxied) /* the proxy's relay, not our way to the server; the name stands */
     r.dst = NULL;
   c->cfg.on_reply(c->cfg.update_arg, i, &r);
 }
