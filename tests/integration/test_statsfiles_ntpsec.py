@@ -219,6 +219,7 @@ def main():
         if who != "NTPsec":
             compare_raw(got[("NTPsec", "rawstats")], got[(who, "rawstats")])
     for who, sysv in counts.items():
+        h.check("stats_lines" in sysv, "ntsctl sys --json has no stats_lines")
         written = sum(len(got[(who, name)]) for name in FILES)
         h.check(sysv["stats_errors"] == 0 and 0 < sysv["stats_lines"] <= written,
                 "%s: stats_lines %d, stats_errors %d, %d lines in the files" % (

@@ -45,6 +45,8 @@ def rows(path):
 
 def check_lost(ours, missing):
     sysv = ours.ctl_json("sys")
+    h.check("stats_lines" in sysv and "stats_errors" in sysv,
+            "ntsctl sys --json has no stats_lines/stats_errors")
     h.log("statsdir missing: stats_lines %d, stats_errors %d" % (
         sysv["stats_lines"], sysv["stats_errors"]))
     h.check(sysv["stats_lines"] == 0 and sysv["stats_errors"] >= 10,
