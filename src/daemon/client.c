@@ -1,4 +1,5 @@
 /* client: the upstream associations and the glue between their parts. */
+#define LOG_CLASS LOG_CLASS_PEER /* log.h: the class `logconfig` knows them by */
 #include "daemon/client.h"
 
 #include <event2/event.h>
@@ -774,6 +775,10 @@ bool clients_view(const ntsd_clients *c, size_t i, double now, peer_view *v)
     v->cookies = n.cookies;
     v->ke_error = n.ke_error;
     v->nts_naks = n.naks;
+    v->naks_total = n.naks_total;
+    v->ke_good = n.ke_good;
+    v->ke_bad = n.ke_bad;
+    v->last_ke_age = n.last_ke_age;
     memcpy(v->tamper, n.tamper, sizeof(v->tamper));
     v->ke_retry = n.ke_retry;
   }

@@ -50,6 +50,9 @@ typedef struct peer_view {
   const char *ke_error;        /* NTS: why the last NTS-KE failed ("" if it did not) */
   double ke_retry;             /* NTS: seconds until the next NTS-KE, -1 if none due */
   unsigned nts_naks;           /* NTS: exchanges in a row that ended with only a NAK */
+  uint64_t naks_total;         /* NTS: all exchanges that ended with only a NAK */
+  uint64_t ke_good, ke_bad;    /* NTS: NTS-KEs by outcome */
+  double last_ke_age;          /* NTS: seconds since the last NTS-KE ended, -1: none */
   uint64_t tamper[NTS_TAMPER_COUNT]; /* NTS: refused, by reason (tamper evidence) */
 } peer_view;
 

@@ -1,4 +1,5 @@
 /* clockctl: the system, null and virtual clock backends. */
+#define LOG_CLASS LOG_CLASS_CLOCK /* log.h: the class `logconfig` knows them by */
 #include "daemon/clockctl.h"
 
 #include <errno.h>

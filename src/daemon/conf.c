@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 
+#include "daemon/log.h"
 #include "daemon/sandbox.h"
 #include "proto/acl.h"
 #include "proto/select.h"
@@ -494,14 +496,19 @@ static bool pin_decode(const char *s, uint8_t out[CONF_PIN_LEN])
   return n == CONF_PIN_LEN && (acc & ((1u << bits) - 1)) == 0;
 }
 
+bool conf_parse_pin(const char *v, uint8_t out[CONF_PIN_LEN])
+{
+  static const char prefix[] = "sha256:";
+  return strncmp(v, prefix, sizeof prefix - 1) == 0 && pin_decode(v + sizeof prefix - 1, out);
+}
+
 /* `pin sha256:BASE64`, added to the line's pins. */
 static bool add_pin(struct parser *p, const char *what, const char *v, conf_pins *pins)
 {
-  static const char prefix[] = "sha256:";
   struct quoted q;
   uint8_t d[CONF_PIN_LEN];
 
-  if (strncmp(v, prefix, sizeof prefix - 1) != 0 || !pin_decode(v + sizeof prefix - 1, d)) {
+  if (!conf_parse_pin(v, d)) {
     report(p, true, "bad value '%s' for '%s' (sha256: and the base64 of a SHA-256 digest)",
            quote(&q, v), what);
     return false;
@@ -1215,37 +1222,37 @@ static void do_filegen(struct parser *p, struct cursor *cu, const struct directi
     p->c->filegen[i] = g;
 }
 
-/* NTPsec's keywords: [=+-] then CLASS ITEM, or "all" then ITEM or CLASS. */
-static bool logconfig_word_ok(const char *w)
-{
-  static const char *const classes[] = {"clock", "peer", "sys", "sync", NULL};
-  static const char *const items[] = {"all", "info", "events", "status", "statistics", NULL};
-
-  if (*w == '=' || *w == '+' || *w == '-')
-    w++;
-  if (strncmp(w, "all", 3) == 0 && (in_list(items, w + 3) || in_list(classes, w + 3)))
-    return true;
-  for (const char *const *cl = classes; *cl; cl++) {
-    size_t n = strlen(*cl);
-    if (strncmp(w, *cl, n) == 0 && in_list(items, w + n))
-      return true;
-  }
-  return false;
-}
-
+/* NTPsec's keywords: [=+-] then CLASS ITEM, or "all" then ITEM or CLASS;
+ * applied in order to the mask (log.c says what each class and item
+ * selects). */
 static void do_logconfig(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   const char *t;
+  uint32_t mask = p->c->logmask;
 
   if (cu->n == 0) {
     report(p, true, "missing value for '%s'", d->name);
     return;
   }
   while ((t = next_tok(cu)))
-    if (!logconfig_word_ok(t)) {
+    if (!log_config_word(&mask, t)) {
       unknown_option(p, t, d->name);
       return;
     }
+  p->c->logmask = mask;
+}
+
+/* `logfacility NAME` (ntsd): syslog's facility. */
+static void do_logfacility(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  const char *t = need_tok(p, cu, d->name);
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  if (!log_facility_parse(t, &p->c->logfacility))
+    report(p, true, "'%s': expected daemon, user or local0 ... local7, not '%s'", d->name,
+           quote(&q, t));
 }
 
 /* `keys FILE`, `setvar ...`: one value, or any words; checked, then ignored. */
@@ -1627,6 +1634,27 @@ static void do_nts_listen(struct parser *p, struct cursor *cu, const struct dire
   memcpy(p->c->nts_listen, t, strlen(t) + 1);
 }
 
+/* `metrics ADDR:PORT`: an address literal and a port, both required (the
+ * endpoint is meant for loopback or a management network, never a default
+ * wildcard). */
+static void do_metrics(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  struct quoted q;
+  char host[CONF_HOST_MAX];
+  uint16_t port = 0;
+  const char *t = need_tok(p, cu, d->name);
+
+  if (!t || !expect_end(p, cu, d->name))
+    return;
+  if (!conf_split_host_port(t, host, sizeof host, &port) || port == 0 ||
+      !addr_family(host, false, NULL) || strlen(t) >= sizeof p->c->metrics) {
+    report(p, true, "'%s' needs ADDR:PORT or [ADDR]:PORT with an address literal, got '%s'",
+           d->name, quote(&q, t));
+    return;
+  }
+  memcpy(p->c->metrics, t, strlen(t) + 1);
+}
+
 static void do_controlsocket(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   const char *path = need_tok(p, cu, d->name), *group = "";
@@ -1835,8 +1863,10 @@ static const struct directive directives[] = {
               "with clock control: read at start, written about hourly", NULL),
     DIRECTIVE("statsdir", PATH(statsdir), "DIR", CONF_ACTIVE,
               "where the statistics files go; writable by the `-u` user", NULL),
-    DIRECTIVE("logfile", PATH(logfile), "FILE", CONF_STORED,
-              "has no effect yet (logs go to syslog, or stderr with -n)", NULL),
+    DIRECTIVE("logfile", PATH(logfile), "FILE", CONF_ACTIVE,
+              "log lines go to FILE, not syslog or stderr, as `-l`; docs/logging.md", NULL),
+    DIRECTIVE("logfacility", do_logfacility, 0, "daemon|user|local0...local7", CONF_ACTIVE,
+              "(ntsd) the syslog facility, default daemon", NULL),
     DIRECTIVE("leapfile", PATH(leapfile), "FILE", CONF_STORED,
               "has no effect yet (leap seconds come from the selected sources' majority)",
               NULL),
@@ -1845,9 +1875,12 @@ static const struct directive directives[] = {
               "not written",
               NULL),
     DIRECTIVE("filegen", do_filegen, 0, "NAME [file F] [type T] [FLAG...]", CONF_ACTIVE,
-              "type `day` (other periods: as `day`) or `none`; `link`, `enable`, `disable`",
+              "type day (other periods as day) or none; link, enable, disable",
               NULL),
-    DIRECTIVE("logconfig", do_logconfig, 0, "KEYWORD...", NONE),
+    DIRECTIVE("logconfig", do_logconfig, 0, "[=+-]CLASSITEM...", CONF_ACTIVE,
+              "classes sys, peer, clock, sync, all; items info, events, status, statistics, "
+              "all; errors and warnings are always logged",
+              NULL),
     DIRECTIVE("tos", do_pairs, 0, PAIRS, CONF_ACTIVE, NULL, SUBTABLE(SUB_OPTS, tos_opts)),
     DIRECTIVE("discard", do_pairs, 0, PAIRS, CONF_ACTIVE, NULL,
               SUBTABLE(SUB_OPTS, discard_opts)),
@@ -1874,6 +1907,9 @@ static const struct directive directives[] = {
               "the NTS-KE server's address, default port 4460", NULL),
     DIRECTIVE("controlsocket", do_controlsocket, 0, "PATH [group NAME]", CONF_ACTIVE,
               "(ntsd) where `ntsctl` connects", NULL),
+    DIRECTIVE("metrics", do_metrics, 0, "ADDR:PORT", CONF_ACTIVE,
+              "(ntsd) Prometheus endpoint, http://ADDR:PORT/metrics; off by default; "
+              "docs/metrics.md", NULL),
     DIRECTIVE("user", do_user, 0, "NAME[:GROUP]", CONF_ACTIVE,
               "(ntsd) run as this user once set up, as `-u` (which overrides it); "
               "docs/security.md", NULL),
@@ -2028,6 +2064,8 @@ ntsd_conf *conf_new(void)
   for (int i = 0; i < CONF_STATS_N; i++)
     c->filegen[i] = (conf_filegen){.daily = true, .link = true};
   c->sandbox = SANDBOX_ON;
+  c->logmask = LOG_MASK_ALL;
+  c->logfacility = LOG_DAEMON;
   /* NTPsec's defaults, so an unchanged config behaves the same. */
   c->tos_minsane = 1;
   c->tos_minclock = 3;
@@ -2248,4 +2286,70 @@ void conf_write_directive_table(FILE *f)
 {
   fputs("| Directive | Status | Notes |\n|---|---|---|\n", f);
   walk(write_row, f);
+}
+
+/* mdoc text: backslashes escaped, `code` spans as quotes, and a new line
+ * after each sentence (mandoc -Tlint asks for it). */
+static void put_roff(FILE *f, const char *s)
+{
+  bool open = false, bol = true;
+  size_t col = 0;
+
+  for (; *s; s++, col++) {
+    if (*s == ' ' && col >= 64) { /* and lines of at most 80 bytes */
+      fputc('\n', f);
+      bol = true;
+      col = 0;
+      continue;
+    }
+    if (bol && (*s == '.' || *s == '\''))
+      fputs("\\&", f);
+    bol = false;
+    if (*s == '\\') {
+      fputs("\\e", f);
+    } else if (*s == '`') {
+      fputs(open ? "\\(cq" : "\\(oq", f);
+      open = !open;
+    } else if (*s == '.' && s[1] == ' ' && !open) {
+      fputs(".\n", f);
+      s++;
+      bol = true;
+      col = 0;
+    } else {
+      fputc(*s, f);
+    }
+  }
+}
+
+/* One .It line: the keywords in Cm, the arguments in Ar; quoted, so no
+ * word is taken for a macro. */
+static void write_mdoc_item(void *ctx, const conf_item *it, size_t di)
+{
+  FILE *f = ctx;
+
+  fputs(".It Cm \"", f);
+  if (!it->option) {
+    fputs(it->directive, f);
+  } else {
+    for (size_t i = 0, n = 0; i < ARRAY_LEN(directives); i++)
+      if (directives[i].subs && directives[i].subs->tab == directives[di].subs->tab)
+        fprintf(f, "%s%s", n++ ? "|" : "", directives[i].name);
+    fprintf(f, "%s%s", directives[di].subs->kind == SUB_CMDS ? " " : " ... ", it->option);
+  }
+  fputc('"', f);
+  if (it->args[0])
+    fprintf(f, " Ar \"%s\"", it->args);
+  fprintf(f, "\n.Sy %s", conf_status_name(it->status));
+  if (it->note && it->note[0]) {
+    fputs(" :\n", f);
+    put_roff(f, it->note);
+  }
+  fputc('\n', f);
+}
+
+void conf_write_directive_mdoc(FILE *f)
+{
+  fputs(".Bl -tag -width Ds\n", f);
+  walk(write_mdoc_item, f);
+  fputs(".El\n", f);
 }

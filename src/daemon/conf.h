@@ -116,6 +116,8 @@ typedef struct ntsd_conf {
   char statsdir[CONF_PATH_MAX];
   conf_filegen filegen[CONF_STATS_N];
   char logfile[CONF_PATH_MAX];
+  uint32_t logmask;       /* `logconfig`: LOG_MASK_ALL unless set (log.h) */
+  int logfacility;        /* `logfacility NAME` (ntsd): syslog's; LOG_DAEMON */
   char leapfile[CONF_PATH_MAX];
   bool clock_control;     /* false after `disable ntp` */
 
@@ -154,6 +156,8 @@ typedef struct ntsd_conf {
   /* control socket */
   char control_socket[CONF_PATH_MAX]; /* "" = built-in default */
   char control_group[64];
+
+  char metrics[80];       /* `metrics ADDR:PORT` (ntsd): the Prometheus endpoint; "" = off */
 
   char user[128];         /* `user NAME[:GROUP]` (ntsd): drop root to it; "" = stay */
   int sandbox;            /* `sandbox on|off|log` (ntsd): the system call filter's
@@ -218,6 +222,10 @@ bool conf_split_host_port(const char *in, char *host, size_t host_cap, uint16_t 
  * and PASS may be percent-encoded.  False with a message in err. */
 bool conf_parse_proxy_url(const char *url, conf_proxy *out, char *err, size_t errlen);
 
+/* Decodes `sha256:BASE64` (a `pin` value) into its 32-byte digest; false
+ * if it is anything else. */
+bool conf_parse_pin(const char *v, uint8_t out[CONF_PIN_LEN]);
+
 /* True for a name under the `.onion` top-level domain (only Tor resolves it). */
 bool conf_is_onion(const char *host);
 
@@ -252,5 +260,7 @@ const char *conf_status_name(enum conf_status s); /* "active", "stored", ... */
 void conf_each_item(conf_item_fn fn, void *ctx);
 /* Writes the status table of docs/configuration.md (markdown). */
 void conf_write_directive_table(FILE *f);
+/* The same as an mdoc tag list, for ntsd.conf(5). */
+void conf_write_directive_mdoc(FILE *f);
 
 #endif

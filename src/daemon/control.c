@@ -36,8 +36,26 @@ static const struct {
   ctl_cmd cmd;
 } commands[] = {{"peers", CTL_PEERS}, {"server", CTL_SERVER}, {"sys", CTL_SYS}, {"nts", CTL_NTS}};
 
-bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, bool *json, char *err,
-                           size_t errlen)
+/* The option words after the command; false with err set on an unknown or
+ * repeated one. */
+static bool parse_opts(char **save, ctl_opts *opts, char *err, size_t errlen)
+{
+  *opts = (ctl_opts){0};
+  for (char *opt; (opt = strtok_r(NULL, " \t", save)) != NULL;) {
+    bool *flag = strcmp(opt, "json") == 0      ? &opts->json
+                 : strcmp(opt, "numeric") == 0 ? &opts->numeric
+                                               : NULL;
+    if (!flag || *flag) {
+      snprintf(err, errlen, "unexpected '%.32s'", opt);
+      return false;
+    }
+    *flag = true;
+  }
+  return true;
+}
+
+bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, ctl_opts *opts,
+                           char *err, size_t errlen)
 {
   if (len > 0 && line[len - 1] == '\n')
     len--;
@@ -59,20 +77,13 @@ bool control_parse_request(const char *line, size_t len, ctl_cmd *cmd, bool *jso
   buf[len] = '\0';
   char *save = NULL;
   char *word = strtok_r(buf, " \t", &save);
-  char *opt = word ? strtok_r(NULL, " \t", &save) : NULL;
-  char *extra = opt ? strtok_r(NULL, " \t", &save) : NULL;
   if (!word) {
+    *opts = (ctl_opts){0};
     snprintf(err, errlen, "empty request");
     return false;
   }
-  *json = false;
-  if (opt) {
-    if (strcmp(opt, "json") != 0 || extra) {
-      snprintf(err, errlen, "unexpected '%.32s'", strcmp(opt, "json") ? opt : extra);
-      return false;
-    }
-    *json = true;
-  }
+  if (!parse_opts(&save, opts, err, errlen))
+    return false;
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
     if (strcmp(word, commands[i].name) == 0) {
       *cmd = commands[i].cmd;
@@ -168,16 +179,16 @@ static void on_read(struct bufferevent *bev, void *arg)
   evbuffer_remove(in, line, len);
   line[len] = '\0';
   ctl_cmd cmd;
-  bool json = false;
+  ctl_opts opts;
   char err[128];
-  if (!control_parse_request(line, len, &cmd, &json, err, sizeof(err))) {
+  if (!control_parse_request(line, len, &cmd, &opts, err, sizeof(err))) {
     bool wants_json = strstr(line, "json") != NULL;
     reply_error(cc, err, wants_json);
     return;
   }
-  char *text = c->fn(c->arg, cmd, json);
+  char *text = c->fn(c->arg, cmd, &opts);
   if (!text) {
-    reply_error(cc, "out of memory", json);
+    reply_error(cc, "out of memory", opts.json);
     return;
   }
   send_reply(cc, text, strlen(text));

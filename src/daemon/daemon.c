@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "daemon/ke_proc.h"
 #include "daemon/keystore.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/notify.h"
 #include "daemon/report.h"
 #include "daemon/sandbox.h"
@@ -33,6 +35,8 @@
 #define DRIFT_SAVE_S 3600 /* drift file written about hourly */
 #define KE_TIMEOUT_S 2.0
 #define KE_MAX_CONNECTIONS 256
+#define CERT_WARN_S (14 * 86400) /* warn this long before the certificate expires */
+#define CERT_CHECK_S 86400       /* and repeat the warning daily while it holds */
 
 struct ntsd {
   ntsd_conf *conf;
@@ -43,7 +47,11 @@ struct ntsd {
   ntsd_server *server;
   ntsd_clients *clients;
   ntsd_control *control;
-  struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check;
+  struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check, *cert_check;
+  metrics *metrics;        /* `metrics ADDR:PORT`, NULL when off */
+  uint64_t key_rotations;
+  bool have_cert;
+  int64_t cert_not_after;  /* the NTS-KE certificate's, Unix time */
   SSL_CTX *ke_ctx;
   clockctl *clk;
   ntp_core *core;          /* selection and the discipline (estimating only with -x) */
@@ -102,8 +110,8 @@ static void apply_clock(ntsd *d, const ntp_core_actions *a, double now)
     return;
   if (a->step != 0.0) {
     if (clockctl_step(d->clk, a->step)) {
-      log_notice("%s clock stepped by %+.6f s%s", clockctl_name(d->clk), a->step,
-                 a->startup ? " (start-up)" : "");
+      log_class_msg(LOG_CLASS_CLOCK, LOG_LVL_NOTICE, "%s clock stepped by %+.6f s%s",
+                    clockctl_name(d->clk), a->step, a->startup ? " (start-up)" : "");
       clients_clock_stepped(d->clients);
     }
   }
@@ -155,8 +163,9 @@ static void update_kernel_status(ntsd *d, int leap, bool synced)
     d->kernel_leap = leap;
     d->kernel_synced = synced;
     if (leap == NTP_LEAP_INSERT || leap == NTP_LEAP_DELETE)
-      log_notice("leap second %s announced by the sources; armed in the kernel",
-                 leap == NTP_LEAP_INSERT ? "insertion" : "deletion");
+      log_class_msg(LOG_CLASS_CLOCK, LOG_LVL_NOTICE,
+                    "leap second %s announced by the sources; armed in the kernel",
+                    leap == NTP_LEAP_INSERT ? "insertion" : "deletion");
   }
 }
 
@@ -337,8 +346,33 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
     return;
   }
   d->rotation_held = false;
-  if (keystore_rotate_if_due(d->keys, now) && d->ke)
-    ke_proc_keys_changed(d->ke);
+  if (keystore_rotate_if_due(d->keys, now)) {
+    d->key_rotations++;
+    if (d->ke)
+      ke_proc_keys_changed(d->ke);
+  }
+}
+
+/* A warning when the NTS-KE certificate expires within CERT_WARN_S: at the
+ * start, then once a day while it holds (never per KE). */
+static void check_cert_expiry(ntsd *d)
+{
+  if (!d->have_cert)
+    return;
+  int64_t left = d->cert_not_after - (int64_t)clockctl_now(d->clk).tv_sec;
+  if (left <= 0)
+    log_warn("NTS-KE certificate %s has expired (notAfter %.1f days ago): clients will "
+             "refuse it; renew it", d->conf->nts_cert, (double)-left / 86400);
+  else if (left <= CERT_WARN_S)
+    log_warn("NTS-KE certificate %s expires in %.1f days; renew it", d->conf->nts_cert,
+             (double)left / 86400);
+}
+
+static void on_cert_check(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  check_cert_expiry(arg);
 }
 
 /* In the NTS-KE process, right after fork: it gets only the current key,
@@ -391,6 +425,16 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   d->ke_ctx = tls_server_ctx(c->nts_cert, c->nts_key, err, errlen);
   if (!d->ke_ctx)
     return false;
+  /* The main process keeps the context it loaded the certificate into: its
+   * notAfter is read here, before privileges drop, for the expiry warning
+   * and the metric. */
+  d->have_cert = tls_ctx_not_after(d->ke_ctx, &d->cert_not_after);
+  struct timeval day = {.tv_sec = CERT_CHECK_S};
+  d->cert_check = event_new(d->base, -1, EV_PERSIST, on_cert_check, d);
+  if (!d->cert_check || event_add(d->cert_check, &day) < 0) {
+    snprintf(err, errlen, "cannot register events");
+    return false;
+  }
   uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
   d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
   if (!d->keys)
@@ -500,12 +544,13 @@ static bool setup_clock(ntsd *d, char *err, size_t errlen)
 
 /* A query reads the last snapshot and the associations' own state: it
  * never runs the core, so it cannot feed the discipline or step the clock. */
-static char *on_control(void *arg, ctl_cmd cmd, bool json)
+static char *on_control(void *arg, ctl_cmd cmd, const ctl_opts *opts)
 {
   ntsd *d = arg;
+  bool json = opts->json;
   double now = sysclock_mono();
   switch (cmd) {
-  case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json);
+  case CTL_PEERS: return report_peers(d->clients, &d->sys, now, json, opts->numeric);
   case CTL_SERVER: return report_server(d->server, json);
   case CTL_SYS: return report_system(&d->sys, d->clk, json);
   case CTL_NTS: {
@@ -517,6 +562,37 @@ static char *on_control(void *arg, ctl_cmd cmd, bool json)
   }
   }
   return NULL;
+}
+
+/* A scrape: the same snapshot and counters the control socket reports. */
+static char *on_metrics(void *arg, bool openmetrics, size_t *len)
+{
+  ntsd *d = arg;
+  ke_server_stats ks;
+  if (d->ke)
+    ke_proc_get_stats(d->ke, &ks);
+  report_metrics_in in = {.clients = d->clients, .sys = &d->sys, .server = d->server,
+                          .ke = d->ke ? &ks : NULL, .key_rotations = d->key_rotations,
+                          .have_cert = d->have_cert, .cert_not_after = (double)d->cert_not_after,
+                          .mono_now = sysclock_mono()};
+  struct timespec now = clockctl_now(d->clk);
+  in.wall_now = (double)now.tv_sec + now.tv_nsec * 1e-9;
+  if (d->keys) {
+    in.have_keys = true;
+    in.key_age = in.wall_now - (double)nts_keyset_current_created(keystore_current(d->keys));
+  }
+  return report_metrics(&in, openmetrics, len);
+}
+
+/* `metrics ADDR:PORT`: the listening socket is opened here, as root. */
+static bool setup_metrics(ntsd *d, char *err, size_t errlen)
+{
+  if (!d->conf->metrics[0])
+    return true;
+  metrics_cfg mc = {.base = d->base, .listen = d->conf->metrics, .render = on_metrics,
+                    .arg = d};
+  d->metrics = metrics_create(&mc, err, errlen);
+  return d->metrics != NULL;
 }
 
 static bool add_signal(ntsd *d, struct event **ev, int sig)
@@ -600,7 +676,7 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
     snprintf(err, errlen, "cannot create DNS resolver");
     goto fail;
   }
-  if (!setup_control(d, err, errlen))
+  if (!setup_control(d, err, errlen) || !setup_metrics(d, err, errlen))
     goto fail;
   if (!setup_clients(d, err, errlen))
     goto fail;
@@ -620,25 +696,33 @@ fail:
   return NULL;
 }
 
-bool ntsd_daemonize(ntsd *d)
+bool ntsd_daemonize(ntsd *d, char *err, size_t errlen)
 {
-  pid_t pid = fork();
-  if (pid < 0)
+  /* Opened before the fork: without it the daemon would keep the caller's
+   * terminal or pipes as its standard streams, and the caller would see a
+   * successful start of a daemon that is not detached. */
+  int fd = open("/dev/null", O_RDWR);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot detach: /dev/null: %s", strerror(errno));
     return false;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    snprintf(err, errlen, "cannot detach: fork: %s", strerror(errno));
+    close(fd);
+    return false;
+  }
   if (pid > 0)
     _exit(0);
-  if (setsid() < 0)
+  /* from here on the caller is gone: errors reach the log only */
+  bool ok = setsid() >= 0 && chdir("/") == 0 && dup2(fd, 0) == 0 && dup2(fd, 1) == 1 &&
+            dup2(fd, 2) == 2;
+  if (!ok)
+    snprintf(err, errlen, "cannot detach from the terminal: %s", strerror(errno));
+  if (fd > 2)
+    close(fd);
+  if (!ok)
     return false;
-  if (chdir("/") < 0)
-    return false;
-  int fd = open("/dev/null", O_RDWR);
-  if (fd >= 0) {
-    dup2(fd, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    if (fd > 2)
-      close(fd);
-  }
   return event_reinit(d->base) == 0;
 }
 
@@ -653,6 +737,7 @@ int ntsd_run(ntsd *d)
   if (d->ke && !ke_started)
     log_err("cannot start the NTS-KE process; retrying");
   log_notice("ntsd %s running", NTSD_VERSION);
+  check_cert_expiry(d);
   update_status(d);
   /* Without an NTS-KE server the sockets serve already; with one, its
    * process's first report (on_ke_state) makes the daemon ready. */
@@ -670,6 +755,7 @@ void ntsd_destroy(ntsd *d)
   notify_destroy(d->notify);
   clients_destroy(d->clients);
   control_destroy(d->control);
+  metrics_destroy(d->metrics);
   server_destroy(d->server);
   if (d->dns)
     evdns_base_free(d->dns, 0);
@@ -681,7 +767,7 @@ void ntsd_destroy(ntsd *d)
   keystore_close(d->keys);
   SSL_CTX_free(d->ke_ctx);
   struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check,
-                         d->slew_timer, d->drift_timer};
+                         d->cert_check, d->slew_timer, d->drift_timer};
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
     if (evs[i])
       event_free(evs[i]);

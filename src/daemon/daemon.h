@@ -24,7 +24,7 @@ typedef struct ntsd ntsd;
 ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errlen);
 /* Detaches from the terminal (after everything that can fail has been set
  * up, so errors still reach the user).  Returns false on failure. */
-bool ntsd_daemonize(ntsd *d);
+bool ntsd_daemonize(ntsd *d, char *err, size_t errlen);
 /* Runs until SIGINT/SIGTERM; returns the exit code. */
 int ntsd_run(ntsd *d);
 void ntsd_destroy(ntsd *d);

@@ -1,6 +1,7 @@
 /* ke_child: the unprivileged NTS-KE process. */
 #include "daemon/ke_child.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <poll.h>
@@ -34,10 +35,37 @@ typedef struct child {
   double stats_at; /* monotonic time of the last report */
 } child;
 
-/* Closes every descriptor but 0-2 and those in keep (in any order). */
-static void close_others(const int *keep, size_t n)
+static bool kept(int fd, const int *keep, size_t n)
 {
-  int k[KE_MAX_LISTENERS + 2];
+  for (size_t i = 0; i < n; i++)
+    if (keep[i] == fd)
+      return true;
+  return fd <= 2;
+}
+
+/* close_range(2) came with Linux 5.9, and the filters of some container
+ * runtimes refuse it: then every descriptor that /proc/self/fd lists is
+ * closed one by one.  False when neither works (nothing is known closed). */
+static bool close_each(const int *keep, size_t n)
+{
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return false;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end == '\0' && end != e->d_name && fd != dirfd(d) && !kept((int)fd, keep, n))
+      close((int)fd);
+  }
+  closedir(d);
+  return true;
+}
+
+/* Closes every descriptor but 0-2 and those in keep (in any order). */
+static bool close_others(const int *keep, size_t n, char *err, size_t errlen)
+{
+  int k[KE_MAX_LISTENERS + 3];
   size_t m = 0;
   for (size_t i = 0; i < n && m < sizeof(k) / sizeof(k[0]); i++)
     if (keep[i] > 2)
@@ -49,12 +77,21 @@ static void close_others(const int *keep, size_t n)
       k[j - 1] = t;
     }
   unsigned lo = 3;
+  bool ok = true;
   for (size_t i = 0; i < m; i++) {
     if ((unsigned)k[i] > lo)
-      close_range(lo, (unsigned)k[i] - 1, 0);
+      ok = ok && close_range(lo, (unsigned)k[i] - 1, 0) == 0;
     lo = (unsigned)k[i] + 1;
   }
-  close_range(lo, ~0u, 0);
+  ok = ok && close_range(lo, ~0u, 0) == 0;
+  if (!ok)
+    log_info("NTS-KE process: close_range: %s; closing descriptors one by one",
+             strerror(errno));
+  if (!ok && !close_each(keep, n)) {
+    snprintf(err, errlen, "cannot close the inherited descriptors: %s", strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 /* No capability in any set, none to regain through exec. */
@@ -69,6 +106,23 @@ static bool drop_caps(char *err, size_t errlen)
   if (c)
     cap_free(c);
   return ok;
+}
+
+/* A stopped or hung process would outlive the main process and keep the
+ * NTS-KE port from a new one; the death signal ends it with its parent.
+ * Set after the capability drop, which may clear it, and checked against a
+ * parent that died before it was set. */
+static bool die_with(pid_t parent, char *err, size_t errlen)
+{
+  if (prctl(PR_SET_PDEATHSIG, (long)SIGKILL, 0L, 0L, 0L) < 0) {
+    snprintf(err, errlen, "cannot set the parent-death signal: %s", strerror(errno));
+    return false;
+  }
+  if (getppid() != parent) {
+    snprintf(err, errlen, "the main process has already ended");
+    return false;
+  }
+  return true;
 }
 
 static bool send_msg(int sock, const ipc_msg *m)
@@ -137,15 +191,23 @@ static void on_main_msg(evutil_socket_t fd, short what, void *arg)
     int r = read_msg(fd, &m);
     if (r == 0)
       return;
-    nts_keyset *ks = r > 0 ? keyset_of(&m) : NULL;
-    if (!ks) {
+    if (r < 0) {
       event_base_loopexit(ke_server_base(c->srv), NULL);
       return;
     }
-    keystore_install(c->keys, ks);
-    ipc_msg ack = {.type = IPC_MSG_KEYS_ACK, .u.ack_id = nts_keyset_current_id(ks)};
+    ipc_msg ack = {.type = IPC_MSG_KEYS_ACK, .u.ack_id = m.u.keys.id};
+    if (ack.u.ack_id == nts_keyset_current_id(keystore_current(c->keys))) {
+      nts_wipe(&m, sizeof(m)); /* the key in use again: the main process's liveness probe */
+    } else {
+      nts_keyset *ks = keyset_of(&m);
+      if (!ks) {
+        event_base_loopexit(ke_server_base(c->srv), NULL);
+        return;
+      }
+      keystore_install(c->keys, ks);
+      log_info("NTS-KE process: cookie key %08x in use", ack.u.ack_id);
+    }
     send_msg(fd, &ack); /* a lost ack only postpones the main process's next rotation */
-    log_info("NTS-KE process: cookie key %08x in use", ack.u.ack_id);
   }
 }
 
@@ -201,11 +263,16 @@ static bool serve_setup(child *c, const ke_child_cfg *cfg, char *err, size_t err
   return true;
 }
 
-/* What the main process installed for itself goes back to the defaults. */
+/* What the main process installed for itself goes back to the defaults,
+ * except the stop signals: this process ends when the main process closes
+ * the channel.  A service manager's SIGTERM to the whole group, or ^C in a
+ * terminal, reaches both; were this one to die of it first, the main
+ * process would log a crash and schedule a restart while stopping, and the
+ * last KE summary would be lost.  SIGKILL still ends it. */
 static void reset_signals(void)
 {
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   signal(SIGCHLD, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
@@ -215,7 +282,7 @@ void ke_child_main(const ke_child_cfg *cfg)
 {
   child c = {.sock = cfg->sock};
   char err[256] = "";
-  int keep[KE_MAX_LISTENERS + 2];
+  int keep[KE_MAX_LISTENERS + 3];
   size_t n = 0;
   if (cfg->forget)
     cfg->forget(cfg->forget_arg);
@@ -224,10 +291,14 @@ void ke_child_main(const ke_child_cfg *cfg)
   keep[n++] = cfg->sock;
   if (sandbox_log_fd() >= 0)
     keep[n++] = sandbox_log_fd(); /* the filter's refusals are logged through it */
+  if (log_file_fd() >= 0)
+    keep[n++] = log_file_fd(); /* `logfile`: written on, never reopened here */
+  log_file_no_reopen();
   for (size_t i = 0; i < cfg->server.n_fds && i < KE_MAX_LISTENERS; i++)
     keep[n++] = cfg->server.fds[i];
-  close_others(keep, n);
-  bool ok = drop_caps(err, sizeof(err)) && (c.keys = first_keys(c.sock, err, sizeof(err))) &&
+  bool ok = close_others(keep, n, err, sizeof(err)) && drop_caps(err, sizeof(err)) &&
+            die_with(cfg->parent, err, sizeof(err)) &&
+            (c.keys = first_keys(c.sock, err, sizeof(err))) &&
             serve_setup(&c, cfg, err, sizeof(err)) &&
             sandbox_apply(SANDBOX_KE, &cfg->sandbox, err, sizeof(err));
   if (!ok) {

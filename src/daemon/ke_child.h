@@ -12,16 +12,21 @@
  * process dropped to before forking (`-u`).
  *
  * From the main process it accepts KEYS messages only (proto/ipc_msg): each
- * replaces its one cookie key and is acknowledged with KEYS_ACK once in use.
+ * replaces its one cookie key and is acknowledged with KEYS_ACK once in use
+ * (the key in use sent again, as the main process's liveness probe, is only
+ * acknowledged).
  * It sends its counters (STATS) after each connection's outcome, at most
  * ten times a second.  Anything else from the main process, or the main
- * process going away, ends it. */
+ * process going away, ends it; SIGTERM and SIGINT do not (they are the
+ * main process's to act on). */
 #ifndef NTSD_DAEMON_KE_CHILD_H
 #define NTSD_DAEMON_KE_CHILD_H
 
 #include <stddef.h>
 
 #include "daemon/ke_server.h"
+#include <sys/types.h>
+
 #include "daemon/sandbox.h"
 
 typedef struct ke_child_cfg {
@@ -30,6 +35,7 @@ typedef struct ke_child_cfg {
   void (*forget)(void *arg); /* wipes the main process's secrets; may be NULL */
   void *forget_arg;
   sandbox_cfg sandbox;    /* the filter applied once set up (SANDBOX_KE) */
+  pid_t parent;           /* the main process: this one dies with it */
 } ke_child_cfg;
 
 /* Never returns: exits with 0 when the main process closed the socket, 1

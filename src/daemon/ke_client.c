@@ -54,9 +54,12 @@ static void destroy(ke_client *k)
   free(k);
 }
 
-static void finish(ke_client *k, bool ok, const char *why)
+/* why == NULL: success; otherwise stage says where it failed. */
+static void finish(ke_client *k, ke_fail stage, const char *why)
 {
+  bool ok = why == NULL;
   k->res.ok = ok;
+  k->res.fail = ok ? KE_FAIL_NONE : stage;
   k->res.took = sysclock_mono() - k->started;
   /* Through a proxy, a failure after its handshake says so (the proxy's
    * own failures already start with "proxy ADDR:"). */
@@ -70,7 +73,9 @@ static void finish(ke_client *k, bool ok, const char *why)
     const char *c = SSL_get_cipher_name(ssl);
     snprintf(k->res.cipher, sizeof(k->res.cipher), "%s", c ? c : "-");
   }
+  k->res.ssl = ssl;
   k->fn(k->arg, &k->res);
+  k->res.ssl = NULL;
   destroy(k);
 }
 
@@ -101,16 +106,24 @@ static void tls_failure(ke_client *k, struct bufferevent *bev)
   if (ossl)
     ERR_error_string_n(ossl, e, sizeof(e));
   k->res.verify_result = vr;
-  if (vr != X509_V_OK)
+  /* No ClientHello yet: the TCP connection itself failed. */
+  ke_fail stage = k->sent ? KE_FAIL_PROTOCOL
+                  : !ssl || SSL_in_before(ssl) ? KE_FAIL_CONNECT
+                                               : KE_FAIL_TLS;
+  if (vr != X509_V_OK) {
     snprintf(why, sizeof(why), "certificate verification failed: %s",
              X509_verify_cert_error_string(vr));
-  else if (sys_errno)
+    stage = KE_FAIL_TLS;
+  } else if (sys_errno) {
     snprintf(why, sizeof(why), "cannot connect: %s", strerror(sys_errno));
-  else if (ossl && ERR_GET_LIB(ossl) != 0)
+    stage = KE_FAIL_CONNECT;
+  } else if (ossl && ERR_GET_LIB(ossl) != 0) {
     snprintf(why, sizeof(why), "TLS: %s", e);
-  else
+    stage = KE_FAIL_TLS;
+  } else {
     snprintf(why, sizeof(why), "connection failed or closed before the response");
-  finish(k, false, why);
+  }
+  finish(k, stage, why);
 }
 
 static void on_response(ke_client *k, SSL *ssl, const uint8_t *msg, size_t len)
@@ -119,22 +132,25 @@ static void on_response(ke_client *k, SSL *ssl, const uint8_t *msg, size_t len)
                                                        &k->res.session);
   if (st != NTS_KE_RESP_OK) {
     char why[200];
+    k->res.resp_status = st;
     if (st == NTS_KE_RESP_SERVER_ERROR)
       snprintf(why, sizeof(why), "server sent Error %u (%s)", k->res.session.error_code,
                nts_ke_error_name(k->res.session.error_code));
+    else if (st == NTS_KE_RESP_WARNING)
+      snprintf(why, sizeof(why), "server sent Warning %u", k->res.session.warning_code);
     else
       snprintf(why, sizeof(why), "bad response: %s", nts_ke_resp_status_name(st));
-    finish(k, false, why);
+    finish(k, KE_FAIL_PROTOCOL, why);
     return;
   }
   uint16_t aead = k->res.session.aead;
   k->res.key_len = nts_aead_key_len(aead);
   if (k->res.key_len == 0 || !tls_export_key(ssl, aead, 0, k->res.c2s, k->res.key_len) ||
       !tls_export_key(ssl, aead, 1, k->res.s2c, k->res.key_len)) {
-    finish(k, false, "cannot export the NTS keys");
+    finish(k, KE_FAIL_PROTOCOL, "cannot export the NTS keys");
     return;
   }
-  finish(k, true, NULL);
+  finish(k, KE_FAIL_NONE, NULL);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -156,7 +172,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     if (st != NTS_KE_FRAME_NEED_MORE) {
       char why[96];
       snprintf(why, sizeof(why), "bad response: %s", nts_ke_frame_status_name(st));
-      finish(k, false, why);
+      finish(k, KE_FAIL_PROTOCOL, why);
       return;
     }
   }
@@ -189,17 +205,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     char why[200];
     if (k->pins.n && !pin_ok(k, bufferevent_openssl_get_ssl(bev), why, sizeof(why))) {
       k->res.verify_result = X509_V_ERR_APPLICATION_VERIFICATION;
-      finish(k, false, why);
+      finish(k, KE_FAIL_TLS, why);
       return;
     }
     if (!tls_alpn_ok(bufferevent_openssl_get_ssl(bev))) {
-      finish(k, false, "server did not select ALPN ntske/1");
+      finish(k, KE_FAIL_TLS, "server did not select ALPN ntske/1");
       return;
     }
     uint8_t req[64];
     size_t n = nts_ke_client_build_request(k->aeads, k->n_aeads, req, sizeof(req));
     if (n == 0 || bufferevent_write(bev, req, n) < 0) {
-      finish(k, false, "cannot send the request");
+      finish(k, KE_FAIL_PROTOCOL, "cannot send the request");
       return;
     }
     k->sent = true;
@@ -213,13 +229,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
   ke_client *k = arg;
   (void)fd;
   (void)what;
-  char why[200];
+  SSL *ssl = k->bev ? bufferevent_openssl_get_ssl(k->bev) : NULL;
+  bool in_tls = k->proxy[0] || (ssl && !SSL_in_before(ssl));
   if (k->sent)
-    snprintf(why, sizeof(why), "timed out waiting for the response");
+    finish(k, KE_FAIL_PROTOCOL, "timed out waiting for the response");
+  else if (in_tls)
+    finish(k, KE_FAIL_TLS, "timed out in the TLS handshake");
   else
-    snprintf(why, sizeof(why), "%s",
-             k->proxy[0] ? "timed out in the TLS handshake" : "timed out connecting");
-  finish(k, false, why);
+    finish(k, KE_FAIL_CONNECT, "timed out connecting");
 }
 
 static bool arm_deadline(ke_client *k, struct event_base *base, double timeout)
@@ -302,18 +319,18 @@ static void on_socks(void *arg, socks_conn_result *r)
   ke_client *k = arg;
   k->socks = NULL; /* freed by socks_conn when this returns */
   if (!r->ok) {
-    finish(k, false, r->why);
+    finish(k, KE_FAIL_CONNECT, r->why);
     return;
   }
   struct event_base *base = k->base;
   if (!attach_tls(k, base, r->fd)) {
     if (!k->bev)
       close(r->fd);
-    finish(k, false, "cannot set up TLS on the proxy's stream");
+    finish(k, KE_FAIL_TLS, "cannot set up TLS on the proxy's stream");
     return;
   }
   if (!arm_deadline(k, base, k->timeout - (sysclock_mono() - k->started)))
-    finish(k, false, "cannot set up the deadline");
+    finish(k, KE_FAIL_CONNECT, "cannot set up the deadline");
 }
 
 ke_client *ke_client_start_via(struct event_base *base, SSL_CTX *ctx, const ke_via *via,

@@ -28,8 +28,20 @@ typedef struct ke_pins {
   bool chain; /* with pins: also verify the chain and name (the line has `ca`) */
 } ke_pins;
 
+/* Where a failed exchange stopped, for a diagnostic's exit status. */
+typedef enum ke_fail {
+  KE_FAIL_NONE = 0,
+  KE_FAIL_CONNECT,  /* no connection: refused, unreachable, timed out, the proxy */
+  KE_FAIL_TLS,      /* the TLS handshake: certificate, pin, ALPN, alerts */
+  KE_FAIL_PROTOCOL, /* NTS-KE itself: a bad response, an Error or Warning record,
+                       no response in time, the key exporter */
+} ke_fail;
+
 typedef struct ke_result {
   bool ok;
+  ke_fail fail;           /* on failure: which stage */
+  nts_ke_resp_status resp_status; /* KE_FAIL_PROTOCOL on a response: why it was refused
+                                     (session.error_code / warning_code say more) */
   char why[200];          /* on failure: what went wrong, for the log */
   long verify_result;     /* on failure: X509_V_OK, or why the certificate failed */
   nts_ke_session session; /* on success: AEAD, cookies, server, port */
@@ -39,6 +51,9 @@ typedef struct ke_result {
   double took;            /* seconds, connect to last byte */
   char tls_version[16];
   char cipher[64];
+  /* During the callback only: the connection, for a diagnostic to read the
+   * server's certificates from (NULL if TLS never started). */
+  const SSL *ssl;
 } ke_result;
 
 /* Called once with the outcome; the ke_client is freed right after it

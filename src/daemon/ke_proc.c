@@ -26,6 +26,11 @@
 #define STABLE_S 60.0       /* a process that lived this long restarts after 1 s */
 #define MSGS_PER_WAKEUP 16  /* a flood from the KE process cannot starve NTP */
 #define STOP_WAIT_MS 1000
+/* A process that stops running its loop (a livelock, a deadlock, SIGSTOP)
+ * keeps its socket open, so EOF never comes: it is sent its key again
+ * every PROBE_S and must acknowledge within ANSWER_S, or it is ended. */
+#define PROBE_S 5
+#define ANSWER_S 10.0
 
 struct ke_proc {
   ke_proc_cfg cfg;
@@ -34,8 +39,10 @@ struct ke_proc {
   char name[NETADDR_STRLEN];
   pid_t pid;              /* 0: none running */
   int sock;               /* to the running process, -1 */
-  struct event *rd, *restart;
+  struct event *rd, *restart, *probe;
   double started;         /* monotonic */
+  bool waiting;           /* sent_id is not acknowledged yet ... */
+  double asked;           /* ... since then (monotonic) */
   unsigned backoff;       /* seconds before the next restart */
   uint32_t sent_id;       /* the key last sent to the running process */
   uint32_t ack_floor;     /* the oldest key it may still acknowledge */
@@ -87,8 +94,12 @@ static bool send_keys(ke_proc *p)
   uint8_t buf[IPC_MSG_MAX_LEN];
   size_t n = current_key(p->cfg.keys, &m) ? ipc_msg_encode(&m, buf, sizeof(buf)) : 0;
   bool ok = n && send(p->sock, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
-  if (ok)
+  if (ok) {
     p->sent_id = m.u.keys.id;
+    if (!p->waiting) /* an older key still unacknowledged keeps its time */
+      p->asked = sysclock_mono();
+    p->waiting = true;
+  }
   nts_wipe(&m, sizeof(m));
   nts_wipe(buf, sizeof(buf));
   return ok;
@@ -111,6 +122,8 @@ static bool take(ke_proc *p, const ipc_msg *m)
   if ((int32_t)(m->u.ack_id - p->ack_floor) < 0 || (int32_t)(p->sent_id - m->u.ack_id) < 0)
     return false;
   p->ack_floor = m->u.ack_id;
+  if (m->u.ack_id == p->sent_id)
+    p->waiting = false;
   if (!ke_keygate_acked(p->gate, m->u.ack_id))
     log_info("NTS-KE process %ld uses cookie key %08x", (long)p->pid, m->u.ack_id);
   ke_keygate_ack(p->gate, m->u.ack_id, sysclock_mono());
@@ -144,10 +157,11 @@ static void on_msg(evutil_socket_t fd, short what, void *arg)
 }
 
 /* In the child: never returns. */
-static void run_child(ke_proc *p, int sock)
+static void run_child(ke_proc *p, int sock, pid_t parent)
 {
   ke_child_cfg cc = {.server = p->cfg.server, .sock = sock, .forget = p->cfg.forget,
-                     .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox};
+                     .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox,
+                     .parent = parent};
   cc.server.fds = p->fds;
   cc.server.n_fds = p->n_fds;
   ke_child_main(&cc);
@@ -161,10 +175,11 @@ static bool spawn(ke_proc *p)
     schedule_restart(p);
     return false;
   }
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
     close(sv[0]);
-    run_child(p, sv[1]);
+    run_child(p, sv[1], parent);
   }
   close(sv[1]);
   if (pid < 0) {
@@ -187,6 +202,24 @@ static bool spawn(ke_proc *p)
   return true;
 }
 
+/* Every PROBE_S: the running process answers, or is ended as hung. */
+static void on_probe(evutil_socket_t fd, short what, void *arg)
+{
+  ke_proc *p = arg;
+  (void)fd;
+  (void)what;
+  if (!p->pid)
+    return;
+  if (p->waiting && sysclock_mono() - p->asked >= ANSWER_S) {
+    char why[80];
+    snprintf(why, sizeof(why), "stopped answering (no acknowledgement within %.0f s)",
+             ANSWER_S);
+    child_gone(p, why);
+  } else if (!p->waiting && !send_keys(p)) {
+    child_gone(p, "could not be sent its cookie key");
+  }
+}
+
 static void on_restart(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
@@ -205,21 +238,24 @@ static const char *exit_str(int status, char *buf, size_t len)
   return buf;
 }
 
-/* Reaps the running process (killing it first: it may only have closed its
- * socket) and closes the channel. */
+/* Kills the running process (it may only have closed its socket), reaps
+ * it and closes the channel.  The kill comes before the close: on EOF a
+ * live process would exit by itself, and the status logged would hide that
+ * it was killed. */
 static int reap(ke_proc *p)
 {
   int status = 0;
+  kill(p->pid, SIGKILL);
   if (p->rd)
     event_free(p->rd);
   p->rd = NULL;
   if (p->sock >= 0)
     close(p->sock);
   p->sock = -1;
-  kill(p->pid, SIGKILL);
   while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
     ;
   p->pid = 0;
+  p->waiting = false;
   return status;
 }
 
@@ -264,7 +300,9 @@ ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen)
   p->gate = ke_keygate_create(nts_keyset_current_id(keystore_current(cfg->keys)),
                               cfg->cookie_lifetime);
   p->restart = evtimer_new(cfg->base, on_restart, p);
-  if (!p->gate || !p->restart) {
+  p->probe = event_new(cfg->base, -1, EV_PERSIST, on_probe, p);
+  if (!p->gate || !p->restart || !p->probe ||
+      event_add(p->probe, &(struct timeval){.tv_sec = PROBE_S}) < 0) {
     snprintf(err, errlen, "out of memory");
     ke_proc_stop(p);
     return NULL;
@@ -329,6 +367,8 @@ void ke_proc_stop(ke_proc *p)
     stop_child(p);
   if (p->restart)
     event_free(p->restart);
+  if (p->probe)
+    event_free(p->probe);
   for (size_t i = 0; i < p->n_fds; i++)
     close(p->fds[i]);
   ke_keygate_destroy(p->gate);

@@ -17,7 +17,10 @@
  * When the KE process ends (the socket reads EOF: it crashed, was killed,
  * or broke the protocol and was killed), that is logged with its exit
  * status and it is restarted after 1 s, 2 s, 4 s ... at most 64 s (back to
- * 1 s once a process has lived a minute).  NTP serving never depends on it.
+ * 1 s once a process has lived a minute).  A process that hangs keeps its
+ * socket open, so it is also sent its current key again every 5 s: one that
+ * has not acknowledged a key within 10 s is killed and restarted the same
+ * way.  NTP serving never depends on it.
  *
  * The rotation gate (proto/ke_keygate): ke_proc_may_rotate says whether a
  * rotation may drop the oldest key of the ring now. */

@@ -57,6 +57,7 @@ struct ke_server {
   bool running;
   _Atomic uint64_t serves_good, serves_bad, refused, tls_failures, no_alpn, bad_requests,
       timeouts, cookies_made, refused_prefix, evicted, hello_timeouts;
+  _Atomic uint64_t hs_bucket[KE_HS_BUCKETS], hs_sum_us;
 };
 
 struct ke_conn {
@@ -71,6 +72,18 @@ struct ke_conn {
 };
 
 static void count(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
+
+/* A completed KE's time from accept to the response, into the histogram. */
+static void observe_handshake(ke_server *s, double took)
+{
+  static const double bounds[KE_HS_BUCKETS - 1] = KE_HS_BOUNDS;
+  size_t b = 0;
+  while (b < KE_HS_BUCKETS - 1 && took > bounds[b])
+    b++;
+  count(&s->hs_bucket[b]);
+  uint64_t us = took > 0 ? (uint64_t)(took * 1e6 + 0.5) : 0;
+  atomic_fetch_add_explicit(&s->hs_sum_us, us, memory_order_relaxed);
+}
 
 /* Notes an outcome for the summary (and tells the owner: counters change
  * with every outcome); returns ke_summary_note's log bits. */
@@ -216,6 +229,7 @@ static void handle_request(ke_conn *c, const uint8_t *msg, size_t len)
     return;
   }
   count(&s->serves_good);
+  observe_handshake(s, sysclock_mono() - c->started);
   atomic_fetch_add_explicit(&s->cookies_made, KE_COOKIES, memory_order_relaxed);
   note(s, KE_OUT_SERVED, KE_COOKIES);
   log_debug("NTSs: NTS-KE from %s, %s, %s, aead=%u, %d cookies, took %.3f s", c->peer,
@@ -705,6 +719,9 @@ void ke_server_get_stats(const ke_server *s, ke_server_stats *o)
   o->refused_prefix = atomic_load(&m->refused_prefix);
   o->evicted = atomic_load(&m->evicted);
   o->hello_timeouts = atomic_load(&m->hello_timeouts);
+  for (size_t i = 0; i < KE_HS_BUCKETS; i++)
+    o->hs_bucket[i] = atomic_load(&m->hs_bucket[i]);
+  o->hs_sum_us = atomic_load(&m->hs_sum_us);
 }
 
 const char *ke_server_address(const ke_server *s) { return s->name; }

@@ -51,7 +51,13 @@ typedef struct ke_server_cfg {
   void *on_outcome_arg;
 } ke_server_cfg;
 
-/* Counters, as `ntpq -c nts` shows them. */
+/* The handshake-time histogram: upper bounds in seconds (the exchange's
+ * timeout is 2 s); a last bucket takes what lies above them. */
+#define KE_HS_BOUNDS {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5}
+#define KE_HS_BUCKETS 10
+
+/* Counters, as `ntpq -c nts` shows them.  Only u64 fields: they travel as
+ * one array from the NTS-KE process (proto/ipc_msg STATS). */
 typedef struct ke_server_stats {
   uint64_t serves_good;     /* completed KEs */
   uint64_t serves_bad;      /* failed after the TCP accept: TLS, ALPN, protocol, timeout */
@@ -64,6 +70,10 @@ typedef struct ke_server_stats {
   uint64_t refused_prefix;  /* of refused: the per-prefix cap */
   uint64_t evicted;         /* of serves_bad: closed to make room for a newer connection */
   uint64_t hello_timeouts;  /* of serves_bad: no ClientHello in time */
+  /* Completed KEs by the time from accept to the response, per bucket (not
+   * cumulative), and that time summed in microseconds. */
+  uint64_t hs_bucket[KE_HS_BUCKETS];
+  uint64_t hs_sum_us;
 } ke_server_stats;
 
 typedef struct ke_server ke_server;

@@ -19,15 +19,17 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [-u USER[:GROUP]]\n"
+          "usage: ntsd [-c FILE] [-n] [-x] [-d]... [-s SOCKET] [-l FILE] [-u USER[:GROUP]]\n"
           "            [-N | -P PRIORITY] [-m] [-F LEVEL] [--check]\n"
-          "       ntsd --version | --help\n"
+          "       ntsd --list-directives[=mdoc] | --version | --help\n"
           "\n"
           "  -c, --config FILE   configuration file (default " DEFAULT_CONF ")\n"
           "  -n, --foreground    stay in the foreground, log to stderr\n"
           "  -x, --no-clock      never adjust the system clock (estimates only)\n"
           "  -d, --debug         more logging (repeat for more)\n"
           "  -s, --socket PATH   control socket (default /run/ntsd/ntsd.sock)\n"
+          "  -l, --logfile FILE  log to FILE instead of syslog or stderr; overrides\n"
+          "                      `logfile`\n"
           "  -u, --user USER[:GROUP]\n"
           "                      once set up, run as USER (and GROUP, else USER's group)\n"
           "                      keeping only CAP_SYS_TIME; overrides `user`\n"
@@ -43,6 +45,9 @@ static void usage(FILE *f)
           "                      the system clock is never touched\n"
           "      --check         check the configuration's syntax and values, then exit\n"
           "                      (0: fine, 2: errors); opens no referenced file\n"
+          "      --list-directives[=mdoc]\n"
+          "                      print every directive with its status in this release\n"
+          "                      (a markdown table, or mdoc) and exit\n"
           "      --version       print the version and exit\n"
           "  -h, --help          this text\n");
 }
@@ -91,6 +96,7 @@ typedef struct cmdline {
   bool check;
   int debug;
   const char *user; /* -u */
+  const char *logfile; /* -l */
   int priority;     /* -N, -P */
   bool lock_memory; /* -m */
   bool filter_set;    /* -F LEVEL given: it overrides `sandbox` */
@@ -130,18 +136,29 @@ static bool apply_sandbox(int level, bool clock, char *err, size_t errlen)
   return sandbox_apply(SANDBOX_MAIN, &sc, err, errlen);
 }
 
-/* Set up as root; drop to the user before any thread starts (ntsd_run
- * forks the NTS-KE process); lock memory once detached; then the system
- * call filter. */
+/* Set up as root; drop to the user while the process has one thread (the
+ * drop is per thread), before ntsd_run forks the NTS-KE process, which then
+ * inherits the user; lock memory once detached; then the system call
+ * filter. */
 static int run(ntsd_conf *conf, const cmdline *cl)
 {
   const ntsd_opts *opts = &cl->opts;
-  /* The NTS-KE server runs its own event loop on a thread; libevent must
-   * know before any event base exists. */
+  /* The daemon starts no thread: the NTS-KE server runs in a process of its
+   * own (daemon/ke_proc), not on a thread as it does in its unit test.
+   * libevent's locks stay on all the same (they must be chosen before any
+   * event base exists) should a thread ever be added. */
   evthread_use_pthreads();
   int level = LOG_LVL_NOTICE + cl->debug;
+  log_set_facility(conf->logfacility);
   log_init("ntsd", opts->foreground, level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : level);
+  log_set_mask(conf->logmask);
   char err[512] = "";
+  /* as root, before the drop: the descriptor stays writable (docs/logging.md) */
+  const char *logfile = cl->logfile ? cl->logfile : conf->logfile;
+  if (logfile[0] && !log_open_file(logfile, err, sizeof(err))) {
+    conf_free(conf);
+    return fail(opts, err);
+  }
   bool conf_clock = conf->clock_control && !opts->no_clock && !opts->virtual_clock;
   if (cl->filter_set)
     conf->sandbox = cl->filter; /* one level for both processes' filters */
@@ -157,8 +174,8 @@ static int run(ntsd_conf *conf, const cmdline *cl)
     rc = fail(opts, err);
   else if (!privs_apply(p, err, sizeof(err)))
     rc = fail(opts, err);
-  else if (!opts->foreground && !ntsd_daemonize(d))
-    log_err("cannot detach from the terminal");
+  else if (!opts->foreground && !ntsd_daemonize(d, err, sizeof(err)))
+    rc = fail(opts, err);
   else {
     privs_lock_memory(p);
     if (apply_sandbox(filter, conf_clock, err, sizeof(err)))
@@ -207,21 +224,24 @@ static int parse_args(int argc, char **argv, cmdline *cl)
       {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'n'},
       {"no-clock", no_argument, NULL, 'x'},     {"debug", no_argument, NULL, 'd'},
       {"socket", required_argument, NULL, 's'}, {"check", no_argument, NULL, 'C'},
+      {"logfile", required_argument, NULL, 'l'},
       {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
       {"virtual-clock", required_argument, NULL, 'v'},
       {"user", required_argument, NULL, 'u'},   {"nice", no_argument, NULL, 'N'},
       {"priority", required_argument, NULL, 'P'}, {"lock-memory", no_argument, NULL, 'm'},
       {"filter", required_argument, NULL, 'F'},
-      {"list-directives", no_argument, NULL, 'L'}, /* docs/configuration.md's table */
+      /* docs/configuration.md's table; =mdoc: ntsd.conf(5)'s list */
+      {"list-directives", optional_argument, NULL, 'L'},
       {NULL, 0, NULL, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "c:nxds:u:NP:mF:h", longopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "c:nxds:l:u:NP:mF:h", longopts, NULL)) != -1) {
     switch (ch) {
     case 'c': cl->conf_path = optarg; break;
     case 'n': cl->opts.foreground = true; break;
     case 'x': cl->opts.no_clock = true; break;
     case 'd': cl->debug++; break;
     case 's': cl->opts.socket_path = optarg; break;
+    case 'l': cl->logfile = optarg; break;
     case 'C': cl->check = true; break;
     case 'u': cl->user = optarg; break;
     case 'N': cl->priority = 1; break;
@@ -242,7 +262,13 @@ static int parse_args(int argc, char **argv, cmdline *cl)
         return 2;
       break;
     case 'V': printf("ntsd %s\n", NTSD_VERSION); return 0;
-    case 'L': conf_write_directive_table(stdout); return 0;
+    case 'L':
+      if (optarg && strcmp(optarg, "mdoc") != 0) {
+        fprintf(stderr, "ntsd: --list-directives[=mdoc]: unknown format '%s'\n", optarg);
+        return 2;
+      }
+      (optarg ? conf_write_directive_mdoc : conf_write_directive_table)(stdout);
+      return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

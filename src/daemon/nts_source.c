@@ -1,4 +1,5 @@
 /* nts_source: NTS-KE scheduling, cookies and NTS checks of one source. */
+#define LOG_CLASS LOG_CLASS_PEER /* log.h: the class `logconfig` knows them by */
 #include "daemon/nts_source.h"
 
 #include <event2/event.h>
@@ -77,6 +78,9 @@ struct nts_source {
   bool nak_seen;                /* the exchange in flight got a NAK with our identifier */
   unsigned naks;                /* consecutive exchanges that ended with only a NAK */
   uint64_t tamper[NTS_TAMPER_COUNT];
+  uint64_t ke_good, ke_bad;     /* NTS-KEs with this source, by outcome */
+  uint64_t naks_total;          /* exchanges that ended with only a NAK */
+  double last_ke;               /* when the last NTS-KE ended (monotonic), -1: none */
   alert alert;                  /* rate limit for the tamper log lines */
 };
 
@@ -243,6 +247,8 @@ static void ke_failed(nts_source *ns, const ke_result *r, const char *ke)
 {
   nts_sources *all = ns->all;
   all->stats.ke_probes_bad++;
+  ns->ke_bad++;
+  ns->last_ke = sysclock_mono();
   ns->ke_failures++;
   if (r->verify_result != X509_V_OK)
     ns->tamper[NTS_TAMPER_KE_CERT]++;
@@ -265,6 +271,8 @@ static void ke_succeeded(nts_source *ns, const ke_result *r)
   for (size_t i = 0; i < s->n_cookies; i++)
     nts_client_add_cookie(ns->ntsc, s->cookies[i], s->cookie_len);
   ns->all->stats.ke_probes_good++;
+  ns->ke_good++;
+  ns->last_ke = sysclock_mono();
   ns->ke_failures = 0;
   ns->ke_error[0] = '\0';
   ns->need_ke = ns->nak_seen = ns->authentic_since_ke = false;
@@ -369,6 +377,8 @@ static void on_ke_timer(evutil_socket_t fd, short what, void *arg)
       ns->all->unchecked_left++;
     ns->ke_unchecked = false;
     ns->all->stats.ke_probes_bad++;
+    ns->ke_bad++;
+    ns->last_ke = sysclock_mono();
     double delay = ke_retry_delay(++ns->ke_failures + ns->ke_fruitless);
     snprintf(ns->ke_error, sizeof(ns->ke_error), "%.190s", ctx ? "cannot start the exchange" : err);
     schedule_ke(ns, delay);
@@ -401,6 +411,7 @@ nts_source *nts_source_create(nts_sources *all, const nts_source_cfg *cfg,
     return NULL;
   }
   ns->all = all;
+  ns->last_ke = -1;
   ns->hooks = *hooks;
   snprintf(ns->host, sizeof(ns->host), "%s", cfg->host);
   snprintf(ns->ca, sizeof(ns->ca), "%s", cfg->ca);
@@ -474,6 +485,7 @@ void nts_source_end_exchange(nts_source *ns)
     return;
   ns->nak_seen = false;
   ns->all->stats.nts_naks++;
+  ns->naks_total++;
   if (++ns->naks >= NAKS_BEFORE_KE)
     need_ke(ns, "NTS NAKs: the server refuses our cookies");
   else
@@ -556,5 +568,9 @@ void nts_source_get_view(const nts_source *ns, double now, nts_source_view *v)
   v->ke_error = ns->ke_error;
   v->ke_retry = evtimer_pending(ns->ke_timer, NULL) ? fmax(0, ns->ke_at - now) : -1;
   v->naks = ns->naks;
+  v->naks_total = ns->naks_total;
+  v->ke_good = ns->ke_good;
+  v->ke_bad = ns->ke_bad;
+  v->last_ke_age = ns->last_ke >= 0 ? fmax(0, now - ns->last_ke) : -1;
   memcpy(v->tamper, ns->tamper, sizeof(v->tamper));
 }

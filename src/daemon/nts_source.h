@@ -119,6 +119,9 @@ typedef struct nts_source_view {
   const char *ke_error;  /* "" if the last NTS-KE did not fail */
   double ke_retry;       /* seconds until the next NTS-KE, -1 if none due */
   unsigned naks;         /* exchanges in a row that ended with only a NAK */
+  uint64_t naks_total;   /* all exchanges that ended with only a NAK */
+  uint64_t ke_good, ke_bad; /* NTS-KEs, by outcome */
+  double last_ke_age;    /* seconds since the last NTS-KE ended, -1 if none has */
   uint64_t tamper[NTS_TAMPER_COUNT];
 } nts_source_view;
 

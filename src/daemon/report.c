@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/json.h"
+#include "proto/prom_text.h"
 
 /* A growable text buffer for the tables. */
 typedef struct textbuf {
@@ -133,6 +134,11 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
     json_key(j, "ke_retry");
     v->ke_retry >= 0 ? json_number(j, v->ke_retry) : json_null(j);
     json_kv_uint(j, "nak_run", v->nts_naks);
+    json_kv_uint(j, "naks", v->naks_total);
+    json_kv_uint(j, "ke_good", v->ke_good);
+    json_kv_uint(j, "ke_bad", v->ke_bad);
+    json_key(j, "last_ke_age");
+    v->last_ke_age >= 0 ? json_number(j, v->last_ke_age) : json_null(j);
     tamper_json(j, v->tamper);
   }
   json_obj_end(j);
@@ -140,7 +146,7 @@ static void peer_json(json_w *j, const peer_view *v, ntp_sel_state st)
 
 /* ntpq -p: remote, refid, st, t, when, poll, reach, delay, offset, jitter
  * (milliseconds).  `t` is u for plain NTP and the cookies held for NTS. */
-static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
+static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st, bool numeric)
 {
   const ntp_source_info *i = &v->info;
   char refid[32] = "";
@@ -156,7 +162,7 @@ static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
     snprintf(kind, sizeof(kind), "%u", v->cookies);
   else
     snprintf(kind, sizeof(kind), "u");
-  const char *remote = v->address[0] ? v->address : v->name;
+  const char *remote = (numeric || v->is_pool) && v->address[0] ? v->address : v->name;
   tb_printf(t, "%c%-22.22s %-15.15s %2d %1.2s %4s %4.0f  %03o ", ntp_sel_tally(st), remote,
             refid, i->have_sample ? i->stratum : 16, kind, when, ldexp(1.0, i->poll),
             i->reach);
@@ -171,7 +177,8 @@ static void peer_line(textbuf *t, const peer_view *v, ntp_sel_state st)
   tb_printf(t, "\n");
 }
 
-char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json)
+char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json,
+                   bool numeric)
 {
   size_t n = clients_count(c);
   peer_view v;
@@ -193,7 +200,8 @@ char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, boo
                 "===============\n");
   for (size_t i = 0; i < n; i++)
     if (clients_view(c, i, now, &v))
-      peer_line(&t, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE);
+      peer_line(&t, &v, i < sys->sel_states_n ? sys->sel_states[i] : NTP_SEL_UNUSABLE,
+                numeric);
   return tb_finish(&t);
 }
 
@@ -511,4 +519,311 @@ char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *k
     tb_printf(&t, "NTS client refused %-13s%llu\n",
               nts_client_tamper_name((nts_client_tamper)r), (unsigned long long)total[r]);
   return tb_finish(&t);
+}
+
+/* ---- metrics: the same numbers, as Prometheus reads them ----------------- */
+
+/* The labels naming a source. */
+#define SRC_LABELS(v) {"source", (v)->name}, {"address", (v)->address}
+
+typedef void (*peer_metric_fn)(prom_w *w, const peer_view *v, const prom_label *l);
+
+/* One family over every source the function writes samples for. */
+static void per_source(prom_w *w, const report_metrics_in *in, const char *name,
+                       prom_type type, const char *help, peer_metric_fn fn)
+{
+  prom_family(w, name, type, help);
+  peer_view v;
+  for (size_t i = 0; in->clients && i < clients_count(in->clients); i++) {
+    if (!clients_view(in->clients, i, in->mono_now, &v))
+      continue;
+    const prom_label l[] = {SRC_LABELS(&v)};
+    fn(w, &v, l);
+  }
+}
+
+static void m_offset(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  if (v->info.have_sample)
+    prom_sample(w, l, 2, v->info.offset);
+}
+static void m_delay(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  if (v->info.have_sample)
+    prom_sample(w, l, 2, v->info.delay);
+}
+static void m_jitter(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  if (v->info.have_sample)
+    prom_sample(w, l, 2, v->info.jitter);
+}
+static void m_reach(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  prom_sample(w, l, 2, v->info.reach);
+}
+static void m_stratum(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  prom_sample(w, l, 2, v->info.have_sample ? v->info.stratum : 16);
+}
+static void m_poll(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  prom_sample(w, l, 2, ldexp(1.0, v->info.poll));
+}
+static void m_packets(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  const char *dir[] = {"sent", "received", "accepted"};
+  const uint64_t n[] = {v->info.sent, v->info.received, v->info.accepted};
+  for (size_t k = 0; k < 3; k++) {
+    const prom_label ll[] = {l[0], l[1], {"kind", dir[k]}};
+    prom_sample_u64(w, ll, 3, n[k]);
+  }
+}
+static void m_info(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  const prom_label ll[] = {l[0], l[1], {"nts", v->nts ? "1" : "0"},
+                           {"state", v->state ? v->state : "ok"},
+                           {"transport", v->transport ? v->transport : ""}};
+  prom_sample(w, ll, 5, 1);
+}
+static void m_cookies(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  if (v->nts)
+    prom_sample(w, l, 2, v->cookies);
+}
+static void m_naks(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  if (v->nts)
+    prom_sample_u64(w, l, 2, v->naks_total);
+}
+static void m_auth_failures(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  for (int r = 0; v->nts && r < NTS_TAMPER_COUNT; r++) {
+    const prom_label ll[] = {l[0], l[1], {"reason", nts_client_tamper_name((nts_client_tamper)r)}};
+    prom_sample_u64(w, ll, 3, v->tamper[r]);
+  }
+}
+static void m_ke(prom_w *w, const peer_view *v, const prom_label *l)
+{
+  if (!v->nts)
+    return;
+  const prom_label ok[] = {l[0], l[1], {"outcome", "success"}};
+  const prom_label bad[] = {l[0], l[1], {"outcome", "failure"}};
+  prom_sample_u64(w, ok, 3, v->ke_good);
+  prom_sample_u64(w, bad, 3, v->ke_bad);
+}
+
+static void sources_metrics(prom_w *w, const report_metrics_in *in)
+{
+  static const struct {
+    const char *name;
+    prom_type type;
+    const char *help;
+    peer_metric_fn fn;
+  } fams[] = {
+      {"ntsd_source_info", PROM_GAUGE, "Each source (always 1), with its kind and state.",
+       m_info},
+      {"ntsd_source_offset_seconds", PROM_GAUGE,
+       "Offset of the source's selected sample (positive: the source is ahead).", m_offset},
+      {"ntsd_source_delay_seconds", PROM_GAUGE, "Round-trip delay of the selected sample.",
+       m_delay},
+      {"ntsd_source_jitter_seconds", PROM_GAUGE, "Jitter of the source's samples.", m_jitter},
+      {"ntsd_source_reach", PROM_GAUGE, "Reachability register (8 bits, last poll lowest).",
+       m_reach},
+      {"ntsd_source_stratum", PROM_GAUGE, "The source's stratum (16: no sample yet).",
+       m_stratum},
+      {"ntsd_source_poll_interval_seconds", PROM_GAUGE, "Current poll interval.", m_poll},
+      {"ntsd_source_packets", PROM_COUNTER, "NTP packets sent to, received from and accepted "
+       "from the source.", m_packets},
+      {"ntsd_source_cookies", PROM_GAUGE, "NTS cookies held.", m_cookies},
+      {"ntsd_source_naks", PROM_COUNTER, "NTS exchanges that ended with only a NAK.", m_naks},
+      {"ntsd_source_auth_failures", PROM_COUNTER,
+       "NTS responses refused and NTS-KE certificates not verified, by reason.",
+       m_auth_failures},
+      {"ntsd_source_ke", PROM_COUNTER, "NTS-KE exchanges with the source, by outcome.", m_ke},
+  };
+  for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++)
+    per_source(w, in, fams[f].name, fams[f].type, fams[f].help, fams[f].fn);
+  prom_family(w, "ntsd_source_last_ke_timestamp_seconds", PROM_GAUGE,
+              "When the last NTS-KE with the source ended, Unix time.");
+  peer_view v;
+  for (size_t i = 0; in->clients && i < clients_count(in->clients); i++) {
+    if (clients_view(in->clients, i, in->mono_now, &v) && v.nts && v.last_ke_age >= 0) {
+      const prom_label l[] = {SRC_LABELS(&v)};
+      prom_sample(w, l, 2, floor(in->wall_now - v.last_ke_age));
+    }
+  }
+}
+
+static void gauge(prom_w *w, const char *name, const char *help, double v)
+{
+  prom_family(w, name, PROM_GAUGE, help);
+  prom_sample(w, NULL, 0, v);
+}
+
+static void counter(prom_w *w, const char *name, const char *help, uint64_t v)
+{
+  prom_family(w, name, PROM_COUNTER, help);
+  prom_sample_u64(w, NULL, 0, v);
+}
+
+static void system_metrics(prom_w *w, const report_sys *s)
+{
+  gauge(w, "ntsd_system_offset_seconds",
+        "The discipline's estimate of the clock's offset (positive: the clock is behind).",
+        s->offset);
+  gauge(w, "ntsd_system_frequency_ratio",
+        "The clock's frequency correction as a ratio (1e-06 is 1 ppm).", s->frequency * 1e-6);
+  gauge(w, "ntsd_system_synchronised", "1 when the clock is synchronised.", s->synced);
+  gauge(w, "ntsd_system_stratum", "The stratum served to clients.", s->info.stratum);
+  gauge(w, "ntsd_system_leap",
+        "Leap indicator served (0 none, 1 insert, 2 delete, 3 unsynchronised).", s->info.leap);
+  gauge(w, "ntsd_system_root_delay_seconds", "Root delay served.", s->info.root_delay);
+  gauge(w, "ntsd_system_root_dispersion_seconds", "Root dispersion served.", s->info.root_disp);
+  counter(w, "ntsd_system_discipline_updates", "Samples the discipline has taken.",
+          s->disc_updates);
+  counter(w, "ntsd_system_clock_steps", "Clock steps commanded.", s->disc_steps);
+}
+
+/* The mode a server outcome belongs to: known for responses and NTS
+ * checks; the checks before NTS is looked at apply to both ("any"). */
+static const char *serve_mode(ntp_serve_result r)
+{
+  switch (r) {
+  case NTP_SERVE_RESPOND: return "plain";
+  case NTP_SERVE_RESPOND_NTS:
+  case NTP_SERVE_NTS_NAK:
+  case NTP_SERVE_DROP_NTS_MALFORMED:
+  case NTP_SERVE_DROP_NTS_AUTH: return "nts";
+  default: return "any";
+  }
+}
+
+static void server_metrics(prom_w *w, const ntsd_server *s)
+{
+  ntsd_server_stats st = {0};
+  if (s)
+    server_get_stats(s, &st);
+  const ntp_serve_counters *c = &st.serve;
+  counter(w, "ntsd_server_received", "NTP packets received by the server.", st.received);
+  prom_family(w, "ntsd_server_requests", PROM_COUNTER, "NTP requests by outcome and mode.");
+  for (int r = 0; r < NTP_SERVE_RESULT_COUNT; r++) {
+    const prom_label l[] = {{"mode", serve_mode((ntp_serve_result)r)},
+                            {"outcome", ntp_serve_result_name((ntp_serve_result)r)}};
+    prom_sample_u64(w, l, 2, c->result[r]);
+  }
+  prom_family(w, "ntsd_server_responses", PROM_COUNTER, "NTP responses sent, by kind and mode.");
+  static const struct {
+    const char *mode, *kind;
+    ntp_serve_result r;
+  } resp[] = {{"plain", "time", NTP_SERVE_RESPOND},
+              {"nts", "time", NTP_SERVE_RESPOND_NTS},
+              {"nts", "nak", NTP_SERVE_NTS_NAK},
+              {"any", "kod", NTP_SERVE_KOD_RATE}};
+  for (size_t i = 0; i < sizeof(resp) / sizeof(resp[0]); i++) {
+    const prom_label l[] = {{"mode", resp[i].mode}, {"kind", resp[i].kind}};
+    prom_sample_u64(w, l, 2, c->result[resp[i].r]);
+  }
+  counter(w, "ntsd_server_kod_sent", "RATE kisses of death sent.", c->result[NTP_SERVE_KOD_RATE]);
+  counter(w, "ntsd_server_rate_limited", "Requests rate limited (kissed or dropped).",
+          ntp_serve_dropped(c, "rate_limited"));
+  counter(w, "ntsd_server_send_errors", "Responses the socket refused.", st.send_errors);
+  prom_family(w, "ntsd_server_cookies", PROM_COUNTER, "NTS cookies opened by the NTP server, "
+              "by result.");
+  for (int r = 0; r < NTS_COOKIE_RESULT_COUNT; r++) {
+    const prom_label l[] = {{"result", nts_cookie_result_name((nts_cookie_result)r)}};
+    prom_sample_u64(w, l, 1, c->cookies[r]);
+  }
+  tcp_row rows[TCP_ROWS];
+  tcp_rows(&st.tcp, rows);
+  gauge(w, "ntsd_server_tcp_connections", "NTP over TCP connections open.", (double)st.tcp.open);
+  prom_family(w, "ntsd_server_tcp_events", PROM_COUNTER, "NTP over TCP events, by kind.");
+  for (size_t i = 0; i < TCP_ROWS; i++) {
+    if (strcmp(rows[i].key, "open") == 0)
+      continue;
+    const prom_label l[] = {{"event", rows[i].key}};
+    prom_sample_u64(w, l, 1, rows[i].v);
+  }
+}
+
+static void ke_metrics(prom_w *w, const ke_server_stats *k)
+{
+  prom_family(w, "ntsd_ke_serves", PROM_COUNTER,
+              "NTS-KE connections past the accept, by outcome.");
+  const prom_label good[] = {{"outcome", "success"}}, bad[] = {{"outcome", "failure"}};
+  prom_sample_u64(w, good, 1, k->serves_good);
+  prom_sample_u64(w, bad, 1, k->serves_bad);
+  static const char *const why[] = {"tls", "no_alpn", "bad_request", "timeout", "hello_timeout",
+                                    "evicted"};
+  const uint64_t n[] = {k->tls_failures, k->no_alpn, k->bad_requests, k->timeouts,
+                        k->hello_timeouts, k->evicted};
+  prom_family(w, "ntsd_ke_failures", PROM_COUNTER, "Failed NTS-KE connections, by reason.");
+  for (size_t i = 0; i < sizeof(n) / sizeof(n[0]); i++) {
+    const prom_label l[] = {{"reason", why[i]}};
+    prom_sample_u64(w, l, 1, n[i]);
+  }
+  counter(w, "ntsd_ke_timeouts", "NTS-KE connections that ran out of time.",
+          k->timeouts + k->hello_timeouts);
+  prom_family(w, "ntsd_ke_refused", PROM_COUNTER,
+              "NTS-KE connections refused before TLS, by reason.");
+  const prom_label pfx[] = {{"reason", "prefix_cap"}}, oth[] = {{"reason", "other"}};
+  prom_sample_u64(w, pfx, 1, k->refused_prefix);
+  prom_sample_u64(w, oth, 1, k->refused - k->refused_prefix);
+  counter(w, "ntsd_ke_cookies_made", "Cookies issued in NTS-KE responses.", k->cookies_made);
+  static const double bounds[KE_HS_BUCKETS - 1] = KE_HS_BOUNDS;
+  uint64_t cum[KE_HS_BUCKETS - 1], total = 0;
+  for (size_t i = 0; i < KE_HS_BUCKETS; i++) {
+    total += k->hs_bucket[i];
+    if (i < KE_HS_BUCKETS - 1)
+      cum[i] = total;
+  }
+  prom_family(w, "ntsd_ke_handshake_seconds", PROM_HISTOGRAM,
+              "Time of completed NTS-KEs, from the accept to the response.");
+  prom_histogram(w, NULL, 0, bounds, cum, KE_HS_BUCKETS - 1, total, k->hs_sum_us * 1e-6);
+}
+
+static void render_metrics(prom_w *w, const report_metrics_in *in)
+{
+  const prom_label ver[] = {{"version", NTSD_VERSION}};
+  prom_family(w, "ntsd_build_info", PROM_GAUGE, "The running ntsd's version (always 1).");
+  prom_sample(w, ver, 1, 1);
+  system_metrics(w, in->sys);
+  sources_metrics(w, in);
+  if (in->server)
+    server_metrics(w, in->server);
+  if (in->ke)
+    ke_metrics(w, in->ke);
+  if (in->have_keys) {
+    gauge(w, "ntsd_cookie_key_age_seconds", "Age of the current NTS cookie key.", in->key_age);
+    counter(w, "ntsd_cookie_key_rotations", "NTS cookie key rotations since the start.",
+            in->key_rotations);
+  }
+  if (in->have_cert) {
+    gauge(w, "ntsd_certificate_expiry_seconds",
+          "Seconds until the NTS-KE certificate's notAfter (negative: expired).",
+          in->cert_not_after - floor(in->wall_now));
+    gauge(w, "ntsd_certificate_not_after_timestamp_seconds",
+          "The NTS-KE certificate's notAfter, Unix time.", in->cert_not_after);
+  }
+  prom_end(w);
+}
+
+#define METRICS_MAX_LEN (16u << 20)
+
+char *report_metrics(const report_metrics_in *in, bool openmetrics, size_t *len)
+{
+  for (size_t cap = 64u << 10; cap <= METRICS_MAX_LEN; cap *= 2) {
+    char *buf = malloc(cap);
+    if (!buf)
+      return NULL;
+    prom_w w;
+    prom_init(&w, buf, cap - 1, openmetrics);
+    render_metrics(&w, in);
+    if (!w.overflow) {
+      buf[w.len] = '\0';
+      *len = w.len;
+      return buf;
+    }
+    free(buf);
+  }
+  return NULL;
 }

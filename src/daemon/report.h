@@ -35,7 +35,11 @@ typedef struct report_sys {
 } report_sys;
 
 /* Each returns a malloc'd NUL-terminated string (NULL on out of memory). */
-char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json);
+/* The text table names each source as configured (a pool's members by
+ * address: they have no name of their own); numeric: by address and port,
+ * as ntpq -n.  No reverse lookups.  JSON has both, as "remote" and "address". */
+char *report_peers(const ntsd_clients *c, const report_sys *sys, double now, bool json,
+                   bool numeric);
 char *report_server(const ntsd_server *s, bool json);
 /* clk: the clock backend, shown by name ("none": -x, estimates only) and,
  * for the virtual clock, with its error. */
@@ -44,5 +48,24 @@ char *report_system(const report_sys *sys, const clockctl *clk, bool json);
  * it listens. */
 char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *ke_addr,
                  const ntsd_server *srv, bool json);
+
+/* What the metrics endpoint shows beyond the modules' own counters. */
+typedef struct report_metrics_in {
+  const ntsd_clients *clients;
+  const report_sys *sys;
+  const ntsd_server *server;
+  const ke_server_stats *ke;   /* NULL: no NTS-KE server */
+  bool have_keys;              /* cookie keys (NTS server) */
+  double key_age;              /* s since the current cookie key was made */
+  uint64_t key_rotations;      /* since start */
+  bool have_cert;
+  double cert_not_after;       /* the NTS-KE certificate's, Unix time */
+  double mono_now, wall_now;   /* monotonic and Unix time, s */
+} report_metrics_in;
+
+/* The Prometheus text exposition (0.0.4), or OpenMetrics 1.0.0; every
+ * metric is listed in docs/metrics.md.  Malloc'd and NUL-terminated, its
+ * length in *len. */
+char *report_metrics(const report_metrics_in *in, bool openmetrics, size_t *len);
 
 #endif

@@ -1,4 +1,5 @@
 /* resolver: names to addresses with evdns. */
+#define LOG_CLASS LOG_CLASS_PEER /* log.h: the class `logconfig` knows them by */
 #include "daemon/resolver.h"
 
 #include <event2/dns.h>

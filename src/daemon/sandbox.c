@@ -2,8 +2,9 @@
  *
  * A refused call raises SIGSYS (SCMP_ACT_TRAP) rather than killing the
  * process outright, so that the daemon can say why it stops: the handler
- * writes one line naming the call to stderr and, when ntsd logs to syslog,
- * to a datagram socket connected to /dev/log before the filter was loaded.
+ * writes one line naming the call to stderr (or the `logfile`) and, when
+ * ntsd logs to syslog, to a datagram socket connected to /dev/log before the
+ * filter was loaded.
  * It then turns core dumps off (the process holds keys) and dies of SIGSYS,
  * as SCMP_ACT_KILL_PROCESS would.  Everything it does is async-signal-safe
  * and on the allow-list. */
@@ -38,7 +39,7 @@
  * randomness. */
 static const char *const common_calls[] = {
     "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
-    "futex", "set_robust_list", "rseq", "gettid", "getpid", "getppid", "tgkill",
+    "futex", "set_robust_list", "rseq", "gettid", "getpid", "getppid",
     "sched_yield", "sched_getaffinity", "exit", "exit_group",
     "rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "sigaltstack", "restart_syscall",
     "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
@@ -62,7 +63,7 @@ static const char *const main_calls[] = {
     "fsync", "fdatasync", "fchmod", "fchown", "fchmodat", "fchownat", "ftruncate", "umask",
     "access", "faccessat", "faccessat2", "getdents64", "readlink", "readlinkat", "getcwd",
     "uname", "dup", "dup2", "dup3",
-    "wait4", "waitid", "kill",
+    "wait4", "waitid", "kill", "tgkill",
     /* the NTS-KE process between fork and its own filter: it closes what it
      * inherited, drops its capabilities and loads its filter */
     "close_range", "capget", "capset", "seccomp",
@@ -129,9 +130,14 @@ static void refusal_text(char *buf, size_t size, size_t *n, const siginfo_t *si)
   put_str(buf, size, n, " refused by the system call filter; exiting (ntsd -F -1 logs instead)");
 }
 
-/* The stderr line in log.c's format: UTC time, "ntsd: error: ...". */
-static void stderr_prefix(char *buf, size_t size, size_t *n)
+/* The line in log.c's format: UTC time, "ntsd: error: ..." (with the pid in
+ * a logfile); to the journal, its priority instead of the time. */
+static void stderr_prefix(char *buf, size_t size, size_t *n, bool to_file)
 {
+  if (!to_file && log_to_journal()) {
+    put_str(buf, size, n, "<3>error: ");
+    return;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   long days = (long)(ts.tv_sec / 86400), secs = (long)(ts.tv_sec % 86400);
@@ -148,7 +154,13 @@ static void stderr_prefix(char *buf, size_t size, size_t *n)
     put_str(buf, size, n, seps[i]);
   }
   put_uint(buf, size, n, (unsigned long)(ts.tv_nsec / 1000000), 3, 10);
-  put_str(buf, size, n, "Z ntsd: error: ");
+  put_str(buf, size, n, "Z ntsd");
+  if (to_file) {
+    put_str(buf, size, n, "[");
+    put_uint(buf, size, n, (unsigned long)getpid(), 0, 10);
+    put_str(buf, size, n, "]");
+  }
+  put_str(buf, size, n, ": error: ");
 }
 
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
@@ -157,15 +169,16 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
   int saved = errno;
   char line[256];
   size_t n = 0;
-  stderr_prefix(line, sizeof(line), &n);
+  int file_fd = log_file_fd(); /* `logfile`: the line goes there */
+  stderr_prefix(line, sizeof(line), &n, file_fd >= 0);
   refusal_text(line, sizeof(line), &n, si);
   put_str(line, sizeof(line), &n, "\n");
-  ssize_t w = write(STDERR_FILENO, line, n);
+  ssize_t w = write(file_fd >= 0 ? file_fd : STDERR_FILENO, line, n);
   if (log_fd >= 0) {
     char msg[256];
     size_t m = 0;
     put_str(msg, sizeof(msg), &m, "<");
-    put_uint(msg, sizeof(msg), &m, LOG_DAEMON | LOG_ERR, 0, 10);
+    put_uint(msg, sizeof(msg), &m, (unsigned long)(log_facility() | LOG_ERR), 0, 10);
     put_str(msg, sizeof(msg), &m, ">ntsd[");
     put_uint(msg, sizeof(msg), &m, (unsigned long)getpid(), 0, 10);
     put_str(msg, sizeof(msg), &m, "]: ");
@@ -250,9 +263,17 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
   /* syslog(3)'s socket, when it reconnects */
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
-  if (p == SANDBOX_KE)
+  if (p == SANDBOX_KE) {
+    /* signals to itself only (raise, abort, the SIGSYS handler): not to
+     * the main process or, without -u, any other process of the user */
+    ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+        SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
     return rc;
-  /* the NTS-KE process, before its filter: only ever giving privileges up */
+  }
+  /* the NTS-KE process, before its filter: only ever giving privileges up,
+   * and dying with the main process */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG, 0),
+      SCMP_A1(SCMP_CMP_EQ, SIGKILL, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_KEEPCAPS, 0),
       SCMP_A1(SCMP_CMP_EQ, 0, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_CAP_AMBIENT, 0),

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,14 +140,20 @@ bool tls_client_setup_pinned(SSL *ssl, const char *host)
   return SSL_set_tlsext_host_name(ssl, host) == 1;
 }
 
-bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32])
+bool tls_cert_spki_sha256(X509 *cert, uint8_t out[32])
 {
-  X509 *cert = SSL_get1_peer_certificate(ssl);
   unsigned char *der = NULL;
   unsigned int n = 0;
   int len = cert ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der) : -1;
   bool ok = len > 0 && EVP_Digest(der, (size_t)len, out, &n, EVP_sha256(), NULL) == 1 && n == 32;
   OPENSSL_free(der);
+  return ok;
+}
+
+bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32])
+{
+  X509 *cert = SSL_get1_peer_certificate(ssl);
+  bool ok = tls_cert_spki_sha256(cert, out);
   X509_free(cert);
   return ok;
 }
@@ -165,4 +172,15 @@ bool tls_export_key(SSL *ssl, uint16_t aead_id, int dir, uint8_t *out, size_t le
   const uint8_t ctx[5] = {0, 0, (uint8_t)(aead_id >> 8), (uint8_t)aead_id, (uint8_t)dir};
   return SSL_export_keying_material(ssl, out, len, label, sizeof(label) - 1, ctx, sizeof(ctx),
                                     1) == 1;
+}
+
+bool tls_ctx_not_after(SSL_CTX *ctx, int64_t *out)
+{
+  X509 *cert = SSL_CTX_get0_certificate(ctx);
+  const ASN1_TIME *t = cert ? X509_get0_notAfter(cert) : NULL;
+  struct tm tm;
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+    return false;
+  *out = (int64_t)timegm(&tm);
+  return true;
 }

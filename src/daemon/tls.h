@@ -36,6 +36,9 @@ bool tls_client_setup_pinned(SSL *ssl, const char *host);
  * (what curl's --pinnedpubkey compares).  False without a certificate. */
 bool tls_peer_spki_sha256(SSL *ssl, uint8_t out[32]);
 
+/* The same digest for any certificate (false for NULL). */
+bool tls_cert_spki_sha256(X509 *cert, uint8_t out[32]);
+
 /* True if the handshake selected ALPN ntske/1. */
 bool tls_alpn_ok(const SSL *ssl);
 
@@ -43,6 +46,9 @@ bool tls_alpn_ok(const SSL *ssl);
  * protocol NTPv4 and the given AEAD: label "EXPORTER-network-time-security",
  * context = protocol id (2 bytes) || AEAD id (2 bytes) || dir (1 byte). */
 bool tls_export_key(SSL *ssl, uint16_t aead_id, int dir, uint8_t *out, size_t len);
+
+/* The notAfter of ctx's certificate (the NTS-KE server's), Unix time. */
+bool tls_ctx_not_after(SSL_CTX *ctx, int64_t *out);
 
 /* The last OpenSSL error as text (and clears the queue). */
 const char *tls_error_string(char *buf, size_t cap);

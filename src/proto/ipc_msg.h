@@ -10,7 +10,8 @@
  *   KEYS      main -> KE   44 bytes: key id u32, created u64, key[32]
  *                          (the current cookie master key only)
  *   KEYS_ACK  KE -> main    4 bytes: the key id now in use
- *   STATS     KE -> main   88 bytes: IPC_STATS_N counters, u64 each
+ *   STATS     KE -> main  176 bytes: IPC_STATS_N counters, u64 each (11 counters,
+ *                          10 handshake-time buckets, their time summed)
  *
  * The decoder takes the whole datagram and accepts it only when it is
  * exactly one frame of a type the receiver accepts from that peer, with
@@ -29,11 +30,11 @@
 
 #define IPC_MSG_HDR_LEN 4
 #define IPC_KEY_LEN 32 /* NTS_COOKIE_MASTER_KEY_LEN */
-#define IPC_STATS_N 11
+#define IPC_STATS_N 22
 #define IPC_KEYS_BODY_LEN (4 + 8 + IPC_KEY_LEN)
 #define IPC_ACK_BODY_LEN 4
 #define IPC_STATS_BODY_LEN (8 * IPC_STATS_N)
-#define IPC_MSG_MAX_LEN (IPC_MSG_HDR_LEN + IPC_STATS_BODY_LEN) /* 92: the largest */
+#define IPC_MSG_MAX_LEN (IPC_MSG_HDR_LEN + IPC_STATS_BODY_LEN) /* 180: the largest */
 
 typedef enum ipc_msg_type {
   IPC_MSG_KEYS = 1,

@@ -1,4 +1,5 @@
-/* ntsctl: query a running ntsd over its control socket. */
+/* ntsctl: query a running ntsd over its control socket, or run one NTS-KE
+ * exchange with any server as a diagnostic (`ntsctl ke`, tools/ntsctl_ke). */
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/control.h"
+#include "tools/ntsctl_ke.h"
 
 #define REPLY_TIMEOUT_MS 5000
 #define REPLY_MAX (16u << 20)
@@ -18,17 +20,33 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: ntsctl [-s SOCKET] COMMAND [--json]\n"
+          "usage: ntsctl [-s SOCKET] [-n] COMMAND [--json]\n"
+          "       ntsctl ke HOST[:PORT] [--ca FILE] [--pin sha256:BASE64] [--aead N]\n"
+          "                 [--export] [--proxy socks5://...] [--timeout S] [--json]\n"
           "\n"
           "commands:\n"
-          "  peers     associations, like `ntpq -p` (t: u = plain NTP, N = NTS cookies held)\n"
+          "  peers     associations, like `ntpq -p` (t: u = plain NTP, N = NTS cookies held),\n"
+          "            by configured name (-n: by address and port; never a reverse lookup)\n"
           "  server    NTP server counters (requests, responses, drops by reason)\n"
           "  sys       system variables (synchronisation, stratum, refid, offset)\n"
           "  nts       NTS counters, like `ntpq -c nts` (NTS-KE served and probed, cookies)\n"
+          "  ke        one NTS-KE with HOST (port 4460), as a diagnostic; needs no ntsd:\n"
+          "            TLS, certificates (expiry, pin), AEAD, cookies, NTP server and port\n"
           "\n"
           "  -s, --socket PATH  control socket (default " CONTROL_DEFAULT_SOCKET ")\n"
           "  -j, --json         machine-readable output\n"
-          "  -h, --help         this text\n");
+          "  -n, --numeric      addresses instead of names (peers)\n"
+          "  -h, --help         this text\n"
+          "\n"
+          "ke options:\n"
+          "  --ca FILE          trust this CA file or directory (default: the system store)\n"
+          "  --pin sha256:B64   the server's public key pin (alone: no CA check)\n"
+          "  --aead N           offer only this AEAD (15, 17; repeatable, in preference order)\n"
+          "  --export           also print the C2S/S2C keys and a cookie (for `ntpperf -S`)\n"
+          "  --proxy URL        through a SOCKS5 proxy (HOST goes to it unresolved)\n"
+          "  --timeout S        give up after S seconds (default 10)\n"
+          "ke exit status: 0 ok, 2 usage, 3 cannot connect, 4 TLS or certificate,\n"
+          "  5 NTS-KE protocol (Error or Warning record, bad response), 1 other\n");
 }
 
 static int connect_socket(const char *path)
@@ -104,20 +122,36 @@ static int relay_reply(int fd)
   return is_error ? 1 : 0;
 }
 
+static int ke_main(int argc, char **argv, bool json)
+{
+  ntsctl_ke_opts o;
+  char err[200];
+  if (!ntsctl_ke_parse(argc, argv, &o, err, sizeof(err))) {
+    fprintf(stderr, "ntsctl: ke: %s (see ntsctl --help)\n", err);
+    return NTSCTL_KE_EXIT_USAGE;
+  }
+  o.json |= json;
+  return ntsctl_ke_run(&o);
+}
+
 int main(int argc, char **argv)
 {
   const char *path = CONTROL_DEFAULT_SOCKET;
   const char *cmd = NULL;
-  bool json = false;
+  bool json = false, numeric = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if ((strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0) && i + 1 < argc) {
       path = argv[++i];
     } else if (strcmp(a, "--json") == 0 || strcmp(a, "-j") == 0) {
       json = true;
+    } else if (strcmp(a, "--numeric") == 0 || strcmp(a, "-n") == 0) {
+      numeric = true;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       return 0;
+    } else if (strcmp(a, "ke") == 0 && !cmd) {
+      return ke_main(argc - i - 1, argv + i + 1, json);
     } else if (a[0] != '-' && !cmd) {
       cmd = a;
     } else {
@@ -131,7 +165,8 @@ int main(int argc, char **argv)
     return 2;
   }
   char req[CONTROL_MAX_REQUEST];
-  int n = snprintf(req, sizeof(req), "%s%s\n", cmd, json ? " json" : "");
+  int n = snprintf(req, sizeof(req), "%s%s%s\n", cmd, json ? " json" : "",
+                   numeric ? " numeric" : "");
   if (n < 0 || (size_t)n >= sizeof(req)) {
     fprintf(stderr, "ntsctl: command too long\n");
     return 2;

@@ -37,9 +37,9 @@ static int json_error_ok(const char *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   ctl_cmd cmd;
-  bool json;
+  ctl_opts opts;
   char err[128];
-  if (control_parse_request((const char *)data, size, &cmd, &json, err, sizeof(err)))
+  if (control_parse_request((const char *)data, size, &cmd, &opts, err, sizeof(err)))
     return 0;
   char *r = control_error_reply(err, true);
   if (r && !json_error_ok(r))

@@ -237,7 +237,8 @@ def main():
             "ntsd --list-directives differs from docs/configuration.md's table "
             "(scripts/update-directive-table rewrites it)")
 
-    for bad in (["--no-such-option"], ["-q"], ["stray-argument"], ["-c"]):
+    for bad in (["--no-such-option"], ["-q"], ["stray-argument"], ["-c"],
+                ["--list-directives=html"]):
         r, _ = ntsd(*bad)
         h.log("ntsd %s: rc=%d" % (" ".join(bad), r.returncode))
         h.check(r.returncode == 2, "ntsd %s: exit %d, expected 2" % (" ".join(bad), r.returncode))
@@ -348,6 +349,24 @@ def main():
                 "socket" % mode)
         h.check(h.sntp_query("127.0.0.1", 11999, timeout=0.5) is None,
                 "ntsd (%s) with a bad config answers NTP on 127.0.0.1:11999" % mode)
+
+    # ---- daemon mode refuses to start without /dev/null ----
+    # (it would keep the caller's pipes as its standard streams)
+    conf = h.write_file("devnull.conf", "local stratum 1\nlisten 127.0.0.1:11998\n")
+    sock = os.path.join(tmp, "devnull.sock")
+    r, _ = h.run_setpriv(["unshare", "--mount", "--", "sh", "-c",
+                          'mount -t tmpfs none /dev && exec "$0" "$@"', h.NTSD_BIN, "-x",
+                          "-c", conf, "-s", sock], timeout=10)
+    left = h.pids_with_cmdline(conf)
+    for pid in left:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    h.log("ntsd daemon mode without /dev/null: rc=%d %r" % (r.returncode, r.stderr))
+    h.check(not left and r.returncode == 1 and "/dev/null" in r.stderr,
+            "ntsd in daemon mode without /dev/null: exit %d, %r, left running %s" % (
+                r.returncode, r.stderr, left))
 
     # ---- no DNS traffic from any --check run ----
     time.sleep(0.3)

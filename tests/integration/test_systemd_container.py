@@ -23,8 +23,10 @@ RestrictAddressFamilies, ProtectSystem=strict, ...):
     kills it (watchdog) and restarts it (Restart=on-failure);
   * `systemctl stop` ends it cleanly (Result=success), and the NTS-KE
     process is not reported as having crashed (KillMode=mixed);
-  * the journal has no system call refusal.
+  * the journal has no system call refusal, and ntsd's lines in it carry no
+    time stamp of their own but their priority (notice for the start line).
 """
+import json
 import os
 import re
 import shutil
@@ -160,6 +162,26 @@ def check_processes():
             "state or runtime files not ntsd's: %s" % owners)
 
 
+def check_journal():
+    """ntsd's lines as the journal stored them: no time stamp of ntsd's own
+    (the journal has its own), the priority from the <N> prefix, which is
+    not left in the message (docs/logging.md)."""
+    out = ex("journalctl", "-u", "ntsd", "-o", "json", "--no-pager")
+    msgs = []
+    for line in out.splitlines():
+        e = json.loads(line)
+        if e.get("SYSLOG_IDENTIFIER") == "ntsd" and isinstance(e.get("MESSAGE"), str):
+            msgs.append((e.get("PRIORITY"), e["MESSAGE"]))
+    h.check(msgs, "no ntsd lines in the journal")
+    stamped = [m for _, m in msgs if re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", m)
+               or m.startswith("<")]
+    h.check(not stamped, "journal lines with a time stamp or a priority prefix: %r" % stamped)
+    running = [p for p, m in msgs if re.match(r"ntsd [\d.]+ running$", m)]
+    h.check(running and running[0] == "5", "the start line's priority: %r" % running)
+    h.log("journal: %d ntsd lines, none with a time of its own; priorities %s" % (
+        len(msgs), sorted({p for p, _ in msgs})))
+
+
 def check_watchdog():
     main = prop("MainPID")
     ex("sh", "-c", "kill -STOP %s" % main)
@@ -197,6 +219,7 @@ def main():
         h.check(re.search(r"sources usable; serving NTP, NTS-KE; clock control off$", status),
                 "unexpected status %r" % status)
         check_processes()
+        check_journal()
         ke = ex("ntsd_kefetch", "-c", "/etc/ntsd/ca.pem", "-t", "5", "127.0.0.1", "4460")
         h.check(re.fullmatch(r"15 [0-9A-F]+,[0-9A-F]+\n", ke), "ntsd_kefetch printed %r" % ke)
         h.check("stratum:" in ex("ntsctl", "sys"), "ntsctl sys inside the container failed")

@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "daemon/conf.h"
+#include "daemon/log.h"
 #include "proto/acl.h"
 #include "proto/select.h"
 
@@ -375,7 +377,8 @@ static void test_paths(void **state)
   expect_ok(t,
             "driftfile /var/lib/ntp/ntp.drift\nstatsdir /var/log/ntpstats/\n"
             "logfile /var/log/ntp.log\nleapfile /usr/share/zoneinfo/leap-seconds.list\n",
-            2); /* logfile, leapfile: stored, but no effect yet */
+            1); /* leapfile: stored, but no effect yet */
+  assert_true(has_msg(t, false, "t.conf:4: ", "'leapfile' has no effect yet"));
   assert_string_equal(t->c->driftfile, "/var/lib/ntp/ntp.drift");
   assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
   assert_string_equal(t->c->logfile, "/var/log/ntp.log");
@@ -394,8 +397,6 @@ static void test_inert_directives(void **state)
       ("statistics loopstats peerstats clockstats rawstats sysstats protostats usestats "
        "ntsstats ntskestats"),
       "filegen clockstats file clockstats type day link enable",
-      "logconfig =syncall +clockall +peerall +sysall",
-      "logconfig =allsync +allclock +allpeer +sysevents -syncstatus allall",
       "tinker panic 0 step 0.5 stepout 900 freq -12.5",
       "mru maxage 64 maxdepth 1000 initmem 4",
       "keys /etc/ntp.keys",
@@ -452,6 +453,41 @@ static void test_statistics(void **state)
                    -1);
   assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
   assert_true(t->c->filegen[CONF_STATS_LOOP].daily);
+}
+
+/* logconfig applies its keywords in order to a mask of 4 items (info,
+ * events, status, statistics) per class (sys, peer, clock, sync), status
+ * standing for events; logfacility
+ * names a syslog facility. */
+static void test_logging(void **state)
+{
+  struct tc *t = *state;
+
+  expect_ok(t, "logfile /var/log/ntsd.log", 0);
+  assert_int_equal(t->c->logmask, LOG_MASK_ALL);
+  expect_ok(t, "logconfig =syncall +clockall +peerall +sysall", 0);
+  assert_int_equal(t->c->logmask, 0xffff);
+  expect_ok(t, "logconfig =syncstatus +sysevents", 0);
+  assert_int_equal(t->c->logmask, 0x2000 | 0x0002); /* status: as events */
+  expect_ok(t, "logconfig =allsync -syncstatus", 0);
+  assert_int_equal(t->c->logmask, 0xd000);
+  expect_ok(t, "logconfig -allinfo", 0); /* from all: every class's info off */
+  assert_int_equal(t->c->logmask, 0xeeee);
+  expect_ok(t, "logconfig =peerevents\nlogconfig clockstatistics", 0); /* no prefix: + */
+  assert_int_equal(t->c->logmask, 0x0020 | 0x0800);
+  expect_ok(t, "logconfig =allall -allpeer", 0);
+  assert_int_equal(t->c->logmask, 0xff0f);
+  expect_ok(t, "logfacility local3", 0);
+  assert_int_equal(t->c->logfacility, LOG_LOCAL3);
+  expect_ok(t, "", 0);
+  assert_int_equal(t->c->logfacility, LOG_DAEMON);
+  expect_error(t, "logfacility", "missing value for 'logfacility'");
+  expect_error(t, "logfacility kern", "'logfacility': expected daemon, user or local0");
+  expect_error(t, "logfacility local8", "'logfacility': expected daemon");
+  expect_error(t, "logfacility user x", "unexpected 'x' after 'logfacility'");
+  expect_error(t, "logconfig =syncbogus", "unknown option '=syncbogus' for 'logconfig'");
+  expect_error(t, "logconfig all", "unknown option 'all' for 'logconfig'");
+  expect_error(t, "logconfig -", "unknown option '-' for 'logconfig'");
 }
 
 static void test_inert_directive_errors(void **state)
@@ -736,6 +772,23 @@ static void test_controlsocket(void **state)
                "a123456789012345678901234567890123456789012345678901234567890123",
                "value for 'group' too long (max 63 bytes)");
   assert_string_equal(t->c->control_socket, "");
+}
+
+/* `metrics ADDR:PORT`: an address literal and a non-zero port. */
+static void test_metrics(void **state)
+{
+  struct tc *t = *state;
+  expect_ok(t, "metrics 127.0.0.1:9123\n", 0);
+  assert_string_equal(t->c->metrics, "127.0.0.1:9123");
+  expect_ok(t, "metrics [::1]:9123\n", 0);
+  assert_string_equal(t->c->metrics, "[::1]:9123");
+  expect_error(t, "metrics", "missing value for 'metrics'");
+  expect_error(t, "metrics 9123", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics localhost:9123", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics 127.0.0.1:0", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics 127.0.0.1", "'metrics' needs ADDR:PORT");
+  expect_error(t, "metrics 127.0.0.1:9123 x", "unexpected 'x' after 'metrics'");
+  assert_string_equal(t->c->metrics, "");
 }
 
 static void test_user(void **state)
@@ -1167,7 +1220,8 @@ static void test_fixture_client_ca(void **state)
   if (load_project_fixture(t, "nts-client-ca.conf", path, sizeof path) != 0)
     dump(t);
   assert_int_equal(t->n_err, 0);
-  assert_true(t->c->n_warnings > 0); /* statistics, filegen, logconfig */
+  assert_int_equal(t->c->n_warnings, 0); /* statistics, filegen, logconfig: all active */
+  assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
   assert_int_equal(t->c->n_sources, 3);
   assert_true(t->c->sources[2].nts);
   assert_string_equal(t->c->sources[2].ca, "/etc/ntsd/certs/root-ca.pem");
@@ -1262,7 +1316,7 @@ static void test_shared_fixtures(void **state)
   assert_int_equal(t->c->sources[0].port, 0);
 
   load_shared(t, dir, "ptb-nts-client.conf");
-  assert_true(t->c->n_warnings > 0);
+  assert_int_equal(t->c->n_warnings, 0); /* statistics, filegen, logconfig: all active */
   assert_int_equal(t->c->n_sources, 3);
   assert_true(t->c->sources[2].nts);
   assert_string_equal(t->c->sources[2].ca, "/var/lib/ntp/ssl/isrgrootx1.pem");
@@ -1682,6 +1736,7 @@ static const struct {
     {"driftfile", "driftfile /d"}, {"statsdir", "statsdir /s"}, {"logfile", "logfile /l"},
     {"leapfile", "leapfile /l"}, {"statistics", "statistics loopstats"},
     {"filegen", "filegen loopstats type day"}, {"logconfig", "logconfig =syncall"},
+    {"logfacility", "logfacility local0"},
     {"tos", "tos minsane 1"}, {"tos minsane", "tos minsane 2"},
     {"tos minclock", "tos minclock 2"}, {"tos maxclock", "tos maxclock 5"},
     {"tos mindist", "tos mindist 0.01"}, {"tos maxdist", "tos maxdist 1"},
@@ -1714,6 +1769,7 @@ static const struct {
     {"nts tlsciphers", "nts tlsciphers X"}, {"nts tlsciphersuites", "nts tlsciphersuites X"},
     {"nts tlsecdhcurves", "nts tlsecdhcurves X25519"}, {"nts aead", "nts aead X"},
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
+    {"metrics", "metrics 127.0.0.1:9123"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
     {"user", "user ntsd"}, {"sandbox", "sandbox off"},
 };
@@ -1829,6 +1885,7 @@ int main(void)
       T(test_paths),
       T(test_inert_directives),
       T(test_statistics),
+      T(test_logging),
       T(test_inert_directive_errors),
       T(test_tos_discard),
       T(test_tos_discard_errors),
@@ -1839,6 +1896,7 @@ int main(void)
       T(test_nts),
       T(test_nts_errors),
       T(test_controlsocket),
+      T(test_metrics),
       T(test_user),
       T(test_sandbox),
       T(test_unknown_directive),

@@ -13,7 +13,34 @@
 
 static bool parse(const char *s, ctl_cmd *cmd, bool *json, char *err)
 {
-  return control_parse_request(s, strlen(s), cmd, json, err, 128);
+  ctl_opts o;
+  bool ok = control_parse_request(s, strlen(s), cmd, &o, err, 128);
+  *json = o.json;
+  return ok;
+}
+
+static void test_numeric_option(void **state)
+{
+  (void)state;
+  ctl_cmd cmd;
+  ctl_opts o;
+  char err[128];
+  assert_true(control_parse_request("peers numeric\n", 14, &cmd, &o, err, sizeof(err)));
+  assert_true(o.numeric);
+  assert_false(o.json);
+  assert_true(control_parse_request("peers", 5, &cmd, &o, err, sizeof(err)));
+  assert_false(o.numeric);
+  const char *both = "peers numeric json";
+  assert_true(control_parse_request(both, strlen(both), &cmd, &o, err, sizeof(err)));
+  assert_true(o.numeric && o.json);
+  both = "peers json numeric";
+  assert_true(control_parse_request(both, strlen(both), &cmd, &o, err, sizeof(err)));
+  assert_true(o.numeric && o.json);
+  const char *twice = "peers numeric numeric";
+  assert_false(control_parse_request(twice, strlen(twice), &cmd, &o, err, sizeof(err)));
+  assert_non_null(strstr(err, "unexpected 'numeric'"));
+  twice = "peers json json";
+  assert_false(control_parse_request(twice, strlen(twice), &cmd, &o, err, sizeof(err)));
 }
 
 static void test_valid_requests(void **state)
@@ -51,10 +78,11 @@ static void test_bad_requests(void **state)
   assert_false(parse("peers xml\n", &cmd, &json, err));
   assert_false(parse("peers json extra\n", &cmd, &json, err));
   assert_false(parse("pe\x01rs\n", &cmd, &json, err));
-  assert_false(control_parse_request("peers\0json", 10, &cmd, &json, err, sizeof(err)));
+  ctl_opts o;
+  assert_false(control_parse_request("peers\0json", 10, &cmd, &o, err, sizeof(err)));
   char big[CONTROL_MAX_REQUEST + 10];
   memset(big, 'a', sizeof(big));
-  assert_false(control_parse_request(big, sizeof(big), &cmd, &json, err, sizeof(err)));
+  assert_false(control_parse_request(big, sizeof(big), &cmd, &o, err, sizeof(err)));
   assert_non_null(strstr(err, "too long"));
 }
 
@@ -113,6 +141,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_requests),
       cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_numeric_option),
       cmocka_unit_test(test_error_reply),
       cmocka_unit_test(test_json_writer),
   };

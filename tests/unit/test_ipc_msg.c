@@ -52,6 +52,17 @@ static void test_ack_and_stats_round_trip(void **state)
   assert_memory_equal(out.u.stats, s.u.stats, sizeof(s.u.stats));
 }
 
+/* A STATS frame of the earlier 88-byte layout (11 counters, no handshake
+ * histogram) is refused, not read as a partial report. */
+static void test_stats_old_length(void **state)
+{
+  (void)state;
+  uint8_t buf[IPC_MSG_HDR_LEN + 88] = {0, 3, 0, 88};
+  ipc_msg out;
+  assert_int_equal(IPC_STATS_BODY_LEN, 176);
+  assert_int_equal(ipc_msg_decode(buf, sizeof(buf), IPC_FROM_KE, &out), IPC_BAD_LENGTH);
+}
+
 static void test_encode_refuses(void **state)
 {
   (void)state;
@@ -162,6 +173,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keys_bytes),
       cmocka_unit_test(test_ack_and_stats_round_trip),
+      cmocka_unit_test(test_stats_old_length),
       cmocka_unit_test(test_encode_refuses),
       cmocka_unit_test(test_direction),
       cmocka_unit_test(test_malformed),

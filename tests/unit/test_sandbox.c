@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
@@ -345,6 +346,40 @@ static int ke_then_fork(void)
   return 0;
 }
 
+/* A compromised NTS-KE process cannot signal the main process (its
+ * parent here): SIGCONT is harmless should the filter let it through. */
+static int ke_then_signal_parent(void)
+{
+  if (!load(SANDBOX_KE, false, false))
+    return 10;
+  syscall(SYS_tgkill, getppid(), getppid(), SIGCONT);
+  reached();
+  return 0;
+}
+
+/* Signals to itself stay: raise(3), abort(3). */
+static int ke_then_raise(void)
+{
+  signal(SIGUSR1, SIG_IGN);
+  if (!load(SANDBOX_KE, false, false))
+    return 10;
+  return raise(SIGUSR1) == 0 ? 0 : 11;
+}
+
+/* Under the main filter the NTS-KE process can still set its parent-death
+ * signal (SIGKILL only). */
+static int main_then_pdeathsig(void)
+{
+  if (!load(SANDBOX_MAIN, false, false))
+    return 10;
+  if (prctl(PR_SET_PDEATHSIG, (long)SIGKILL, 0L, 0L, 0L) != 0)
+    return 11;
+  fprintf(stderr, "pdeathsig set\n");
+  prctl(PR_SET_PDEATHSIG, (long)SIGTERM, 0L, 0L, 0L);
+  reached();
+  return 0;
+}
+
 /* What stays: a socket pair's traffic, the time, randomness. */
 static int ke_then_allowed(void)
 {
@@ -376,6 +411,13 @@ static void test_ke_profile(void **state)
   expect_refused(&o, "(clone) refused");
   run_child(ke_then_allowed, &o);
   expect_exit(&o, 0);
+  run_child(ke_then_signal_parent, &o);
+  expect_refused(&o, "(tgkill) refused");
+  run_child(ke_then_raise, &o);
+  expect_exit(&o, 0);
+  run_child(main_then_pdeathsig, &o);
+  expect_refused(&o, "(prctl) refused");
+  assert_non_null(strstr(o.out, "pdeathsig set"));
 }
 
 /* ---- all threads, log-only, off ------------------------------------------- */
