@@ -62,6 +62,8 @@ struct peer {
   uint64_t proxy_errors;         /* proxy failures and malformed relay datagrams */
   char proxy_error[200];         /* the last one */
   alert proxy_alert;             /* rate limit for their log lines */
+  ntp_ts t1;                     /* the last request's departure (statistics) */
+  unsigned unanswered;           /* requests sent since the last accepted reply */
 };
 
 /* One `server` or `pool` line and its name's resolution. */
@@ -152,8 +154,10 @@ static void end_request(peer *p)
 static void on_sent(void *arg, ntp_ts t1)
 {
   peer *p = arg;
-  if (ntp_source_set_t1(p->src, t1))
+  if (ntp_source_set_t1(p->src, t1)) {
     p->owner->tx_timestamps++;
+    p->t1 = t1;
+  }
 }
 
 /* Says once that a source stopped answering (and once that it is back). */
@@ -170,6 +174,26 @@ static void note_reach(peer *p, double now)
   }
 }
 
+/* The statistics files' view of an accepted reply. */
+static void report_reply(peer *p, const uint8_t *pkt, size_t n, ntp_ts rx)
+{
+  ntsd_clients *c = p->owner;
+  struct sockaddr_storage local;
+  socklen_t len;
+  size_t i = 0;
+  while (i < c->n_peers && c->peers[i] != p)
+    i++;
+  clients_reply r = {.pkt = pkt, .len = n, .t1 = p->t1, .t4 = rx,
+                     .src = p->have_addr && !p->proxied ? (const struct sockaddr *)&p->sa
+                                                        : NULL,
+                     .dst = transport_local_addr(p->tr, &local, &len) ? (struct sockaddr *)&local
+                                                                      : NULL,
+                     .lost = p->unanswered > 0 ? p->unanswered - 1 : 0};
+  if (p->proxied) /* the proxy's relay, not our way to the server; the name stands */
+    r.dst = NULL;
+  c->cfg.on_reply(c->cfg.update_arg, i, &r);
+}
+
 static void on_response(void *arg, const uint8_t *pkt, size_t n, ntp_ts rx)
 {
   peer *p = arg;
@@ -180,6 +204,9 @@ static void on_response(void *arg, const uint8_t *pkt, size_t n, ntp_ts rx)
   ntp_drop d = ntp_source_on_response(p->src, pkt, n, rx, sysclock_mono(), &kod);
   char msg[96];
   if (d == NTP_DROP_NONE) {
+    if (c->cfg.on_reply)
+      report_reply(p, pkt, n, rx);
+    p->unanswered = 0;
     transport_close(p->tr);
     p->path_error[0] = '\0';
     note_reach(p, sysclock_mono());
@@ -276,13 +303,14 @@ static void proxy_error(peer *p, const char *why)
 static size_t build_request(peer *p, const uint8_t nonce8[8])
 {
   ntsd_clients *c = p->owner;
+  p->t1 = clockctl_now_ntp(c->cfg.clk);
   if (!p->nts)
-    return ntp_source_make_request(p->src, sysclock_mono(), nonce8, clockctl_now_ntp(c->cfg.clk),
-                                   c->buf, sizeof(c->buf));
+    return ntp_source_make_request(p->src, sysclock_mono(), nonce8, p->t1, c->buf,
+                                   sizeof(c->buf));
   uint8_t hdr[NTP_HDR_LEN];
   if (!nts_source_begin(p->nts) ||
-      ntp_source_make_request(p->src, sysclock_mono(), nonce8, clockctl_now_ntp(c->cfg.clk), hdr,
-                              sizeof(hdr)) != NTP_HDR_LEN)
+      ntp_source_make_request(p->src, sysclock_mono(), nonce8, p->t1, hdr, sizeof(hdr)) !=
+          NTP_HDR_LEN)
     return 0;
   return nts_source_seal(p->nts, hdr, sizeof(hdr), c->buf, sizeof(c->buf));
 }
@@ -327,8 +355,11 @@ static void send_now(peer *p)
     transport_close(p->tr);
   else if (!transport_send(p->tr, p->owner->buf, n, err, sizeof(err)))
     log_peer(p, LOG_LVL_DEBUG, err);
-  else if (p->path != NTP_PATH_UDP)
-    timer_arm_in(p->reply_timer, REPLY_TIMEOUT);
+  else {
+    p->unanswered++;
+    if (p->path != NTP_PATH_UDP)
+      timer_arm_in(p->reply_timer, REPLY_TIMEOUT);
+  }
 }
 
 /* Opens this poll's path; false if nothing can be sent now. */

@@ -26,6 +26,7 @@
 #include "daemon/report.h"
 #include "daemon/sandbox.h"
 #include "daemon/server.h"
+#include "daemon/stats.h"
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
 #include "proto/acl.h"
@@ -80,6 +81,7 @@ struct ntsd {
   double precision;
   int precision_log2;
   report_sys sys;
+  stats *stats;            /* the statistics files, NULL if none */
 };
 
 /* The `restrict` lines of conf into acl. */
@@ -149,7 +151,11 @@ static void on_feed(void *arg, double now, size_t i, const ntp_disc_sample *in, 
                     const ntp_disc_action *a)
 {
   ntsd *d = arg;
-  (void)poll;
+  if (d->stats) {
+    ntp_disc_info di;
+    ntp_core_disc_info(d->core, &di);
+    stats_loop(d->stats, in->offset, a->base_freq_ppm, di.skew_ppm, poll);
+  }
   if (log_enabled(LOG_LVL_DEBUG))
     log_debug("discipline: source %zu sample %.6f s ago: offset %+.9f delay %.9f error %.9f"
               " -> frequency %+.4f ppm, offset now %+.9f",
@@ -244,6 +250,7 @@ static void publish(ntsd *d)
   ntsd_client_stats cst;
   clients_get_stats(d->clients, &cst);
   s->tx_timestamps = cst.tx_timestamps;
+  stats_counts(d->stats, &s->stats_lines, &s->stats_errors);
   if (d->server)
     server_set_sysinfo(d->server, &s->info);
 }
@@ -311,6 +318,14 @@ static void update_system(ntsd *d)
 }
 
 static void on_update(void *arg) { update_system(arg); }
+
+static void on_reply(void *arg, size_t i, const clients_reply *r)
+{
+  ntsd *d = arg;
+  peer_view v;
+  if (d->stats && clients_view(d->clients, i, sysclock_mono(), &v))
+    stats_reply(d->stats, i, r, &v, ntp_core_sel_state(d->core, i));
+}
 
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
@@ -869,7 +884,8 @@ static bool setup_clients(ntsd *d, char *err, size_t errlen)
   clients_cfg cc = {.base = d->base, .dns = d->dns, .clk = d->clk, .sources = conf->sources,
                     .n_sources = conf->n_sources, .nts_ca = conf->nts_ca,
                     .nocerttimecheck = conf->nocerttimecheck, .precision = d->precision,
-                    .update = on_update, .update_arg = d};
+                    .update = on_update, .update_arg = d, .on_reply = on_reply};
+  d->stats = stats_create(conf, d->clk); /* files open at their first line */
   d->clients = clients_create(&cc);
   if (!d->clients)
     snprintf(err, errlen, "cannot create client associations");
@@ -996,6 +1012,7 @@ void ntsd_destroy(ntsd *d)
     evdns_base_free(d->dns, 0);
   save_drift(d);
   driftfile_destroy(d->drift);
+  stats_destroy(d->stats);
   ntp_core_destroy(d->core);
   clockctl_close(d->clk);
   keystore_close(d->keys);
