@@ -508,6 +508,17 @@ static bool restricts_same(const ntsd_conf *a, const ntsd_conf *b)
   return true;
 }
 
+static bool filegens_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  for (int i = 0; i < CONF_STATS_N; i++) {
+    const conf_filegen *x = &a->filegen[i], *y = &b->filegen[i];
+    if (x->enabled != y->enabled || x->daily != y->daily || x->link != y->link ||
+        strcmp(x->file, y->file))
+      return false;
+  }
+  return true;
+}
+
 /* Settings a reload does not apply: each that changed is named once. */
 static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
 {
@@ -537,6 +548,8 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
       {"logfile / logconfig / logfacility / metrics",
        !strcmp(o->logfile, n->logfile) && o->logmask == n->logmask &&
            o->logfacility == n->logfacility && !strcmp(o->metrics, n->metrics)},
+      {"statsdir / statistics / filegen",
+       !strcmp(o->statsdir, n->statsdir) && filegens_same(o, n)},
       {"controlsocket / user / sandbox",
        !strcmp(o->control_socket, n->control_socket) &&
            !strcmp(o->control_group, n->control_group) && !strcmp(o->user, n->user) &&

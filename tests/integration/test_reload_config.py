@@ -18,7 +18,8 @@ Passes when, after the client has an NTS session and answers from both:
     READY=1;
   * a file with an error is refused: the error is logged with file:line,
     the running sources stay, and READY=1 follows as well;
-  * a changed `listen` line is named as not applied until a restart.
+  * a changed `listen` line, and new `statistics`, are named as not applied
+    until a restart.
 """
 import os
 import select
@@ -111,9 +112,10 @@ def main():
         before["sent"], before["cookies"], client_kes, server_kes))
 
     # The plain source replaced, the NTS line moved but the same; listen
-    # added (not applied).
+    # and statistics added (not applied).
     second = ["disable ntp", "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % NTP_B,
-              "nts ca %s" % pki.ca_cert, "# moved", nts_line, "listen 127.0.0.1:%d" % 11199]
+              "nts ca %s" % pki.ca_cert, "# moved", nts_line, "listen 127.0.0.1:%d" % 11199,
+              "statsdir %s" % d, "statistics loopstats"]
     with open(conf, "w") as f:
         f.write("\n".join(second) + "\n")
     n_msgs = len(lst.msgs)
@@ -134,6 +136,8 @@ def main():
     h.check(count(client, "new NTS association") == new_assoc, "a new NTS association")
     h.check(count(client, "listen / interface changed: not applied") == 1,
             "the listen change is not named as not applied")
+    h.check(count(client, "statsdir / statistics / filegen changed: not applied") == 1,
+            "the statistics change is not named as not applied")
     h.log("after: NTS peer sent %d cookies %d; peers %s" % (
         after["sent"], after["cookies"], sorted(by_addr())))
     lst.poll(1.0)
