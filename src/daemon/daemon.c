@@ -65,6 +65,7 @@ struct ntsd {
   SSL_CTX *ke_ctx;
   cert_files cert_used;    /* the files as they were when ke_ctx was loaded */
   cert_files cert_seen;    /* as the last look found them */
+  bool cert_blind;         /* the user cannot see the files: said once */
   cert_files cert_bad;     /* the files as last refused */
   bool cert_refused;       /* cert_bad holds something */
   clockctl *clk;
@@ -451,6 +452,18 @@ static void cert_watch(ntsd *d, bool now_or_never)
 {
   cert_files now;
   cert_stat(d->conf, &now);
+  /* After -u the files may be out of the user's sight (a directory only
+   * root may search): nothing can be seen to change, and the pair loaded
+   * as root keeps serving.  SIGHUP still tries, and says why it fails. */
+  if (!now_or_never && (now.cert_errno == EACCES || now.key_errno == EACCES)) {
+    if (!d->cert_blind)
+      log_notice("NTS certificate or key not visible to this user (%s): renewals are not "
+                 "noticed until a restart (docs/reload.md)",
+                 strerror(EACCES));
+    d->cert_blind = true;
+    return;
+  }
+  d->cert_blind = false;
   bool stable = now_or_never || files_same(&now, &d->cert_seen);
   d->cert_seen = now;
   if (files_same(&now, &d->cert_used) ||
