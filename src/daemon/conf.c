@@ -1505,6 +1505,8 @@ static const struct directive nts_subs[] = {
               "the server's certificate chain", NULL),
     DIRECTIVE("cookie", NTS_PATH(nts_cookie), "FILE", CONF_ACTIVE,
               "the cookie keys, kept across restarts", NULL),
+    DIRECTIVE("cookie-secret", NTS_PATH(nts_cookie_secret), "FILE", CONF_ACTIVE,
+              "(ntsd) cookie keys derived from a secret shared by several servers", NULL),
     DIRECTIVE("ca", NTS_PATH(nts_ca), "FILE|DIR", CONF_ACTIVE,
               "trust anchors for `nts` sources", NULL),
     DIRECTIVE("ntpserver", nts_ntpserver, 0, "NAME|ADDR", CONF_ACTIVE,

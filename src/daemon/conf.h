@@ -130,6 +130,8 @@ typedef struct ntsd_conf {
   char nts_key[CONF_PATH_MAX];
   char nts_cert[CONF_PATH_MAX];
   char nts_cookie[CONF_PATH_MAX];
+  char nts_cookie_secret[CONF_PATH_MAX]; /* `nts cookie-secret FILE` (ntsd): cookie keys
+                                            derived from a shared secret; "" = none */
   char nts_ca[CONF_PATH_MAX];
   char nts_listen[80];    /* `nts-listen-on PORT|ADDR:PORT`; "" = default */
   char nts_ntpserver[CONF_PATH_MAX]; /* `nts ntpserver NAME` (ntsd): advertised in

@@ -323,7 +323,8 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
   (void)what;
   uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
   bool due = nts_keyset_due(keystore_current(d->keys), now, (uint64_t)d->conf->nts_rotate);
-  if (due && d->ke && !ke_proc_may_rotate(d->ke, sysclock_mono())) {
+  /* Shared keys follow the epoch, which no server may postpone. */
+  if (due && d->ke && !keystore_shared(d->keys) && !ke_proc_may_rotate(d->ke, sysclock_mono())) {
     if (!d->rotation_held)
       log_warn("NTS cookie key rotation postponed: the oldest key may still be in cookies "
                "the NTS-KE process issued (docs/security.md)");
@@ -397,12 +398,41 @@ static uint16_t our_ntp_tcp_port(const ntsd_conf *conf)
   return 0;
 }
 
-/* `nts enable`: TLS context, cookie keys, and the KE process's sockets. */
+/* The cookie keys: from `nts cookie-secret` (derived, shared with other
+ * servers), else random ones (kept in `nts cookie FILE` if given); and
+ * their rotation check. */
+static bool setup_cookie_keys(ntsd *d, char *err, size_t errlen)
+{
+  const ntsd_conf *c = d->conf;
+  uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
+  if (c->nts_cookie_secret[0] && c->nts_cookie[0]) {
+    snprintf(err, errlen, "nts cookie-secret and nts cookie exclude each other: derived "
+             "keys are never saved (docs/nts-cookies.md)");
+    return false;
+  }
+  d->keys = c->nts_cookie_secret[0]
+                ? keystore_open_shared(c->nts_cookie_secret, (uint64_t)c->nts_rotate, now, err,
+                                       errlen)
+                : keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
+  if (!d->keys)
+    return false;
+  struct timeval tv = {.tv_sec = keystore_check_interval(d->keys)};
+  d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
+  if (!d->key_check || event_add(d->key_check, &tv) < 0) {
+    snprintf(err, errlen, "cannot register events");
+    return false;
+  }
+  return true;
+}
+
+/* `nts enable`: TLS context, cookie keys, and the KE process's sockets.
+ * Without it, `nts cookie-secret` alone makes an NTS NTP server for cookies
+ * that other servers' NTS-KE issued. */
 static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
 {
   const ntsd_conf *c = d->conf;
   if (!c->nts_enable)
-    return true;
+    return !c->nts_cookie_secret[0] || setup_cookie_keys(d, err, errlen);
   if (!c->nts_cert[0] || !c->nts_key[0]) {
     snprintf(err, errlen, "nts enable needs `nts cert FILE` and `nts key FILE`");
     return false;
@@ -420,16 +450,8 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     snprintf(err, errlen, "cannot register events");
     return false;
   }
-  uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
-  d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
-  if (!d->keys)
+  if (!setup_cookie_keys(d, err, errlen))
     return false;
-  struct timeval tv = {.tv_sec = keystore_check_interval(d->keys)};
-  d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
-  if (!d->key_check || event_add(d->key_check, &tv) < 0) {
-    snprintf(err, errlen, "cannot register events");
-    return false;
-  }
   ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
                       .ntp_port = our_ntp_port(c), .ntp_tcp_port = our_ntp_tcp_port(c),
                       .ntp_server = c->nts_ntpserver[0] ? c->nts_ntpserver : NULL,

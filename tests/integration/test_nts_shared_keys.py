@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""Cookie keys shared by several servers through `nts cookie-secret`: one
+NTS-KE server in front of three NTP servers, across two key rotations.
+
+All on loopback in a private namespace, every daemon with `nts rotate 60`:
+  ke       ntsd, NTS-KE 127.0.0.1:18460 and NTP 127.0.0.1:18123, naming
+           127.0.0.11 in its Server Negotiation record (`nts ntpserver`)
+  ntp1..3  ntsd NTP servers on 127.0.0.11..13:18123, no NTS-KE, no key
+           file: only the shared secret
+  other    ntsd NTP server on 127.0.0.14:18123 with another secret
+  clients  an ntsd client and (when installed) chronyd 4.3, both pointed at
+           the KE server only: they learn 127.0.0.11 from the Server record
+Passes when:
+  * both clients were sent to 127.0.0.11 and exchange authenticated NTP
+    with it (never with the KE server's own NTP address);
+  * in every key epoch seen (at least three: two rotations), a cookie and
+    C2S key from `ntsctl ke --export` gets an authenticated NTS response
+    from each of the four servers sharing the secret, and so does every
+    cookie fetched in an earlier epoch of the test (they are 1 or 2 epochs
+    old);
+  * the cookies' key ids advance by one per epoch, and every server logged
+    each rotation;
+  * at the end, no server sharing the secret sent a NAK or counted a bad
+    request, and neither client received a NAK; `other` answered every one
+    of those cookies with a NAK (kiss code NTSN);
+  * a secret of 31 bytes, a world-readable one, a group-readable one, and
+    `nts cookie` together with `nts cookie-secret` each make ntsd exit 1
+    at start-up with one clear message.
+"""
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from nts_relay import cmac, nts_request  # noqa: E402
+
+h.setup(__file__)
+
+KE_PORT, NTP_PORT = 18460, 18123
+PERIOD = 60
+SHARED = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+OTHER = "127.0.0.14"
+EPOCHS = 3  # the one we start in and two more: two rotations
+
+
+def write_secret(name, n=32, mode=0o600):
+    path = os.path.join(h.tmpdir(), name)
+    with open(path, "wb") as f:
+        f.write(os.urandom(n))
+    os.chmod(path, mode)
+    return path
+
+
+def ntp_server(name, addr, secret):
+    return h.Ntsd(name, ["listen %s:%d" % (addr, NTP_PORT), "local stratum 1",
+                         "nts cookie-secret %s" % secret, "nts rotate %d" % PERIOD])
+
+
+def fetch(pki):
+    """One NTS-KE with our KE server: (C2S key, cookie, Server record)."""
+    r = h.run_cmd([h.NTSCTL_BIN, "ke", "127.0.0.1:%d" % KE_PORT, "--ca", pki.ca_cert,
+                   "--export", "--aead", "15"], timeout=20)
+    h.check(r.returncode == 0, "ntsctl ke --export failed: %r" % r.stderr)
+    c2s = re.search(r"^C2S key: +([0-9A-F]{64})$", r.stdout, re.M)
+    ck = re.search(r"^cookie: +([0-9A-F]+)$", r.stdout, re.M)
+    srv = re.search(r"^NTP server: +(\S+)", r.stdout, re.M)
+    h.check(c2s and ck, "ntsctl ke --export lacks the key or cookie:\n%s" % r.stdout)
+    return bytes.fromhex(c2s.group(1)), bytes.fromhex(ck.group(1)), srv and srv.group(1)
+
+
+SENT = {}  # address: NTS requests the test sent there
+
+
+def ask(addr, key, cookie):
+    """'nts' (an authenticated response), 'nak', or what else came back."""
+    for _ in range(3):  # loopback UDP; a retry only covers a scheduling hiccup
+        SENT[addr] = SENT.get(addr, 0) + 1
+        pkt, xmt = nts_request(key, cookie)
+        r = h.udp_exchange(pkt, xmt, (addr, NTP_PORT), 1.0)
+        if r is None:
+            continue
+        if r[1] == 0 and r[12:16] == b"NTSN":
+            return "nak"
+        if r[0] & 7 == 4 and r[1] != 0 and len(r) > 48 + 36:
+            return "nts"
+        return "other reply %r" % r[:16]
+    return "no reply"
+
+
+def startup_refused(name, lines, words):
+    d = os.path.join(h.tmpdir(), "refused-" + name)
+    os.makedirs(d, mode=0o700)
+    conf = os.path.join(d, "ntp.conf")
+    with open(conf, "w") as f:
+        f.write("\n".join(["disable ntp", "listen 127.0.0.20:%d" % NTP_PORT] + lines) + "\n")
+    r, _ = h.run_setpriv([h.NTSD_BIN, "-c", conf, "-n", "-x", "-s", os.path.join(d, "s")],
+                         timeout=15)
+    h.log("%s: rc %d, stderr %r" % (name, r.returncode, r.stderr))
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("ntsd: ")]
+    h.check(r.returncode == 1 and len(errs) == 1 and all(w in errs[0] for w in words),
+            "%s: want exit 1 and one line with %r, got rc %d: %r" % (
+                name, words, r.returncode, r.stderr))
+
+
+def part_refused():
+    short = write_secret("short", n=31)
+    startup_refused("short", ["nts cookie-secret %s" % short], ["shorter than 32 bytes", short])
+    world = write_secret("world", mode=0o604)
+    startup_refused("world", ["nts cookie-secret %s" % world],
+                    ["refused", "mode 604", "everyone", "chmod 600"])
+    group = write_secret("group", mode=0o640)
+    startup_refused("group", ["nts cookie-secret %s" % group], ["mode 640", "its group"])
+    good = write_secret("good")
+    startup_refused("both", ["nts cookie-secret %s" % good,
+                             "nts cookie %s" % os.path.join(h.tmpdir(), "keys")],
+                    ["exclude each other"])
+    link = os.path.join(h.tmpdir(), "link")
+    os.symlink(good, link)
+    startup_refused("symlink", ["nts cookie-secret %s" % link], ["refused", link])
+
+
+def epoch():
+    return int(time.time()) // PERIOD
+
+
+def wait_synced_ntsd(client):
+    def ok():
+        p = client.peers()
+        return p and p[0]["accepted"] >= 2 and p[0]["address"].startswith(SHARED[0])
+    h.wait_until(ok, 30, "the ntsd client to be sent to %s and get answers" % SHARED[0])
+
+
+def chrony_authdata(chrony):
+    """{address: NAK count} from chronyc authdata (CSV: name, mode, key id,
+    type, key length, last, attempts, NAKs, cookies, cookie length)."""
+    return {f[0]: int(f[7]) for f in chrony.chronyc("authdata")}
+
+
+def main():
+    h.require_ours()
+    if cmac is None:
+        h.skip("python3 cryptography (AES-CMAC) is not installed: cannot build NTS requests")
+    part_refused()
+    pki = h.make_test_pki()
+    secret = write_secret("secret")
+    servers = {a: ntp_server("ntp%d" % (i + 1), a, secret) for i, a in enumerate(SHARED)}
+    ke = h.NtsKeServer("ke", pki, KE_PORT, NTP_PORT, extra=[
+        "nts cookie-secret %s" % secret, "nts rotate %d" % PERIOD,
+        "nts ntpserver %s" % SHARED[0]])
+    servers["127.0.0.1"] = ke
+    other = ntp_server("other", OTHER, write_secret("other-secret"))
+    client = h.Ntsd("client", ["nts ca %s" % pki.ca_cert,
+                               "server 127.0.0.1:%d nts iburst minpoll 0 maxpoll 0" % KE_PORT],
+                    ready="peers")
+    chrony = None
+    if os.path.exists(h.CHRONYD_BIN):
+        chrony = h.Chronyd("chrony", extra=[
+            "ntstrustedcerts %s" % pki.ca_cert,
+            "server 127.0.0.1 nts ntsport %d iburst minpoll 0 maxpoll 0" % KE_PORT])
+    else:
+        h.log("chronyd not installed: the chrony client part is skipped")
+    wait_synced_ntsd(client)
+
+    held = []   # (epoch, key, cookie), one per epoch seen
+    seen = []
+    deadline = time.monotonic() + (EPOCHS + 1) * PERIOD
+    while len(seen) < EPOCHS and time.monotonic() < deadline:
+        e = epoch()
+        if seen and e == seen[-1]:
+            # Mid-epoch (rotation checks run every 6 s): sample once more.
+            time.sleep(min(5, PERIOD - time.time() % PERIOD + 8))
+            continue
+        # Leave the rotation check (every PERIOD / 10 s) time to run.
+        if time.time() % PERIOD < 8:
+            time.sleep(8 - time.time() % PERIOD)
+            continue
+        key, cookie, named = fetch(pki)
+        h.check(named == SHARED[0], "KE Server record %r, want %s" % (named, SHARED[0]))
+        held.append((e, key, cookie))
+        seen.append(e)
+        for (e0, k, c) in held:
+            for addr in servers:
+                got = ask(addr, k, c)
+                h.check(got == "nts", "epoch %d: %s answered a cookie of epoch %d with %s" % (
+                    e, addr, e0, got))
+            got = ask(OTHER, k, c)
+            h.check(got == "nak", "the server with another secret answered %s, want a NAK" % got)
+        h.log("epoch %d: %d cookies (epochs %s) accepted by all %d servers" % (
+            e, len(held), [x[0] for x in held], len(servers)))
+        h.check_all_alive()
+    h.check(len(seen) >= EPOCHS, "saw epochs %r only, want %d" % (seen, EPOCHS))
+    h.check(seen == list(range(seen[0], seen[0] + len(seen))), "epochs skipped: %r" % seen)
+    ids = [int.from_bytes(c[:4], "big") for (_, _, c) in held]
+    h.check(all((ids[i + 1] - ids[i]) % 2**32 == 1 for i in range(len(ids) - 1)),
+            "cookie key ids do not advance by one per epoch: %s" % ["%08x" % i for i in ids])
+    for addr, s in servers.items():
+        n = len(re.findall(r"NTS cookie key rotated: key [0-9a-f]{8} \(epoch",
+                           s.proc.read_log()))
+        h.check(n >= EPOCHS - 1, "%s (%s) logged %d rotations, want %d" % (
+            s.name, addr, n, EPOCHS - 1))
+
+    wait_synced_ntsd(client)
+    for addr, s in servers.items():
+        st = h.NtsKeServer.nts_stats(s)
+        h.log("%s: %r" % (s.name, st))
+        h.check(st["server_naks"] == 0 and st["server_recvs_bad"] == 0,
+                "%s (%s) sent NAKs or counted bad requests: %r" % (s.name, addr, st))
+        if addr != SHARED[0]:  # only the test's requests: no client was sent here
+            h.check(len(held) <= st["server_recvs_good"] <= SENT[addr],
+                    "%s answered %d requests, the test sent %d" % (
+                        s.name, st["server_recvs_good"], SENT[addr]))
+    cs = client.ctl_json("nts")
+    h.check(cs["client_naks"] == 0 and cs["client_recvs_good"] >= 2,
+            "the ntsd client: %r" % cs)
+    a1 = h.NtsKeServer.nts_stats(servers[SHARED[0]])
+    h.check(a1["server_recvs_good"] > len(held) + cs["client_recvs_good"] // 2,
+            "ntp1 did not serve the clients: %r" % a1)
+    ost = h.NtsKeServer.nts_stats(other)
+    h.check(ost["server_naks"] >= len(held), "the other server's NAKs: %r" % ost)
+    if chrony is not None:
+        auth = chrony_authdata(chrony)
+        h.log("chronyc authdata: %r" % auth)
+        h.check(list(auth) == [SHARED[0]], "chronyd was not sent to %s: %r" % (SHARED[0], auth))
+        h.check(auth[SHARED[0]] == 0, "chronyd received NAKs: %r" % auth)
+        src = chrony.sources()
+        h.check(src and src[0]["reach"] != 0, "chronyd got no answers: %r" % src)
+    ke.proc.check_no_crash()
+
+
+h.run(main)
