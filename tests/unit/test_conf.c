@@ -663,6 +663,9 @@ static void test_nts(void **state)
   assert_string_equal(c->nts_ca, "/etc/ssl/certs");
   assert_true(c->nts_rotate == 3600);
   assert_string_equal(c->nts_listen, "[::1]:4460");
+  assert_string_equal(c->nts_cookie_secret, "");
+  expect_ok(t, "nts cookie-secret /etc/ntsd/secret\n", 0);
+  assert_string_equal(t->c->nts_cookie_secret, "/etc/ntsd/secret");
   expect_ok(t, "nts enable\nnts disable\nnts mintls TLS1.3\n", 0);
   assert_false(t->c->nts_enable);
   assert_string_equal(t->c->nts_mintls, "TLS1.3");
@@ -1721,7 +1724,9 @@ static const struct {
     {"listen", "listen 127.0.0.1:1123"}, {"local", "local stratum 10"},
     {"nts", "nts enable"}, {"nts enable", "nts enable"}, {"nts disable", "nts disable"},
     {"nts key", "nts key /k.pem"}, {"nts cert", "nts cert /c.pem"},
-    {"nts cookie", "nts cookie /keys"}, {"nts ca", "nts ca /etc/ssl/certs"},
+    {"nts cookie", "nts cookie /keys"},
+    {"nts cookie-secret", "nts cookie-secret /etc/ntsd/secret"},
+    {"nts ca", "nts ca /etc/ssl/certs"},
     {"nts ntpserver", "nts ntpserver ntp.example"}, {"nts mintls", "nts mintls TLS1.3"},
     {"nts maxtls", "nts maxtls TLS1.3"}, {"nts rotate", "nts rotate 3600"},
     {"nts tlsciphers", "nts tlsciphers X"}, {"nts tlsciphersuites", "nts tlsciphersuites X"},
