@@ -454,11 +454,14 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     return false;
   ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
                       .ntp_port = our_ntp_port(c), .ntp_tcp_port = our_ntp_tcp_port(c),
-                      .ntp_server = c->nts_ntpserver[0] ? c->nts_ntpserver : NULL,
+                      .n_ntp_servers = c->n_nts_ntpserver,
                       .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
   /* A key leaves the ring 7 rotations after it was current; the gate holds
    * 6 periods after the KE process took its successor, so it only ever
    * delays a rotation when that process lags or is down. */
+  _Static_assert(CONF_NTPSERVER_MAX == KE_MAX_NTP_SERVERS, "nts ntpserver lines");
+  for (size_t i = 0; i < c->n_nts_ntpserver; i++)
+    kc.ntp_servers[i] = c->nts_ntpserver[i];
   ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
                     .forget = forget_in_child, .forget_arg = d,

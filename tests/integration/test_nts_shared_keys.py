@@ -4,15 +4,18 @@ NTS-KE server in front of three NTP servers, across two key rotations.
 
 All on loopback in a private namespace, every daemon with `nts rotate 60`:
   ke       ntsd, NTS-KE 127.0.0.1:18460 and NTP 127.0.0.1:18123, naming
-           127.0.0.11 in its Server Negotiation record (`nts ntpserver`)
+           127.0.0.11, .12 and .13 in turn in its Server Negotiation record
+           (three `nts ntpserver` lines)
   ntp1..3  ntsd NTP servers on 127.0.0.11..13:18123, no NTS-KE, no key
            file: only the shared secret
   other    ntsd NTP server on 127.0.0.14:18123 with another secret
   clients  an ntsd client and (when installed) chronyd 4.3, both pointed at
-           the KE server only: they learn 127.0.0.11 from the Server record
+           the KE server only: they learn their NTP server from the Server
+           record
 Passes when:
-  * both clients were sent to 127.0.0.11 and exchange authenticated NTP
-    with it (never with the KE server's own NTP address);
+  * the KE server named the three NTP servers in turn, and the two clients
+    were sent to two different ones and exchange authenticated NTP with
+    them (no client used the KE server's own NTP address);
   * in every key epoch seen (at least three: two rotations), a cookie and
     C2S key from `ntsctl ke --export` gets an authenticated NTS response
     from each of the four servers sharing the secret, and so does every
@@ -126,11 +129,13 @@ def epoch():
     return int(time.time()) // PERIOD
 
 
-def wait_synced_ntsd(client):
+def ntsd_client_server(client):
+    """The NTP server the ntsd client was sent to, once it got answers."""
     def ok():
         p = client.peers()
-        return p and p[0]["accepted"] >= 2 and p[0]["address"].startswith(SHARED[0])
-    h.wait_until(ok, 30, "the ntsd client to be sent to %s and get answers" % SHARED[0])
+        return p and p[0]["accepted"] >= 2 and p[0]["address"].split(":")[0] in SHARED
+    h.wait_until(ok, 30, "the ntsd client to be sent to one of %s and get answers" % SHARED)
+    return client.peers()[0]["address"].split(":")[0]
 
 
 def chrony_authdata(chrony):
@@ -149,7 +154,7 @@ def main():
     servers = {a: ntp_server("ntp%d" % (i + 1), a, secret) for i, a in enumerate(SHARED)}
     ke = h.NtsKeServer("ke", pki, KE_PORT, NTP_PORT, extra=[
         "nts cookie-secret %s" % secret, "nts rotate %d" % PERIOD,
-        "nts ntpserver %s" % SHARED[0]])
+    ] + ["nts ntpserver %s" % a for a in SHARED])
     servers["127.0.0.1"] = ke
     other = ntp_server("other", OTHER, write_secret("other-secret"))
     client = h.Ntsd("client", ["nts ca %s" % pki.ca_cert,
@@ -162,8 +167,10 @@ def main():
             "server 127.0.0.1 nts ntsport %d iburst minpoll 0 maxpoll 0" % KE_PORT])
     else:
         h.log("chronyd not installed: the chrony client part is skipped")
-    wait_synced_ntsd(client)
+    ntsd_to = ntsd_client_server(client)
+    h.log("the ntsd client was sent to %s" % ntsd_to)
 
+    named_all = []
     held = []   # (epoch, key, cookie), one per epoch seen
     seen = []
     deadline = time.monotonic() + (EPOCHS + 1) * PERIOD
@@ -178,7 +185,8 @@ def main():
             time.sleep(8 - time.time() % PERIOD)
             continue
         key, cookie, named = fetch(pki)
-        h.check(named == SHARED[0], "KE Server record %r, want %s" % (named, SHARED[0]))
+        h.check(named in SHARED, "KE Server record %r, want one of %s" % (named, SHARED))
+        named_all.append(named)
         held.append((e, key, cookie))
         seen.append(e)
         for (e0, k, c) in held:
@@ -202,29 +210,35 @@ def main():
         h.check(n >= EPOCHS - 1, "%s (%s) logged %d rotations, want %d" % (
             s.name, addr, n, EPOCHS - 1))
 
-    wait_synced_ntsd(client)
+    # Consecutive handshakes (the clients made theirs at the start).
+    h.check(all(named_all[i + 1] == SHARED[(SHARED.index(named_all[i]) + 1) % len(SHARED)]
+                for i in range(len(named_all) - 1)),
+            "the KE server did not name its NTP servers in turn: %r" % named_all)
+    h.check(ntsd_client_server(client) == ntsd_to, "the ntsd client moved")
     for addr, s in servers.items():
         st = h.NtsKeServer.nts_stats(s)
         h.log("%s: %r" % (s.name, st))
         h.check(st["server_naks"] == 0 and st["server_recvs_bad"] == 0,
                 "%s (%s) sent NAKs or counted bad requests: %r" % (s.name, addr, st))
-        if addr != SHARED[0]:  # only the test's requests: no client was sent here
+        if addr == "127.0.0.1":  # only the test's requests: no client was sent here
             h.check(len(held) <= st["server_recvs_good"] <= SENT[addr],
                     "%s answered %d requests, the test sent %d" % (
                         s.name, st["server_recvs_good"], SENT[addr]))
     cs = client.ctl_json("nts")
     h.check(cs["client_naks"] == 0 and cs["client_recvs_good"] >= 2,
             "the ntsd client: %r" % cs)
-    a1 = h.NtsKeServer.nts_stats(servers[SHARED[0]])
-    h.check(a1["server_recvs_good"] > len(held) + cs["client_recvs_good"] // 2,
-            "ntp1 did not serve the clients: %r" % a1)
+    a1 = h.NtsKeServer.nts_stats(servers[ntsd_to])
+    h.check(a1["server_recvs_good"] >= cs["client_recvs_good"] + len(held),
+            "%s did not serve the ntsd client: %r" % (ntsd_to, a1))
     ost = h.NtsKeServer.nts_stats(other)
     h.check(ost["server_naks"] >= len(held), "the other server's NAKs: %r" % ost)
     if chrony is not None:
         auth = chrony_authdata(chrony)
         h.log("chronyc authdata: %r" % auth)
-        h.check(list(auth) == [SHARED[0]], "chronyd was not sent to %s: %r" % (SHARED[0], auth))
-        h.check(auth[SHARED[0]] == 0, "chronyd received NAKs: %r" % auth)
+        h.check(len(auth) == 1 and list(auth)[0] in SHARED and ntsd_to not in auth,
+                "chronyd was not sent to another of %s than the ntsd client (%s): %r" % (
+                    SHARED, ntsd_to, auth))
+        h.check(list(auth.values()) == [0], "chronyd received NAKs: %r" % auth)
         src = chrony.sources()
         h.check(src and src[0]["reach"] != 0, "chronyd got no answers: %r" % src)
     ke.proc.check_no_crash()

@@ -1312,7 +1312,16 @@ static void test_nts_ntpserver(void **state)
   struct tc *t = *state;
 
   expect_ok(t, "nts ntpserver time.example.net\n", 0);
-  assert_string_equal(t->c->nts_ntpserver, "time.example.net");
+  assert_string_equal(t->c->nts_ntpserver[0], "time.example.net");
+  assert_int_equal(t->c->n_nts_ntpserver, 1);
+  expect_ok(t, "nts ntpserver a.example\nnts ntpserver 192.0.2.1\n", 0);
+  assert_int_equal(t->c->n_nts_ntpserver, 2);
+  assert_string_equal(t->c->nts_ntpserver[1], "192.0.2.1");
+  reset(t); /* a ninth line is refused */
+  assert_int_equal(parse(t, "nts ntpserver a\nnts ntpserver a\nnts ntpserver a\n"
+                            "nts ntpserver a\nnts ntpserver a\nnts ntpserver a\n"
+                            "nts ntpserver a\nnts ntpserver a\nnts ntpserver a\n"), -1);
+  assert_true(t->n_err == 1 && has_msg(t, true, "t.conf:9: ", "at most 8"));
   expect_ok(t, "nts ntpserver 2001:db8::1\n", 0);
   expect_error(t, "nts ntpserver", "missing value");
   expect_error(t, "nts ntpserver a b", "unexpected 'b'");
