@@ -103,6 +103,9 @@ def check_exec(settings, confdir):
         fail("ExecStart without -n: a detached ntsd is not the main process systemd knows")
     if "-u" not in argv or argv[argv.index("-u") + 1] != user:
         fail("ExecStart without -u %s (the daemon would keep CAP_NET_BIND_SERVICE)" % user)
+    reload = one(settings, "ExecReload").split()
+    if reload[1:] != ["-HUP", "$MAINPID"] or not reload[0].endswith("/kill"):
+        fail("ExecReload is not `kill -HUP $MAINPID`: %r" % reload)
     conf = argv[argv.index("-c") + 1] if "-c" in argv else None
     want = "/etc/" + one(settings, "ConfigurationDirectory") + "/ntsd.conf"
     if conf != want or confdir + "/ntsd.conf" != want:

@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,12 @@
 #define PROXY_ALERT_S 60.0 /* seconds between summaries of proxy errors */
 
 typedef struct peer peer;
+typedef struct named_source named_source;
 static bool resolve_fallback(peer *p);
 
 struct peer {
   ntsd_clients *owner;
+  const named_source *from;      /* its `server` or `pool` line */
   conf_source cfg;               /* its configuration line */
   struct sockaddr_storage named; /* what the name resolved to: the server, or its NTS-KE */
   socklen_t namedlen;
@@ -59,14 +62,17 @@ struct peer {
   uint64_t proxy_errors;         /* proxy failures and malformed relay datagrams */
   char proxy_error[200];         /* the last one */
   alert proxy_alert;             /* rate limit for their log lines */
+  ntp_ts t1;                     /* the last request's departure (statistics) */
+  unsigned unanswered;           /* requests sent since the last accepted reply */
 };
 
 /* One `server` or `pool` line and its name's resolution. */
-typedef struct named_source {
+struct named_source {
   ntsd_clients *owner;
-  conf_source cfg;
+  conf_source cfg;               /* a proxy's password wiped */
+  uint8_t pass_hash[32];         /* ... and its hash, to see it change */
   resolver *res;
-} named_source;
+};
 
 struct ntsd_clients {
   clients_cfg cfg; /* sources and nts_ca not kept: copied where needed */
@@ -75,7 +81,7 @@ struct ntsd_clients {
   size_t n_peers, cap_peers;
   uint64_t tx_timestamps;
   nts_sources *nts;
-  named_source *names;
+  named_source **names;         /* each resolver holds its entry: not moved */
   size_t n_names;
   struct event *alert_timer;
   uint8_t buf[NTP_MAX_PKT]; /* the request being built */
@@ -148,8 +154,10 @@ static void end_request(peer *p)
 static void on_sent(void *arg, ntp_ts t1)
 {
   peer *p = arg;
-  if (ntp_source_set_t1(p->src, t1))
+  if (ntp_source_set_t1(p->src, t1)) {
     p->owner->tx_timestamps++;
+    p->t1 = t1;
+  }
 }
 
 /* Says once that a source stopped answering (and once that it is back). */
@@ -166,6 +174,26 @@ static void note_reach(peer *p, double now)
   }
 }
 
+/* The statistics files' view of an accepted reply. */
+static void report_reply(peer *p, const uint8_t *pkt, size_t n, ntp_ts rx)
+{
+  ntsd_clients *c = p->owner;
+  struct sockaddr_storage local;
+  socklen_t len;
+  size_t i = 0;
+  while (i < c->n_peers && c->peers[i] != p)
+    i++;
+  clients_reply r = {.pkt = pkt, .len = n, .t1 = p->t1, .t4 = rx,
+                     .src = p->have_addr && !p->proxied ? (const struct sockaddr *)&p->sa
+                                                        : NULL,
+                     .dst = transport_local_addr(p->tr, &local, &len) ? (struct sockaddr *)&local
+                                                                      : NULL,
+                     .lost = p->unanswered > 0 ? p->unanswered - 1 : 0};
+  if (p->proxied) /* the proxy's relay, not our way to the server; the name stands */
+    r.dst = NULL;
+  c->cfg.on_reply(c->cfg.update_arg, i, &r);
+}
+
 static void on_response(void *arg, const uint8_t *pkt, size_t n, ntp_ts rx)
 {
   peer *p = arg;
@@ -176,6 +204,9 @@ static void on_response(void *arg, const uint8_t *pkt, size_t n, ntp_ts rx)
   ntp_drop d = ntp_source_on_response(p->src, pkt, n, rx, sysclock_mono(), &kod);
   char msg[96];
   if (d == NTP_DROP_NONE) {
+    if (c->cfg.on_reply)
+      report_reply(p, pkt, n, rx);
+    p->unanswered = 0;
     transport_close(p->tr);
     p->path_error[0] = '\0';
     note_reach(p, sysclock_mono());
@@ -272,13 +303,14 @@ static void proxy_error(peer *p, const char *why)
 static size_t build_request(peer *p, const uint8_t nonce8[8])
 {
   ntsd_clients *c = p->owner;
+  p->t1 = clockctl_now_ntp(c->cfg.clk);
   if (!p->nts)
-    return ntp_source_make_request(p->src, sysclock_mono(), nonce8, clockctl_now_ntp(c->cfg.clk),
-                                   c->buf, sizeof(c->buf));
+    return ntp_source_make_request(p->src, sysclock_mono(), nonce8, p->t1, c->buf,
+                                   sizeof(c->buf));
   uint8_t hdr[NTP_HDR_LEN];
   if (!nts_source_begin(p->nts) ||
-      ntp_source_make_request(p->src, sysclock_mono(), nonce8, clockctl_now_ntp(c->cfg.clk), hdr,
-                              sizeof(hdr)) != NTP_HDR_LEN)
+      ntp_source_make_request(p->src, sysclock_mono(), nonce8, p->t1, hdr, sizeof(hdr)) !=
+          NTP_HDR_LEN)
     return 0;
   return nts_source_seal(p->nts, hdr, sizeof(hdr), c->buf, sizeof(c->buf));
 }
@@ -323,8 +355,11 @@ static void send_now(peer *p)
     transport_close(p->tr);
   else if (!transport_send(p->tr, p->owner->buf, n, err, sizeof(err)))
     log_peer(p, LOG_LVL_DEBUG, err);
-  else if (p->path != NTP_PATH_UDP)
-    timer_arm_in(p->reply_timer, REPLY_TIMEOUT);
+  else {
+    p->unanswered++;
+    if (p->path != NTP_PATH_UDP)
+      timer_arm_in(p->reply_timer, REPLY_TIMEOUT);
+  }
 }
 
 /* Opens this poll's path; false if nothing can be sent now. */
@@ -597,8 +632,8 @@ static peer *peer_new(ntsd_clients *c, const conf_source *cfg, const struct sock
   return p;
 }
 
-static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct sockaddr *sa,
-                     socklen_t len)
+static bool add_peer(ntsd_clients *c, const named_source *ns, const conf_source *cfg,
+                     const struct sockaddr *sa, socklen_t len)
 {
   if (c->n_peers == c->cap_peers) {
     size_t nc = c->cap_peers ? c->cap_peers * 2 : 8;
@@ -611,6 +646,7 @@ static bool add_peer(ntsd_clients *c, const conf_source *cfg, const struct socka
   peer *p = peer_new(c, cfg, sa, len);
   if (!p)
     return false;
+  p->from = ns;
   c->peers[c->n_peers++] = p;
   log_peer(p, LOG_LVL_NOTICE, p->nts ? "new NTS association" : "new association");
   if (p->nts)
@@ -632,32 +668,56 @@ static bool have_address(const ntsd_clients *c, const struct sockaddr *sa, sockl
 static bool on_address(void *arg, const struct sockaddr *sa, socklen_t len)
 {
   named_source *ns = arg;
-  return !have_address(ns->owner, sa, len) && add_peer(ns->owner, &ns->cfg, sa, len);
+  return !have_address(ns->owner, sa, len) && add_peer(ns->owner, ns, &ns->cfg, sa, len);
+}
+
+static void pass_hash(const conf_proxy *p, uint8_t out[32])
+{
+  SHA256((const unsigned char *)p->pass, strlen(p->pass), out);
+}
+
+/* One `server` or `pool` line: its name resolved (or handed to the proxy),
+ * its associations made.  False when out of memory. */
+static bool start_name(ntsd_clients *c, const conf_source *src)
+{
+  named_source *ns = calloc(1, sizeof(*ns));
+  if (!ns)
+    return false;
+  c->names[c->n_names++] = ns;
+  ns->owner = c;
+  ns->cfg = *src;
+  pass_hash(&src->proxy, ns->pass_hash);
+  if (ns->cfg.proxy.set) {
+    /* The name goes to the proxy: never resolved here. */
+    add_peer(c, ns, &ns->cfg, NULL, 0);
+    nts_wipe(ns->cfg.proxy.pass, sizeof(ns->cfg.proxy.pass));
+    return true;
+  }
+  uint16_t dflt = ns->cfg.nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
+  resolver_cfg rc = {.base = c->cfg.base, .dns = c->cfg.dns, .host = ns->cfg.host,
+                     .port = ns->cfg.port ? ns->cfg.port : dflt,
+                     .want = ns->cfg.kind == CONF_POOL ? POOL_MAX_SOURCES : 1,
+                     .fn = on_address, .arg = ns};
+  /* Numeric hosts resolve synchronously inside this call. */
+  ns->res = resolver_start(&rc);
+  return true;
+}
+
+static bool grow_names(ntsd_clients *c, size_t more)
+{
+  named_source **nn = realloc(c->names, (c->n_names + more + 1) * sizeof(*nn));
+  if (nn)
+    c->names = nn;
+  return nn != NULL;
 }
 
 static bool start_names(ntsd_clients *c, const conf_source *sources, size_t n)
 {
-  c->names = calloc(n ? n : 1, sizeof(*c->names));
-  if (!c->names)
+  if (!grow_names(c, n))
     return false;
-  for (size_t i = 0; i < n; i++) {
-    named_source *ns = &c->names[c->n_names++];
-    ns->owner = c;
-    ns->cfg = sources[i];
-    if (ns->cfg.proxy.set) {
-      /* The name goes to the proxy: never resolved here. */
-      add_peer(c, &ns->cfg, NULL, 0);
-      nts_wipe(ns->cfg.proxy.pass, sizeof(ns->cfg.proxy.pass));
-      continue;
-    }
-    uint16_t dflt = ns->cfg.nts ? KE_PORT : NTP_PORT; /* an NTS source names its KE server */
-    resolver_cfg rc = {.base = c->cfg.base, .dns = c->cfg.dns, .host = ns->cfg.host,
-                       .port = ns->cfg.port ? ns->cfg.port : dflt,
-                       .want = ns->cfg.kind == CONF_POOL ? POOL_MAX_SOURCES : 1,
-                       .fn = on_address, .arg = ns};
-    /* Numeric hosts resolve synchronously inside this call. */
-    ns->res = resolver_start(&rc);
-  }
+  for (size_t i = 0; i < n; i++)
+    if (!start_name(c, &sources[i]))
+      return false;
   return true;
 }
 
@@ -685,8 +745,10 @@ void clients_destroy(ntsd_clients *c)
 {
   if (!c)
     return;
-  for (size_t i = 0; i < c->n_names; i++)
-    resolver_free(c->names[i].res);
+  for (size_t i = 0; i < c->n_names; i++) {
+    resolver_free(c->names[i]->res);
+    free(c->names[i]);
+  }
   free(c->names);
   for (size_t i = 0; i < c->n_peers; i++)
     peer_free(c->peers[i]);
@@ -780,4 +842,79 @@ void clients_clock_stepped(ntsd_clients *c)
 {
   for (size_t i = 0; i < c->n_peers; i++)
     ntp_source_clock_stepped(c->peers[i]->src);
+}
+
+/* The same line as far as an association is concerned (its line number
+ * aside); a proxy's password by its hash. */
+static bool same_source(const named_source *ns, const conf_source *b)
+{
+  const conf_source *a = &ns->cfg;
+  uint8_t h[32];
+  pass_hash(&b->proxy, h);
+  return a->kind == b->kind && !strcmp(a->host, b->host) && a->port == b->port &&
+         a->nts == b->nts && !strcmp(a->ca, b->ca) && !strcmp(a->aead, b->aead) &&
+         a->pins.n == b->pins.n &&
+         !memcmp(a->pins.sha256, b->pins.sha256, a->pins.n * sizeof(a->pins.sha256[0])) &&
+         a->noval == b->noval && a->iburst == b->iburst && a->burst == b->burst &&
+         a->prefer == b->prefer && a->noselect == b->noselect && a->trusted == b->trusted &&
+         a->minpoll == b->minpoll && a->maxpoll == b->maxpoll && a->version == b->version &&
+         a->proxy.set == b->proxy.set && !strcmp(a->proxy.host, b->proxy.host) &&
+         a->proxy.port == b->proxy.port && a->proxy.auth == b->proxy.auth &&
+         !strcmp(a->proxy.user, b->proxy.user) && !memcmp(ns->pass_hash, h, sizeof(h)) &&
+         a->noproxy == b->noproxy && a->transport == b->transport &&
+         a->directfallback == b->directfallback;
+}
+
+/* Ends the associations of one line and the line itself. */
+static void stop_name(ntsd_clients *c, size_t k)
+{
+  named_source *ns = c->names[k];
+  size_t keep = 0;
+  for (size_t i = 0; i < c->n_peers; i++) {
+    peer *p = c->peers[i];
+    if (p->from != ns) {
+      c->peers[keep++] = p;
+      continue;
+    }
+    log_peer(p, LOG_LVL_NOTICE, "association removed (configuration reloaded)");
+    peer_free(p);
+  }
+  c->n_peers = keep;
+  resolver_free(ns->res);
+  free(ns);
+  memmove(&c->names[k], &c->names[k + 1], (c->n_names - k - 1) * sizeof(c->names[0]));
+  c->n_names--;
+}
+
+bool clients_reconfigure(ntsd_clients *c, const conf_source *sources, size_t n,
+                         clients_change *out)
+{
+  memset(out, 0, sizeof(*out));
+  bool *used = calloc(n ? n : 1, sizeof(*used));
+  if (!used || !grow_names(c, n)) {
+    free(used);
+    return false;
+  }
+  for (size_t k = 0; k < c->n_names;) {
+    size_t j = 0;
+    while (j < n && (used[j] || !same_source(c->names[k], &sources[j])))
+      j++;
+    if (j < n) { /* unchanged: kept with its state */
+      used[j] = true;
+      c->names[k]->cfg.line = sources[j].line;
+      out->kept++;
+      k++;
+    } else {
+      stop_name(c, k);
+      out->removed++;
+    }
+  }
+  bool ok = true;
+  for (size_t j = 0; j < n && ok; j++)
+    if (!used[j]) {
+      ok = start_name(c, &sources[j]);
+      out->added += ok;
+    }
+  free(used);
+  return ok;
 }

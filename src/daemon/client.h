@@ -64,6 +64,16 @@ typedef struct ntsd_client_stats {
 
 /* What the client module needs from the configuration: copied by
  * clients_create, nothing of it is kept by reference. */
+/* An accepted reply, for the statistics files. */
+typedef struct clients_reply {
+  const uint8_t *pkt;       /* the NTP header (and what follows) */
+  size_t len;
+  ntp_ts t1, t4;            /* our request's departure and the reply's arrival */
+  const struct sockaddr *src; /* the server (NULL if only a proxy knows it) */
+  const struct sockaddr *dst; /* our end of the path, NULL if unknown */
+  unsigned lost;            /* requests unanswered since the previous reply */
+} clients_reply;
+
 typedef struct clients_cfg {
   struct event_base *base;
   struct evdns_base *dns;
@@ -75,6 +85,8 @@ typedef struct clients_cfg {
   double precision;            /* of reading the clock, seconds */
   clients_update_fn update;    /* after every accepted sample */
   void *update_arg;
+  /* Before `update`, for association i (optional; its arg is update_arg). */
+  void (*on_reply)(void *arg, size_t i, const clients_reply *r);
 } clients_cfg;
 
 ntsd_clients *clients_create(const clients_cfg *cfg);
@@ -89,6 +101,19 @@ void clients_clock_stepped(ntsd_clients *c);
  * certificates were accepted without their dates (`nocerttimecheck`) are
  * redone with the dates checked. */
 void clients_set_synced(ntsd_clients *c);
+/* What clients_reconfigure did, counted in configuration lines. */
+typedef struct clients_change {
+  size_t kept, removed, added;
+} clients_change;
+
+/* A reloaded configuration's `server` and `pool` lines: a line the same as
+ * a running one (every option alike) keeps its associations with their
+ * state (samples, NTS cookies); the associations of a line no longer there
+ * (or changed) end; a new (or changed) line starts its own.  Associations
+ * keep their order; indices after a removed one shift down.  False when out
+ * of memory (some lines may then be missing). */
+bool clients_reconfigure(ntsd_clients *c, const conf_source *sources, size_t n,
+                         clients_change *out);
 /* Peer i's poll from now on (the discipline's ntp_disc_poll()). */
 void clients_set_poll(ntsd_clients *c, size_t i, int poll);
 

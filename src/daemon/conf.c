@@ -1115,27 +1115,94 @@ static const char *const stats_names[] = {"loopstats", "peerstats", "clockstats"
                                           "rawstats", "sysstats", "protostats", "usestats",
                                           "ntsstats", "ntskestats", NULL};
 
+/* The index in ntsd_conf.filegen of a file written, -1 for NTPsec's others. */
+static int stats_index(const char *name)
+{
+  static const char *const written[CONF_STATS_N] = {
+      [CONF_STATS_LOOP] = "loopstats", [CONF_STATS_PEER] = "peerstats",
+      [CONF_STATS_RAW] = "rawstats"};
+  for (int i = 0; i < CONF_STATS_N; i++)
+    if (strcmp(written[i], name) == 0)
+      return i;
+  return -1;
+}
+
+static void not_written(struct parser *p, const char *names)
+{
+  report(p, false, "'%s' accepted, not written (written: loopstats, peerstats, rawstats)",
+         names);
+}
+
 static void do_statistics(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   const char *t;
+  char others[128] = "";
+  bool on[CONF_STATS_N] = {false};
 
   if (cu->n == 0) {
     report(p, true, "missing value for '%s'", d->name);
     return;
   }
-  while ((t = next_tok(cu)))
+  while ((t = next_tok(cu))) {
     if (!in_list(stats_names, t)) {
       unknown_option(p, t, d->name);
       return;
     }
+    int i = stats_index(t);
+    if (i >= 0)
+      on[i] = true;
+    else /* the names are short and known: they fit */
+      snprintf(others + strlen(others), sizeof others - strlen(others), "%s%s",
+               others[0] ? " " : "", t);
+  }
+  for (int i = 0; i < CONF_STATS_N; i++)
+    p->c->filegen[i].enabled |= on[i];
+  if (others[0])
+    not_written(p, others); /* one warning for the line */
 }
 
-static void do_filegen(struct parser *p, struct cursor *cu, const struct directive *d)
+/* One word (or word and value) of a filegen line into g (NULL: checked only). */
+static bool filegen_word(struct parser *p, struct cursor *cu, const char *t, conf_filegen *g)
 {
   static const char *const types[] = {"none", "pid", "day", "week", "month", "year", "age",
                                       NULL};
   static const char *const flags[] = {"link", "nolink", "enable", "disable", NULL};
-  const char *t = need_tok(p, cu, d->name), *v = NULL;
+  bool valued = strcmp(t, "file") == 0 || strcmp(t, "type") == 0;
+  const char *v = NULL;
+
+  if (!valued && !in_list(flags, t)) {
+    unknown_option(p, t, "filegen");
+    return false;
+  }
+  if (valued && !(v = need_tok(p, cu, t)))
+    return false;
+  if (strcmp(t, "type") == 0) {
+    if (!in_list(types, v)) {
+      unknown_option(p, v, "filegen type");
+      return false;
+    }
+    if (strcmp(v, "none") != 0 && strcmp(v, "day") != 0)
+      report(p, false, "'filegen type %s' is written as 'type day'", v);
+    if (g)
+      g->daily = strcmp(v, "none") != 0;
+  } else if (strcmp(t, "file") == 0) {
+    if (strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
+      report(p, true, "'filegen file' takes a file name in statsdir, not a path");
+      return false;
+    }
+    return copy_str(p, "filegen file", v, g ? g->file : NULL, sizeof g->file);
+  } else if (g) {
+    if (strcmp(t, "link") == 0 || strcmp(t, "nolink") == 0)
+      g->link = strcmp(t, "link") == 0;
+    else
+      g->enabled = strcmp(t, "enable") == 0;
+  }
+  return true;
+}
+
+static void do_filegen(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
 
   if (!t)
     return;
@@ -1143,19 +1210,16 @@ static void do_filegen(struct parser *p, struct cursor *cu, const struct directi
     unknown_option(p, t, d->name);
     return;
   }
-  while ((t = next_tok(cu))) {
-    bool valued = strcmp(t, "file") == 0 || strcmp(t, "type") == 0;
-    if (!valued && !in_list(flags, t)) {
-      unknown_option(p, t, d->name);
+  int i = stats_index(t);
+  if (i < 0)
+    not_written(p, t);
+  /* On a copy: a line with an error changes nothing. */
+  conf_filegen g = i < 0 ? (conf_filegen){0} : p->c->filegen[i];
+  while ((t = next_tok(cu)))
+    if (!filegen_word(p, cu, t, i < 0 ? NULL : &g))
       return;
-    }
-    if (valued && !(v = need_tok(p, cu, t)))
-      return;
-    if (valued && strcmp(t, "type") == 0 && !in_list(types, v)) {
-      unknown_option(p, v, "filegen type");
-      return;
-    }
-  }
+  if (i >= 0)
+    p->c->filegen[i] = g;
 }
 
 /* NTPsec's keywords: [=+-] then CLASS ITEM, or "all" then ITEM or CLASS;
@@ -1804,8 +1868,8 @@ static const struct directive directives[] = {
               RESTRICT_WORDS),
     DIRECTIVE("driftfile", PATH(driftfile), "FILE", CONF_ACTIVE,
               "with clock control: read at start, written about hourly", NULL),
-    DIRECTIVE("statsdir", PATH(statsdir), "DIR", CONF_STORED,
-              "has no effect yet (no statistics files in this release)", NULL),
+    DIRECTIVE("statsdir", PATH(statsdir), "DIR", CONF_ACTIVE,
+              "where the statistics files go; writable by the `-u` user", NULL),
     DIRECTIVE("logfile", PATH(logfile), "FILE", CONF_ACTIVE,
               "log lines go to FILE, not syslog or stderr, as `-l`; docs/logging.md", NULL),
     DIRECTIVE("logfacility", do_logfacility, 0, "daemon|user|local0...local7", CONF_ACTIVE,
@@ -1813,8 +1877,13 @@ static const struct directive directives[] = {
     DIRECTIVE("leapfile", PATH(leapfile), "FILE", CONF_STORED,
               "has no effect yet (leap seconds come from the selected sources' majority)",
               NULL),
-    DIRECTIVE("statistics", do_statistics, 0, "NAME...", NONE),
-    DIRECTIVE("filegen", do_filegen, 0, "NAME [file F] [type T] [FLAG...]", NONE),
+    DIRECTIVE("statistics", do_statistics, 0, "NAME...", CONF_ACTIVE,
+              "loopstats, peerstats, rawstats in NTPsec's formats; other names warn, "
+              "not written",
+              NULL),
+    DIRECTIVE("filegen", do_filegen, 0, "NAME [file F] [type T] [FLAG...]", CONF_ACTIVE,
+              "type day (other periods as day) or none; link, enable, disable",
+              NULL),
     DIRECTIVE("logconfig", do_logconfig, 0, "[=+-]CLASSITEM...", CONF_ACTIVE,
               "classes sys, peer, clock, sync, all; items info, events, status, statistics, "
               "all; errors and warnings are always logged",
@@ -1999,6 +2068,8 @@ ntsd_conf *conf_new(void)
     return NULL;
   c->local_stratum = -1;
   c->clock_control = true;
+  for (int i = 0; i < CONF_STATS_N; i++)
+    c->filegen[i] = (conf_filegen){.daily = true, .link = true};
   c->sandbox = SANDBOX_ON;
   c->logmask = LOG_MASK_ALL;
   c->logfacility = LOG_DAEMON;

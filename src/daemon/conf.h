@@ -91,6 +91,17 @@ typedef struct conf_listen {
   bool tcp;      /* `listen ADDR[:PORT] tcp`: NTP over TCP too, same address and port */
 } conf_listen;
 
+/* The statistics files written (docs/statistics.md), by their NTPsec names. */
+enum conf_stats { CONF_STATS_LOOP, CONF_STATS_PEER, CONF_STATS_RAW, CONF_STATS_N };
+
+/* `statistics` and `filegen` for one of them. */
+typedef struct conf_filegen {
+  bool enabled;             /* `statistics NAME`, or `filegen NAME enable` */
+  bool daily;               /* `type day` (the default): NAME.YYYYMMDD; `type none`: NAME */
+  bool link;                /* daily: NAME is a hard link to today's file (`link`, default) */
+  char file[CONF_PATH_MAX]; /* `file F`: the name in statsdir ("": NAME) */
+} conf_filegen;
+
 typedef struct ntsd_conf {
   conf_source *sources;
   size_t n_sources;
@@ -104,6 +115,7 @@ typedef struct ntsd_conf {
 
   char driftfile[CONF_PATH_MAX];
   char statsdir[CONF_PATH_MAX];
+  conf_filegen filegen[CONF_STATS_N];
   char logfile[CONF_PATH_MAX];
   uint32_t logmask;       /* `logconfig`: LOG_MASK_ALL unless set (log.h) */
   int logfacility;        /* `logfacility NAME` (ntsd): syslog's; LOG_DAEMON */

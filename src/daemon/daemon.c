@@ -1,6 +1,7 @@
 /* daemon: the event loop, and the adapters that feed proto/core and apply its actions. */
 #include "daemon/daemon.h"
 
+#include <errno.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include "daemon/report.h"
 #include "daemon/sandbox.h"
 #include "daemon/server.h"
+#include "daemon/stats.h"
 #include "daemon/sysclock.h"
 #include "daemon/tls.h"
 #include "proto/acl.h"
@@ -34,6 +36,14 @@
 #define DRIFT_SAVE_S 3600 /* drift file written about hourly */
 #define KE_TIMEOUT_S 2.0
 #define KE_MAX_CONNECTIONS 256
+#define CERT_WATCH_S 2 /* how often `nts cert` and `nts key` are looked at */
+
+/* What stat says of the certificate and key files: a renewal that renames
+ * new files over them (certbot, lego) or rewrites them changes it. */
+typedef struct cert_files {
+  struct stat cert, key;
+  int cert_errno, key_errno;
+} cert_files;
 #define CERT_WARN_S (14 * 86400) /* warn this long before the certificate expires */
 #define CERT_CHECK_S 86400       /* and repeat the warning daily while it holds */
 
@@ -47,11 +57,16 @@ struct ntsd {
   ntsd_clients *clients;
   ntsd_control *control;
   struct event *sig_int, *sig_term, *sig_hup, *refresh, *key_check, *cert_check;
+  struct event *cert_watch; /* the certificate and key files, for renewals */
   metrics *metrics;        /* `metrics ADDR:PORT`, NULL when off */
   uint64_t key_rotations;
   bool have_cert;
   int64_t cert_not_after;  /* the NTS-KE certificate's, Unix time */
   SSL_CTX *ke_ctx;
+  cert_files cert_used;    /* the files as they were when ke_ctx was loaded */
+  cert_files cert_seen;    /* as the last look found them */
+  cert_files cert_bad;     /* the files as last refused */
+  bool cert_refused;       /* cert_bad holds something */
   clockctl *clk;
   ntp_core *core;          /* selection and the discipline (estimating only with -x) */
   struct event *slew_timer, *drift_timer;
@@ -66,7 +81,34 @@ struct ntsd {
   double precision;
   int precision_log2;
   report_sys sys;
+  stats *stats;            /* the statistics files, NULL if none */
 };
+
+/* The `restrict` lines of conf into acl. */
+static bool fill_acl(ntp_acl *acl, const ntsd_conf *conf, char *err, size_t errlen)
+{
+  for (size_t i = 0; i < conf->n_restricts; i++) {
+    const conf_restrict *r = &conf->restricts[i];
+    if (r->is_source)
+      continue; /* applies to our own servers' associations, not to clients */
+    bool ok = true;
+    if (r->is_default) {
+      static const uint8_t zero[16];
+      if (r->fam != CONF_FAM_6)
+        ok &= ntp_acl_set(acl, ACL_INET, zero, 0, r->flags, r->unrestrict);
+      if (r->fam != CONF_FAM_4)
+        ok &= ntp_acl_set(acl, ACL_INET6, zero, 0, r->flags, r->unrestrict);
+    } else {
+      enum acl_family fam = r->fam == CONF_FAM_6 ? ACL_INET6 : ACL_INET;
+      ok = ntp_acl_set(acl, fam, r->addr, r->prefix, r->flags, r->unrestrict);
+    }
+    if (!ok) {
+      snprintf(err, errlen, "restrict on line %u: cannot add entry", r->line);
+      return false;
+    }
+  }
+  return true;
+}
 
 static bool build_acl(ntsd *d, char *err, size_t errlen)
 {
@@ -75,27 +117,7 @@ static bool build_acl(ntsd *d, char *err, size_t errlen)
     snprintf(err, errlen, "out of memory");
     return false;
   }
-  for (size_t i = 0; i < d->conf->n_restricts; i++) {
-    const conf_restrict *r = &d->conf->restricts[i];
-    if (r->is_source)
-      continue; /* applies to our own servers' associations, not to clients */
-    bool ok = true;
-    if (r->is_default) {
-      static const uint8_t zero[16];
-      if (r->fam != CONF_FAM_6)
-        ok &= ntp_acl_set(d->acl, ACL_INET, zero, 0, r->flags, r->unrestrict);
-      if (r->fam != CONF_FAM_4)
-        ok &= ntp_acl_set(d->acl, ACL_INET6, zero, 0, r->flags, r->unrestrict);
-    } else {
-      enum acl_family fam = r->fam == CONF_FAM_6 ? ACL_INET6 : ACL_INET;
-      ok = ntp_acl_set(d->acl, fam, r->addr, r->prefix, r->flags, r->unrestrict);
-    }
-    if (!ok) {
-      snprintf(err, errlen, "restrict on line %u: cannot add entry", r->line);
-      return false;
-    }
-  }
-  return true;
+  return fill_acl(d->acl, d->conf, err, errlen);
 }
 
 /* Applies the core's clock decision to the clock backend. */
@@ -129,7 +151,11 @@ static void on_feed(void *arg, double now, size_t i, const ntp_disc_sample *in, 
                     const ntp_disc_action *a)
 {
   ntsd *d = arg;
-  (void)poll;
+  if (d->stats) {
+    ntp_disc_info di;
+    ntp_core_disc_info(d->core, &di);
+    stats_loop(d->stats, in->offset, a->base_freq_ppm, di.skew_ppm, poll);
+  }
   if (log_enabled(LOG_LVL_DEBUG))
     log_debug("discipline: source %zu sample %.6f s ago: offset %+.9f delay %.9f error %.9f"
               " -> frequency %+.4f ppm, offset now %+.9f",
@@ -224,6 +250,7 @@ static void publish(ntsd *d)
   ntsd_client_stats cst;
   clients_get_stats(d->clients, &cst);
   s->tx_timestamps = cst.tx_timestamps;
+  stats_counts(d->stats, &s->stats_lines, &s->stats_errors);
   if (d->server)
     server_set_sysinfo(d->server, &s->info);
 }
@@ -292,6 +319,14 @@ static void update_system(ntsd *d)
 
 static void on_update(void *arg) { update_system(arg); }
 
+static void on_reply(void *arg, size_t i, const clients_reply *r)
+{
+  ntsd *d = arg;
+  peer_view v;
+  if (d->stats && clients_view(d->clients, i, sysclock_mono(), &v))
+    stats_reply(d->stats, i, r, &v, ntp_core_sel_state(d->core, i));
+}
+
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
@@ -299,12 +334,14 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
   update_system(arg);
 }
 
+static void reload(ntsd *d);
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
   ntsd *d = arg;
   (void)what;
   if (sig == SIGHUP) {
-    log_notice("SIGHUP: configuration reload is not supported yet; ignoring");
+    reload(d);
     return;
   }
   log_notice("signal %d: shutting down", (int)sig);
@@ -359,6 +396,254 @@ static void on_cert_check(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   check_cert_expiry(arg);
+}
+
+static void cert_stat(const ntsd_conf *c, cert_files *f)
+{
+  memset(f, 0, sizeof(*f));
+  f->cert_errno = stat(c->nts_cert, &f->cert) < 0 ? errno : 0;
+  f->key_errno = stat(c->nts_key, &f->key) < 0 ? errno : 0;
+}
+
+/* The change time is left out: a chmod or chown alone is no new pair. */
+static bool stat_same(const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static bool files_same(const cert_files *a, const cert_files *b)
+{
+  return a->cert_errno == b->cert_errno && a->key_errno == b->key_errno &&
+         stat_same(&a->cert, &b->cert) && stat_same(&a->key, &b->key);
+}
+
+/* Loads the certificate and key as they are now; if they load and match,
+ * a new NTS-KE process serves them (the running one finishes its
+ * connections), else the running one goes on with the previous pair. */
+static void cert_reload(ntsd *d, const cert_files *now)
+{
+  char err[320];
+  SSL_CTX *ctx = tls_server_ctx(d->conf->nts_cert, d->conf->nts_key, err, sizeof(err));
+  if (!ctx) {
+    log_err("NTS certificate or key changed but cannot be used (%s); still serving the "
+            "previous pair", err);
+    d->cert_refused = true;
+    d->cert_bad = *now;
+    return;
+  }
+  d->cert_refused = false;
+  d->cert_used = *now;
+  ke_proc_replace(d->ke, ctx);
+  SSL_CTX_free(d->ke_ctx); /* the running KE process has its own copy */
+  d->ke_ctx = ctx;
+  d->have_cert = tls_ctx_not_after(ctx, &d->cert_not_after); /* the metric */
+  check_cert_expiry(d); /* warns at once if the new one is close to expiry too */
+  log_notice("NTS certificate %s and key %s reloaded", d->conf->nts_cert, d->conf->nts_key);
+}
+
+/* Acts on a change once the files have stayed the same for one interval:
+ * a renewal that replaces the certificate and then the key is taken
+ * whole, not half-way; refused files are not tried again until they
+ * change.  On SIGHUP (now_or_never) at once, refused files too: the
+ * operator says the renewal is done, or has fixed what was refused (a
+ * chmod alone is not seen as a change). */
+static void cert_watch(ntsd *d, bool now_or_never)
+{
+  cert_files now;
+  cert_stat(d->conf, &now);
+  bool stable = now_or_never || files_same(&now, &d->cert_seen);
+  d->cert_seen = now;
+  if (files_same(&now, &d->cert_used) ||
+      (!now_or_never && d->cert_refused && files_same(&now, &d->cert_bad)))
+    return;
+  if (stable)
+    cert_reload(d, &now);
+}
+
+static void on_cert_watch(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  cert_watch(arg, false);
+}
+
+/* ---- SIGHUP: the configuration again (docs/reload.md) ------------------- */
+
+typedef struct reload_diag {
+  unsigned errors;
+} reload_diag;
+
+static void on_reload_diag(void *arg, bool is_error, const char *msg)
+{
+  reload_diag *r = arg;
+  r->errors += is_error;
+  if (is_error)
+    log_err("reload: %s", msg);
+  else
+    log_warn("reload: %s (warning)", msg);
+}
+
+static bool listens_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  if (a->n_listens != b->n_listens || a->interface_ignore_all != b->interface_ignore_all)
+    return false;
+  for (size_t i = 0; i < a->n_listens; i++)
+    if (strcmp(a->listens[i].addr, b->listens[i].addr) ||
+        a->listens[i].port != b->listens[i].port || a->listens[i].tcp != b->listens[i].tcp)
+      return false;
+  return true;
+}
+
+static bool restricts_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  if (a->n_restricts != b->n_restricts)
+    return false;
+  for (size_t i = 0; i < a->n_restricts; i++) {
+    const conf_restrict *x = &a->restricts[i], *y = &b->restricts[i];
+    if (x->fam != y->fam || x->is_default != y->is_default || x->is_source != y->is_source ||
+        memcmp(x->addr, y->addr, sizeof(x->addr)) || x->prefix != y->prefix ||
+        x->flags != y->flags || x->unrestrict != y->unrestrict)
+      return false;
+  }
+  return true;
+}
+
+static bool ntpservers_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  if (a->n_nts_ntpserver != b->n_nts_ntpserver)
+    return false;
+  for (size_t i = 0; i < a->n_nts_ntpserver; i++)
+    if (strcmp(a->nts_ntpserver[i], b->nts_ntpserver[i]))
+      return false;
+  return true;
+}
+
+static bool filegens_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  for (int i = 0; i < CONF_STATS_N; i++) {
+    const conf_filegen *x = &a->filegen[i], *y = &b->filegen[i];
+    if (x->enabled != y->enabled || x->daily != y->daily || x->link != y->link ||
+        strcmp(x->file, y->file))
+      return false;
+  }
+  return true;
+}
+
+/* Settings a reload does not apply: each that changed is named once. */
+static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
+{
+  struct {
+    const char *what;
+    bool same;
+  } t[] = {
+      {"listen / interface", listens_same(o, n)},
+      {"nts enable / nts-listen-on / nts ntpserver / nts cookie / nts cookie-secret / "
+       "nts rotate",
+       o->nts_enable == n->nts_enable && !strcmp(o->nts_listen, n->nts_listen) &&
+           ntpservers_same(o, n) && !strcmp(o->nts_cookie, n->nts_cookie) &&
+           !strcmp(o->nts_cookie_secret, n->nts_cookie_secret) && o->nts_rotate == n->nts_rotate},
+      {"nts cert / nts key (file names)",
+       !strcmp(o->nts_cert, n->nts_cert) && !strcmp(o->nts_key, n->nts_key)},
+      {"nts ca / nocerttimecheck",
+       !strcmp(o->nts_ca, n->nts_ca) && o->nocerttimecheck == n->nocerttimecheck},
+      {"tos / tinker / local stratum",
+       o->tos_minsane == n->tos_minsane && o->tos_minclock == n->tos_minclock &&
+           o->tos_maxclock == n->tos_maxclock && o->tos_mindist == n->tos_mindist &&
+           o->tos_maxdist == n->tos_maxdist && o->tos_authselect == n->tos_authselect &&
+           o->tinker_step == n->tinker_step && o->tinker_stepout == n->tinker_stepout &&
+           o->tinker_panic == n->tinker_panic && o->local_stratum == n->local_stratum},
+      {"discard", o->discard_average == n->discard_average &&
+                      o->discard_minimum == n->discard_minimum},
+      {"driftfile / disable ntp",
+       !strcmp(o->driftfile, n->driftfile) && o->clock_control == n->clock_control},
+      {"logfile / logconfig / logfacility / metrics",
+       !strcmp(o->logfile, n->logfile) && o->logmask == n->logmask &&
+           o->logfacility == n->logfacility && !strcmp(o->metrics, n->metrics)},
+      {"statsdir / statistics / filegen",
+       !strcmp(o->statsdir, n->statsdir) && filegens_same(o, n)},
+      {"controlsocket / user / sandbox",
+       !strcmp(o->control_socket, n->control_socket) &&
+           !strcmp(o->control_group, n->control_group) && !strcmp(o->user, n->user) &&
+           o->sandbox == n->sandbox},
+  };
+  for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+    if (!t[i].same)
+      log_warn("reload: %s changed: not applied until a restart", t[i].what);
+}
+
+/* New `restrict` lines: the table the NTP server, NTP over TCP and the
+ * main process borrow is refilled in place; the NTS-KE process, which has
+ * its own copy since its fork, is replaced by one forked with the new
+ * table (the old one finishes its connections under the old rules). */
+static void apply_restricts(ntsd *d, ntsd_conf *nc)
+{
+  if (restricts_same(d->conf, nc))
+    return;
+  char err[160];
+  ntp_acl *acl = ntp_acl_create();
+  if (!acl || !fill_acl(acl, nc, err, sizeof(err))) {
+    log_err("reload: restrict not applied (%s); the previous rules stay",
+            acl ? err : "out of memory");
+    ntp_acl_destroy(acl);
+    return;
+  }
+  ntp_acl_swap(d->acl, acl);
+  ntp_acl_destroy(acl); /* the previous entries */
+  conf_restrict *r = d->conf->restricts;
+  size_t n = d->conf->n_restricts;
+  d->conf->restricts = nc->restricts;
+  d->conf->n_restricts = nc->n_restricts;
+  nc->restricts = r;
+  nc->n_restricts = n;
+  log_notice("reload: restrict applied (%zu entries)", ntp_acl_count(d->acl));
+  if (d->ke)
+    ke_proc_replace(d->ke, d->ke_ctx);
+}
+
+/* The new file's sources replace the running ones (the rest of the running
+ * configuration stays, as the parts of the daemon set up from it hold it). */
+static void apply_sources(ntsd *d, ntsd_conf *nc)
+{
+  clients_change ch;
+  if (!clients_reconfigure(d->clients, nc->sources, nc->n_sources, &ch))
+    log_err("reload: out of memory: some sources may be missing");
+  conf_source *s = d->conf->sources;
+  size_t n = d->conf->n_sources;
+  d->conf->sources = nc->sources; /* what the daemon reports from now on */
+  d->conf->n_sources = nc->n_sources;
+  nc->sources = s; /* freed with nc */
+  nc->n_sources = n;
+  log_notice("reload: sources: %zu kept, %zu removed, %zu added", ch.kept, ch.removed,
+             ch.added);
+}
+
+/* SIGHUP: reads the configuration file again.  A file with an error is
+ * refused whole (each error logged with file:line) and the running
+ * configuration stays.  Otherwise the sources are applied; settings that
+ * need a restart are named; the NTS certificate and key are looked at. */
+static void reload(ntsd *d)
+{
+  const char *path = d->opts.conf_path;
+  if (d->notify)
+    notify_reloading(d->notify);
+  log_notice("SIGHUP: reloading %s", path ? path : "(no file)");
+  ntsd_conf *nc = path ? conf_new() : NULL;
+  reload_diag rd = {0};
+  if (nc && (conf_load_file(nc, path, on_reload_diag, &rd) != 0 || rd.errors)) {
+    log_err("reload: %s refused (%u error%s); the running configuration stays", path,
+            rd.errors, rd.errors == 1 ? "" : "s");
+  } else if (nc) {
+    log_not_applied(d->conf, nc);
+    apply_restricts(d, nc);
+    apply_sources(d, nc);
+    update_system(d);
+  }
+  conf_free(nc);
+  if (d->ke)
+    cert_watch(d, true);
+  if (d->notify)
+    notify_reloaded(d->notify);
 }
 
 /* In the NTS-KE process, right after fork: it gets only the current key,
@@ -437,6 +722,8 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     snprintf(err, errlen, "nts enable needs `nts cert FILE` and `nts key FILE`");
     return false;
   }
+  cert_stat(c, &d->cert_used); /* before loading: a change while loading is seen */
+  d->cert_seen = d->cert_used;
   d->ke_ctx = tls_server_ctx(c->nts_cert, c->nts_key, err, errlen);
   if (!d->ke_ctx)
     return false;
@@ -446,7 +733,10 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   d->have_cert = tls_ctx_not_after(d->ke_ctx, &d->cert_not_after);
   struct timeval day = {.tv_sec = CERT_CHECK_S};
   d->cert_check = event_new(d->base, -1, EV_PERSIST, on_cert_check, d);
-  if (!d->cert_check || event_add(d->cert_check, &day) < 0) {
+  struct timeval watch = {.tv_sec = CERT_WATCH_S};
+  d->cert_watch = event_new(d->base, -1, EV_PERSIST, on_cert_watch, d);
+  if (!d->cert_check || event_add(d->cert_check, &day) < 0 || !d->cert_watch ||
+      event_add(d->cert_watch, &watch) < 0) {
     snprintf(err, errlen, "cannot register events");
     return false;
   }
@@ -643,7 +933,8 @@ static bool setup_clients(ntsd *d, char *err, size_t errlen)
   clients_cfg cc = {.base = d->base, .dns = d->dns, .clk = d->clk, .sources = conf->sources,
                     .n_sources = conf->n_sources, .nts_ca = conf->nts_ca,
                     .nocerttimecheck = conf->nocerttimecheck, .precision = d->precision,
-                    .update = on_update, .update_arg = d};
+                    .update = on_update, .update_arg = d, .on_reply = on_reply};
+  d->stats = stats_create(conf, d->clk); /* files open at their first line */
   d->clients = clients_create(&cc);
   if (!d->clients)
     snprintf(err, errlen, "cannot create client associations");
@@ -770,12 +1061,13 @@ void ntsd_destroy(ntsd *d)
     evdns_base_free(d->dns, 0);
   save_drift(d);
   driftfile_destroy(d->drift);
+  stats_destroy(d->stats);
   ntp_core_destroy(d->core);
   clockctl_close(d->clk);
   keystore_close(d->keys);
   SSL_CTX_free(d->ke_ctx);
   struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check,
-                         d->cert_check, d->slew_timer, d->drift_timer};
+                         d->cert_check, d->cert_watch, d->slew_timer, d->drift_timer};
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
     if (evs[i])
       event_free(evs[i]);

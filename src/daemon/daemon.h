@@ -13,6 +13,7 @@ typedef struct ntsd_opts {
   bool foreground;        /* -n */
   bool no_clock;          /* -x: never adjust the clock */
   const char *socket_path; /* -s, overrides the config */
+  const char *conf_path;  /* -c: read again on SIGHUP */
   bool virtual_clock;     /* --virtual-clock: discipline a virtual clock (tests) */
   double virtual_offset;  /* its error at start, seconds */
   double virtual_freq_ppm; /* its oscillator's frequency error */

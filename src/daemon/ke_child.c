@@ -133,15 +133,18 @@ static bool send_msg(int sock, const ipc_msg *m)
 }
 
 /* One datagram from the main process: a KEYS message or nothing.
- * Returns 1 for a message, 0 for none yet, -1 to end. */
+ * Returns 1 for a message, 0 for none yet, -2 when the main process shut
+ * its side (it has gone, or replaced this process), -1 to end now. */
 static int read_msg(int sock, ipc_msg *m)
 {
   uint8_t buf[IPC_MSG_MAX_LEN];
   ssize_t n = recv(sock, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return 0;
-  if (n <= 0)
-    return -1; /* the main process has gone */
+  if (n == 0)
+    return -2;
+  if (n < 0)
+    return -1;
   ipc_status st = (size_t)n > sizeof(buf) ? IPC_TRAILING
                                           : ipc_msg_decode(buf, (size_t)n, IPC_FROM_MAIN, m);
   nts_wipe(buf, sizeof(buf));
@@ -191,6 +194,16 @@ static void on_main_msg(evutil_socket_t fd, short what, void *arg)
     int r = read_msg(fd, &m);
     if (r == 0)
       return;
+    if (r == -2) {
+      /* No new connection from here on; those open finish (bounded by
+       * their deadlines), and the counters still reach the main process,
+       * which only shut its sending side. */
+      event_del(c->rd);
+      log_info("NTS-KE process %ld: finishing its open connections, then ending",
+               (long)getpid());
+      ke_server_drain(c->srv);
+      return;
+    }
     if (r < 0) {
       event_base_loopexit(ke_server_base(c->srv), NULL);
       return;
@@ -308,6 +321,7 @@ void ke_child_main(const ke_child_cfg *cfg)
   log_info("NTS-KE process %ld serving", (long)getpid());
   on_stats(-1, 0, &c); /* the first report tells the main process it serves */
   ke_server_serve(c.srv);
+  on_stats(-1, 0, &c); /* the last report: connections finished while draining */
   event_free(c.rd);
   event_free(c.stats);
   ke_server_stop(c.srv); /* logs the last summary */

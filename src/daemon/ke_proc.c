@@ -26,6 +26,19 @@
 #define STABLE_S 60.0       /* a process that lived this long restarts after 1 s */
 #define MSGS_PER_WAKEUP 16  /* a flood from the KE process cannot starve NTP */
 #define STOP_WAIT_MS 1000
+#define OLD_MAX 4           /* replaced processes finishing their connections */
+#define DRAIN_LIMIT_S 10    /* one that has not ended by then is killed */
+
+/* A replaced KE process (ke_proc_replace): it serves until its successor
+ * does, then finishes its open connections and ends. */
+typedef struct ke_old {
+  ke_proc *p;
+  pid_t pid;              /* 0: slot free */
+  int sock;
+  struct event *rd, *limit;
+  bool shut;              /* told to finish (our side of its socket shut) */
+  ke_server_stats last;   /* its last report */
+} ke_old;
 /* A process that stops running its loop (a livelock, a deadlock, SIGSTOP)
  * keeps its socket open, so EOF never comes: it is sent its key again
  * every PROBE_S and must acknowledge within ANSWER_S, or it is ended. */
@@ -50,10 +63,12 @@ struct ke_proc {
   ke_keygate *gate;
   ke_server_stats gone;   /* ended processes' last reports, summed */
   ke_server_stats last;   /* the running process's last report */
+  ke_old old[OLD_MAX];
 };
 
 static void child_gone(ke_proc *p, const char *why);
 static void schedule_restart(ke_proc *p);
+static void olds_shut(ke_proc *p);
 
 /* to += add, counter by counter. */
 static void stats_add(ke_server_stats *to, const ke_server_stats *add)
@@ -112,6 +127,7 @@ static bool take(ke_proc *p, const ipc_msg *m)
     memcpy(&p->last, m->u.stats, sizeof(p->last));
     if (!p->serving) {
       p->serving = true;
+      olds_shut(p); /* the processes it replaces may stop accepting now */
       if (p->cfg.on_state)
         p->cfg.on_state(p->cfg.state_arg, true);
     }
@@ -336,6 +352,121 @@ void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out)
 {
   *out = p->gone;
   stats_add(out, &p->last);
+  for (size_t i = 0; i < OLD_MAX; i++)
+    if (p->old[i].pid)
+      stats_add(out, &p->old[i].last);
+}
+
+/* ---- replaced processes ------------------------------------------------- */
+
+/* Ends a replaced process (killing it if it is still there), keeps its
+ * counters. */
+static void old_end(ke_old *o, const char *why)
+{
+  ke_proc *p = o->p;
+  char st[48];
+  int status = 0;
+  kill(o->pid, SIGKILL); /* before the close: a status that says it was killed */
+  if (o->rd)
+    event_free(o->rd);
+  if (o->limit)
+    event_free(o->limit);
+  close(o->sock);
+  while (waitpid(o->pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  stats_add(&p->gone, &o->last);
+  log_info("replaced NTS-KE process %ld %s (%s)", (long)o->pid, why,
+           exit_str(status, st, sizeof(st)));
+  memset(o, 0, sizeof(*o));
+  o->sock = -1;
+}
+
+/* It reports its counters until it ends; anything else ends it now. */
+static void on_old_msg(evutil_socket_t fd, short what, void *arg)
+{
+  ke_old *o = arg;
+  (void)what;
+  for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
+    uint8_t buf[IPC_MSG_MAX_LEN];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    if (n <= 0) {
+      old_end(o, "ended");
+      return;
+    }
+    ipc_msg m;
+    if ((size_t)n > sizeof(buf) ||
+        ipc_msg_decode(buf, (size_t)n, IPC_FROM_KE, &m) != IPC_OK) {
+      old_end(o, "sent a bad message");
+      return;
+    }
+    if (m.type == IPC_MSG_STATS)
+      memcpy(&o->last, m.u.stats, sizeof(o->last));
+  }
+}
+
+static void on_old_limit(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  old_end(arg, "had not finished in time");
+}
+
+/* The running process becomes a replaced one; false if out of memory (it
+ * is then ended at once). */
+static bool make_old(ke_proc *p)
+{
+  size_t i = 0;
+  while (i < OLD_MAX && p->old[i].pid)
+    i++;
+  if (i == OLD_MAX) { /* replaced again and again: the first goes now */
+    old_end(&p->old[0], "was ended early (too many replacements at once)");
+    i = 0;
+  }
+  ke_old *o = &p->old[i];
+  *o = (ke_old){.p = p, .pid = p->pid, .sock = p->sock, .last = p->last};
+  o->rd = event_new(p->cfg.base, o->sock, EV_READ | EV_PERSIST, on_old_msg, o);
+  o->limit = evtimer_new(p->cfg.base, on_old_limit, o);
+  event_free(p->rd);
+  p->rd = NULL;
+  p->pid = 0;
+  p->sock = -1;
+  p->serving = false;
+  p->waiting = false; /* the successor's first key starts its own wait */
+  memset(&p->last, 0, sizeof(p->last));
+  if (!o->rd || !o->limit || event_add(o->rd, NULL) < 0) {
+    old_end(o, "was ended (out of memory)");
+    return false;
+  }
+  return true;
+}
+
+/* A successor serves: the replaced processes stop accepting, finish their
+ * connections and end. */
+static void olds_shut(ke_proc *p)
+{
+  struct timeval tv = {.tv_sec = DRAIN_LIMIT_S};
+  for (size_t i = 0; i < OLD_MAX; i++) {
+    ke_old *o = &p->old[i];
+    if (!o->pid || o->shut)
+      continue;
+    o->shut = true;
+    if (shutdown(o->sock, SHUT_WR) < 0 || event_add(o->limit, &tv) < 0)
+      old_end(o, "could not be told to finish");
+  }
+}
+
+void ke_proc_replace(ke_proc *p, SSL_CTX *ctx)
+{
+  p->cfg.server.ctx = ctx;
+  if (!p->pid)
+    return; /* none running: the next start uses it */
+  long was = (long)p->pid;
+  make_old(p);
+  if (spawn(p))
+    log_notice("NTS-KE process %ld replaces process %ld, which finishes its open "
+               "connections", (long)p->pid, was);
 }
 
 const char *ke_proc_address(const ke_proc *p) { return p->name; }
@@ -363,6 +494,9 @@ void ke_proc_stop(ke_proc *p)
 {
   if (!p)
     return;
+  for (size_t i = 0; i < OLD_MAX; i++)
+    if (p->old[i].pid)
+      old_end(&p->old[i], "was stopped");
   if (p->pid)
     stop_child(p);
   if (p->restart)

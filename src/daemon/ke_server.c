@@ -56,6 +56,7 @@ struct ke_server {
   double sum_since;
   pthread_t thread;
   bool running;
+  bool draining;   /* ke_server_drain: the loop ends with the last connection */
   _Atomic uint64_t serves_good, serves_bad, refused, tls_failures, no_alpn, bad_requests,
       timeouts, cookies_made, refused_prefix, evicted, hello_timeouts;
   _Atomic uint64_t hs_bucket[KE_HS_BUCKETS], hs_sum_us;
@@ -102,6 +103,15 @@ static bool note(ke_server *s, ke_outcome o, unsigned cookies)
   return (sum_note(s, o, cookies) & KE_LOG_DETAIL) != 0;
 }
 
+/* Whether a connection is open. */
+static bool busy(const ke_server *s)
+{
+  for (size_t i = 0; i < ke_admit_config(s->adm)->slots; i++)
+    if (s->conns[i])
+      return true;
+  return false;
+}
+
 static void conn_free(ke_conn *c)
 {
   ke_server *s = c->srv;
@@ -112,6 +122,8 @@ static void conn_free(ke_conn *c)
   if (c->bev)
     bufferevent_free(c->bev); /* frees the SSL and closes the socket */
   free(c);
+  if (s->draining && !busy(s))
+    event_base_loopexit(s->base, NULL);
 }
 
 /* A connection that ends without a response.  reason: its counter. */
@@ -678,6 +690,17 @@ bool ke_server_serve(ke_server *s)
 }
 
 struct event_base *ke_server_base(ke_server *s) { return s->base; }
+
+void ke_server_drain(ke_server *s)
+{
+  if (s->draining)
+    return;
+  s->draining = true;
+  for (size_t i = 0; i < s->n_lis; i++)
+    evconnlistener_disable(s->lis[i]);
+  if (!busy(s))
+    event_base_loopexit(s->base, NULL);
+}
 
 void ke_server_stop(ke_server *s)
 {

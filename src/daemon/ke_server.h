@@ -94,6 +94,11 @@ ke_server *ke_server_start(const ke_server_cfg *cfg, char *err, size_t errlen);
 bool ke_server_run(ke_server *s);
 bool ke_server_serve(ke_server *s);
 struct event_base *ke_server_base(ke_server *s);
+/* Stops accepting (the listening sockets stay open, and another process
+ * sharing them takes the new connections) and ends the loop once the open
+ * connections are done: each has its deadline, so this is bounded by the
+ * timeout.  On the server's loop. */
+void ke_server_drain(ke_server *s);
 void ke_server_stop(ke_server *s);
 void ke_server_get_stats(const ke_server *s, ke_server_stats *out);
 const char *ke_server_address(const ke_server *s);

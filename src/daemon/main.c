@@ -287,6 +287,7 @@ int main(int argc, char **argv)
   int rc = parse_args(argc, argv, &cl);
   if (rc >= 0)
     return rc;
+  cl.opts.conf_path = cl.conf_path;
   ntsd_conf *conf = load_conf(cl.conf_path, cl.check, &rc);
   return conf ? run(conf, &cl) : rc;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -88,6 +89,26 @@ bool notify_is_ready(const notify *n) { return n->ready; }
 void notify_ready(notify *n)
 {
   if (n->ready || n->stopping)
+    return;
+  n->ready = true;
+  send_state(n, "READY=1");
+}
+
+void notify_reloading(notify *n)
+{
+  struct timespec ts;
+  char buf[64];
+  if (n->stopping)
+    return;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%llu",
+           (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+  send_state(n, buf);
+}
+
+void notify_reloaded(notify *n)
+{
+  if (n->stopping)
     return;
   n->ready = true;
   send_state(n, "READY=1");

@@ -5,6 +5,7 @@
  * daemon runs the same by hand.  With it:
  *   READY=1     once, when the daemon serves (notify_ready);
  *   STATUS=...  one line on what it is doing, sent when it changes;
+ *   RELOADING=1 ... READY=1 around a configuration reload (SIGHUP);
  *   STOPPING=1  when it begins to shut down;
  *   WATCHDOG=1  every half of WATCHDOG_USEC from the event loop, when the
  *               manager asked for keep-alives (sd_watchdog_enabled), so a
@@ -31,6 +32,10 @@ bool notify_enabled(const notify *n);
 /* READY=1, the first time only. */
 void notify_ready(notify *n);
 bool notify_is_ready(const notify *n);
+/* RELOADING=1 (with MONOTONIC_USEC, as Type=notify-reload wants) when a
+ * reload begins; notify_reloaded sends READY=1 when it is over. */
+void notify_reloading(notify *n);
+void notify_reloaded(notify *n);
 /* STATUS=status when it differs from the last one sent (newlines become
  * spaces: one line). */
 void notify_status(notify *n, const char *status);

@@ -375,6 +375,8 @@ char *report_system(const report_sys *sys, const clockctl *clk, bool json)
     json_kv_int(j, "discipline_updates", (int64_t)sys->disc_updates);
     json_kv_int(j, "discipline_steps", (int64_t)sys->disc_steps);
     json_kv_int(j, "selections", (int64_t)sys->core_updates);
+    json_kv_int(j, "stats_lines", (int64_t)sys->stats_lines);
+    json_kv_int(j, "stats_errors", (int64_t)sys->stats_errors);
     if (virt)
       json_kv_num(j, "virtual_clock_error", verr);
     json_obj_end(j);
@@ -394,6 +396,8 @@ char *report_system(const report_sys *sys, const clockctl *clk, bool json)
   tb_printf(&t, "clock control:    %s\n",
             strcmp(clock, "none") ? clock : "off (estimates only)");
   tb_printf(&t, "kernel tx stamps: %llu requests\n", (unsigned long long)sys->tx_timestamps);
+  tb_printf(&t, "statistics:       %llu records, %llu lost\n",
+            (unsigned long long)sys->stats_lines, (unsigned long long)sys->stats_errors);
   if (virt)
     tb_printf(&t, "virtual clock:    %+.9f s from the system clock\n", verr);
   return tb_finish(&t);

@@ -26,6 +26,8 @@ typedef struct report_sys {
   uint64_t disc_steps;        /* steps it commanded */
   uint64_t core_updates;      /* selections run (fresh samples and the 1 s refresh) */
   uint64_t tx_timestamps;     /* requests timed by a kernel transmit timestamp */
+  uint64_t stats_lines;       /* statistics records written (docs/statistics.md) */
+  uint64_t stats_errors;      /* ... and lost to failures */
   ntp_sysinfo info;           /* what our clients are told */
   char system_peer[NETADDR_STRLEN + CONF_HOST_MAX]; /* as peer_view.address */
   ntp_sel_state sel_states[REPORT_MAX_PEERS];

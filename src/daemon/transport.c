@@ -551,3 +551,9 @@ bool transport_send(transport *t, const uint8_t *pkt, size_t n, char *err, size_
 
 void transport_close(transport *t) { t->ops->close(t); }
 bool transport_is_open(const transport *t) { return t->open; }
+
+bool transport_local_addr(const transport *t, struct sockaddr_storage *ss, socklen_t *len)
+{
+  *len = sizeof(*ss);
+  return t->open && t->fd >= 0 && getsockname(t->fd, (struct sockaddr *)ss, len) == 0;
+}

@@ -108,5 +108,8 @@ bool transport_send(transport *t, const uint8_t *pkt, size_t n, char *err, size_
 /* Ends the exchange: nothing more is received. */
 void transport_close(transport *t);
 bool transport_is_open(const transport *t);
+/* The local address of the open path's socket (for the statistics files);
+ * false if closed or unknown. */
+bool transport_local_addr(const transport *t, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

@@ -98,6 +98,13 @@ uint32_t ntp_acl_lookup(const ntp_acl *acl, enum acl_family fam, const uint8_t *
 
 size_t ntp_acl_count(const ntp_acl *acl) { return acl->n; }
 
+void ntp_acl_swap(ntp_acl *a, ntp_acl *b)
+{
+  ntp_acl t = *a;
+  *a = *b;
+  *b = t;
+}
+
 static const struct {
   const char *name;
   uint32_t bit;

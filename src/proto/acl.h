@@ -39,6 +39,9 @@ bool ntp_acl_set(ntp_acl *acl, enum acl_family fam, const uint8_t *addr, unsigne
 /* Flags for a client address; 0 when nothing matches. */
 uint32_t ntp_acl_lookup(const ntp_acl *acl, enum acl_family fam, const uint8_t *addr);
 size_t ntp_acl_count(const ntp_acl *acl);
+/* Exchanges the entries of a and b: a table built aside (a reloaded
+ * configuration) takes the place of one that others borrow. */
+void ntp_acl_swap(ntp_acl *a, ntp_acl *b);
 
 /* Flag name <-> bit for the config parser; 0 if unknown. */
 uint32_t ntp_acl_flag_from_name(const char *name);

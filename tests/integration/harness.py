@@ -1030,9 +1030,10 @@ def _sign_dated(d, pki, csr, srv_cnf, start, days):
              "-extfile", srv_cnf, "-extensions", "v3_server")
 
 
-def make_test_pki(name="pki", days=2, not_before=None, extra_sans=()):
+def make_test_pki(name="pki", days=30, not_before=None, extra_sans=()):
     """Creates, with the `openssl` CLI, a CA and a server certificate signed
-    by it in <tmp>/<name>/: EC P-256 keys, SHA-256, `days` days of validity,
+    by it in <tmp>/<name>/: EC P-256 keys, SHA-256, `days` days of validity
+    (by default beyond the daemon's 14-day expiry warning),
     the server certificate with SAN DNS:localhost and IP:127.0.0.1 (and
     `extra_sans`, e.g. "DNS:ntp.test", "IP:10.88.0.1") and the serverAuth
     EKU.  Keys are mode 0600.  `not_before` (Unix time): the server

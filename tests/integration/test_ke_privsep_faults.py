@@ -55,6 +55,16 @@ SYS_PIDFD_GETFD = 438  # the same number on every architecture
 IPC_KEYS_ACK, IPC_STATS = 2, 3
 
 
+def stats_n():
+    """IPC_STATS_N, the counters in a STATS frame, from the header itself."""
+    with open(os.path.join(h.SOURCE_DIR, "src", "proto", "ipc_msg.h")) as f:
+        m = re.search(r"^#define IPC_STATS_N (\d+)", f.read(), re.M)
+    return int(m.group(1))
+
+
+STATS_N = stats_n()
+
+
 def kefetch(pki):
     """One KE through ntsd_kefetch: (C2S key, cookie)."""
     r = h.run_cmd([KEFETCH, "-c", pki.ca_cert, "-t", "10", "127.0.0.1", str(KE_PORT)],
@@ -149,7 +159,7 @@ def flood(server, key, cookie):
     pid = ke_child(server)
     ch = channel_fd(pid)
     ch.setblocking(False)
-    body = struct.pack(">11Q", *([12345678] * 11))
+    body = struct.pack(">%dQ" % STATS_N, *([12345678] * STATS_N))
     sent, answered, asked = 0, 0, 0
     end = time.monotonic() + 2.0
     try:

@@ -295,7 +295,7 @@ def part_proxy(pki):
 
 def main():
     h.require_ours()
-    pki = h.make_test_pki()
+    pki = h.make_test_pki(days=2)  # the expiry checks below expect 2 days
     srv = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT, tcp=True)
     record_server(pki, ERR_KE, bytes([0x80, 2, 0, 2, 0, 1]))     # Error 1
     record_server(pki, WARN_KE, bytes([0x80, 3, 0, 2, 0, 7]))    # Warning 7

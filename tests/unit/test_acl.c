@@ -233,6 +233,27 @@ static void test_replace(void **state)
   ntp_acl_destroy(acl);
 }
 
+static void test_swap(void **state)
+{
+  (void)state;
+  ntp_acl *a = ntp_acl_create(), *b = ntp_acl_create();
+  assert_true(set4(a, 10, 0, 0, 0, 8, ACL_NOSERVE));
+  assert_true(set4(b, 192, 0, 2, 0, 24, ACL_IGNORE));
+  assert_true(set4(b, 198, 51, 100, 0, 24, ACL_KOD));
+  ntp_acl_swap(a, b);
+  assert_int_equal(ntp_acl_count(a), 2);
+  assert_int_equal(ntp_acl_count(b), 1);
+  assert_int_equal(look4(a, 10, 1, 1, 1), 0);
+  assert_int_equal(look4(a, 192, 0, 2, 7), ACL_IGNORE);
+  assert_int_equal(look4(b, 10, 1, 1, 1), ACL_NOSERVE);
+  assert_int_equal(look4(b, 192, 0, 2, 7), 0);
+  /* each goes on growing on its own */
+  assert_true(set4(b, 203, 0, 113, 0, 24, ACL_LIMITED));
+  assert_int_equal(look4(a, 203, 0, 113, 1), 0);
+  ntp_acl_destroy(a);
+  ntp_acl_destroy(b);
+}
+
 static void test_remove(void **state)
 {
   (void)state;
@@ -368,6 +389,7 @@ int main(void)
       cmocka_unit_test(test_v6_prefixes),
       cmocka_unit_test(test_flags_preserved),
       cmocka_unit_test(test_replace),
+      cmocka_unit_test(test_swap),
       cmocka_unit_test(test_remove),
       cmocka_unit_test(test_bad_prefix),
       cmocka_unit_test(test_many_entries),

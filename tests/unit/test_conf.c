@@ -377,8 +377,8 @@ static void test_paths(void **state)
   expect_ok(t,
             "driftfile /var/lib/ntp/ntp.drift\nstatsdir /var/log/ntpstats/\n"
             "logfile /var/log/ntp.log\nleapfile /usr/share/zoneinfo/leap-seconds.list\n",
-            2); /* statsdir, leapfile: stored, but no effect yet */
-  assert_true(has_msg(t, false, "t.conf:2: ", "'statsdir' has no effect yet"));
+            1); /* leapfile: stored, but no effect yet */
+  assert_true(has_msg(t, false, "t.conf:4: ", "'leapfile' has no effect yet"));
   assert_string_equal(t->c->driftfile, "/var/lib/ntp/ntp.drift");
   assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
   assert_string_equal(t->c->logfile, "/var/log/ntp.log");
@@ -396,8 +396,7 @@ static void test_inert_directives(void **state)
   static const char *const ok[] = {
       ("statistics loopstats peerstats clockstats rawstats sysstats protostats usestats "
        "ntsstats ntskestats"),
-      "filegen loopstats file loopstats type day link enable",
-      "filegen peerstats type none nolink disable",
+      "filegen clockstats file clockstats type day link enable",
       "tinker panic 0 step 0.5 stepout 900 freq -12.5",
       "mru maxage 64 maxdepth 1000 initmem 4",
       "keys /etc/ntp.keys",
@@ -412,6 +411,48 @@ static void test_inert_directives(void **state)
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
     expect_ok(t, ok[i], 1);
   assert_true(has_msg(t, false, "t.conf:1: ", "'includefile' ignored"));
+}
+
+static void test_statistics(void **state)
+{
+  struct tc *t = *state;
+
+  /* Defaults: nothing written; daily files with the link, as NTPsec. */
+  for (int i = 0; i < CONF_STATS_N; i++) {
+    assert_false(t->c->filegen[i].enabled);
+    assert_true(t->c->filegen[i].daily);
+    assert_true(t->c->filegen[i].link);
+  }
+  expect_ok(t, "statsdir /var/log/ntpstats/\nstatistics loopstats rawstats\n", 0);
+  assert_string_equal(t->c->statsdir, "/var/log/ntpstats/");
+  assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
+  assert_false(t->c->filegen[CONF_STATS_PEER].enabled);
+  assert_true(t->c->filegen[CONF_STATS_RAW].enabled);
+  expect_ok(t, "filegen peerstats file peers type none nolink enable\n"
+               "filegen rawstats disable\n", 0);
+  const conf_filegen *g = &t->c->filegen[CONF_STATS_PEER];
+  assert_true(g->enabled);
+  assert_false(g->daily);
+  assert_false(g->link);
+  assert_string_equal(g->file, "peers");
+  assert_false(t->c->filegen[CONF_STATS_RAW].enabled);
+  /* NTPsec's other names and periods: accepted with one warning each line. */
+  expect_ok(t, "statistics sysstats protostats loopstats", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ",
+                      "'sysstats protostats' accepted, not written (written: loopstats, "
+                      "peerstats, rawstats)"));
+  expect_ok(t, "filegen loopstats type week", 1);
+  assert_true(has_msg(t, false, "t.conf:1: ", "'filegen type week' is written as 'type day'"));
+  assert_true(t->c->filegen[CONF_STATS_LOOP].daily);
+  /* A file name, not a path; a line with an error changes nothing. */
+  expect_error(t, "filegen loopstats file ../x", "takes a file name in statsdir, not a path");
+  expect_error(t, "filegen loopstats file a/b", "takes a file name in statsdir, not a path");
+  expect_error(t, "filegen loopstats file ..", "takes a file name in statsdir, not a path");
+  reset(t);
+  assert_int_equal(parse(t, "statistics loopstats\nfilegen loopstats disable type none bogus\n"),
+                   -1);
+  assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
+  assert_true(t->c->filegen[CONF_STATS_LOOP].daily);
 }
 
 /* logconfig applies its keywords in order to a mask of 4 items (info,
@@ -934,7 +975,7 @@ static void test_not_nul_terminated(void **state)
 static void test_null_diag_counts_warnings(void **state)
 {
   struct tc *t = *state;
-  const char *text = "statistics loopstats\nbogus\n";
+  const char *text = "statistics sysstats\nbogus\n";
 
   assert_int_equal(conf_parse_string(t->c, "t.conf", text, strlen(text), NULL, NULL), -1);
   assert_int_equal(t->c->n_warnings, 1);
@@ -1182,7 +1223,8 @@ static void test_fixture_client_ca(void **state)
   if (load_project_fixture(t, "nts-client-ca.conf", path, sizeof path) != 0)
     dump(t);
   assert_int_equal(t->n_err, 0);
-  assert_true(t->c->n_warnings > 0); /* statistics, filegen, logconfig */
+  assert_int_equal(t->c->n_warnings, 0); /* statistics, filegen, logconfig: all active */
+  assert_true(t->c->filegen[CONF_STATS_LOOP].enabled);
   assert_int_equal(t->c->n_sources, 3);
   assert_true(t->c->sources[2].nts);
   assert_string_equal(t->c->sources[2].ca, "/etc/ntsd/certs/root-ca.pem");
@@ -1277,7 +1319,7 @@ static void test_shared_fixtures(void **state)
   assert_int_equal(t->c->sources[0].port, 0);
 
   load_shared(t, dir, "ptb-nts-client.conf");
-  assert_true(t->c->n_warnings > 0);
+  assert_int_equal(t->c->n_warnings, 0); /* statistics, filegen, logconfig: all active */
   assert_int_equal(t->c->n_sources, 3);
   assert_true(t->c->sources[2].nts);
   assert_string_equal(t->c->sources[2].ca, "/var/lib/ntp/ssl/isrgrootx1.pem");
@@ -1856,6 +1898,7 @@ int main(void)
       T(test_restrict_errors),
       T(test_paths),
       T(test_inert_directives),
+      T(test_statistics),
       T(test_logging),
       T(test_inert_directive_errors),
       T(test_tos_discard),

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,64 @@ static void test_periodic_summary(void **state)
   assert_int_equal(after_stop, 1); /* nothing new to summarise at the stop */
 }
 
+static atomic_int served_out; /* ke_server_serve returned */
+
+static void *serve_thread(void *arg)
+{
+  ke_server_serve(arg);
+  atomic_store(&served_out, 1);
+  return NULL;
+}
+
+static void do_drain(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  ke_server_drain(arg);
+}
+
+/* ke_server_drain: no new connection is accepted (it stays in the backlog,
+ * for another process sharing the socket), an open one runs to its end
+ * (here its ClientHello deadline), and then the loop ends. */
+static void test_drain(void **state)
+{
+  (void)state;
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  char listen[32];
+  snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port());
+  ke_server_cfg cfg = {.listen = listen, .ctx = ctx, .ntp_port = 123, .timeout = 0.5,
+                       .hello_timeout = 0.3};
+  char err[256] = "";
+  ke_server *s = ke_server_start(&cfg, err, sizeof(err));
+  if (!s)
+    fail_msg("ke_server_start: %s", err);
+  pthread_t th;
+  atomic_store(&served_out, 0);
+  assert_int_equal(pthread_create(&th, NULL, serve_thread, s), 0);
+  int open_fd = connect_to(listen);
+  usleep(100 * 1000); /* accepted */
+  struct timeval now = {0, 0};
+  assert_int_equal(event_base_once(ke_server_base(s), -1, EV_TIMEOUT, do_drain, s, &now), 0);
+  usleep(50 * 1000);
+  assert_int_equal(atomic_load(&served_out), 0); /* a connection is still open */
+  int later_fd = connect_to(listen); /* the kernel completes it: the backlog */
+  double t = wait_closed(open_fd, 2.0);
+  assert_true(t >= 0.05 && t < 0.5); /* its ClientHello deadline, not before */
+  for (int i = 0; i < 100 && !atomic_load(&served_out); i++)
+    usleep(10 * 1000);
+  assert_int_equal(atomic_load(&served_out), 1);
+  pthread_join(th, NULL);
+  assert_true(wait_closed(later_fd, 0.2) < 0); /* never accepted by this server */
+  ke_server_stats st;
+  ke_server_get_stats(s, &st);
+  assert_int_equal(st.serves_bad, 1);
+  assert_int_equal(st.refused, 0);
+  close(open_fd);
+  close(later_fd);
+  ke_server_stop(s);
+  SSL_CTX_free(ctx);
+}
+
 int main(void)
 {
   /* Before any other libevent call; threads as in ntsd (the KE server
@@ -254,6 +313,7 @@ int main(void)
       cmocka_unit_test(test_client_bufferevent_failure),
       cmocka_unit_test(test_server_bufferevent_failure),
       cmocka_unit_test(test_periodic_summary),
+      cmocka_unit_test(test_drain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
