@@ -5,24 +5,29 @@ NTS-KE server in front of three NTP servers, across two key rotations.
 All on loopback in a private namespace, every daemon with `nts rotate 60`:
   ke       ntsd, NTS-KE 127.0.0.1:18460 and NTP 127.0.0.1:18123, naming
            127.0.0.11, .12 and .13 in turn in its Server Negotiation record
-           (three `nts ntpserver` lines)
+           (three `nts ntpserver` lines); its clock 20 s ahead
   ntp1..3  ntsd NTP servers on 127.0.0.11..13:18123, no NTS-KE, no key
-           file: only the shared secret
+           file: only the shared secret; ntp2's clock 20 s behind
   other    ntsd NTP server on 127.0.0.14:18123 with another secret
   clients  an ntsd client and (when installed) chronyd 4.3, both pointed at
            the KE server only: they learn their NTP server from the Server
            record
+(The clocks that are off are ntsd's virtual clocks, --virtual-clock; the
+system clock is never touched.)
 Passes when:
   * the KE server named the three NTP servers in turn, and the two clients
     were sent to two different ones and exchange authenticated NTP with
     them (no client used the KE server's own NTP address);
-  * in every key epoch seen (at least three: two rotations), a cookie and
-    C2S key from `ntsctl ke --export` gets an authenticated NTS response
-    from each of the four servers sharing the secret, and so does every
-    cookie fetched in an earlier epoch of the test (they are 1 or 2 epochs
-    old);
-  * the cookies' key ids advance by one per epoch, and every server logged
-    each rotation;
+  * at the start, and 6 s before, 10 s after and 30 s after each of the
+    next two epoch boundaries (two rotations), a cookie and C2S key from
+    `ntsctl ke --export` get an authenticated NTS response from each of the
+    four servers sharing the secret, and so does every cookie fetched
+    earlier in the test: around a boundary the KE server's cookies are
+    sealed with the key of an epoch the other servers' clocks have not
+    reached yet, and ntp2 is an epoch behind the others;
+  * each cookie's key id is that of the KE server's clock's epoch (three
+    keys in all, ids advancing by one), and every server logged each
+    rotation;
   * at the end, no server sharing the secret sent a NAK or counted a bad
     request, and neither client received a NAK; `other` answered every one
     of those cookies with a NAK (kiss code NTSN);
@@ -46,7 +51,14 @@ KE_PORT, NTP_PORT = 18460, 18123
 PERIOD = 60
 SHARED = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 OTHER = "127.0.0.14"
-EPOCHS = 3  # the one we start in and two more: two rotations
+ROTATIONS = 2
+LAG = 8  # s: a rotation is checked every PERIOD / 10 s
+# Clocks off (ntsd --virtual-clock; the system clock is never touched): the
+# KE server's runs 20 s ahead and ntp2's 20 s behind, so around each epoch
+# boundary the KE server seals with a key the others' clocks have not
+# reached yet (they open it with the next epoch's key) and ntp2 still
+# seals with one the others have left (they open it with the previous).
+SKEW = {"127.0.0.1": 20, "127.0.0.12": -20}
 
 
 def write_secret(name, n=32, mode=0o600):
@@ -58,8 +70,10 @@ def write_secret(name, n=32, mode=0o600):
 
 
 def ntp_server(name, addr, secret):
+    skew = SKEW.get(addr, 0)
     return h.Ntsd(name, ["listen %s:%d" % (addr, NTP_PORT), "local stratum 1",
-                         "nts cookie-secret %s" % secret, "nts rotate %d" % PERIOD])
+                         "nts cookie-secret %s" % secret, "nts rotate %d" % PERIOD],
+                  args=("--virtual-clock", str(skew)) if skew else ())
 
 
 def fetch(pki):
@@ -152,7 +166,8 @@ def main():
     pki = h.make_test_pki()
     secret = write_secret("secret")
     servers = {a: ntp_server("ntp%d" % (i + 1), a, secret) for i, a in enumerate(SHARED)}
-    ke = h.NtsKeServer("ke", pki, KE_PORT, NTP_PORT, extra=[
+    ke = h.NtsKeServer("ke", pki, KE_PORT, NTP_PORT, args=(
+        "--virtual-clock", str(SKEW["127.0.0.1"])), extra=[
         "nts cookie-secret %s" % secret, "nts rotate %d" % PERIOD,
     ] + ["nts ntpserver %s" % a for a in SHARED])
     servers["127.0.0.1"] = ke
@@ -171,44 +186,53 @@ def main():
     h.log("the ntsd client was sent to %s" % ntsd_to)
 
     named_all = []
-    held = []   # (epoch, key, cookie), one per epoch seen
-    seen = []
-    deadline = time.monotonic() + (EPOCHS + 1) * PERIOD
-    while len(seen) < EPOCHS and time.monotonic() < deadline:
-        e = epoch()
-        if seen and e == seen[-1]:
-            # Mid-epoch (rotation checks run every 6 s): sample once more.
-            time.sleep(min(5, PERIOD - time.time() % PERIOD + 8))
-            continue
-        # Leave the rotation check (every PERIOD / 10 s) time to run.
-        if time.time() % PERIOD < 8:
-            time.sleep(8 - time.time() % PERIOD)
-            continue
+    held = []   # (when, key, cookie)
+    t = time.time()
+    if (t + SKEW["127.0.0.1"]) % PERIOD < LAG:  # let the KE server finish a rotation
+        time.sleep(LAG - (t + SKEW["127.0.0.1"]) % PERIOD)
+    # The first boundary the KE server has yet to cross (system clock).
+    base = ((time.time() + SKEW["127.0.0.1"]) // PERIOD + 1) * PERIOD
+    plan = [time.time()] + [base + i * PERIOD + d for i in range(ROTATIONS)
+                            for d in (-6, 10, 30)]
+    first_id = None
+    for when in plan:
+        time.sleep(max(0.0, when - time.time()))
+        t = time.time()
         key, cookie, named = fetch(pki)
         h.check(named in SHARED, "KE Server record %r, want one of %s" % (named, SHARED))
         named_all.append(named)
-        held.append((e, key, cookie))
-        seen.append(e)
-        for (e0, k, c) in held:
+        cid = int.from_bytes(cookie[:4], "big")
+        ke_epoch = int(t + SKEW["127.0.0.1"]) // PERIOD
+        if first_id is None:
+            first_id, first_epoch = cid, ke_epoch
+        # The KE server seals with the key of its own clock's epoch: one
+        # ahead of the system clock's in the 20 s before each boundary.
+        h.check((cid - first_id) % 2**32 == ke_epoch - first_epoch,
+                "at %.1f s past a boundary the KE server sealed with key %08x, want the "
+                "key of its epoch %d (key %08x was epoch %d)" % (
+                    t % PERIOD, cid, ke_epoch, first_id, first_epoch))
+        held.append((t, key, cookie))
+        for (t0, k, c) in held:
             for addr in servers:
                 got = ask(addr, k, c)
-                h.check(got == "nts", "epoch %d: %s answered a cookie of epoch %d with %s" % (
-                    e, addr, e0, got))
+                h.check(got == "nts", "%s (clock %+d s, %.1f s past a boundary) answered a "
+                        "cookie of key %08x with %s" % (
+                            addr, SKEW.get(addr, 0), (t + SKEW.get(addr, 0)) % PERIOD,
+                            int.from_bytes(c[:4], "big"), got))
             got = ask(OTHER, k, c)
             h.check(got == "nak", "the server with another secret answered %s, want a NAK" % got)
-        h.log("epoch %d: %d cookies (epochs %s) accepted by all %d servers" % (
-            e, len(held), [x[0] for x in held], len(servers)))
+        h.log("%.1f s past a boundary: key %08x (the KE server's epoch %d, the system "
+              "clock's %d); %d cookies accepted by all %d servers" % (
+                  t % PERIOD, cid, ke_epoch, int(t) // PERIOD, len(held), len(servers)))
         h.check_all_alive()
-    h.check(len(seen) >= EPOCHS, "saw epochs %r only, want %d" % (seen, EPOCHS))
-    h.check(seen == list(range(seen[0], seen[0] + len(seen))), "epochs skipped: %r" % seen)
-    ids = [int.from_bytes(c[:4], "big") for (_, _, c) in held]
-    h.check(all((ids[i + 1] - ids[i]) % 2**32 == 1 for i in range(len(ids) - 1)),
-            "cookie key ids do not advance by one per epoch: %s" % ["%08x" % i for i in ids])
+    ids = {int.from_bytes(c[:4], "big") for (_, _, c) in held}
+    h.check(len(ids) == ROTATIONS + 1, "want %d keys, saw %s" % (
+        ROTATIONS + 1, sorted("%08x" % i for i in ids)))
     for addr, s in servers.items():
         n = len(re.findall(r"NTS cookie key rotated: key [0-9a-f]{8} \(epoch",
                            s.proc.read_log()))
-        h.check(n >= EPOCHS - 1, "%s (%s) logged %d rotations, want %d" % (
-            s.name, addr, n, EPOCHS - 1))
+        h.check(n >= ROTATIONS, "%s (%s) logged %d rotations, want %d" % (
+            s.name, addr, n, ROTATIONS))
 
     # Consecutive handshakes (the clients made theirs at the start).
     h.check(all(named_all[i + 1] == SHARED[(SHARED.index(named_all[i]) + 1) % len(SHARED)]
