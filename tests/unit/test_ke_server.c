@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/ke_client.h"
@@ -102,16 +103,25 @@ static int connect_to(const char *addr_port)
   return fd;
 }
 
-/* Seconds until the server closes fd (EOF or reset), or -1 after `limit`. */
+static double mono_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Seconds until the server closed fd, by the clock (counting poll rounds
+ * undercounts on a loaded machine), or -1 after limit. */
 static double wait_closed(int fd, double limit)
 {
-  for (int ms = 0; ms < (int)(limit * 1000); ms += 10) {
+  double start = mono_now();
+  while (mono_now() - start < limit) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 10) == 1) {
       char b[16];
       ssize_t n = recv(fd, b, sizeof(b), 0);
       if (n == 0 || (n < 0 && errno == ECONNRESET))
-        return ms / 1000.0;
+        return mono_now() - start;
       if (n > 0)
         fail_msg("the server sent %zd bytes to a connection that sent nothing", n);
     }
