@@ -1531,8 +1531,9 @@ static void nts_rotate(struct parser *p, struct cursor *cu, const struct directi
     p->c->nts_rotate = v;
 }
 
-/* The NTPv4 server our KE server names (RFC 8915 4.1.7): an address or
- * host name, printable ASCII without spaces, at most 255 bytes. */
+/* An NTPv4 server our KE server names (RFC 8915 4.1.7): an address or
+ * host name, printable ASCII without spaces, at most 255 bytes.  Repeated,
+ * the KE server names each in turn. */
 static void nts_ntpserver(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   struct quoted q;
@@ -1549,7 +1550,11 @@ static void nts_ntpserver(struct parser *p, struct cursor *cu, const struct dire
                     "got '%s'", d->name, quote(&q, t));
     return;
   }
-  memcpy(p->c->nts_ntpserver, t, n + 1);
+  if (p->c->n_nts_ntpserver == CONF_NTPSERVER_MAX) {
+    report(p, true, "'%s': at most %d of them", d->name, CONF_NTPSERVER_MAX);
+    return;
+  }
+  memcpy(p->c->nts_ntpserver[p->c->n_nts_ntpserver++], t, n + 1);
 }
 
 /* One-word settings we check for presence only (cipher lists, AEAD names). */
@@ -1569,10 +1574,12 @@ static const struct directive nts_subs[] = {
               "the server's certificate chain", NULL),
     DIRECTIVE("cookie", NTS_PATH(nts_cookie), "FILE", CONF_ACTIVE,
               "the cookie keys, kept across restarts", NULL),
+    DIRECTIVE("cookie-secret", NTS_PATH(nts_cookie_secret), "FILE", CONF_ACTIVE,
+              "(ntsd) cookie keys derived from a secret shared by several servers", NULL),
     DIRECTIVE("ca", NTS_PATH(nts_ca), "FILE|DIR", CONF_ACTIVE,
               "trust anchors for `nts` sources", NULL),
     DIRECTIVE("ntpserver", nts_ntpserver, 0, "NAME|ADDR", CONF_ACTIVE,
-              "(ntsd) the NTP server NTS-KE names", NULL),
+              "(ntsd) an NTP server NTS-KE names; repeated: each in turn", NULL),
     DIRECTIVE("mintls", nts_tls, 1, "TLS1.2|TLS1.3", CONF_ALWAYS, TLS13 "; TLS1.2 warns",
               NULL),
     DIRECTIVE("maxtls", nts_tls, 0, "TLS1.2|TLS1.3", CONF_IGNORED, "has no effect (" TLS13 ")",

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #define CONF_HOST_MAX 256
+#define CONF_NTPSERVER_MAX 8 /* `nts ntpserver` lines */
 #define CONF_PATH_MAX 1024
 #define CONF_LINE_MAX 4096 /* longer lines are an error ("line too long") */
 #define CONF_INCLUDE_DEPTH_MAX 4 /* includefile nesting below the top file */
@@ -142,10 +143,14 @@ typedef struct ntsd_conf {
   char nts_key[CONF_PATH_MAX];
   char nts_cert[CONF_PATH_MAX];
   char nts_cookie[CONF_PATH_MAX];
+  char nts_cookie_secret[CONF_PATH_MAX]; /* `nts cookie-secret FILE` (ntsd): cookie keys
+                                            derived from a shared secret; "" = none */
   char nts_ca[CONF_PATH_MAX];
   char nts_listen[80];    /* `nts-listen-on PORT|ADDR:PORT`; "" = default */
-  char nts_ntpserver[CONF_PATH_MAX]; /* `nts ntpserver NAME` (ntsd): advertised in
-                                        NTS-KE; "" = none (clients use our address) */
+  /* `nts ntpserver NAME` (ntsd), repeatable: the NTP servers NTS-KE names, one
+   * per response in turn; none: clients use our address */
+  char nts_ntpserver[CONF_NTPSERVER_MAX][256];
+  size_t n_nts_ntpserver;
   char nts_mintls[16];
   double nts_rotate;      /* seconds, default 86400 */
   int nocerttimecheck;    /* NTS-KEs that may skip certificate dates before the

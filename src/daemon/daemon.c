@@ -361,7 +361,8 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
   (void)what;
   uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
   bool due = nts_keyset_due(keystore_current(d->keys), now, (uint64_t)d->conf->nts_rotate);
-  if (due && d->ke && !ke_proc_may_rotate(d->ke, sysclock_mono())) {
+  /* Shared keys follow the epoch, which no server may postpone. */
+  if (due && d->ke && !keystore_shared(d->keys) && !ke_proc_may_rotate(d->ke, sysclock_mono())) {
     if (!d->rotation_held)
       log_warn("NTS cookie key rotation postponed: the oldest key may still be in cookies "
                "the NTS-KE process issued (docs/security.md)");
@@ -521,6 +522,16 @@ static bool restricts_same(const ntsd_conf *a, const ntsd_conf *b)
   return true;
 }
 
+static bool ntpservers_same(const ntsd_conf *a, const ntsd_conf *b)
+{
+  if (a->n_nts_ntpserver != b->n_nts_ntpserver)
+    return false;
+  for (size_t i = 0; i < a->n_nts_ntpserver; i++)
+    if (strcmp(a->nts_ntpserver[i], b->nts_ntpserver[i]))
+      return false;
+  return true;
+}
+
 static bool filegens_same(const ntsd_conf *a, const ntsd_conf *b)
 {
   for (int i = 0; i < CONF_STATS_N; i++) {
@@ -540,10 +551,11 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
     bool same;
   } t[] = {
       {"listen / interface", listens_same(o, n)},
-      {"nts enable / nts-listen-on / nts ntpserver / nts cookie / nts rotate",
+      {"nts enable / nts-listen-on / nts ntpserver / nts cookie / nts cookie-secret / "
+       "nts rotate",
        o->nts_enable == n->nts_enable && !strcmp(o->nts_listen, n->nts_listen) &&
-           !strcmp(o->nts_ntpserver, n->nts_ntpserver) &&
-           !strcmp(o->nts_cookie, n->nts_cookie) && o->nts_rotate == n->nts_rotate},
+           ntpservers_same(o, n) && !strcmp(o->nts_cookie, n->nts_cookie) &&
+           !strcmp(o->nts_cookie_secret, n->nts_cookie_secret) && o->nts_rotate == n->nts_rotate},
       {"nts cert / nts key (file names)",
        !strcmp(o->nts_cert, n->nts_cert) && !strcmp(o->nts_key, n->nts_key)},
       {"nts ca / nocerttimecheck",
@@ -684,12 +696,41 @@ static uint16_t our_ntp_tcp_port(const ntsd_conf *conf)
   return 0;
 }
 
-/* `nts enable`: TLS context, cookie keys, and the KE process's sockets. */
+/* The cookie keys: from `nts cookie-secret` (derived, shared with other
+ * servers), else random ones (kept in `nts cookie FILE` if given); and
+ * their rotation check. */
+static bool setup_cookie_keys(ntsd *d, char *err, size_t errlen)
+{
+  const ntsd_conf *c = d->conf;
+  uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
+  if (c->nts_cookie_secret[0] && c->nts_cookie[0]) {
+    snprintf(err, errlen, "nts cookie-secret and nts cookie exclude each other: derived "
+             "keys are never saved (docs/nts-cookies.md)");
+    return false;
+  }
+  d->keys = c->nts_cookie_secret[0]
+                ? keystore_open_shared(c->nts_cookie_secret, (uint64_t)c->nts_rotate, now, err,
+                                       errlen)
+                : keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
+  if (!d->keys)
+    return false;
+  struct timeval tv = {.tv_sec = keystore_check_interval(d->keys)};
+  d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
+  if (!d->key_check || event_add(d->key_check, &tv) < 0) {
+    snprintf(err, errlen, "cannot register events");
+    return false;
+  }
+  return true;
+}
+
+/* `nts enable`: TLS context, cookie keys, and the KE process's sockets.
+ * Without it, `nts cookie-secret` alone makes an NTS NTP server for cookies
+ * that other servers' NTS-KE issued. */
 static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
 {
   const ntsd_conf *c = d->conf;
   if (!c->nts_enable)
-    return true;
+    return !c->nts_cookie_secret[0] || setup_cookie_keys(d, err, errlen);
   if (!c->nts_cert[0] || !c->nts_key[0]) {
     snprintf(err, errlen, "nts enable needs `nts cert FILE` and `nts key FILE`");
     return false;
@@ -712,23 +753,18 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     snprintf(err, errlen, "cannot register events");
     return false;
   }
-  uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
-  d->keys = keystore_open(c->nts_cookie, (uint64_t)c->nts_rotate, now, err, errlen);
-  if (!d->keys)
+  if (!setup_cookie_keys(d, err, errlen))
     return false;
-  struct timeval tv = {.tv_sec = keystore_check_interval(d->keys)};
-  d->key_check = event_new(d->base, -1, EV_PERSIST, on_key_check, d);
-  if (!d->key_check || event_add(d->key_check, &tv) < 0) {
-    snprintf(err, errlen, "cannot register events");
-    return false;
-  }
   ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
                       .ntp_port = our_ntp_port(c), .ntp_tcp_port = our_ntp_tcp_port(c),
-                      .ntp_server = c->nts_ntpserver[0] ? c->nts_ntpserver : NULL,
+                      .n_ntp_servers = c->n_nts_ntpserver,
                       .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
   /* A key leaves the ring 7 rotations after it was current; the gate holds
    * 6 periods after the KE process took its successor, so it only ever
    * delays a rotation when that process lags or is down. */
+  _Static_assert(CONF_NTPSERVER_MAX == KE_MAX_NTP_SERVERS, "nts ntpserver lines");
+  for (size_t i = 0; i < c->n_nts_ntpserver; i++)
+    kc.ntp_servers[i] = c->nts_ntpserver[i];
   ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
                     .forget = forget_in_child, .forget_arg = d,

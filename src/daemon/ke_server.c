@@ -50,6 +50,7 @@ struct ke_server {
   ntp_ratelimit *rl;
   ke_admit *adm;
   ke_conn **conns; /* by admission slot */
+  size_t next_ntp_server; /* the `nts ntpserver` the next response names */
   ke_summary *sum; /* this log interval's outcomes (the server's loop only) */
   struct event *sum_timer;
   double sum_since;
@@ -199,7 +200,8 @@ static size_t build_success(ke_conn *c, SSL *ssl, uint16_t aead, uint8_t *out, s
         break;
       p.cookies[p.n_cookies++] = cookies[i];
     }
-    p.server = s->cfg.ntp_server;
+    if (s->cfg.n_ntp_servers)
+      p.server = s->cfg.ntp_servers[s->next_ntp_server++ % s->cfg.n_ntp_servers];
     p.port = s->cfg.ntp_port != 123 ? s->cfg.ntp_port : 0;
     p.tcp_port = s->cfg.ntp_tcp_port;
     if (p.n_cookies == KE_COOKIES)

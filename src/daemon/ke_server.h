@@ -29,6 +29,7 @@ struct event_base;
 
 #define KE_DEFAULT_PORT 4460
 #define KE_MAX_LISTENERS 2
+#define KE_MAX_NTP_SERVERS 8
 
 typedef struct ke_server_cfg {
   const char *listen;      /* "PORT", "ADDR:PORT", "[v6]:PORT" or "" (port 4460, all) */
@@ -38,7 +39,9 @@ typedef struct ke_server_cfg {
   const ntp_acl *acl;      /* borrowed */
   keystore *keys;          /* borrowed: the cookie key set */
   uint16_t ntp_port;       /* our NTP port; advertised when it is not 123 */
-  const char *ntp_server;  /* advertised NTPv4 server, NULL for none */
+  /* advertised NTPv4 servers, one per response in turn; none: no Server record */
+  const char *ntp_servers[KE_MAX_NTP_SERVERS];
+  size_t n_ntp_servers;
   uint16_t ntp_tcp_port;   /* our NTP over TCP port, advertised; 0: not served */
   double timeout;          /* seconds per connection, handshake included */
   int max_connections;

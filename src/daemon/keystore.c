@@ -13,6 +13,7 @@
 #include "daemon/atomicfile.h"
 #include "daemon/log.h"
 #include "daemon/sysclock.h"
+#include "proto/nts_keyderive.h"
 
 #define KEY_CHECK_MAX_S 60 /* rotation checks at least this often */
 
@@ -22,7 +23,12 @@ struct keystore {
   atomicfile *file;    /* NULL: keys in memory only */
   bool unsaved;        /* the file lags the keys in memory (a write failed) */
   uint64_t period;
+  uint8_t *secret;     /* `nts cookie-secret`: keys derived per epoch; else NULL */
+  size_t secret_len;
+  uint64_t epoch;      /* with a secret: the epoch of the current set */
 };
+
+static bool derive_if_due(keystore *k, uint64_t now);
 
 static nts_keyset *fresh_keyset(uint64_t now)
 {
@@ -143,6 +149,9 @@ void keystore_close(keystore *k)
   nts_keyset_free(atomic_load(&k->current));
   nts_keyset_free(k->retired);
   atomicfile_destroy(k->file);
+  if (k->secret)
+    nts_wipe(k->secret, k->secret_len);
+  free(k->secret);
   free(k);
 }
 
@@ -179,6 +188,8 @@ unsigned keystore_check_interval(const keystore *k)
 
 bool keystore_rotate_if_due(keystore *k, uint64_t now)
 {
+  if (k->secret)
+    return derive_if_due(k, now);
   nts_keyset *cur = atomic_load(&k->current);
   if (!nts_keyset_due(cur, now, k->period)) {
     if (k->unsaved)
@@ -201,4 +212,99 @@ bool keystore_rotate_if_due(keystore *k, uint64_t now)
   log_notice("NTS cookie key rotated: key %08x in use, %u keys held",
              nts_keyset_current_id(next), nts_keyset_count(next));
   return true;
+}
+
+/* ---- keys derived from a shared secret (`nts cookie-secret FILE`) ---- */
+
+bool keystore_shared(const keystore *k) { return k->secret != NULL; }
+
+/* Publishes the set of epoch e (main thread only): false when out of
+ * memory (the current set stays). */
+static bool derive(keystore *k, uint64_t e)
+{
+  nts_keyset *next = nts_keyderive_set(k->secret, k->secret_len, k->period, e);
+  if (!next)
+    return false;
+  nts_keyset *cur = atomic_exchange_explicit(&k->current, next, memory_order_acq_rel);
+  nts_keyset_free(k->retired);
+  k->retired = cur;
+  k->epoch = e;
+  return true;
+}
+
+/* Every server with the secret moves to the epoch of its own clock: a
+ * clock stepped back moves back with it (the epochs around it are held). */
+static bool derive_if_due(keystore *k, uint64_t now)
+{
+  uint64_t e = nts_keyderive_epoch(now, k->period);
+  if (e == k->epoch)
+    return false;
+  if (!derive(k, e)) {
+    log_err("NTS cookie key rotation failed: out of memory");
+    return false;
+  }
+  log_notice("NTS cookie key rotated: key %08x (epoch %llu of the shared secret) in use",
+             nts_keyset_current_id(keystore_current(k)), (unsigned long long)e);
+  return true;
+}
+
+/* Reads the secret: a regular file owned by root or the daemon's user,
+ * never a symbolic link, with no permission for group or others (unlike
+ * the key file, it is not ours to fix: it was copied here, and may have
+ * been read), of NTS_SECRET_MIN_LEN to NTS_SECRET_MAX_LEN bytes. */
+static bool read_secret(keystore *k, const char *path, char *err, size_t errlen)
+{
+  char why[128];
+  struct stat st;
+  int fd;
+  atomicfile_status s = atomicfile_open_read(path, &fd, &st, why, sizeof(why));
+  if (s != ATOMICFILE_OK) {
+    snprintf(err, errlen, "nts cookie-secret %s: refused: %s", path, why);
+    return false;
+  }
+  if (st.st_mode & 077) {
+    close(fd);
+    snprintf(err, errlen, "nts cookie-secret %s: refused: mode %03o lets %s read it; "
+             "chmod 600 it, and replace the secret on every server if others may have "
+             "read it", path, (unsigned)(st.st_mode & 0777),
+             st.st_mode & 007 ? "everyone" : "its group");
+    return false;
+  }
+  k->secret = malloc(NTS_SECRET_MAX_LEN + 1);
+  long n = k->secret ? atomicfile_read_fd(fd, k->secret, NTS_SECRET_MAX_LEN + 1) : -1;
+  close(fd);
+  if (n < NTS_SECRET_MIN_LEN || n > NTS_SECRET_MAX_LEN) {
+    snprintf(err, errlen, "nts cookie-secret %s: refused: %s", path,
+             !k->secret ? "out of memory" : n < 0 ? "cannot read it"
+             : n < NTS_SECRET_MIN_LEN ? "shorter than 32 bytes; write 32 random bytes or more "
+                                        "(e.g. openssl rand -out FILE 32)"
+                                      : "longer than 4096 bytes: not a secret file");
+    return false;
+  }
+  k->secret_len = (size_t)n;
+  return true;
+}
+
+keystore *keystore_open_shared(const char *secret_path, uint64_t period, uint64_t now,
+                               char *err, size_t errlen)
+{
+  keystore *k = calloc(1, sizeof(*k));
+  if (!k) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  k->period = period;
+  if (!read_secret(k, secret_path, err, errlen)) {
+    keystore_close(k);
+    return NULL;
+  }
+  if (!derive(k, nts_keyderive_epoch(now, period))) {
+    snprintf(err, errlen, "cannot derive cookie keys");
+    keystore_close(k);
+    return NULL;
+  }
+  log_info("NTS cookie key %08x in use (derived from the shared secret %s, epoch %llu of "
+           "%llu s)", nts_keyset_current_id(keystore_current(k)), secret_path,
+           (unsigned long long)k->epoch, (unsigned long long)period);
+  return k;
 }

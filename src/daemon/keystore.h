@@ -57,6 +57,19 @@ keystore *keystore_adopt(nts_keyset *ks);
  * the next install (a reader holds one for microseconds). */
 void keystore_install(keystore *k, nts_keyset *ks);
 
+/* Keys derived from a secret shared with other servers (`nts
+ * cookie-secret FILE`, docs/nts-cookies.md): the file is read now (before
+ * privileges drop), refused unless it is a regular file owned by root or
+ * the daemon's user, not a symbolic link, with no permission for group or
+ * others, and 32 to 4096 bytes long.  The set is epoch floor(now / period)'s
+ * (proto/nts_keyderive); keystore_rotate_if_due moves to the epoch of the
+ * time it is given.  Nothing is written. */
+keystore *keystore_open_shared(const char *secret_path, uint64_t period, uint64_t now,
+                               char *err, size_t errlen);
+
+/* Whether the keys are derived from a shared secret. */
+bool keystore_shared(const keystore *k);
+
 /* True while the file does not hold the keys in memory (writes failed). */
 bool keystore_unsaved(const keystore *k);
 

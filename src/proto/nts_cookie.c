@@ -89,6 +89,27 @@ nts_keyset *nts_keyset_rotate(const nts_keyset *old,
   return ks;
 }
 
+nts_keyset *nts_keyset_with_next(const nts_keyset *old,
+                                 const uint8_t next_key[NTS_COOKIE_MASTER_KEY_LEN],
+                                 uint64_t created)
+{
+  if (!old || !next_key)
+    return NULL;
+  nts_keyset *ks = malloc(sizeof(*ks));
+  if (!ks)
+    return NULL;
+  memcpy(ks, old, sizeof(*ks));
+  uint32_t id = old->current + 1u;
+  /* With a full ring, the next id's slot holds the oldest key: it goes. */
+  if (!slot_set(&ks->slot[id % NTS_COOKIE_RING], id, next_key, created)) {
+    nts_keyset_free(ks);
+    return NULL;
+  }
+  if (ks->count == NTS_COOKIE_RING)
+    ks->count--;
+  return ks;
+}
+
 void nts_keyset_free(nts_keyset *ks)
 {
   if (!ks)

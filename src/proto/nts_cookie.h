@@ -62,6 +62,16 @@ nts_keyset *nts_keyset_rotate(const nts_keyset *old,
                               const uint8_t new_key[NTS_COOKIE_MASTER_KEY_LEN],
                               uint64_t created);
 
+/* A new set: old's keys plus next_key with id current + 1, which opens
+ * cookies but seals none (current stays current), for servers sharing
+ * derived keys whose clocks cross an epoch boundary a little before ours.
+ * With a full ring the oldest key drops out; count and persistence cover
+ * only the current key and its predecessors.  old is unchanged.  NULL on
+ * allocation failure. */
+nts_keyset *nts_keyset_with_next(const nts_keyset *old,
+                                 const uint8_t next_key[NTS_COOKIE_MASTER_KEY_LEN],
+                                 uint64_t created);
+
 /* Wipes every key and frees; NULL is fine. */
 void nts_keyset_free(nts_keyset *ks);
 

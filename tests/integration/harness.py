@@ -775,6 +775,18 @@ def is_kod(r, code=b"RATE"):
     return r is not None and r["stratum"] == 0 and r["refid"] == code
 
 
+def kefetch_keys(ca_cert, port, host="127.0.0.1", timeout=10):
+    """One NTS-KE through ntsd_kefetch (built beside NTSD_BIN): the C2S key
+    and one cookie, as bytes; a failure fails the test."""
+    kefetch = os.path.join(os.path.dirname(NTSD_BIN), "ntsd_kefetch")
+    r = run_cmd([kefetch, "-c", ca_cert, "-t", str(timeout), host, str(port)],
+                timeout=timeout + 10)
+    check(r.returncode == 0, "ntsd_kefetch failed (rc %d): %s" % (r.returncode, r.stderr))
+    m = re.fullmatch(r"15 ([0-9A-F]+),([0-9A-F]+)\n", r.stdout)
+    check(m is not None, "ntsd_kefetch printed %r" % r.stdout)
+    return bytes.fromhex(m.group(1)), bytes.fromhex(m.group(2))
+
+
 def udp_exchange(pkt, xmt, dst, wait=1.0):
     """Sends pkt from a fresh loopback socket; the first reply whose origin
     timestamp is xmt, or None after wait seconds."""

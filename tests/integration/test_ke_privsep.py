@@ -47,13 +47,8 @@ MIN_EXCHANGES = 6
 
 
 def kefetch(pki):
-    """One KE through ntsd_kefetch: (C2S key, cookie)."""
-    r = h.run_cmd([KEFETCH, "-c", pki.ca_cert, "-t", "10", "127.0.0.1", str(KE_PORT)],
-                  timeout=20)
-    h.check(r.returncode == 0, "ntsd_kefetch failed (rc %d): %s" % (r.returncode, r.stderr))
-    m = re.fullmatch(r"15 ([0-9A-F]+),([0-9A-F]+)\n", r.stdout)
-    h.check(m is not None, "ntsd_kefetch printed %r" % r.stdout)
-    return bytes.fromhex(m.group(1)), bytes.fromhex(m.group(2))
+    """One KE: (C2S key, cookie)."""
+    return h.kefetch_keys(pki.ca_cert, KE_PORT)
 
 
 def nts_answered(key, cookie, wait=1.0):

@@ -38,7 +38,6 @@ On the old tree nothing listens on TCP and the KE response has no such
 record, so the first check fails.
 """
 import os
-import re
 import select
 import socket
 import struct
@@ -360,11 +359,7 @@ def part_ke_record(pki, srv):
 
 
 def kefetch(pki):
-    r = h.run_cmd([KEFETCH, "-c", pki.ca_cert, "127.0.0.1", str(KE_PORT)], timeout=30)
-    m = re.fullmatch(r"15 ([0-9A-F]+),([0-9A-F]+)\n", r.stdout)
-    h.check(r.returncode == 0 and m, "ntsd_kefetch: rc %d, %r %r" % (r.returncode, r.stdout,
-                                                                     r.stderr))
-    return bytes.fromhex(m.group(1)), bytes.fromhex(m.group(2))
+    return h.kefetch_keys(pki.ca_cert, KE_PORT, timeout=20)
 
 
 def udp_answer(pkt, xmt):

@@ -704,6 +704,9 @@ static void test_nts(void **state)
   assert_string_equal(c->nts_ca, "/etc/ssl/certs");
   assert_true(c->nts_rotate == 3600);
   assert_string_equal(c->nts_listen, "[::1]:4460");
+  assert_string_equal(c->nts_cookie_secret, "");
+  expect_ok(t, "nts cookie-secret /etc/ntsd/secret\n", 0);
+  assert_string_equal(t->c->nts_cookie_secret, "/etc/ntsd/secret");
   expect_ok(t, "nts enable\nnts disable\nnts mintls TLS1.3\n", 0);
   assert_false(t->c->nts_enable);
   assert_string_equal(t->c->nts_mintls, "TLS1.3");
@@ -1351,7 +1354,16 @@ static void test_nts_ntpserver(void **state)
   struct tc *t = *state;
 
   expect_ok(t, "nts ntpserver time.example.net\n", 0);
-  assert_string_equal(t->c->nts_ntpserver, "time.example.net");
+  assert_string_equal(t->c->nts_ntpserver[0], "time.example.net");
+  assert_int_equal(t->c->n_nts_ntpserver, 1);
+  expect_ok(t, "nts ntpserver a.example\nnts ntpserver 192.0.2.1\n", 0);
+  assert_int_equal(t->c->n_nts_ntpserver, 2);
+  assert_string_equal(t->c->nts_ntpserver[1], "192.0.2.1");
+  reset(t); /* a ninth line is refused */
+  assert_int_equal(parse(t, "nts ntpserver a\nnts ntpserver a\nnts ntpserver a\n"
+                            "nts ntpserver a\nnts ntpserver a\nnts ntpserver a\n"
+                            "nts ntpserver a\nnts ntpserver a\nnts ntpserver a\n"), -1);
+  assert_true(t->n_err == 1 && has_msg(t, true, "t.conf:9: ", "at most 8"));
   expect_ok(t, "nts ntpserver 2001:db8::1\n", 0);
   expect_error(t, "nts ntpserver", "missing value");
   expect_error(t, "nts ntpserver a b", "unexpected 'b'");
@@ -1763,7 +1775,9 @@ static const struct {
     {"listen", "listen 127.0.0.1:1123"}, {"local", "local stratum 10"},
     {"nts", "nts enable"}, {"nts enable", "nts enable"}, {"nts disable", "nts disable"},
     {"nts key", "nts key /k.pem"}, {"nts cert", "nts cert /c.pem"},
-    {"nts cookie", "nts cookie /keys"}, {"nts ca", "nts ca /etc/ssl/certs"},
+    {"nts cookie", "nts cookie /keys"},
+    {"nts cookie-secret", "nts cookie-secret /etc/ntsd/secret"},
+    {"nts ca", "nts ca /etc/ssl/certs"},
     {"nts ntpserver", "nts ntpserver ntp.example"}, {"nts mintls", "nts mintls TLS1.3"},
     {"nts maxtls", "nts maxtls TLS1.3"}, {"nts rotate", "nts rotate 3600"},
     {"nts tlsciphers", "nts tlsciphers X"}, {"nts tlsciphersuites", "nts tlsciphersuites X"},

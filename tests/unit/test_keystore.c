@@ -3,7 +3,8 @@
  * What is refused (a FIFO, a directory, a file of another user, a symbolic
  * link), serving on with keys in memory when the file cannot be written
  * (and writing it as soon as it can), the warning logged once, and a key
- * file that is never torn when the daemon is killed while rotating. */
+ * file that is never torn when the daemon is killed while rotating; the
+ * shared secret's checks and the epoch it follows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@
 #include "stderr_capture.h"
 #include "daemon/log.h"
 #include "proto/nts_cookie.h"
+#include "proto/nts_keyderive.h"
 
 #define PERIOD 60
 #define NOW 1700000000u
@@ -272,6 +274,88 @@ static void test_adopt_install(void **state)
   assert_null(keystore_adopt(NULL));
 }
 
+/* Writes n bytes of byte b to dir/name with mode; returns the path. */
+static const char *secret_file(const char *name, size_t n, uint8_t b, mode_t mode)
+{
+  static char path[256];
+  uint8_t buf[NTS_SECRET_MAX_LEN + 1];
+  memset(buf, b, sizeof(buf));
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  unlink(path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, buf, n), (ssize_t)n);
+  assert_int_equal(fchmod(fd, mode), 0);
+  close(fd);
+  return path;
+}
+
+static void expect_refused(const char *path, const char *why)
+{
+  char err[256];
+  assert_null(keystore_open_shared(path, PERIOD, NOW, err, sizeof(err)));
+  if (!strstr(err, why) || !strstr(err, path))
+    fail_msg("'%s': want \"%s\" and the path", err, why);
+}
+
+/* What a secret file must be: 32 to 4096 bytes, a regular file, no link,
+ * no permission for group or others. */
+static void test_shared_refused(void **state)
+{
+  (void)state;
+  expect_refused(secret_file("s31", 31, 7, 0600), "shorter than 32 bytes");
+  expect_refused(secret_file("s0", 0, 7, 0600), "shorter than 32 bytes");
+  expect_refused(secret_file("big", NTS_SECRET_MAX_LEN + 1, 7, 0600), "longer than 4096");
+  expect_refused(secret_file("world", 32, 7, 0604), "everyone");
+  expect_refused(secret_file("group", 32, 7, 0640), "its group");
+  expect_refused(secret_file("gw", 32, 7, 0620), "mode 620");
+  char link[256], missing[256];
+  snprintf(link, sizeof(link), "%s/secret-link", dir);
+  assert_int_equal(symlink(secret_file("ok", 32, 7, 0600), link), 0);
+  expect_refused(link, "symbolic link");
+  snprintf(missing, sizeof(missing), "%s/missing", dir);
+  expect_refused(missing, "refused");
+  char err[256];
+  keystore *k = keystore_open_shared(secret_file("max", NTS_SECRET_MAX_LEN, 7, 0400), PERIOD,
+                                     NOW, err, sizeof(err));
+  assert_non_null(k);
+  keystore_close(k);
+}
+
+/* Keys of the epoch of the time given: equal to proto's derivation, moving
+ * forward and (a clock stepped back) backward with it, never written. */
+static void test_shared_epochs(void **state)
+{
+  (void)state;
+  uint8_t secret[40];
+  memset(secret, 9, sizeof(secret));
+  const char *path = secret_file("secret", sizeof(secret), 9, 0600);
+  char err[256];
+  keystore *k = keystore_open_shared(path, PERIOD, NOW, err, sizeof(err));
+  assert_non_null(k);
+  assert_true(keystore_shared(k));
+  uint64_t e = NOW / PERIOD;
+  assert_int_equal(nts_keyset_current_id(keystore_current(k)),
+                   nts_keyderive_id(secret, sizeof(secret), PERIOD, e));
+  assert_false(keystore_rotate_if_due(k, (e + 1) * PERIOD - 1));
+  assert_true(keystore_rotate_if_due(k, (e + 1) * PERIOD));
+  assert_int_equal(nts_keyset_current_id(keystore_current(k)),
+                   nts_keyderive_id(secret, sizeof(secret), PERIOD, e + 1));
+  assert_false(keystore_rotate_if_due(k, (e + 1) * PERIOD + 30));
+  assert_true(keystore_rotate_if_due(k, (e - 5) * PERIOD)); /* stepped back */
+  assert_int_equal(nts_keyset_current_id(keystore_current(k)),
+                   nts_keyderive_id(secret, sizeof(secret), PERIOD, e - 5));
+  assert_false(keystore_unsaved(k));
+  keystore_close(k);
+  /* A store from a key file is not shared. */
+  char kp[256];
+  snprintf(kp, sizeof(kp), "%s/plain-keys", dir);
+  k = keystore_open(kp, PERIOD, NOW, err, sizeof(err));
+  assert_non_null(k);
+  assert_false(keystore_shared(k));
+  keystore_close(k);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -280,6 +364,8 @@ int main(void)
       cmocka_unit_test(test_check_interval),
       cmocka_unit_test(test_killed_while_rotating),
       cmocka_unit_test(test_adopt_install),
+      cmocka_unit_test(test_shared_refused),
+      cmocka_unit_test(test_shared_epochs),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
