@@ -5,11 +5,13 @@ a test).  docs/benchmarks.md, "Throughput", records what it printed.
 Usage: scripts/bench [BUILD_DIR] ... (THROUGHPUT=only runs only this part)
        python3 bench/throughput.py [BUILD_DIR] [--step S] [--plain R,..]
                                    [--nts R,..] [--servers ntsd,chronyd]
+                                   [--base OTHER_BUILD_DIR]
                                    [--threads N] [--perf SECONDS] [--keep]
 
 Two network namespaces of its own, joined by one veth pair:
 
-    srv: 10.213.0.1 ntsd, 10.213.0.3 chronyd (chronyd -x); every thread of
+    srv: 10.213.0.1 ntsd, 10.213.0.3 chronyd (chronyd -x), 10.213.0.4 a
+         second ntsd from another build (--base, optional); every thread of
          both pinned to CPU 1, RPS steering s0's receive work to CPU 1
     gen: 10.213.0.2, ntpperf on CPU 0 (g0's receive work steered there too)
 
@@ -54,6 +56,7 @@ from runner import BenchError, log  # noqa: E402
 
 NS_PREFIX = "ntsdtput-"
 SRV_ADDR, GEN_ADDR, PEER_ADDR = soak.SRV_ADDR, soak.GEN_ADDR, soak.PEER_ADDR
+BASE_ADDR = "10.213.0.4"   # a second ntsd (--base BUILD_DIR): before/after in one run
 CLIENT_NET = "172.18.0.0/16"
 GEN_CPU, SRV_CPU = 0, 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -100,7 +103,8 @@ def netns_setup(ns):
     srv, gen = ns["srv"], ns["gen"]
     runner.run(["ip", "-n", srv, "link", "add", "s0", "type", "veth", "peer", "name", "g0",
                 "netns", gen])
-    for n, dev, addrs in ((srv, "s0", (SRV_ADDR, PEER_ADDR)), (gen, "g0", (GEN_ADDR,))):
+    for n, dev, addrs in ((srv, "s0", (SRV_ADDR, PEER_ADDR, BASE_ADDR)),
+                          (gen, "g0", (GEN_ADDR,))):
         for a in addrs:
             runner.run(["ip", "-n", n, "addr", "add", a + "/24", "dev", dev])
         runner.run(["ip", "-n", n, "link", "set", dev, "up"])
@@ -133,9 +137,26 @@ def pinned(cmd):
     return ["taskset", "-c", str(SRV_CPU)] + cmd
 
 
-def start_ntsd(a, ns, d, pki):
-    sock = os.path.join(d, "ntsd.sock")
-    conf = runner.write(os.path.join(d, "ntsd.conf"),
+def make_pki(d):
+    """soak's throwaway CA and server certificate, also valid for BASE_ADDR."""
+    p = soak.make_pki(d)
+    runner.write(p["ext.cnf"], "subjectAltName=DNS:localhost,IP:%s,IP:%s,IP:%s\n"
+                 "extendedKeyUsage=serverAuth\n" % (SRV_ADDR, PEER_ADDR, BASE_ADDR))
+    r = runner.run(["openssl", "x509", "-req", "-in", p["server.csr"], "-CA", p["ca.pem"],
+                    "-CAkey", p["ca.key"], "-set_serial", "2", "-days", "2", "-extfile",
+                    p["ext.cnf"], "-out", p["server.pem"]], timeout=30, check=False)
+    if r.returncode != 0:
+        raise BenchError("openssl x509: %s" % r.stderr.strip())
+    with open(p["chain.pem"], "w") as out:
+        for k in ("server.pem", "ca.pem"):
+            with open(p[k]) as f:
+                out.write(f.read())
+    return p
+
+
+def start_ntsd(a, ns, d, pki, name="ntsd", binary=None, addr=SRV_ADDR):
+    sock = os.path.join(d, name + ".sock")
+    conf = runner.write(os.path.join(d, name + ".conf"),
                         "# throughput benchmark server (bench/throughput.py)\n"
                         "disable ntp\n"
                         "listen %s\n"
@@ -144,10 +165,10 @@ def start_ntsd(a, ns, d, pki):
                         "nts cert %s\n"
                         "nts key %s\n"
                         "nts-listen-on %s:4460\n%s"
-                        % (SRV_ADDR, pki["chain.pem"], pki["server.key"], SRV_ADDR,
+                        % (addr, pki["chain.pem"], pki["server.key"], addr,
                            "threads %d\n" % a.threads if a.threads > 1 else ""))
-    p = runner.Proc("ntsd", pinned([a.ntsd, "-c", conf, "-n", "-x", "-s", sock]), ns, d)
-    return Server("ntsd", SRV_ADDR, p, lambda: soak.ntsd_ready(sock, "server"))
+    p = runner.Proc(name, pinned([binary or a.ntsd, "-c", conf, "-n", "-x", "-s", sock]), ns, d)
+    return Server(name, addr, p, lambda: soak.ntsd_ready(sock, "server"))
 
 
 def start_chronyd(ns, d, pki):
@@ -366,12 +387,15 @@ def steps_text(res):
 def run(a, tmp):
     ns = {r: "%s%d-%s" % (NS_PREFIX, os.getpid(), r) for r in ("srv", "gen")}
     mac = netns_setup(ns)
-    pki = soak.make_pki(tmp)
+    pki = make_pki(tmp)
     servers = []
     if "ntsd" in a.servers:
         servers.append(start_ntsd(a, ns["srv"], tmp, pki))
     if "chronyd" in a.servers:
         servers.append(start_chronyd(ns["srv"], tmp, pki))
+    if a.base:
+        servers.append(start_ntsd(a, ns["srv"], tmp, pki, "ntsd-base",
+                                  os.path.join(a.base, "ntsd"), BASE_ADDR))
     procs = [s.proc for s in servers]
     for s in servers:
         soak.wait_for(s.ready, 15, s.name, procs)
@@ -420,6 +444,8 @@ def parse_args(argv):
     ap.add_argument("--plain", default=",".join(str(r) for r in PLAIN_RATES))
     ap.add_argument("--nts", default=",".join(str(r) for r in NTS_RATES))
     ap.add_argument("--servers", default="ntsd,chronyd")
+    ap.add_argument("--base", metavar="BUILD_DIR",
+                    help="also run that build's ntsd (as ntsd-base): before and after")
     ap.add_argument("--threads", type=int, default=1, help="ntsd `threads N` (1)")
     ap.add_argument("--perf", type=int, default=0,
                     help="perf record ntsd's CPU for S seconds at 2x its NTS peak")
@@ -432,6 +458,8 @@ def parse_args(argv):
     a.plain = [int(x) for x in a.plain.split(",") if x]
     a.nts = [int(x) for x in a.nts.split(",") if x]
     a.servers = a.servers.split(",")
+    if a.base and not os.path.isabs(a.base):
+        a.base = os.path.join(SOURCE_DIR, a.base)
     if not 3 <= a.step <= 60:
         ap.error("--step must be 3..60")
     if any(not 1000 <= r <= 1000000 for r in a.plain + a.nts):
