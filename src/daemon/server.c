@@ -25,6 +25,9 @@
 #define MMSG_BATCH 32
 #define RECV_ROUNDS 2
 #define SEND_BATCH 8
+/* Random bytes drawn from getrandom at a time: each authentic NTS request
+ * takes NTS_NTP_SERVER_RAND_LEN (144), so one call serves some 56. */
+#define RAND_POOL 8192
 /* Requested receive buffer: a burst of requests at line rate is queued
  * rather than dropped while the previous batch is answered. */
 #define RCVBUF_BYTES (4 << 20)
@@ -73,6 +76,8 @@ struct ntsd_server {
   struct mmsghdr rmsg[MMSG_BATCH];
   struct mmsghdr smsg[SEND_BATCH];
   mmsg_slot slot[MMSG_BATCH];
+  size_t rand_left;          /* unused bytes at the end of rand_pool */
+  uint8_t rand_pool[RAND_POOL];
 };
 
 static int set_opt(int fd, int level, int name, int val)
@@ -172,10 +177,25 @@ static void send_replies(ntsd_server *s, srv_sock *ss, unsigned n)
   }
 }
 
+/* Nonces for responses and cookies (they travel in the clear, and AES-SIV
+ * needs them only unique): from a pool refilled by one getrandom, not one
+ * system call per request.  Bytes handed out are wiped from the pool. */
 static void server_random(void *arg, uint8_t *buf, size_t len)
 {
-  (void)arg;
-  sysclock_random(buf, len);
+  ntsd_server *s = arg;
+  while (len > 0) {
+    if (s->rand_left == 0) {
+      sysclock_random(s->rand_pool, sizeof(s->rand_pool));
+      s->rand_left = sizeof(s->rand_pool);
+    }
+    size_t n = len < s->rand_left ? len : s->rand_left;
+    uint8_t *src = s->rand_pool + sizeof(s->rand_pool) - s->rand_left;
+    memcpy(buf, src, n);
+    memset(src, 0, n);
+    buf += n;
+    len -= n;
+    s->rand_left -= n;
+  }
 }
 
 /* restrict and the rate limit, from the peer's address. */
@@ -208,7 +228,7 @@ static size_t serve_one(ntsd_server *s, const uint8_t *req, size_t n, ntp_ts rx,
   ntp_serve_in in = {.req = req, .len = n, .rx = rx, .sys = &s->sys,
                      .admit = admission(s, peer),
                      .keys = s->keys ? keystore_current(s->keys) : NULL,
-                     .rand = server_random};
+                     .rand = server_random, .rand_arg = s};
   ntp_serve_result r = ntp_serve_request(s->serve, &in, out, cap);
   size_t len = 0;
   if (ntp_serve_replies(r))
