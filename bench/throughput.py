@@ -5,7 +5,7 @@ a test).  docs/benchmarks.md, "Throughput", records what it printed.
 Usage: scripts/bench [BUILD_DIR] ... (THROUGHPUT=only runs only this part)
        python3 bench/throughput.py [BUILD_DIR] [--step S] [--plain R,..]
                                    [--nts R,..] [--servers ntsd,chronyd]
-                                   [--base OTHER_BUILD_DIR]
+                                   [--base OTHER_BUILD_DIR] [--rt N]
                                    [--threads N] [--perf SECONDS] [--keep]
 
 Two network namespaces of its own, joined by one veth pair:
@@ -21,6 +21,10 @@ server at a time, at each offered rate for --step seconds; srv routes
 172.18.0.0/16 back via gen, whose kernel drops the replies (no forwarding,
 no such address): nothing leaves the two namespaces.  NTS requests carry
 the C2S key and a cookie of one real NTS-KE (`ntsctl ke --export`).
+The replies' receive work in gen runs on CPU 1 (the kernel's default for a
+veth); TPUT_GEN_RPS=1 steers it to CPU 0 instead, at the price of an
+inter-processor interrupt per batch, which costs a VM exit on a guest.
+--rt N runs both daemons with their own -P N (SCHED_FIFO).
 
 "Answered" is the server veth's TX packets per second, "offered" its RX
 packets per second (what the generator managed to send), each the median of
@@ -60,8 +64,8 @@ BASE_ADDR = "10.213.0.4"   # a second ntsd (--base BUILD_DIR): before/after in o
 CLIENT_NET = "172.18.0.0/16"
 GEN_CPU, SRV_CPU = 0, 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PLAIN_RATES = (20000, 50000, 80000, 110000, 140000)
-NTS_RATES = (20000, 40000, 50000, 60000, 70000, 80000, 90000, 100000, 120000, 140000)
+PLAIN_RATES = (20000, 50000, 80000, 110000, 140000, 170000, 200000)
+NTS_RATES = (20000, 40000, 60000, 70000, 80000, 90000, 100000, 120000, 140000)
 
 
 def _run_gone(name):
@@ -111,9 +115,10 @@ def netns_setup(ns):
     runner.run(["ip", "-n", srv, "route", "add", CLIENT_NET, "via", GEN_ADDR])
     if soak.ns_exec(gen, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip() != "0":
         raise BenchError("ip_forward is on in %s" % gen)
-    # Receive work of each side on its own CPU (RPS: a veth has one queue).
+    # The server's receive work on its CPU (RPS: a veth has one queue).
     ns_sh(srv, "echo %x > /sys/class/net/s0/queues/rx-0/rps_cpus" % (1 << SRV_CPU))
-    ns_sh(gen, "echo %x > /sys/class/net/g0/queues/rx-0/rps_cpus" % (1 << GEN_CPU))
+    if os.environ.get("TPUT_GEN_RPS") == "1":
+        ns_sh(gen, "echo %x > /sys/class/net/g0/queues/rx-0/rps_cpus" % (1 << GEN_CPU))
     info = json.loads(runner.run(["ip", "-n", srv, "-j", "link", "show", "s0"]).stdout)
     return info[0]["address"]
 
@@ -135,6 +140,11 @@ class Server:
 
 def pinned(cmd):
     return ["taskset", "-c", str(SRV_CPU)] + cmd
+
+
+def rt_opt(a):
+    """-P N for both daemons (SCHED_FIFO at N; each has the same option)."""
+    return ["-P", str(a.rt)] if a.rt else []
 
 
 def make_pki(d):
@@ -167,11 +177,12 @@ def start_ntsd(a, ns, d, pki, name="ntsd", binary=None, addr=SRV_ADDR):
                         "nts-listen-on %s:4460\n%s"
                         % (addr, pki["chain.pem"], pki["server.key"], addr,
                            "threads %d\n" % a.threads if a.threads > 1 else ""))
-    p = runner.Proc(name, pinned([binary or a.ntsd, "-c", conf, "-n", "-x", "-s", sock]), ns, d)
+    cmd = [binary or a.ntsd, "-c", conf, "-n", "-x", "-s", sock] + rt_opt(a)
+    p = runner.Proc(name, pinned(cmd), ns, d)
     return Server(name, addr, p, lambda: soak.ntsd_ready(sock, "server"))
 
 
-def start_chronyd(ns, d, pki):
+def start_chronyd(a, ns, d, pki):
     cd = os.path.join(d, "chronyd")
     os.makedirs(cd, mode=0o700)
     sock = os.path.join(cd, "chronyd.sock")
@@ -183,7 +194,7 @@ def start_chronyd(ns, d, pki):
                         % (PEER_ADDR, sock, os.path.join(cd, "chronyd.pid"),
                            pki["server.key"], pki["chain.pem"]))
     p = runner.Proc("chronyd", pinned([runner.CHRONYD, "-4", "-x", "-d", "-u", "root",
-                                       "-f", conf]), ns, d)
+                                       "-f", conf] + rt_opt(a)), ns, d)
     return Server("chronyd", PEER_ADDR, p, lambda: soak._chrony_ready(sock))
 
 
@@ -392,7 +403,7 @@ def run(a, tmp):
     if "ntsd" in a.servers:
         servers.append(start_ntsd(a, ns["srv"], tmp, pki))
     if "chronyd" in a.servers:
-        servers.append(start_chronyd(ns["srv"], tmp, pki))
+        servers.append(start_chronyd(a, ns["srv"], tmp, pki))
     if a.base:
         servers.append(start_ntsd(a, ns["srv"], tmp, pki, "ntsd-base",
                                   os.path.join(a.base, "ntsd"), BASE_ADDR))
@@ -446,6 +457,8 @@ def parse_args(argv):
     ap.add_argument("--servers", default="ntsd,chronyd")
     ap.add_argument("--base", metavar="BUILD_DIR",
                     help="also run that build's ntsd (as ntsd-base): before and after")
+    ap.add_argument("--rt", type=int, default=0, metavar="N",
+                    help="run ntsd and chronyd with -P N (SCHED_FIFO priority N; 0: off)")
     ap.add_argument("--threads", type=int, default=1, help="ntsd `threads N` (1)")
     ap.add_argument("--perf", type=int, default=0,
                     help="perf record ntsd's CPU for S seconds at 2x its NTS peak")
@@ -460,6 +473,8 @@ def parse_args(argv):
     a.servers = a.servers.split(",")
     if a.base and not os.path.isabs(a.base):
         a.base = os.path.join(SOURCE_DIR, a.base)
+    if not 0 <= a.rt <= 99:
+        ap.error("--rt must be 0..99")
     if not 3 <= a.step <= 60:
         ap.error("--step must be 3..60")
     if any(not 1000 <= r <= 1000000 for r in a.plain + a.nts):
@@ -490,6 +505,7 @@ def main(argv):
         print("throughput: skipped: %s" % why)
         return 0
     runner.check_clock_protection()
+    os.makedirs(a.out, exist_ok=True)
     # This script's own sampling stays off the server's CPU.
     os.sched_setaffinity(0, {GEN_CPU})
     tmp = tempfile.mkdtemp(prefix="ntsd-tput-")
@@ -507,13 +523,16 @@ def main(argv):
     runner.cleanup()
     cond["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     res.update({"started": started.isoformat(), "conditions": cond, "step_s": a.step,
-                "threads": a.threads, "summary": summarize(res)})
+                "threads": a.threads, "rt": a.rt, "base": a.base,
+                "gen_rps": os.environ.get("TPUT_GEN_RPS") == "1", "summary": summarize(res)})
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "throughput-latest.json"), "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
     text = "%s\n\n%s\n\nsteps (offered->offered/answered per s, CPU per answer):\n%s\n" % (
-        "throughput %s, %s, load %s -> %s" % (started.isoformat(), cond["git"],
+        "throughput %s, %s, %s, load %s -> %s" % (
+            started.isoformat(), cond["git"],
+            "-P %d (SCHED_FIFO) for both daemons" % a.rt if a.rt else "default scheduling",
                                              " ".join(cond["loadavg_start"]),
                                              " ".join(cond["loadavg_end"])),
         table(res), steps_text(res))
