@@ -4,7 +4,7 @@
 #                   -Werror build), run unit, sanitizer, fuzz and integration tests
 #   make demo       install missing deps, build, run a loopback server+client
 #   make install PREFIX=/usr/local [DESTDIR=...]
-#   make bench      benchmarks (not tests)
+#   make bench      benchmarks (not tests; THROUGHPUT=only: ntpperf throughput only)
 #   make soak       30-minute soak benchmark (not a test; SOAK_SECONDS=120 for a
 #                   short run; docs/benchmarks.md)
 PREFIX ?= /usr/local
@@ -45,6 +45,7 @@ demo: deps build
 	scripts/demo $(BUILD)
 
 bench: deps build
+	@scripts/install-deps --bench --check || scripts/install-deps --bench
 	scripts/bench $(BUILD)
 
 soak: deps build

@@ -18,7 +18,19 @@
 #include "proto/ratelimit.h"
 
 #define MAX_SOCKETS 32
-#define RECV_BATCH 64 /* datagrams per wake-up before yielding to the loop */
+/* Datagrams per recvmmsg, and recvmmsg calls per wake-up before yielding to
+ * the loop.  The replies to one batch leave in one sendmmsg, so a reply
+ * waits for the rest of its batch to be answered: at a few microseconds
+ * each, SEND_BATCH bounds that wait (and the transmit timestamp's lag). */
+#define MMSG_BATCH 32
+#define RECV_ROUNDS 2
+#define SEND_BATCH 8
+/* Random bytes drawn from getrandom at a time: each authentic NTS request
+ * takes NTS_NTP_SERVER_RAND_LEN (144), so one call serves some 56. */
+#define RAND_POOL 8192
+/* Requested receive buffer: a burst of requests at line rate is queued
+ * rather than dropped while the previous batch is answered. */
+#define RCVBUF_BYTES (4 << 20)
 #define RL_SLOTS 16384
 #define RL_BURST 8
 
@@ -39,6 +51,17 @@ typedef struct reply_to {
   struct in6_pktinfo pi6;
 } reply_to;
 
+/* One datagram of a batch: the request, its reply and where it goes. */
+typedef struct mmsg_slot {
+  uint8_t rx[NTP_MAX_PKT];
+  uint8_t tx[NTP_MAX_PKT];
+  reply_to rt;
+  struct iovec rx_iov, tx_iov;
+  _Alignas(struct cmsghdr) char rx_cb[NETSTAMP_CMSG_SPACE];
+  /* >= CMSG_SPACE(sizeof(struct in6_pktinfo)), 40 on LP64 */
+  _Alignas(struct cmsghdr) char tx_cb[64];
+} mmsg_slot;
+
 struct ntsd_server {
   srv_sock socks[MAX_SOCKETS];
   size_t n_socks;
@@ -50,8 +73,11 @@ struct ntsd_server {
   ntp_sysinfo sys;
   tcp_server *tcp;      /* NTP over TCP (`listen ... tcp`), NULL if none */
   ntsd_server_stats stats;
-  uint8_t rx[NTP_MAX_PKT];
-  uint8_t tx[NTP_MAX_PKT];
+  struct mmsghdr rmsg[MMSG_BATCH];
+  struct mmsghdr smsg[SEND_BATCH];
+  mmsg_slot slot[MMSG_BATCH];
+  size_t rand_left;          /* unused bytes at the end of rand_pool */
+  uint8_t rand_pool[RAND_POOL];
 };
 
 static int set_opt(int fd, int level, int name, int val)
@@ -76,6 +102,10 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
   /* No SO_REUSEADDR: on UDP it would let a second daemon bind the same
    * port silently and steal the traffic. */
   netstamp_enable(fd, false);
+  /* FORCE passes net.core.rmem_max where the capability allows (before
+   * privileges are dropped); otherwise the kernel caps the plain request. */
+  if (set_opt(fd, SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES) < 0)
+    set_opt(fd, SOL_SOCKET, SO_RCVBUF, RCVBUF_BYTES);
   if (sa->sa_family == AF_INET6) {
     set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     set_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
@@ -98,54 +128,74 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
   return true;
 }
 
-/* Sends from the address the request came to, so a wildcard socket on a
- * multi-homed host answers from the right address. */
-static void send_reply(ntsd_server *s, srv_sock *ss, const uint8_t *buf, size_t len,
-                       const reply_to *rt)
+/* A reply from the address the request came to, so a wildcard socket on a
+ * multi-homed host answers from the right address: fills mh. */
+static void reply_msg(mmsg_slot *sl, size_t len, struct msghdr *mh)
 {
-  const struct sockaddr_storage *peer = &rt->peer;
-  socklen_t peer_len = rt->peer_len;
-  int have_pi = rt->have_pi;
-  const struct in_pktinfo *pi4 = &rt->pi4;
-  const struct in6_pktinfo *pi6 = &rt->pi6;
-  struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-  union {
-    char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-    struct cmsghdr align;
-  } cb;
-  struct msghdr mh = {.msg_name = (void *)peer, .msg_namelen = peer_len, .msg_iov = &iov,
-                      .msg_iovlen = 1};
-  memset(&cb, 0, sizeof(cb));
-  if (have_pi == 4) {
+  const reply_to *rt = &sl->rt;
+  sl->tx_iov = (struct iovec){.iov_base = sl->tx, .iov_len = len};
+  *mh = (struct msghdr){.msg_name = (void *)&rt->peer, .msg_namelen = rt->peer_len,
+                        .msg_iov = &sl->tx_iov, .msg_iovlen = 1};
+  memset(&sl->tx_cb, 0, sizeof(sl->tx_cb));
+  if (rt->have_pi == 4) {
     struct in_pktinfo out = {0};
-    out.ipi_spec_dst = pi4->ipi_addr;
-    mh.msg_control = cb.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(out));
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    out.ipi_spec_dst = rt->pi4.ipi_addr;
+    mh->msg_control = sl->tx_cb;
+    mh->msg_controllen = CMSG_SPACE(sizeof(out));
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
     c->cmsg_level = IPPROTO_IP;
     c->cmsg_type = IP_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof(out));
     memcpy(CMSG_DATA(c), &out, sizeof(out));
-  } else if (have_pi == 6) {
+  } else if (rt->have_pi == 6) {
     struct in6_pktinfo out = {0};
-    out.ipi6_addr = pi6->ipi6_addr;
-    out.ipi6_ifindex = pi6->ipi6_ifindex;
-    mh.msg_control = cb.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(out));
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    out.ipi6_addr = rt->pi6.ipi6_addr;
+    out.ipi6_ifindex = rt->pi6.ipi6_ifindex;
+    mh->msg_control = sl->tx_cb;
+    mh->msg_controllen = CMSG_SPACE(sizeof(out));
+    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
     c->cmsg_level = IPPROTO_IPV6;
     c->cmsg_type = IPV6_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof(out));
     memcpy(CMSG_DATA(c), &out, sizeof(out));
   }
-  if (sendmsg(ss->fd, &mh, 0) < 0)
-    s->stats.send_errors++;
 }
 
+/* The prepared replies in one sendmmsg; a datagram the kernel refuses is
+ * counted and skipped, the rest still go. */
+static void send_replies(ntsd_server *s, srv_sock *ss, unsigned n)
+{
+  unsigned off = 0;
+  while (off < n) {
+    int r = sendmmsg(ss->fd, s->smsg + off, n - off, 0);
+    if (r <= 0) {
+      s->stats.send_errors++;
+      off++;
+    } else {
+      off += (unsigned)r;
+    }
+  }
+}
+
+/* Nonces for responses and cookies (they travel in the clear, and AES-SIV
+ * needs them only unique): from a pool refilled by one getrandom, not one
+ * system call per request.  Bytes handed out are wiped from the pool. */
 static void server_random(void *arg, uint8_t *buf, size_t len)
 {
-  (void)arg;
-  sysclock_random(buf, len);
+  ntsd_server *s = arg;
+  while (len > 0) {
+    if (s->rand_left == 0) {
+      sysclock_random(s->rand_pool, sizeof(s->rand_pool));
+      s->rand_left = sizeof(s->rand_pool);
+    }
+    size_t n = len < s->rand_left ? len : s->rand_left;
+    uint8_t *src = s->rand_pool + sizeof(s->rand_pool) - s->rand_left;
+    memcpy(buf, src, n);
+    memset(src, 0, n);
+    buf += n;
+    len -= n;
+    s->rand_left -= n;
+  }
 }
 
 /* restrict and the rate limit, from the peer's address. */
@@ -178,7 +228,7 @@ static size_t serve_one(ntsd_server *s, const uint8_t *req, size_t n, ntp_ts rx,
   ntp_serve_in in = {.req = req, .len = n, .rx = rx, .sys = &s->sys,
                      .admit = admission(s, peer),
                      .keys = s->keys ? keystore_current(s->keys) : NULL,
-                     .rand = server_random};
+                     .rand = server_random, .rand_arg = s};
   ntp_serve_result r = ntp_serve_request(s->serve, &in, out, cap);
   size_t len = 0;
   if (ntp_serve_replies(r))
@@ -195,13 +245,43 @@ static size_t serve_tcp(void *arg, const uint8_t *req, size_t n, ntp_ts rx,
   return serve_one(arg, req, n, rx, peer, out, cap);
 }
 
-static void handle_datagram(ntsd_server *s, srv_sock *ss, size_t n, ntp_ts rx,
-                            const reply_to *rt)
+/* Slot i of the batch just received: its reply prepared in s->smsg[*n_out]
+ * (and *n_out counted), or a drop. */
+static void handle_datagram(ntsd_server *s, unsigned i, unsigned *n_out)
 {
-  size_t len = serve_one(s, s->rx, n, rx, (const struct sockaddr *)&rt->peer, s->tx,
-                         sizeof(s->tx));
+  mmsg_slot *sl = &s->slot[i];
+  struct msghdr *mh = &s->rmsg[i].msg_hdr;
+  netstamp ns;
+  netstamp_parse(mh, &ns);
+  sl->rt.peer_len = mh->msg_namelen;
+  sl->rt.have_pi = ns.have_dst;
+  sl->rt.pi4 = ns.dst4;
+  sl->rt.pi6 = ns.dst6;
+  struct timespec rxts = ns.have_rx ? clockctl_local(s->clk, &ns.rx) : clockctl_now(s->clk);
+  ntp_ts rx = ntp_ts_from_timespec(&rxts);
+  if (mh->msg_flags & MSG_TRUNC) {
+    s->stats.received++;
+    s->stats.serve.result[NTP_SERVE_DROP_MALFORMED]++;
+    return;
+  }
+  size_t len = serve_one(s, sl->rx, s->rmsg[i].msg_len, rx,
+                         (const struct sockaddr *)&sl->rt.peer, sl->tx, sizeof(sl->tx));
   if (len)
-    send_reply(s, ss, s->tx, len, rt);
+    reply_msg(sl, len, &s->smsg[(*n_out)++].msg_hdr);
+}
+
+/* Resets the receive headers of the batch (recvmmsg rewrites the lengths). */
+static void arm_batch(ntsd_server *s, unsigned n)
+{
+  for (unsigned i = 0; i < n; i++) {
+    mmsg_slot *sl = &s->slot[i];
+    sl->rx_iov = (struct iovec){.iov_base = sl->rx, .iov_len = sizeof(sl->rx)};
+    s->rmsg[i].msg_hdr = (struct msghdr){.msg_name = &sl->rt.peer,
+                                         .msg_namelen = sizeof(sl->rt.peer),
+                                         .msg_iov = &sl->rx_iov, .msg_iovlen = 1,
+                                         .msg_control = sl->rx_cb,
+                                         .msg_controllen = sizeof(sl->rx_cb)};
+  }
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -209,33 +289,22 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
   srv_sock *ss = arg;
   ntsd_server *s = ss->owner;
   (void)what;
-  for (int i = 0; i < RECV_BATCH; i++) {
-    reply_to rt = {0};
-    union {
-      char buf[NETSTAMP_CMSG_SPACE];
-      struct cmsghdr align;
-    } cb;
-    struct iovec iov = {.iov_base = s->rx, .iov_len = sizeof(s->rx)};
-    struct msghdr mh = {.msg_name = &rt.peer, .msg_namelen = sizeof(rt.peer), .msg_iov = &iov,
-                        .msg_iovlen = 1, .msg_control = cb.buf,
-                        .msg_controllen = sizeof(cb.buf)};
-    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
-    if (n < 0)
+  for (int round = 0; round < RECV_ROUNDS; round++) {
+    arm_batch(s, MMSG_BATCH);
+    int n = recvmmsg(fd, s->rmsg, MMSG_BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0)
       break; /* EAGAIN, or an ICMP error for an earlier send: nothing to do */
-    netstamp ns;
-    netstamp_parse(&mh, &ns);
-    rt.peer_len = mh.msg_namelen;
-    rt.have_pi = ns.have_dst;
-    rt.pi4 = ns.dst4;
-    rt.pi6 = ns.dst6;
-    struct timespec rxts = ns.have_rx ? clockctl_local(s->clk, &ns.rx) : clockctl_now(s->clk);
-    ntp_ts rx = ntp_ts_from_timespec(&rxts);
-    if (mh.msg_flags & MSG_TRUNC) {
-      s->stats.received++;
-      s->stats.serve.result[NTP_SERVE_DROP_MALFORMED]++;
-      continue;
+    unsigned n_out = 0;
+    for (unsigned i = 0; i < (unsigned)n; i++) {
+      handle_datagram(s, i, &n_out);
+      if (n_out == SEND_BATCH) {
+        send_replies(s, ss, n_out);
+        n_out = 0;
+      }
     }
-    handle_datagram(s, ss, (size_t)n, rx, &rt);
+    send_replies(s, ss, n_out);
+    if (n < MMSG_BATCH)
+      break;
   }
 }
 
