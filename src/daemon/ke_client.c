@@ -302,10 +302,28 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
                            const uint16_t *aeads, size_t n_aeads, double timeout,
                            ke_client_done_fn fn, void *arg)
 {
+  return ke_client_start_fd(base, ctx, -1, sa, salen, host, pins, aeads, n_aeads, timeout, fn,
+                            arg);
+}
+
+ke_client *ke_client_start_fd(struct event_base *base, SSL_CTX *ctx, int fd,
+                              const struct sockaddr *sa, socklen_t salen, const char *host,
+                              const ke_pins *pins, const uint16_t *aeads, size_t n_aeads,
+                              double timeout, ke_client_done_fn fn, void *arg)
+{
   ke_client *k = ke_new(ctx, host, pins, aeads, n_aeads, timeout, fn, arg);
-  if (!k)
+  if (!k) {
+    if (fd >= 0)
+      close(fd);
     return NULL;
-  if (!attach_tls(k, base, -1) || !arm_deadline(k, base, timeout) ||
+  }
+  if (!attach_tls(k, base, fd)) {
+    if (!k->bev && fd >= 0)
+      close(fd);
+    destroy(k);
+    return NULL;
+  }
+  if (!arm_deadline(k, base, timeout) ||
       bufferevent_socket_connect(k->bev, (struct sockaddr *)sa, (int)salen) < 0) {
     destroy(k);
     return NULL;
