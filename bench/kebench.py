@@ -7,17 +7,21 @@ Usage: scripts/bench [BUILD_DIR] ... (KEBENCH=only runs only this part)
        python3 bench/kebench.py [BUILD_DIR] [--seconds S] [--conns C]
                                 [--rounds N] [--servers ntsd,chronyd]
                                 [--verify pin|ca] [--probe-rate R]
+                                [--rt N] [--base OTHER_BUILD_DIR]
                                 [--perf SECONDS] [--keep]
 
 The namespaces and addresses of bench/throughput.py (srv: ntsd on
-10.213.0.1, chronyd -x on 10.213.0.3; gen: 10.213.0.2), every process and
+10.213.0.1, chronyd -x on 10.213.0.3, optionally a second ntsd from
+another build on 10.213.0.4 (--base); gen: 10.213.0.2), every process and
 thread of both servers pinned to CPU 1 (taskset before exec: the KE
 processes they fork inherit it), RPS steering s0's receive work to CPU 1.
 A throwaway ECDSA P-256 CA and server certificate are made for the run.
 chronyd runs with its defaults for NTS-KE: `ntsprocesses` 1 (one helper
 process, forked by chronyd, handles all NTS-KE connections while the main
 process serves NTP) and no `ntsratelimit`.  ntsd runs with its defaults
-too: one unprivileged KE process forked by the main one.
+too: one unprivileged KE process forked by the main one.  --rt N runs
+both with -P N (SCHED_FIFO for the main process; ntsd's KE process stays at
+normal priority).
 
 The generator, ntsd_kebench, runs in gen on CPU 0 and keeps --conns
 exchanges open for --seconds: each a new TCP connection, a full TLS 1.3
@@ -202,12 +206,15 @@ def run(a, tmp):
     runner.run(["ip", "-n", ns["gen"], "route", "add", "local", SRC_NET, "dev", "lo"])
     runner.run(["ip", "-n", ns["gen"], "link", "set", "lo", "up"])
     pki = tp.make_pki(tmp)
-    a.threads, a.rt = 1, 0
+    a.threads = 1
     servers = []
     if "ntsd" in a.servers:
         servers.append(tp.start_ntsd(a, ns["srv"], tmp, pki))
     if "chronyd" in a.servers:
         servers.append(tp.start_chronyd(a, ns["srv"], tmp, pki))
+    if a.base:
+        servers.append(tp.start_ntsd(a, ns["srv"], tmp, pki, "ntsd-base",
+                                     os.path.join(a.base, "ntsd"), tp.BASE_ADDR))
     procs = [s.proc for s in servers]
     for s in servers:
         soak.wait_for(s.ready, 15, s.name, procs)
@@ -255,12 +262,13 @@ def table(res):
                        s["ntp_idle_p50_us"], s["ntp_idle_p99_us"], s["ntp_flood_p50_us"],
                        s["ntp_flood_p99_us"], s["ntp_flood_lost"],
                        s["ntp_flood_p99_us"] / max(1, s["ntp_idle_p99_us"])))
-    if "ntsd" in rows and "chronyd" in rows and rows["ntsd"]["cpu_us_per_ke"]:
-        n, c = rows["ntsd"], rows["chronyd"]
-        out.append("")
-        out.append("ntsd/chronyd: KE/s %.2fx, KE per CPU-second %.2fx (medians of %d rounds)" % (
-            n["kes_per_s"] / max(1, c["kes_per_s"]), c["cpu_us_per_ke"] / n["cpu_us_per_ke"],
-            len(res["servers"]["ntsd"])))
+    out.append("")
+    for other in ("chronyd", "ntsd-base"):
+        if "ntsd" in rows and other in rows and rows["ntsd"]["cpu_us_per_ke"]:
+            n, c = rows["ntsd"], rows[other]
+            out.append("ntsd/%s: KE/s %.2fx, KE per CPU-second %.2fx (medians of %d rounds)" % (
+                other, n["kes_per_s"] / max(1, c["kes_per_s"]),
+                c["cpu_us_per_ke"] / n["cpu_us_per_ke"], len(res["servers"]["ntsd"])))
     return "\n".join(out)
 
 
@@ -290,6 +298,10 @@ def parse_args(argv):
     ap.add_argument("--verify", choices=("pin", "ca"), default="pin")
     ap.add_argument("--probe-rate", type=int, default=50, help="NTP probes a second (50)")
     ap.add_argument("--probe-seconds", type=int, default=8, help="idle probe seconds (8)")
+    ap.add_argument("--rt", type=int, default=0, metavar="N",
+                    help="run both daemons with -P N (SCHED_FIFO priority N; 0: off)")
+    ap.add_argument("--base", metavar="BUILD_DIR",
+                    help="also run that build's ntsd (as ntsd-base): before and after")
     ap.add_argument("--perf", type=int, default=0,
                     help="perf record CPU 1 for S seconds during ntsd's flood")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -300,6 +312,10 @@ def parse_args(argv):
     a.ntsctl = os.path.join(a.build, "ntsctl")
     a.kebench = os.path.join(a.build, "ntsd_kebench")
     a.servers = a.servers.split(",")
+    if a.base and not os.path.isabs(a.base):
+        a.base = os.path.join(SOURCE_DIR, a.base)
+    if not 0 <= a.rt <= 99:
+        ap.error("--rt must be 0..99")
     if not 4 <= a.seconds <= 300 or not 1 <= a.conns <= 1000 or not 1 <= a.rounds <= 20:
         ap.error("--seconds 4..300, --conns 1..1000, --rounds 1..20")
     if not 1 <= a.probe_rate <= 1000 or not 1 <= a.probe_seconds <= 60:
@@ -309,15 +325,16 @@ def parse_args(argv):
 
 def report(a, res, started, cond):
     res.update({"started": started.isoformat(), "conditions": cond, "seconds": a.seconds,
-                "conns": a.conns, "verify": a.verify, "probe_rate": a.probe_rate,
+                "conns": a.conns, "verify": a.verify, "rt": a.rt, "base": a.base, "probe_rate": a.probe_rate,
                 "summary": summarize(res)})
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "kebench-latest.json"), "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
     text = "%s\n\n%s\n\nrounds:\n%s\n" % (
-        "kebench %s, %s, %d s floods, %d connections, --verify %s, load %s -> %s" % (
+        "kebench %s, %s, %d s floods, %d connections, --verify %s, %s, load %s -> %s" % (
             started.isoformat(), cond["git"], a.seconds, a.conns, a.verify,
+            "-P %d (SCHED_FIFO) for both daemons" % a.rt if a.rt else "default scheduling",
             " ".join(cond["loadavg_start"]), " ".join(cond["loadavg_end"])),
         table(res), runs_text(res))
     with open(os.path.join(a.out, "kebench-latest.md"), "w") as f:
