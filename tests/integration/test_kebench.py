@@ -11,6 +11,9 @@ Passes when:
     per-client burst of 32, so this also needs -s to spread them) all
     succeed: 0 failures of any kind, a rate and latency percentiles in the
     JSON, and the server counts at least 300 KEs served;
+  * ten KEs one at a time from the client's own socket take less than
+    30 ms each (p50): the request is not held back by Nagle's algorithm
+    until the server's delayed ACK (40 ms);
   * the generator counts bad outcomes and goes on: a wrong public key pin
     is 20 TLS failures, a closed port 20 connect failures, exit 1 each,
     and a usage error is exit 2; the server is still up afterwards.
@@ -60,6 +63,14 @@ def main():
     # The KE process reports its counts to the main process now and then.
     h.wait_until(lambda: (server.nts_stats() or {}).get("ke_serves_good", 0) >= N, 10,
                  "the server to count %d KEs served" % N)
+
+    # One connection at a time, from the client's own socket: the request
+    # after the client's Finished goes out at once (TCP_NODELAY), not after
+    # the server's delayed ACK (40 ms), so a KE takes far less than that.
+    rc, out = kebench("-c", pki.ca_cert, "-C", "1", "-N", "10", "127.0.0.1", str(KE_PORT))
+    h.check(rc == 0 and out["ok"] == 10, "10 KEs one at a time: rc %d, %r" % (rc, out))
+    h.check(out["latency_ms"]["p50"] < 30, "a KE took %.1f ms (p50): the request waited for "
+            "an ACK" % out["latency_ms"]["p50"])
 
     rc, out = kebench("-k", pki.ca_cert, "-C", "4", "-N", "20", "-s", SRC_NET,
                       "127.0.0.1", str(KE_PORT))
