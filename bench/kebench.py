@@ -37,7 +37,8 @@ so that one generator core keeps one server core busy.
 Per server and round: an idle NTP probe (bench/ntprtt.py from gen's own
 address, 10.213.0.2: plain NTP client requests at --probe-rate a second,
 round trip from the clock read before sendto to the kernel's receive
-stamp), then the flood with the same probe running through its middle.
+stamp, and how long the server held each request: its transmit minus
+receive timestamp), then the flood with the same probe running through its middle.
 Reported: KEs per second, the server's CPU seconds per KE (utime + stime
 of all its processes, /proc), KEs per CPU-second, CPU 1's busy share, and
 the probe's p50/p99 idle and under the flood; then ntsd/chronyd ratios.
@@ -137,7 +138,8 @@ def probe_result(p, out, seconds):
         raise BenchError("the NTP probe wrote nothing (%s)" % p.tail())
     rtt = r["rtt_us"]
     return {"sent": r["sent"], "answered": len(rtt), "p50_us": pct(rtt, 0.5),
-            "p99_us": pct(rtt, 0.99), "max_us": max(rtt) if rtt else None}
+            "p99_us": pct(rtt, 0.99), "max_us": max(rtt) if rtt else None,
+            "held_p99_us": pct(r["held_us"], 0.99)}
 
 
 def flood(a, ns, d, srv, pki):
@@ -277,13 +279,16 @@ def runs_text(res):
     for name, runs in res["servers"].items():
         for i, r in enumerate(runs):
             out.append("%s round %d: %.1f KE/s, %s us CPU/KE, CPU1 %.0f %%, failures %s%s;"
-                       " NTP idle p50/p99/max %s/%s/%s us, flood %s/%s/%s us" % (
+                       " NTP idle p50/p99/max %s/%s/%s us, flood %s/%s/%s us"
+                       " (held by the server: p99 %s us idle, %s us flood)" % (
                            name, i + 1, r["kes_per_s"], r["cpu_us_per_ke"],
                            100 * r["cpu1_busy"], r["failures"],
                            " (%s)" % r["first_failure"] if r["first_failure"] else "",
                            fmt(r["probe_idle"]["p50_us"]), fmt(r["probe_idle"]["p99_us"]),
                            fmt(r["probe_idle"]["max_us"]), fmt(r["probe_flood"]["p50_us"]),
-                           fmt(r["probe_flood"]["p99_us"]), fmt(r["probe_flood"]["max_us"])))
+                           fmt(r["probe_flood"]["p99_us"]), fmt(r["probe_flood"]["max_us"]),
+                           fmt(r["probe_idle"]["held_p99_us"]),
+                           fmt(r["probe_flood"]["held_p99_us"])))
     return "\n".join(out)
 
 

@@ -3,8 +3,9 @@
 to ADDR:PORT at a fixed RATE per second for SECONDS, and per request its
 round trip: from the clock read just before sendto to the kernel's receive
 stamp of the reply (SO_TIMESTAMPNS), so the probe's own scheduling after
-the reply arrives is not counted.  Writes JSON: {"sent", "rtt_us": [...]}
-(answered requests only).  Standard library only; bounded in time.
+the reply arrives is not counted; and how long the server held it (its
+transmit minus receive timestamp).  Writes JSON: {"sent", "rtt_us": [...],
+"held_us": [...]} (answered requests only).  Standard library only; bounded in time.
 """
 
 import argparse
@@ -20,7 +21,12 @@ TIMESPEC = struct.Struct("@qq")
 HDR = struct.Struct("!BBbbII4sQQQQ")
 
 
-def drain(s, pending, rtts):
+def ntp_ns(ts):
+    """An NTP timestamp as nanoseconds (only differences are used)."""
+    return ts * 10**9 >> 32
+
+
+def drain(s, pending, rtts, held):
     """Reads every reply waiting on s; matches it by transmit timestamp."""
     while True:
         try:
@@ -35,9 +41,11 @@ def drain(s, pending, rtts):
                 t4 = sec * 10**9 + nsec
         if len(data) < 48 or t4 is None:
             continue
-        t1 = pending.pop(HDR.unpack(data[:48])[8], None)  # origin timestamp
+        f = HDR.unpack(data[:48])
+        t1 = pending.pop(f[8], None)  # the origin timestamp: our tag
         if t1 is not None:
             rtts.append((t4 - t1) / 1e3)
+            held.append((ntp_ns(f[10]) - ntp_ns(f[9])) / 1e3)
 
 
 def main():
@@ -54,7 +62,7 @@ def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.bind(("0.0.0.0", 0))
-    pending, rtts = {}, []
+    pending, rtts, held = {}, [], []
     n = int(a.rate * a.seconds)
     t0 = time.monotonic()
     for i in range(n):
@@ -65,7 +73,7 @@ def main():
                 break
             r, _, _ = select.select([s], [], [], wait)
             if r:
-                drain(s, pending, rtts)
+                drain(s, pending, rtts, held)
         # The request's transmit timestamp is only a unique tag here.
         tag = (i + 1) << 16 | 0x5a5a
         t1 = time.time_ns()
@@ -75,9 +83,9 @@ def main():
     while pending and time.monotonic() < end:
         r, _, _ = select.select([s], [], [], max(0.0, end - time.monotonic()))
         if r:
-            drain(s, pending, rtts)
+            drain(s, pending, rtts, held)
     with open(a.out, "w") as f:
-        json.dump({"sent": n, "rtt_us": rtts}, f)
+        json.dump({"sent": n, "rtt_us": rtts, "held_us": held}, f)
     return 0
 
 
