@@ -16,7 +16,8 @@
  * that the server holds the key).  -j prints one JSON object instead of
  * text.  -s binds each connection to the next address of an IPv4 prefix
  * in turn (they must be local: `ip route add local NET/LEN dev lo`), so
- * that a server's limits per client address do not throttle the run.  Exit 0 if every exchange succeeded, 1 if any failed, 2 on usage.
+ * that a server's limits per client address do not throttle the run.
+ * Exit 0 if every exchange succeeded, 1 if any failed, 2 on usage.
  *
  * Each exchange is the daemon's own client (ke_client: tls, the proto KE
  * request builder, framer and response parser), so a bad reply is a
