@@ -4,7 +4,8 @@
 #                   -Werror build), run unit, sanitizer, fuzz and integration tests
 #   make demo       install missing deps, build, run a loopback server+client
 #   make install PREFIX=/usr/local [DESTDIR=...]
-#   make bench      benchmarks (not tests; THROUGHPUT=only: ntpperf throughput only)
+#   make bench      benchmarks (not tests; THROUGHPUT=only: ntpperf throughput only,
+#                   KEBENCH=only: NTS-KE throughput only)
 #   make soak       30-minute soak benchmark (not a test; SOAK_SECONDS=120 for a
 #                   short run; docs/benchmarks.md)
 PREFIX ?= /usr/local

@@ -2,6 +2,8 @@
 #include "daemon/ke_client.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -212,6 +214,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
       finish(k, KE_FAIL_TLS, "server did not select ALPN ntske/1");
       return;
     }
+    /* The request follows the client's Finished, still unacknowledged:
+     * with Nagle's algorithm it would wait for the server's delayed ACK
+     * (40 ms on Linux) before it is sent. */
+    int one = 1;
+    setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     uint8_t req[64];
     size_t n = nts_ke_client_build_request(k->aeads, k->n_aeads, req, sizeof(req));
     if (n == 0 || bufferevent_write(bev, req, n) < 0) {
@@ -302,10 +309,28 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
                            const uint16_t *aeads, size_t n_aeads, double timeout,
                            ke_client_done_fn fn, void *arg)
 {
+  return ke_client_start_fd(base, ctx, -1, sa, salen, host, pins, aeads, n_aeads, timeout, fn,
+                            arg);
+}
+
+ke_client *ke_client_start_fd(struct event_base *base, SSL_CTX *ctx, int fd,
+                              const struct sockaddr *sa, socklen_t salen, const char *host,
+                              const ke_pins *pins, const uint16_t *aeads, size_t n_aeads,
+                              double timeout, ke_client_done_fn fn, void *arg)
+{
   ke_client *k = ke_new(ctx, host, pins, aeads, n_aeads, timeout, fn, arg);
-  if (!k)
+  if (!k) {
+    if (fd >= 0)
+      close(fd);
     return NULL;
-  if (!attach_tls(k, base, -1) || !arm_deadline(k, base, timeout) ||
+  }
+  if (!attach_tls(k, base, fd)) {
+    if (!k->bev && fd >= 0)
+      close(fd);
+    destroy(k);
+    return NULL;
+  }
+  if (!arm_deadline(k, base, timeout) ||
       bufferevent_socket_connect(k->bev, (struct sockaddr *)sa, (int)salen) < 0) {
     destroy(k);
     return NULL;

@@ -68,6 +68,13 @@ ke_client *ke_client_start(struct event_base *base, SSL_CTX *ctx, const struct s
                            socklen_t salen, const char *host, const ke_pins *pins,
                            const uint16_t *aeads, size_t n_aeads, double timeout,
                            ke_client_done_fn fn, void *arg);
+/* As ke_client_start on fd, a socket of sa's family not yet connected
+ * (bound to a chosen source address, say), or -1 for a new one.  fd is the
+ * client's from then on: closed when it ends, or at once on failure. */
+ke_client *ke_client_start_fd(struct event_base *base, SSL_CTX *ctx, int fd,
+                              const struct sockaddr *sa, socklen_t salen, const char *host,
+                              const ke_pins *pins, const uint16_t *aeads, size_t n_aeads,
+                              double timeout, ke_client_done_fn fn, void *arg);
 /* Through a SOCKS5 proxy (CONNECT): its address and the credentials to
  * give it (user_len 0: "no authentication" only).  Pointers are used only
  * during ke_client_start_via. */
