@@ -289,6 +289,23 @@ static void tcp_text(textbuf *t, const ntsd_server *s, const tcp_server_stats *s
     tb_printf(t, "  tcp %-20s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
 }
 
+/* `threads N`: each packet thread's own share of the UDP requests. */
+static void threads_json(json_w *j, const ntsd_server *s)
+{
+  json_key(j, "threads");
+  json_arr_begin(j);
+  for (size_t i = 0; s && i < server_thread_count(s); i++) {
+    ntsd_server_stats t;
+    server_get_thread_stats(s, i, &t);
+    json_obj_begin(j);
+    json_kv_uint(j, "received", t.received);
+    json_kv_uint(j, "responded", responded(&t.serve));
+    json_kv_uint(j, "respond_nts", t.serve.result[NTP_SERVE_RESPOND_NTS]);
+    json_obj_end(j);
+  }
+  json_arr_end(j);
+}
+
 static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
                         const char **keys, size_t n_keys, uint64_t dropped_total)
 {
@@ -310,6 +327,7 @@ static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats
   for (size_t i = 0; s && i < server_socket_count(s); i++)
     json_string(j, server_socket_name(s, i));
   json_arr_end(j);
+  threads_json(j, s);
   tcp_json(j, s, &st->tcp);
   json_obj_end(j);
 }
