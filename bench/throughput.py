@@ -25,7 +25,9 @@ the C2S key and a cookie of one real NTS-KE (`ntsctl ke --export`).
 The replies' receive work in gen runs on CPU 1 (the kernel's default for a
 veth); TPUT_GEN_RPS=1 steers it to CPU 0 instead, at the price of an
 inter-processor interrupt per batch, which costs a VM exit on a guest.
---rt N runs both daemons with their own -P N (SCHED_FIFO).
+--rt N runs both daemons with their own -P N (SCHED_FIFO).  TPUT_SRV_CPUS=0,1
+lets the daemons' threads run on both CPUs (with `threads`; the receive
+work stays on CPU 1).
 
 "Answered" is the server veth's TX packets per second, "offered" its RX
 packets per second (what the generator managed to send), each the median of
@@ -140,7 +142,7 @@ class Server:
 
 
 def pinned(cmd):
-    return ["taskset", "-c", str(SRV_CPU)] + cmd
+    return ["taskset", "-c", os.environ.get("TPUT_SRV_CPUS", str(SRV_CPU))] + cmd
 
 
 def rt_opt(a):
