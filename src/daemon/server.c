@@ -592,7 +592,7 @@ static void *worker_start(void *arg)
 
 bool server_start(ntsd_server *s, char *err, size_t errlen)
 {
-  if (s->n_threads == 1)
+  if (s->n_threads == 1 || s->n_socks == 0) /* `interface ignore all`: nothing to read */
     return true;
   sigset_t all, old;
   sigfillset(&all);
