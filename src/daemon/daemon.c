@@ -28,6 +28,7 @@
 #include "daemon/server.h"
 #include "daemon/stats.h"
 #include "daemon/sysclock.h"
+#include "daemon/certpair.h"
 #include "daemon/tls.h"
 #include "proto/acl.h"
 #include "proto/core.h"
@@ -62,8 +63,8 @@ struct ntsd {
   uint64_t key_rotations;
   bool have_cert;
   int64_t cert_not_after;  /* the NTS-KE certificate's, Unix time */
-  SSL_CTX *ke_ctx;
-  cert_files cert_used;    /* the files as they were when ke_ctx was loaded */
+  certpair *ke_pair;       /* the certificate and key the KE process serves */
+  cert_files cert_used;    /* the files as they were when ke_pair was read */
   cert_files cert_seen;    /* as the last look found them */
   bool cert_blind;         /* the user cannot see the files: said once */
   cert_files cert_bad;     /* the files as last refused */
@@ -425,8 +426,14 @@ static bool files_same(const cert_files *a, const cert_files *b)
 static void cert_reload(ntsd *d, const cert_files *now)
 {
   char err[320];
-  SSL_CTX *ctx = tls_server_ctx(d->conf->nts_cert, d->conf->nts_key, err, sizeof(err));
-  if (!ctx) {
+  int64_t not_after = 0;
+  bool have_not_after = false;
+  certpair *pair = certpair_read(d->conf->nts_cert, d->conf->nts_key, err, sizeof(err));
+  if (pair && !certpair_check(pair, &not_after, &have_not_after, err, sizeof(err))) {
+    certpair_free(pair);
+    pair = NULL;
+  }
+  if (!pair) {
     log_err("NTS certificate or key changed but cannot be used (%s); still serving the "
             "previous pair", err);
     d->cert_refused = true;
@@ -435,10 +442,11 @@ static void cert_reload(ntsd *d, const cert_files *now)
   }
   d->cert_refused = false;
   d->cert_used = *now;
-  ke_proc_replace(d->ke, ctx);
-  SSL_CTX_free(d->ke_ctx); /* the running KE process has its own copy */
-  d->ke_ctx = ctx;
-  d->have_cert = tls_ctx_not_after(ctx, &d->cert_not_after); /* the metric */
+  ke_proc_replace(d->ke, pair);
+  certpair_free(d->ke_pair); /* the running KE process has its own copy */
+  d->ke_pair = pair;
+  d->have_cert = have_not_after; /* the metric */
+  d->cert_not_after = not_after;
   check_cert_expiry(d); /* warns at once if the new one is close to expiry too */
   log_notice("NTS certificate %s and key %s reloaded", d->conf->nts_cert, d->conf->nts_key);
 }
@@ -614,7 +622,7 @@ static void apply_restricts(ntsd *d, ntsd_conf *nc)
   nc->n_restricts = n;
   log_notice("reload: restrict applied (%zu entries)", ntp_acl_count(d->acl));
   if (d->ke)
-    ke_proc_replace(d->ke, d->ke_ctx);
+    ke_proc_replace(d->ke, d->ke_pair);
 }
 
 /* The new file's sources replace the running ones (the rest of the running
@@ -738,15 +746,16 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
     snprintf(err, errlen, "nts enable needs `nts cert FILE` and `nts key FILE`");
     return false;
   }
-  cert_stat(c, &d->cert_used); /* before loading: a change while loading is seen */
+  cert_stat(c, &d->cert_used); /* before reading: a change while reading is seen */
   d->cert_seen = d->cert_used;
-  d->ke_ctx = tls_server_ctx(c->nts_cert, c->nts_key, err, errlen);
-  if (!d->ke_ctx)
+  d->ke_pair = certpair_read(c->nts_cert, c->nts_key, err, errlen);
+  if (!d->ke_pair ||
+      !certpair_check(d->ke_pair, &d->cert_not_after, &d->have_cert, err, errlen))
     return false;
-  /* The main process keeps the context it loaded the certificate into: its
-   * notAfter is read here, before privileges drop, for the expiry warning
-   * and the metric. */
-  d->have_cert = tls_ctx_not_after(d->ke_ctx, &d->cert_not_after);
+  /* The main process keeps the files' bytes for the KE processes it forks
+   * and parses nothing itself: the check (a short-lived child) refused a
+   * bad pair here, before privileges drop, and gave the notAfter for the
+   * expiry warning and the metric. */
   struct timeval day = {.tv_sec = CERT_CHECK_S};
   d->cert_check = event_new(d->base, -1, EV_PERSIST, on_cert_check, d);
   struct timeval watch = {.tv_sec = CERT_WATCH_S};
@@ -758,7 +767,7 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   }
   if (!setup_cookie_keys(d, err, errlen))
     return false;
-  ke_server_cfg kc = {.listen = c->nts_listen, .ctx = d->ke_ctx, .acl = d->acl,
+  ke_server_cfg kc = {.listen = c->nts_listen, .acl = d->acl,
                       .ntp_port = our_ntp_port(c), .ntp_tcp_port = our_ntp_tcp_port(c),
                       .n_ntp_servers = c->n_nts_ntpserver,
                       .timeout = KE_TIMEOUT_S, .max_connections = KE_MAX_CONNECTIONS};
@@ -768,7 +777,7 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   _Static_assert(CONF_NTPSERVER_MAX == KE_MAX_NTP_SERVERS, "nts ntpserver lines");
   for (size_t i = 0; i < c->n_nts_ntpserver; i++)
     kc.ntp_servers[i] = c->nts_ntpserver[i];
-  ke_proc_cfg pc = {.base = d->base, .server = kc, .keys = d->keys,
+  ke_proc_cfg pc = {.base = d->base, .server = kc, .pair = d->ke_pair, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
                     .forget = forget_in_child, .forget_arg = d,
                     .on_state = on_ke_state, .state_arg = d};
@@ -1088,7 +1097,7 @@ void ntsd_destroy(ntsd *d)
   ntp_core_destroy(d->core);
   clockctl_close(d->clk);
   keystore_close(d->keys);
-  SSL_CTX_free(d->ke_ctx);
+  certpair_free(d->ke_pair);
   struct event *evs[] = {d->sig_int, d->sig_term, d->sig_hup, d->refresh, d->key_check,
                          d->cert_check, d->cert_watch, d->slew_timer, d->drift_timer};
   for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)

@@ -18,6 +18,7 @@
 #include "daemon/keystore.h"
 #include "daemon/log.h"
 #include "daemon/sysclock.h"
+#include "daemon/tls.h"
 #include "proto/aead.h"
 #include "proto/ipc_msg.h"
 #include "proto/nts_cookie.h"
@@ -30,6 +31,7 @@ typedef struct child {
   int sock;
   keystore *keys;
   ke_server *srv;
+  SSL_CTX *ctx;
   struct event *rd, *stats;
   bool stats_due;  /* the stats event is pending */
   double stats_at; /* monotonic time of the last report */
@@ -256,10 +258,25 @@ static void on_outcome(void *arg)
   c->stats_due = event_add(c->stats, &tv) == 0;
 }
 
+/* The TLS context, made here from the bytes the main process read (it
+ * never parses them itself), and the copy of the key's bytes this process
+ * inherited wiped: the context holds the key from now on. */
+static bool make_ctx(child *c, const ke_child_cfg *cfg, char *err, size_t errlen)
+{
+  if (!cfg->pair) {
+    snprintf(err, errlen, "no certificate");
+    return false;
+  }
+  c->ctx = tls_server_ctx_pem(cfg->pair, err, errlen);
+  certpair_free(cfg->pair);
+  return c->ctx != NULL;
+}
+
 /* The server and its two events on the server's loop. */
 static bool serve_setup(child *c, const ke_child_cfg *cfg, char *err, size_t errlen)
 {
   ke_server_cfg sc = cfg->server;
+  sc.ctx = c->ctx;
   sc.keys = c->keys;
   sc.on_outcome = on_outcome;
   sc.on_outcome_arg = c;
@@ -312,7 +329,7 @@ void ke_child_main(const ke_child_cfg *cfg)
   bool ok = close_others(keep, n, err, sizeof(err)) && drop_caps(err, sizeof(err)) &&
             die_with(cfg->parent, err, sizeof(err)) &&
             (c.keys = first_keys(c.sock, err, sizeof(err))) &&
-            serve_setup(&c, cfg, err, sizeof(err)) &&
+            make_ctx(&c, cfg, err, sizeof(err)) && serve_setup(&c, cfg, err, sizeof(err)) &&
             sandbox_apply(SANDBOX_KE, &cfg->sandbox, err, sizeof(err));
   if (!ok) {
     log_err("NTS-KE process: %s", err);
@@ -325,6 +342,7 @@ void ke_child_main(const ke_child_cfg *cfg)
   event_free(c.rd);
   event_free(c.stats);
   ke_server_stop(c.srv); /* logs the last summary */
+  SSL_CTX_free(c.ctx);
   keystore_close(c.keys);
   _exit(0);
 }

@@ -24,13 +24,17 @@
 
 #include <stddef.h>
 
+#include "daemon/certpair.h"
 #include "daemon/ke_server.h"
 #include <sys/types.h>
 
 #include "daemon/sandbox.h"
 
 typedef struct ke_child_cfg {
-  ke_server_cfg server;   /* with the listening sockets in fds; keys ignored */
+  ke_server_cfg server;   /* with the listening sockets in fds; keys and ctx
+                             ignored */
+  certpair *pair;         /* the certificate and key the TLS context is made
+                             of (this process's copy is wiped once made) */
   int sock;               /* to the main process */
   void (*forget)(void *arg); /* wipes the main process's secrets; may be NULL */
   void *forget_arg;

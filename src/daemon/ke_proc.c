@@ -175,7 +175,8 @@ static void on_msg(evutil_socket_t fd, short what, void *arg)
 /* In the child: never returns. */
 static void run_child(ke_proc *p, int sock, pid_t parent)
 {
-  ke_child_cfg cc = {.server = p->cfg.server, .sock = sock, .forget = p->cfg.forget,
+  ke_child_cfg cc = {.server = p->cfg.server, .pair = p->cfg.pair, .sock = sock,
+                     .forget = p->cfg.forget,
                      .forget_arg = p->cfg.forget_arg, .sandbox = p->cfg.sandbox,
                      .parent = parent};
   cc.server.fds = p->fds;
@@ -457,9 +458,9 @@ static void olds_shut(ke_proc *p)
   }
 }
 
-void ke_proc_replace(ke_proc *p, SSL_CTX *ctx)
+void ke_proc_replace(ke_proc *p, certpair *pair)
 {
-  p->cfg.server.ctx = ctx;
+  p->cfg.pair = pair;
   if (!p->pid)
     return; /* none running: the next start uses it */
   long was = (long)p->pid;

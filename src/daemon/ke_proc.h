@@ -32,6 +32,7 @@
 
 #include <openssl/ssl.h>
 
+#include "daemon/certpair.h"
 #include "daemon/ke_server.h"
 #include "daemon/keystore.h"
 #include "daemon/sandbox.h"
@@ -40,7 +41,9 @@ struct event_base;
 
 typedef struct ke_proc_cfg {
   struct event_base *base; /* the main process's loop */
-  ke_server_cfg server;    /* listen is opened here; keys is ignored */
+  ke_server_cfg server;    /* listen is opened here; keys and ctx are ignored */
+  certpair *pair;          /* borrowed: the KE process makes its TLS context
+                              from it; must outlive the processes it starts */
   keystore *keys;          /* the main process's: its current key is sent */
   double cookie_lifetime;  /* seconds a key stays after the KE process left it */
   void (*forget)(void *arg); /* in the child, right after fork: wipes the main
@@ -62,13 +65,13 @@ ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen);
 bool ke_proc_start(ke_proc *p);
 /* The main process's key store rotated: sends the new current key. */
 void ke_proc_keys_changed(ke_proc *p);
-/* A new TLS context (a renewed certificate): a new KE process is started
- * with it; the running one serves until the new one does, then stops
+/* A new certificate and key (a renewal): a new KE process is started with
+ * them; the running one serves until the new one does, then stops
  * accepting, finishes its open connections (bounded by their timeout) and
  * ends.  Both share the listening sockets, so no connection is refused.
- * ctx is borrowed like cfg.server.ctx: it must outlive the processes
- * started with it (the parent's copy of the old one may be freed now). */
-void ke_proc_replace(ke_proc *p, SSL_CTX *ctx);
+ * pair is borrowed like cfg.pair: it must outlive the processes started
+ * with it (the parent's copy of the old one may be freed now). */
+void ke_proc_replace(ke_proc *p, certpair *pair);
 /* Whether a rotation now may drop the oldest key of the current set. */
 bool ke_proc_may_rotate(ke_proc *p, double now);
 /* The counters: every ended KE process's last report plus the running

@@ -1,21 +1,28 @@
-/* notify: the service manager's notification socket, through libsystemd. */
+/* notify: the service manager's notification socket. */
 #include "daemon/notify.h"
 
+#include <errno.h>
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "proto/svcnotify.h"
 
 #define STATUS_MAX 512
 
 struct notify {
   bool enabled;       /* NOTIFY_SOCKET was set at creation */
   pid_t pid;          /* the process that sends */
+  int fd;             /* an unbound datagram socket, -1 if none */
+  struct sockaddr_un to;
+  socklen_t to_len;
   bool ready, stopping;
   bool failed;        /* a send failed (logged once) */
   struct event *watchdog; /* keep-alives, NULL: none asked for */
@@ -26,12 +33,15 @@ struct notify {
  * the daemon goes on serving). */
 static void send_state(notify *n, const char *state)
 {
-  if (!n->enabled || getpid() != n->pid)
+  if (!n->enabled || n->fd < 0 || getpid() != n->pid)
     return;
-  int rc = sd_notify(0, state);
+  /* The address goes with every datagram: a manager that re-creates its
+   * socket (systemd's re-execution) is still reached. */
+  ssize_t rc = sendto(n->fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
+                      (const struct sockaddr *)&n->to, n->to_len);
   if (rc < 0 && !n->failed) {
     n->failed = true;
-    log_warn("service manager notification failed: %s", strerror(-rc));
+    log_warn("service manager notification failed: %s", strerror(errno));
   }
 }
 
@@ -47,7 +57,12 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 static bool arm_watchdog(notify *n, struct event_base *base)
 {
   uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec < 2)
+  svcnotify_status st = svcnotify_parse_watchdog(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+                                                 (uint64_t)n->pid, &usec);
+  if (st == SVCNOTIFY_INVALID)
+    log_warn("WATCHDOG_USEC/WATCHDOG_PID: %s; no watchdog keep-alives",
+             svcnotify_status_str(st));
+  if (st != SVCNOTIFY_OK || usec < 2)
     return true;
   uint64_t half = usec / 2;
   struct timeval tv = {.tv_sec = (time_t)(half / 1000000),
@@ -59,14 +74,38 @@ static bool arm_watchdog(notify *n, struct event_base *base)
   return true;
 }
 
+/* The socket is made once, before the system call filter and the
+ * privilege drop, and kept; a bad NOTIFY_SOCKET is named in one line. */
+static bool open_socket(notify *n)
+{
+  svcnotify_addr a;
+  svcnotify_status st = svcnotify_parse_socket(getenv("NOTIFY_SOCKET"), &a);
+  n->enabled = st != SVCNOTIFY_UNSET;
+  if (st != SVCNOTIFY_OK) {
+    if (n->enabled)
+      log_warn("NOTIFY_SOCKET: %s; no service manager notifications", svcnotify_status_str(st));
+    return !n->enabled;
+  }
+  n->to.sun_family = AF_UNIX;
+  memcpy(n->to.sun_path, a.path, a.len);
+  n->to_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + a.len);
+  n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (n->fd < 0) {
+    log_warn("service manager notification socket: %s", strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 notify *notify_create(struct event_base *base)
 {
   notify *n = calloc(1, sizeof(*n));
   if (!n)
     return NULL;
-  const char *sock = getenv("NOTIFY_SOCKET");
-  n->enabled = sock && *sock;
+  n->fd = -1;
   n->pid = getpid();
+  if (!open_socket(n))
+    n->failed = true; /* logged; the daemon runs without notifications */
   if (n->enabled && !arm_watchdog(n, base)) {
     notify_destroy(n);
     return NULL;
@@ -80,6 +119,8 @@ void notify_destroy(notify *n)
     return;
   if (n->watchdog)
     event_free(n->watchdog);
+  if (n->fd >= 0)
+    close(n->fd);
   free(n);
 }
 

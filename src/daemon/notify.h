@@ -1,5 +1,6 @@
 /* notify: tells a service manager how the daemon is doing (systemd's
- * Type=notify protocol, through libsystemd's sd_notify).
+ * Type=notify protocol, sd_notify(3), spoken directly: one datagram
+ * per notification to NOTIFY_SOCKET; proto/svcnotify reads the environment).
  *
  * Without NOTIFY_SOCKET in the environment every call does nothing, so the
  * daemon runs the same by hand.  With it:
@@ -8,7 +9,7 @@
  *   RELOADING=1 ... READY=1 around a configuration reload (SIGHUP);
  *   STOPPING=1  when it begins to shut down;
  *   WATCHDOG=1  every half of WATCHDOG_USEC from the event loop, when the
- *               manager asked for keep-alives (sd_watchdog_enabled), so a
+ *               manager asked for keep-alives (WATCHDOG_USEC, WATCHDOG_PID), so a
  *               hung loop gets the service restarted.
  *
  * Only the process that created the notifier sends: a forked child (the

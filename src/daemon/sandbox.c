@@ -67,6 +67,11 @@ static const char *const main_calls[] = {
     /* the NTS-KE process between fork and its own filter: it closes what it
      * inherited, drops its capabilities and loads its filter */
     "close_range", "capget", "capset", "seccomp",
+    /* OpenSSL starts in the children (the NTS-KE process before its own
+     * filter, the certificate check, daemon/certpair): the C library's
+     * qsort, which it sorts its algorithm tables with, reads the memory
+     * size through sysinfo */
+    "sysinfo",
 };
 
 /* Adjusting the system clock: the main process with clock control only. */

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <time.h>
@@ -44,23 +45,73 @@ static bool tls13_only(SSL_CTX *ctx)
          SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1;
 }
 
-SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen)
+/* A daemon has nobody to ask: an encrypted key is refused, never prompted
+ * for on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+  (void)buf;
+  (void)size;
+  (void)rwflag;
+  (void)arg;
+  return -1;
+}
+
+/* The leaf certificate and the rest of the chain, in file order, from the
+ * PEM bytes of a chain file (as SSL_CTX_use_certificate_chain_file reads
+ * one). */
+static bool use_chain(SSL_CTX *ctx, const uint8_t *pem, size_t len)
+{
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  X509 *leaf = bio ? PEM_read_bio_X509_AUX(bio, NULL, no_passphrase, NULL) : NULL;
+  bool ok = leaf && SSL_CTX_use_certificate(ctx, leaf) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+  X509_free(leaf);
+  X509 *ca;
+  while (ok && (ca = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL)) != NULL) {
+    ok = SSL_CTX_add0_chain_cert(ctx, ca) == 1;
+    if (!ok)
+      X509_free(ca);
+  }
+  /* The end of the file reads as "no start line": not an error. */
+  unsigned long e = ERR_peek_last_error();
+  if (ok && ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+    ERR_clear_error();
+  else if (ok && e)
+    ok = false;
+  BIO_free(bio);
+  return ok;
+}
+
+static bool use_key(SSL_CTX *ctx, const uint8_t *pem, size_t len)
+{
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+  bool ok = key && SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  EVP_PKEY_free(key);
+  BIO_free(bio);
+  return ok;
+}
+
+SSL_CTX *tls_server_ctx_pem(const certpair *pair, char *err, size_t errlen)
 {
   char e[256];
+  size_t cert_len, key_len;
+  const uint8_t *cert = certpair_cert(pair, &cert_len);
+  const uint8_t *key = certpair_key(pair, &key_len);
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx || !tls13_only(ctx)) {
     snprintf(err, errlen, "TLS server context: %s", tls_error_string(e, sizeof(e)));
     SSL_CTX_free(ctx);
     return NULL;
   }
-  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-    snprintf(err, errlen, "nts cert %s: %s", cert_file, tls_error_string(e, sizeof(e)));
+  if (!use_chain(ctx, cert, cert_len)) {
+    snprintf(err, errlen, "nts cert %s: %s", certpair_cert_file(pair),
+             tls_error_string(e, sizeof(e)));
     SSL_CTX_free(ctx);
     return NULL;
   }
-  if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1) {
-    snprintf(err, errlen, "nts key %s: %s", key_file, tls_error_string(e, sizeof(e)));
+  if (!use_key(ctx, key, key_len)) {
+    snprintf(err, errlen, "nts key %s: %s", certpair_key_file(pair),
+             tls_error_string(e, sizeof(e)));
     SSL_CTX_free(ctx);
     return NULL;
   }

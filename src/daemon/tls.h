@@ -10,11 +10,14 @@
 
 #include <openssl/ssl.h>
 
+#include "daemon/certpair.h"
+
 #define NTS_ALPN "ntske/1"
 
-/* Server context from a certificate chain file and a private key file.
- * NULL with a message in err (file, reason) on failure. */
-SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, size_t errlen);
+/* Server context from the bytes of a certificate chain file (leaf first)
+ * and a private key file (daemon/certpair).  NULL with a message in err
+ * (file, reason) on failure. */
+SSL_CTX *tls_server_ctx_pem(const certpair *pair, char *err, size_t errlen);
 
 /* Client context trusting `ca` (a PEM file or a hashed directory), or the
  * system store when ca is NULL or "".  With no_time_check, certificates are

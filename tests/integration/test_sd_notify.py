@@ -22,8 +22,11 @@ Passes when, for `nts`:
   * on SIGTERM STOPPING=1 arrives and ntsd exits with 0;
   * every notification comes from the main process (the NTS-KE process,
     forked from it, never sends: the unit's NotifyAccess=main);
-and for `plain`: READY=1 arrives with the NTP port answering at once, and
-its STATUS names the source it is synchronised to, STOPPING=1 on SIGTERM.
+and for `plain`, whose NOTIFY_SOCKET is an abstract name ("@...") and whose
+WATCHDOG_PID names another process: READY=1 arrives with the NTP port
+answering at once, its STATUS names the source it is synchronised to, no
+WATCHDOG=1 is sent (the keep-alives are asked of another process), and
+STOPPING=1 comes on SIGTERM.
 """
 import os
 import re
@@ -50,10 +53,13 @@ class Listener:
     """The service manager's end: a datagram socket ntsd sends to."""
 
     def __init__(self, path):
-        self.path = path
+        self.path = path  # "@name": in the abstract namespace
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.s.bind(path)
-        os.chmod(path, 0o666)  # ntsd sends after its drop to the user
+        if path.startswith("@"):
+            self.s.bind("\0" + path[1:])
+        else:
+            self.s.bind(path)
+            os.chmod(path, 0o666)  # ntsd sends after its drop to the user
         self.s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.msgs = []  # (monotonic time, sender pid, {key: value})
 
@@ -96,7 +102,7 @@ class Listener:
             h.check_all_alive()
 
 
-def start(name, conf_lines, listener, args=()):
+def start(name, conf_lines, listener, args=(), env_extra=None):
     d = os.path.join(h.tmpdir(), name)
     os.makedirs(d, mode=0o700)
     conf = os.path.join(d, "ntp.conf")
@@ -104,6 +110,7 @@ def start(name, conf_lines, listener, args=()):
         f.write("\n".join(["disable ntp"] + conf_lines) + "\n")
     env = dict(os.environ, NOTIFY_SOCKET=listener.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
     env.pop("WATCHDOG_PID", None)
+    env.update(env_extra or {})
     cmd = [h.NTSD_BIN, "-c", conf, "-n", "-x", "-d", "-s", os.path.join(d, "ntsd.sock")]
     return h.start_process(name, cmd + list(args), kind="ours", env=env)
 
@@ -186,9 +193,10 @@ def check_senders(proc, lst):
 
 def start_plain(tmp):
     """The plain server, a client of the NTS server's NTP port."""
-    lst = Listener(os.path.join(tmp, "notify", "plain.sock"))
+    lst = Listener("@ntsd-test-notify-%d" % os.getpid())
     proc = start("plain", ["listen 127.0.0.1:%d" % PLAIN_PORT,
-                           "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % NTP_PORT], lst)
+                           "server 127.0.0.1:%d iburst minpoll 0 maxpoll 0" % NTP_PORT], lst,
+                 env_extra={"WATCHDOG_PID": str(os.getpid())})
     lst.wait_for(is_ready, 20, "READY=1 from the plain NTP server")
     h.check(h.sntp_query("127.0.0.1", PLAIN_PORT) is not None,
             "READY=1 arrived but the NTP port did not answer")
@@ -199,6 +207,8 @@ def check_plain(proc, lst):
     want = "synchronised to 127.0.0.1:%d; 1 of 1 sources usable; serving NTP" % NTP_PORT
     lst.wait_for(lambda m: m[2].get("STATUS", "").startswith(want), 20,
                  "the plain server's STATUS '%s'" % want)
+    h.check(not lst.with_key("WATCHDOG"),
+            "WATCHDOG=1 from the plain server, whose WATCHDOG_PID names another process")
     check_stopping(proc, lst)
     check_senders(proc, lst)
 
