@@ -306,6 +306,21 @@ static void threads_json(json_w *j, const ntsd_server *s)
   json_arr_end(j);
 }
 
+/* With `threads N` > 1: "threads:          2 (received 152 / 148)". */
+static void threads_text(textbuf *t, const ntsd_server *s)
+{
+  size_t n = s ? server_thread_count(s) : 1;
+  if (n < 2)
+    return;
+  tb_printf(t, "threads:          %zu (received", n);
+  for (size_t i = 0; i < n; i++) {
+    ntsd_server_stats one;
+    server_get_thread_stats(s, i, &one);
+    tb_printf(t, "%s %llu", i ? " /" : "", (unsigned long long)one.received);
+  }
+  tb_printf(t, ")\n");
+}
+
 static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
                         const char **keys, size_t n_keys, uint64_t dropped_total)
 {
@@ -361,6 +376,7 @@ char *report_server(const ntsd_server *s, bool json)
     tb_printf(&t, "  %-18s%llu\n", keys[i], (unsigned long long)ntp_serve_dropped(c, keys[i]));
   tb_printf(&t, "kod sent:         %llu\n", (unsigned long long)c->result[NTP_SERVE_KOD_RATE]);
   tb_printf(&t, "send errors:      %llu\n", (unsigned long long)st.send_errors);
+  threads_text(&t, s);
   tcp_text(&t, s, &st.tcp);
   return tb_finish(&t);
 }

@@ -15,7 +15,8 @@ Passes when:
     every thread has Seccomp 2 and no capability in any set;
   * 300 plain clients, each on its own source port (on 127.0.0.1-.3), are
     all answered, and `ntsctl server --json` shows both threads with a
-    share of them, the threads' counts summing to the total;
+    share of them, the threads' counts summing to the total (and the text
+    output both counts);
   * NTS requests from fresh source ports with a cookie fetched before the
     rotation are all answered with NTS (no NAK, no loss) from before to
     after it, a cookie fetched after it is accepted, both threads answered
@@ -179,6 +180,10 @@ def main():
     h.check(all(t["received"] > 0 for t in s["threads"]), "a thread served nobody: %r" % s)
     h.check(sum(t["received"] for t in s["threads"]) == s["received"],
             "the threads' counts do not sum to the total: %r" % s)
+    text = server.ctl("server")  # chronyd polls on meanwhile: counts only grow
+    m = re.search(r"^threads: +2 \(received (\d+) / (\d+)\)$", text, re.M)
+    h.check(m and all(int(m.group(i + 1)) >= t["received"] for i, t in
+                      enumerate(s["threads"])), "ntsctl server's threads line:\n%s" % text)
 
     key, cookie = h.kefetch_keys(pki.ca_cert, KE_PORT)
     through_rotation(server, key, cookie)
