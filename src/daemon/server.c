@@ -601,6 +601,11 @@ bool server_start(ntsd_server *s, char *err, size_t errlen)
   for (size_t i = 0; i < s->n_threads && rc == 0; i++) {
     rc = pthread_create(&s->w[i]->thread, NULL, worker_start, s->w[i]);
     s->w[i]->running = rc == 0;
+    char name[16]; /* for top -H and each task's comm; set from here, as a
+                      thread naming itself would need prctl */
+    snprintf(name, sizeof(name), "ntsd-ntp%zu", i);
+    if (rc == 0)
+      pthread_setname_np(s->w[i]->thread, name);
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {

@@ -11,7 +11,8 @@ One private namespace, loopback:
   chronyd  4.3, NTS client of the server, polling every second
 
 Passes when:
-  * /proc/PID/task holds the main thread and the two packet threads, and
+  * /proc/PID/task holds the main thread and the two packet threads
+    (named ntsd-ntp0 and ntsd-ntp1), and
     every thread has Seccomp 2 and no capability in any set;
   * 300 plain clients, each on its own source port (on 127.0.0.1-.3), are
     all answered, and `ntsctl server --json` shows both threads with a
@@ -59,6 +60,8 @@ def check_threads(pid):
     tasks = sorted(os.listdir("/proc/%d/task" % pid))
     h.log("server threads: %s" % tasks)
     h.check(len(tasks) == 3, "expected the main thread and 2 packet threads: %r" % tasks)
+    names = sorted(h.proc_status(pid, t)["Name"] for t in tasks[1:])
+    h.check(names == ["ntsd-ntp0", "ntsd-ntp1"], "packet threads named %r" % names)
     for t in tasks:
         st = h.proc_status(pid, t)
         h.log("thread %s (%s): Seccomp %s CapPrm %s CapEff %s CapInh %s CapAmb %s" % (
