@@ -603,7 +603,7 @@ bool server_start(ntsd_server *s, char *err, size_t errlen)
     s->w[i]->running = rc == 0;
     char name[16]; /* for top -H and each task's comm; set from here, as a
                       thread naming itself would need prctl */
-    snprintf(name, sizeof(name), "ntsd-ntp%zu", i);
+    snprintf(name, sizeof(name), "ntsd-ntp%u", (unsigned)(i % 100)); /* i < 64 */
     if (rc == 0)
       pthread_setname_np(s->w[i]->thread, name);
   }
