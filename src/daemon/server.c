@@ -584,7 +584,9 @@ static void *worker_main(void *arg)
 static void *worker_start(void *arg)
 {
   if (!privs_drop_thread()) {
-    log_err("NTP server thread: cannot drop capabilities; not serving");
+    /* never serve with them, nor leave a share of the clients unserved */
+    log_err("NTP server thread: cannot drop capabilities; stopping the daemon");
+    kill(getpid(), SIGTERM);
     return NULL;
   }
   return worker_main(arg);
