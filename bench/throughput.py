@@ -6,7 +6,8 @@ Usage: scripts/bench [BUILD_DIR] ... (THROUGHPUT=only runs only this part)
        python3 bench/throughput.py [BUILD_DIR] [--step S] [--plain R,..]
                                    [--nts R,..] [--servers ntsd,chronyd]
                                    [--base OTHER_BUILD_DIR] [--rt N]
-                                   [--threads N] [--perf SECONDS] [--keep]
+                                   [--threads N] [--base-threads N]
+                                   [--perf SECONDS] [--keep]
 
 Two network namespaces of its own, joined by one veth pair:
 
@@ -24,7 +25,9 @@ the C2S key and a cookie of one real NTS-KE (`ntsctl ke --export`).
 The replies' receive work in gen runs on CPU 1 (the kernel's default for a
 veth); TPUT_GEN_RPS=1 steers it to CPU 0 instead, at the price of an
 inter-processor interrupt per batch, which costs a VM exit on a guest.
---rt N runs both daemons with their own -P N (SCHED_FIFO).
+--rt N runs both daemons with their own -P N (SCHED_FIFO).  TPUT_SRV_CPUS=0,1
+lets the daemons' threads run on both CPUs (with `threads`; the receive
+work stays on CPU 1).
 
 "Answered" is the server veth's TX packets per second, "offered" its RX
 packets per second (what the generator managed to send), each the median of
@@ -139,7 +142,7 @@ class Server:
 
 
 def pinned(cmd):
-    return ["taskset", "-c", str(SRV_CPU)] + cmd
+    return ["taskset", "-c", os.environ.get("TPUT_SRV_CPUS", str(SRV_CPU))] + cmd
 
 
 def rt_opt(a):
@@ -164,7 +167,8 @@ def make_pki(d):
     return p
 
 
-def start_ntsd(a, ns, d, pki, name="ntsd", binary=None, addr=SRV_ADDR):
+def start_ntsd(a, ns, d, pki, name="ntsd", binary=None, addr=SRV_ADDR, threads=None):
+    threads = a.threads if threads is None else threads
     sock = os.path.join(d, name + ".sock")
     conf = runner.write(os.path.join(d, name + ".conf"),
                         "# throughput benchmark server (bench/throughput.py)\n"
@@ -176,7 +180,7 @@ def start_ntsd(a, ns, d, pki, name="ntsd", binary=None, addr=SRV_ADDR):
                         "nts key %s\n"
                         "nts-listen-on %s:4460\n%s"
                         % (addr, pki["chain.pem"], pki["server.key"], addr,
-                           "threads %d\n" % a.threads if a.threads > 1 else ""))
+                           "threads %d\n" % threads if threads > 1 else ""))
     cmd = [binary or a.ntsd, "-c", conf, "-n", "-x", "-s", sock] + rt_opt(a)
     p = runner.Proc(name, pinned(cmd), ns, d)
     return Server(name, addr, p, lambda: soak.ntsd_ready(sock, "server"))
@@ -406,7 +410,7 @@ def run(a, tmp):
         servers.append(start_chronyd(a, ns["srv"], tmp, pki))
     if a.base:
         servers.append(start_ntsd(a, ns["srv"], tmp, pki, "ntsd-base",
-                                  os.path.join(a.base, "ntsd"), BASE_ADDR))
+                                  os.path.join(a.base, "ntsd"), BASE_ADDR, a.base_threads))
     procs = [s.proc for s in servers]
     for s in servers:
         soak.wait_for(s.ready, 15, s.name, procs)
@@ -460,6 +464,9 @@ def parse_args(argv):
     ap.add_argument("--rt", type=int, default=0, metavar="N",
                     help="run ntsd and chronyd with -P N (SCHED_FIFO priority N; 0: off)")
     ap.add_argument("--threads", type=int, default=1, help="ntsd `threads N` (1)")
+    ap.add_argument("--base-threads", type=int, default=None, metavar="N",
+                    help="`threads N` of the --base ntsd (as --threads); with --base "
+                         "BUILD_DIR the same build, threads 1 against 2 side by side")
     ap.add_argument("--perf", type=int, default=0,
                     help="perf record ntsd's CPU for S seconds at 2x its NTS peak")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -471,6 +478,8 @@ def parse_args(argv):
     a.plain = [int(x) for x in a.plain.split(",") if x]
     a.nts = [int(x) for x in a.nts.split(",") if x]
     a.servers = a.servers.split(",")
+    if a.base_threads is None:
+        a.base_threads = a.threads
     if a.base and not os.path.isabs(a.base):
         a.base = os.path.join(SOURCE_DIR, a.base)
     if not 0 <= a.rt <= 99:
@@ -523,7 +532,7 @@ def main(argv):
     runner.cleanup()
     cond["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     res.update({"started": started.isoformat(), "conditions": cond, "step_s": a.step,
-                "threads": a.threads, "rt": a.rt, "base": a.base,
+                "threads": a.threads, "base_threads": a.base_threads, "rt": a.rt, "base": a.base,
                 "gen_rps": os.environ.get("TPUT_GEN_RPS") == "1", "summary": summarize(res)})
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "throughput-latest.json"), "w") as f:

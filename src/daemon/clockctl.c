@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct clockctl {
   double base, t0;
   double freq_err_ppm; /* the simulated oscillator's own error */
   double corr_ppm;     /* the discipline's correction */
+  pthread_mutex_t lock; /* virtual: base, t0, corr_ppm */
 };
 
 static bool nothing_to_open(clockctl *c, char *err, size_t errlen)
@@ -134,23 +136,38 @@ static bool system_set_status(clockctl *c, int leap, bool synced)
 
 /* ---- virtual: the system time plus a disciplined error ------------------ */
 
-static double virtual_error(const clockctl *c)
+/* The NTP server's packet threads (`threads`) read the error while the
+ * main thread disciplines it: under the lock, which only this backend
+ * (a test and simulation aid) takes. */
+static double error_locked(const clockctl *c)
 {
   return c->base + (c->freq_err_ppm + c->corr_ppm) * 1e-6 * (sysclock_mono() - c->t0);
 }
 
+static double virtual_error(const clockctl *c)
+{
+  pthread_mutex_lock(&((clockctl *)c)->lock);
+  double e = error_locked(c);
+  pthread_mutex_unlock(&((clockctl *)c)->lock);
+  return e;
+}
+
 static bool virtual_set_freq(clockctl *c, double ppm)
 {
-  c->base = virtual_error(c);
+  pthread_mutex_lock(&c->lock);
+  c->base = error_locked(c);
   c->t0 = sysclock_mono();
   c->corr_ppm = ppm;
+  pthread_mutex_unlock(&c->lock);
   return true;
 }
 
 static bool virtual_step(clockctl *c, double seconds)
 {
-  c->base = virtual_error(c) + seconds;
+  pthread_mutex_lock(&c->lock);
+  c->base = error_locked(c) + seconds;
   c->t0 = sysclock_mono();
+  pthread_mutex_unlock(&c->lock);
   return true;
 }
 
@@ -180,14 +197,21 @@ clockctl *clockctl_open(const clockctl_cfg *cfg, char *err, size_t errlen)
   c->base = cfg->virtual_offset;
   c->freq_err_ppm = cfg->virtual_freq_ppm;
   c->t0 = sysclock_mono();
+  pthread_mutex_init(&c->lock, NULL);
   if (!c->ops->open(c, err, errlen)) {
-    free(c);
+    clockctl_close(c);
     return NULL;
   }
   return c;
 }
 
-void clockctl_close(clockctl *c) { free(c); }
+void clockctl_close(clockctl *c)
+{
+  if (!c)
+    return;
+  pthread_mutex_destroy(&c->lock);
+  free(c);
+}
 bool clockctl_controls(const clockctl *c) { return c->ops->controls; }
 const char *clockctl_name(const clockctl *c) { return c->ops->name; }
 

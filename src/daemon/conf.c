@@ -1793,6 +1793,17 @@ static void do_nocerttimecheck(struct parser *p, struct cursor *cu, const struct
     p->c->nocerttimecheck = v;
 }
 
+/* `threads N` (ntsd): threads serving NTP over UDP, each with its own
+ * sockets (SO_REUSEPORT); docs/architecture.md. */
+static void do_threads(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  int v;
+
+  if (t && get_int(p, d->name, t, 1, CONF_THREADS_MAX, &v) && expect_end(p, cu, d->name))
+    p->c->threads = v;
+}
+
 /* `proxy URL` (ntsd): every source's SOCKS5 proxy unless its line says otherwise. */
 static void do_proxy(struct parser *p, struct cursor *cu, const struct directive *d)
 {
@@ -1906,6 +1917,9 @@ static const struct directive directives[] = {
     DIRECTIVE("nic", do_interface, 0, IFACE_ARGS, CONF_ACTIVE, "as `interface`", IFACE_WORDS),
     DIRECTIVE("listen", do_listen, 0, "ADDR[:PORT] [tcp]", CONF_ACTIVE,
               "(ntsd) repeatable; ADDR a literal or `*`; `tcp`: NTP over TCP too", NULL),
+    DIRECTIVE("threads", do_threads, 0, "N", CONF_ACTIVE,
+              "(ntsd) threads serving NTP over UDP, default 1; a restart applies a change",
+              NULL),
     DIRECTIVE("local", do_local, 0, "stratum N", CONF_ACTIVE,
               "serve the local clock at stratum N with no usable source", NULL),
     DIRECTIVE("nts", do_nts, 0, "SUBCOMMAND ...", CONF_ACTIVE, NULL,
@@ -2085,6 +2099,7 @@ ntsd_conf *conf_new(void)
   c->tos_authselect = NTP_AUTHSEL_MIX;
   c->discard_average = 3;
   c->discard_minimum = 2;
+  c->threads = 1;
   c->nts_rotate = 86400;
   return c;
 }

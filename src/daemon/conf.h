@@ -23,6 +23,7 @@
 #define CONF_PATH_MAX 1024
 #define CONF_LINE_MAX 4096 /* longer lines are an error ("line too long") */
 #define CONF_INCLUDE_DEPTH_MAX 4 /* includefile nesting below the top file */
+#define CONF_THREADS_MAX 64     /* `threads N` */
 
 enum conf_source_kind { CONF_SERVER, CONF_POOL, CONF_PEER };
 
@@ -137,6 +138,9 @@ typedef struct ntsd_conf {
   /* discard: rate limit for `restrict ... limited` */
   int discard_average;    /* log2 s, default 3 */
   int discard_minimum;    /* s, default 2 */
+
+  /* `threads N` (ntsd): NTP server threads; 1 serves on the main loop */
+  int threads;
 
   /* NTS */
   bool nts_enable;

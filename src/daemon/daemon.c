@@ -576,6 +576,7 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
            o->tinker_panic == n->tinker_panic && o->local_stratum == n->local_stratum},
       {"discard", o->discard_average == n->discard_average &&
                       o->discard_minimum == n->discard_minimum},
+      {"threads", o->threads == n->threads},
       {"driftfile / disable ntp",
        !strcmp(o->driftfile, n->driftfile) && o->clock_control == n->clock_control},
       {"logfile / logconfig / logfacility / metrics",
@@ -609,7 +610,9 @@ static void apply_restricts(ntsd *d, ntsd_conf *nc)
     ntp_acl_destroy(acl);
     return;
   }
+  server_pause(d->server); /* its threads read the table */
   ntp_acl_swap(d->acl, acl);
+  server_resume(d->server);
   ntp_acl_destroy(acl); /* the previous entries */
   conf_restrict *r = d->conf->restricts;
   size_t n = d->conf->n_restricts;
@@ -943,8 +946,10 @@ static bool setup_server(ntsd *d, char *err, size_t errlen)
                    .no_sockets = conf->interface_ignore_all,
                    .discard_average = conf->discard_average,
                    .discard_minimum = conf->discard_minimum,
-                   .precision_log2 = d->precision_log2};
+                   .precision_log2 = d->precision_log2, .threads = conf->threads};
   d->server = server_create(&sc, err, errlen);
+  if (d->server && d->keys) /* the packet threads read the keys */
+    keystore_set_grace(d->keys, server_quiesce, d->server);
   return d->server != NULL;
 }
 
@@ -1055,6 +1060,11 @@ int ntsd_run(ntsd *d)
   d->notify = notify_create(d->base);
   if (!d->notify)
     log_warn("out of memory: the service manager will not be notified");
+  char err[256];
+  if (!server_start(d->server, err, sizeof(err))) {
+    log_err("%s", err);
+    return 1;
+  }
   bool ke_started = d->ke && ke_proc_start(d->ke);
   if (d->ke && !ke_started)
     log_err("cannot start the NTS-KE process; retrying");

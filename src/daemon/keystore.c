@@ -26,7 +26,19 @@ struct keystore {
   uint8_t *secret;     /* `nts cookie-secret`: keys derived per epoch; else NULL */
   size_t secret_len;
   uint64_t epoch;      /* with a secret: the epoch of the current set */
+  void (*grace)(void *arg); /* keystore_set_grace */
+  void *grace_arg;
 };
+
+/* old, just replaced, is kept until the next rotation; the set it replaces
+ * in turn is freed once every reader has left the request it was in. */
+static void retire(keystore *k, nts_keyset *old)
+{
+  if (k->retired && k->grace)
+    k->grace(k->grace_arg);
+  nts_keyset_free(k->retired);
+  k->retired = old;
+}
 
 static bool derive_if_due(keystore *k, uint64_t now);
 
@@ -176,8 +188,13 @@ keystore *keystore_adopt(nts_keyset *ks)
 void keystore_install(keystore *k, nts_keyset *ks)
 {
   nts_keyset *old = atomic_exchange_explicit(&k->current, ks, memory_order_acq_rel);
-  nts_keyset_free(k->retired);
-  k->retired = old;
+  retire(k, old);
+}
+
+void keystore_set_grace(keystore *k, void (*grace)(void *arg), void *arg)
+{
+  k->grace = grace;
+  k->grace_arg = arg;
 }
 
 unsigned keystore_check_interval(const keystore *k)
@@ -207,8 +224,7 @@ bool keystore_rotate_if_due(keystore *k, uint64_t now)
   if (k->file)
     save(k, next); /* logged on failure; the new keys are used anyway */
   atomic_store_explicit(&k->current, next, memory_order_release);
-  nts_keyset_free(k->retired);
-  k->retired = cur;
+  retire(k, cur);
   log_notice("NTS cookie key rotated: key %08x in use, %u keys held",
              nts_keyset_current_id(next), nts_keyset_count(next));
   return true;
@@ -226,8 +242,7 @@ static bool derive(keystore *k, uint64_t e)
   if (!next)
     return false;
   nts_keyset *cur = atomic_exchange_explicit(&k->current, next, memory_order_acq_rel);
-  nts_keyset_free(k->retired);
-  k->retired = cur;
+  retire(k, cur);
   k->epoch = e;
   return true;
 }

@@ -7,7 +7,8 @@
  * the one key the main process sent it (keystore_adopt).  Key sets are immutable: rotation
  * builds a new one, publishes it, and frees the set retired by the previous
  * rotation (a reader holds a set for microseconds; rotations are at least a
- * minute apart).
+ * minute apart), after the readers' grace (keystore_set_grace) when other
+ * threads read it.
  *
  * With a file (`nts cookie FILE`), the keys persist across restarts so every
  * issued cookie stays valid: the file is written through atomicfile (a kill
@@ -56,6 +57,11 @@ keystore *keystore_adopt(nts_keyset *ks);
 /* Replaces the current set with ks (taken); the set it replaces is freed at
  * the next install (a reader holds one for microseconds). */
 void keystore_install(keystore *k, nts_keyset *ks);
+
+/* Readers on other threads (the NTP server's packet threads): grace(arg)
+ * returns once none of them is inside a request begun before it was
+ * called; a retired set is freed only after it.  Main thread only. */
+void keystore_set_grace(keystore *k, void (*grace)(void *arg), void *arg);
 
 /* Keys derived from a secret shared with other servers (`nts
  * cookie-secret FILE`, docs/nts-cookies.md): the file is read now (before

@@ -308,7 +308,8 @@ void log_class_msg(int cls, int level, const char *fmt, ...)
     n = n + (size_t)w < sizeof(line) - 1 ? n + (size_t)w : sizeof(line) - 2;
   line[n++] = '\n';
   if (file.fd >= 0) {
-    check_moved();
+    if (gettid() == getpid()) /* the NTP server's packet threads only write */
+      check_moved();
     write_all(file.fd, line, n);
   } else {
     write_all(STDERR_FILENO, line, n);

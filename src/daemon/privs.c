@@ -355,3 +355,11 @@ bool privs_apply(privs *p, char *err, size_t errlen)
   check_state_dirs(p);
   return true;
 }
+
+bool privs_drop_thread(void)
+{
+  cap_t c = cap_init(); /* all clear */
+  bool ok = c && cap_set_proc(c) == 0;
+  cap_free(c);
+  return ok;
+}

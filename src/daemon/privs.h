@@ -50,4 +50,9 @@ bool privs_apply(privs *p, char *err, size_t errlen);
  * failure is a warning. */
 void privs_lock_memory(const privs *p);
 
+/* Clears the calling thread's capabilities (they are per thread): a thread
+ * started after privs_apply that needs none of those the main thread
+ * keeps.  False if the kernel refused. */
+bool privs_drop_thread(void);
+
 #endif

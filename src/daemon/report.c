@@ -289,6 +289,38 @@ static void tcp_text(textbuf *t, const ntsd_server *s, const tcp_server_stats *s
     tb_printf(t, "  tcp %-20s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
 }
 
+/* `threads N`: each packet thread's own share of the UDP requests. */
+static void threads_json(json_w *j, const ntsd_server *s)
+{
+  json_key(j, "threads");
+  json_arr_begin(j);
+  for (size_t i = 0; s && i < server_thread_count(s); i++) {
+    ntsd_server_stats t;
+    server_get_thread_stats(s, i, &t);
+    json_obj_begin(j);
+    json_kv_uint(j, "received", t.received);
+    json_kv_uint(j, "responded", responded(&t.serve));
+    json_kv_uint(j, "respond_nts", t.serve.result[NTP_SERVE_RESPOND_NTS]);
+    json_obj_end(j);
+  }
+  json_arr_end(j);
+}
+
+/* With `threads N` > 1: "threads:          2 (received 152 / 148)". */
+static void threads_text(textbuf *t, const ntsd_server *s)
+{
+  size_t n = s ? server_thread_count(s) : 1;
+  if (n < 2)
+    return;
+  tb_printf(t, "threads:          %zu (received", n);
+  for (size_t i = 0; i < n; i++) {
+    ntsd_server_stats one;
+    server_get_thread_stats(s, i, &one);
+    tb_printf(t, "%s %llu", i ? " /" : "", (unsigned long long)one.received);
+  }
+  tb_printf(t, ")\n");
+}
+
 static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats *st,
                         const char **keys, size_t n_keys, uint64_t dropped_total)
 {
@@ -310,6 +342,7 @@ static void server_json(json_w *j, const ntsd_server *s, const ntsd_server_stats
   for (size_t i = 0; s && i < server_socket_count(s); i++)
     json_string(j, server_socket_name(s, i));
   json_arr_end(j);
+  threads_json(j, s);
   tcp_json(j, s, &st->tcp);
   json_obj_end(j);
 }
@@ -343,6 +376,7 @@ char *report_server(const ntsd_server *s, bool json)
     tb_printf(&t, "  %-18s%llu\n", keys[i], (unsigned long long)ntp_serve_dropped(c, keys[i]));
   tb_printf(&t, "kod sent:         %llu\n", (unsigned long long)c->result[NTP_SERVE_KOD_RATE]);
   tb_printf(&t, "send errors:      %llu\n", (unsigned long long)st.send_errors);
+  threads_text(&t, s);
   tcp_text(&t, s, &st.tcp);
   return tb_finish(&t);
 }

@@ -4,20 +4,26 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/netaddr.h"
 #include "daemon/netstamp.h"
+#include "daemon/privs.h"
 #include "daemon/sysclock.h"
 #include "daemon/tcp_server.h"
 #include "proto/ratelimit.h"
 
-#define MAX_SOCKETS 32
+#define MAX_SOCKETS 32 /* listen addresses */
 /* Datagrams per recvmmsg, and recvmmsg calls per wake-up before yielding to
  * the loop.  The replies to one batch leave in one sendmmsg, so a reply
  * waits for the rest of its batch to be answered: at a few microseconds
@@ -34,12 +40,14 @@
 #define RL_SLOTS 16384
 #define RL_BURST 8
 
+typedef struct srv_worker srv_worker;
+
 typedef struct srv_sock {
   int fd;
   int family;
   struct event *ev;
   char name[NETADDR_STRLEN];
-  ntsd_server *owner;
+  srv_worker *w; /* the packet thread that reads it */
 } srv_sock;
 
 /* Where a reply goes and which local address it leaves from. */
@@ -62,17 +70,23 @@ typedef struct mmsg_slot {
   _Alignas(struct cmsghdr) char tx_cb[64];
 } mmsg_slot;
 
-struct ntsd_server {
-  srv_sock socks[MAX_SOCKETS];
-  size_t n_socks;
-  const ntp_acl *acl;
-  keystore *keys;       /* NULL: NTS requests get plain answers */
-  const clockctl *clk;  /* the daemon's time */
+/* One packet thread's request path: everything it writes per packet is
+ * its own (no sharing, no lock per packet).  With `threads N` > 1 each runs
+ * on a thread of its own and holds `lock` while it serves a wake-up's
+ * batches; the main thread takes that lock to read the counters, to update
+ * sys, and as the grace period before freeing retired cookie keys or
+ * `restrict` rules (server_quiesce).  With one thread, all of it runs on
+ * the main loop and the lock is not used. */
+struct srv_worker {
+  ntsd_server *owner;
   ntp_serve *serve;     /* the request path's state, reused */
-  ntp_ratelimit *rl;
+  ntp_ratelimit *rl;    /* clients hash to one socket, so to one limiter */
   ntp_sysinfo sys;
-  tcp_server *tcp;      /* NTP over TCP (`listen ... tcp`), NULL if none */
   ntsd_server_stats stats;
+  pthread_mutex_t lock;
+  atomic_bool pause;    /* the main thread waits for the lock */
+  pthread_t thread;
+  bool running;
   struct mmsghdr rmsg[MMSG_BATCH];
   struct mmsghdr smsg[SEND_BATCH];
   mmsg_slot slot[MMSG_BATCH];
@@ -80,25 +94,50 @@ struct ntsd_server {
   uint8_t rand_pool[RAND_POOL];
 };
 
+struct ntsd_server {
+  /* address-major: socket a of worker t is socks[a * n_threads + t] */
+  srv_sock *socks;
+  size_t n_socks;
+  const ntp_acl *acl;
+  keystore *keys;       /* NULL: NTS requests get plain answers */
+  const clockctl *clk;  /* the daemon's time */
+  tcp_server *tcp;      /* NTP over TCP (`listen ... tcp`), NULL if none */
+  size_t n_threads;     /* packet threads; 1: on the main loop */
+  /* n_threads workers, then with n_threads > 1 one more: the main loop's,
+   * for NTP over TCP */
+  srv_worker **w;
+  size_t n_w;
+  int stop_fd;          /* eventfd: readable when the threads must end */
+};
+
 static int set_opt(int fd, int level, int name, int val)
 {
   return setsockopt(fd, level, name, &val, sizeof(val));
 }
 
-static bool open_socket(ntsd_server *s, struct event_base *base, const struct sockaddr *sa,
-                        socklen_t len, char *err, size_t errlen)
+/* Refuses an address another socket holds already.  With `threads`, the
+ * sockets set SO_REUSEPORT, and a second daemon's could join their group
+ * silently and take part of the traffic: a socket without it finds the
+ * port taken, as a single socket would. */
+static bool port_free(const struct sockaddr *sa, socklen_t len, const char *name, char *err,
+                      size_t errlen)
 {
-  char name[NETADDR_STRLEN];
-  netaddr_str_port(sa, name, sizeof(name));
-  if (s->n_socks >= MAX_SOCKETS) {
-    snprintf(err, errlen, "too many listen addresses (max %d)", MAX_SOCKETS);
-    return false;
-  }
+  int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sa->sa_family == AF_INET6)
+    set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+  bool ok = fd >= 0 && bind(fd, sa, len) == 0;
+  if (!ok)
+    snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  return ok;
+}
+
+static int bound_socket(const struct sockaddr *sa, socklen_t len, bool reuseport)
+{
   int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    snprintf(err, errlen, "socket for %s: %s", name, strerror(errno));
-    return false;
-  }
+  if (fd < 0)
+    return -1;
   /* No SO_REUSEADDR: on UDP it would let a second daemon bind the same
    * port silently and steal the traffic. */
   netstamp_enable(fd, false);
@@ -112,19 +151,51 @@ static bool open_socket(ntsd_server *s, struct event_base *base, const struct so
   } else {
     set_opt(fd, IPPROTO_IP, IP_PKTINFO, 1);
   }
-  if (bind(fd, sa, len) < 0) {
-    snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
+  /* One socket per thread: the kernel hashes each client's address and
+   * port to one of them, so a client always meets the same rate limiter. */
+  if ((reuseport && set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0) || bind(fd, sa, len) < 0) {
+    int e = errno;
     close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+/* The sockets of one listen address, one per packet thread. */
+static bool open_socket(ntsd_server *s, const struct sockaddr *sa, socklen_t len, char *err,
+                        size_t errlen)
+{
+  char name[NETADDR_STRLEN];
+  netaddr_str_port(sa, name, sizeof(name));
+  if (s->n_socks >= MAX_SOCKETS * s->n_threads) {
+    snprintf(err, errlen, "too many listen addresses (max %d)", MAX_SOCKETS);
     return false;
   }
-  srv_sock *ss = &s->socks[s->n_socks];
-  ss->fd = fd;
-  ss->family = sa->sa_family;
-  ss->owner = s;
-  snprintf(ss->name, sizeof(ss->name), "%s", name);
-  s->n_socks++;
-  (void)base;
-  log_notice("serving NTP on %s", name);
+  bool group = s->n_threads > 1;
+  if (group && !port_free(sa, len, name, err, errlen))
+    return false;
+  struct sockaddr_storage at;
+  memcpy(&at, sa, len);
+  for (size_t t = 0; t < s->n_threads; t++) {
+    int fd = bound_socket((struct sockaddr *)&at, len, group);
+    if (fd < 0) {
+      snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
+      while (t-- > 0) /* none of this address's, so IPv6 may be left out */
+        close(s->socks[--s->n_socks].fd);
+      return false;
+    }
+    socklen_t alen = len; /* port 0: the others join the port the first got */
+    if (t == 0)
+      getsockname(fd, (struct sockaddr *)&at, &alen);
+    srv_sock *ss = &s->socks[s->n_socks++];
+    *ss = (srv_sock){.fd = fd, .family = sa->sa_family, .w = s->w[t]};
+    snprintf(ss->name, sizeof(ss->name), "%s", name);
+  }
+  if (group)
+    log_notice("serving NTP on %s (%zu threads)", name, s->n_threads);
+  else
+    log_notice("serving NTP on %s", name);
   return true;
 }
 
@@ -163,13 +234,13 @@ static void reply_msg(mmsg_slot *sl, size_t len, struct msghdr *mh)
 
 /* The prepared replies in one sendmmsg; a datagram the kernel refuses is
  * counted and skipped, the rest still go. */
-static void send_replies(ntsd_server *s, srv_sock *ss, unsigned n)
+static void send_replies(srv_worker *w, srv_sock *ss, unsigned n)
 {
   unsigned off = 0;
   while (off < n) {
-    int r = sendmmsg(ss->fd, s->smsg + off, n - off, 0);
+    int r = sendmmsg(ss->fd, w->smsg + off, n - off, 0);
     if (r <= 0) {
-      s->stats.send_errors++;
+      w->stats.send_errors++;
       off++;
     } else {
       off += (unsigned)r;
@@ -182,30 +253,30 @@ static void send_replies(ntsd_server *s, srv_sock *ss, unsigned n)
  * system call per request.  Bytes handed out are wiped from the pool. */
 static void server_random(void *arg, uint8_t *buf, size_t len)
 {
-  ntsd_server *s = arg;
+  srv_worker *w = arg;
   while (len > 0) {
-    if (s->rand_left == 0) {
-      sysclock_random(s->rand_pool, sizeof(s->rand_pool));
-      s->rand_left = sizeof(s->rand_pool);
+    if (w->rand_left == 0) {
+      sysclock_random(w->rand_pool, sizeof(w->rand_pool));
+      w->rand_left = sizeof(w->rand_pool);
     }
-    size_t n = len < s->rand_left ? len : s->rand_left;
-    uint8_t *src = s->rand_pool + sizeof(s->rand_pool) - s->rand_left;
+    size_t n = len < w->rand_left ? len : w->rand_left;
+    uint8_t *src = w->rand_pool + sizeof(w->rand_pool) - w->rand_left;
     memcpy(buf, src, n);
     memset(src, 0, n);
     buf += n;
     len -= n;
-    s->rand_left -= n;
+    w->rand_left -= n;
   }
 }
 
 /* restrict and the rate limit, from the peer's address. */
-static ntp_serve_admit admission(ntsd_server *s, const struct sockaddr *peer)
+static ntp_serve_admit admission(srv_worker *w, const struct sockaddr *peer)
 {
   enum acl_family fam;
   uint8_t addr[16];
   if (!netaddr_to_acl(peer, &fam, addr))
     return NTP_SERVE_ADMIT_IGNORE;
-  return ntp_serve_admission(s->acl, s->rl, fam, addr, sysclock_mono());
+  return ntp_serve_admission(w->owner->acl, w->rl, fam, addr, sysclock_mono());
 }
 
 static void log_drop(const struct sockaddr *peer, ntp_serve_result r)
@@ -221,19 +292,20 @@ static void log_drop(const struct sockaddr *peer, ntp_serve_result r)
  * decides; this reads the transmit time between its phases, last, so the
  * caller sends what it built at once.  Returns the response's length in
  * out, 0 for a drop. */
-static size_t serve_one(ntsd_server *s, const uint8_t *req, size_t n, ntp_ts rx,
+static size_t serve_one(srv_worker *w, const uint8_t *req, size_t n, ntp_ts rx,
                         const struct sockaddr *peer, uint8_t *out, size_t cap)
 {
-  s->stats.received++;
-  ntp_serve_in in = {.req = req, .len = n, .rx = rx, .sys = &s->sys,
-                     .admit = admission(s, peer),
+  const ntsd_server *s = w->owner;
+  w->stats.received++;
+  ntp_serve_in in = {.req = req, .len = n, .rx = rx, .sys = &w->sys,
+                     .admit = admission(w, peer),
                      .keys = s->keys ? keystore_current(s->keys) : NULL,
-                     .rand = server_random, .rand_arg = s};
-  ntp_serve_result r = ntp_serve_request(s->serve, &in, out, cap);
+                     .rand = server_random, .rand_arg = w};
+  ntp_serve_result r = ntp_serve_request(w->serve, &in, out, cap);
   size_t len = 0;
   if (ntp_serve_replies(r))
-    r = ntp_serve_finish(s->serve, clockctl_now_ntp(s->clk), out, cap, &len);
-  ntp_serve_count(s->serve, r, &s->stats.serve);
+    r = ntp_serve_finish(w->serve, clockctl_now_ntp(s->clk), out, cap, &len);
+  ntp_serve_count(w->serve, r, &w->stats.serve);
   if (!len)
     log_drop(peer, r);
   return len;
@@ -245,38 +317,39 @@ static size_t serve_tcp(void *arg, const uint8_t *req, size_t n, ntp_ts rx,
   return serve_one(arg, req, n, rx, peer, out, cap);
 }
 
-/* Slot i of the batch just received: its reply prepared in s->smsg[*n_out]
+/* Slot i of the batch just received: its reply prepared in w->smsg[*n_out]
  * (and *n_out counted), or a drop. */
-static void handle_datagram(ntsd_server *s, unsigned i, unsigned *n_out)
+static void handle_datagram(srv_worker *w, unsigned i, unsigned *n_out)
 {
-  mmsg_slot *sl = &s->slot[i];
-  struct msghdr *mh = &s->rmsg[i].msg_hdr;
+  const clockctl *clk = w->owner->clk;
+  mmsg_slot *sl = &w->slot[i];
+  struct msghdr *mh = &w->rmsg[i].msg_hdr;
   netstamp ns;
   netstamp_parse(mh, &ns);
   sl->rt.peer_len = mh->msg_namelen;
   sl->rt.have_pi = ns.have_dst;
   sl->rt.pi4 = ns.dst4;
   sl->rt.pi6 = ns.dst6;
-  struct timespec rxts = ns.have_rx ? clockctl_local(s->clk, &ns.rx) : clockctl_now(s->clk);
+  struct timespec rxts = ns.have_rx ? clockctl_local(clk, &ns.rx) : clockctl_now(clk);
   ntp_ts rx = ntp_ts_from_timespec(&rxts);
   if (mh->msg_flags & MSG_TRUNC) {
-    s->stats.received++;
-    s->stats.serve.result[NTP_SERVE_DROP_MALFORMED]++;
+    w->stats.received++;
+    w->stats.serve.result[NTP_SERVE_DROP_MALFORMED]++;
     return;
   }
-  size_t len = serve_one(s, sl->rx, s->rmsg[i].msg_len, rx,
+  size_t len = serve_one(w, sl->rx, w->rmsg[i].msg_len, rx,
                          (const struct sockaddr *)&sl->rt.peer, sl->tx, sizeof(sl->tx));
   if (len)
-    reply_msg(sl, len, &s->smsg[(*n_out)++].msg_hdr);
+    reply_msg(sl, len, &w->smsg[(*n_out)++].msg_hdr);
 }
 
 /* Resets the receive headers of the batch (recvmmsg rewrites the lengths). */
-static void arm_batch(ntsd_server *s, unsigned n)
+static void arm_batch(srv_worker *w, unsigned n)
 {
   for (unsigned i = 0; i < n; i++) {
-    mmsg_slot *sl = &s->slot[i];
+    mmsg_slot *sl = &w->slot[i];
     sl->rx_iov = (struct iovec){.iov_base = sl->rx, .iov_len = sizeof(sl->rx)};
-    s->rmsg[i].msg_hdr = (struct msghdr){.msg_name = &sl->rt.peer,
+    w->rmsg[i].msg_hdr = (struct msghdr){.msg_name = &sl->rt.peer,
                                          .msg_namelen = sizeof(sl->rt.peer),
                                          .msg_iov = &sl->rx_iov, .msg_iovlen = 1,
                                          .msg_control = sl->rx_cb,
@@ -284,28 +357,34 @@ static void arm_batch(ntsd_server *s, unsigned n)
   }
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+/* What is queued on ss, up to RECV_ROUNDS batches. */
+static void serve_socket(srv_sock *ss)
 {
-  srv_sock *ss = arg;
-  ntsd_server *s = ss->owner;
-  (void)what;
+  srv_worker *w = ss->w;
   for (int round = 0; round < RECV_ROUNDS; round++) {
-    arm_batch(s, MMSG_BATCH);
-    int n = recvmmsg(fd, s->rmsg, MMSG_BATCH, MSG_DONTWAIT, NULL);
+    arm_batch(w, MMSG_BATCH);
+    int n = recvmmsg(ss->fd, w->rmsg, MMSG_BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0)
       break; /* EAGAIN, or an ICMP error for an earlier send: nothing to do */
     unsigned n_out = 0;
     for (unsigned i = 0; i < (unsigned)n; i++) {
-      handle_datagram(s, i, &n_out);
+      handle_datagram(w, i, &n_out);
       if (n_out == SEND_BATCH) {
-        send_replies(s, ss, n_out);
+        send_replies(w, ss, n_out);
         n_out = 0;
       }
     }
-    send_replies(s, ss, n_out);
+    send_replies(w, ss, n_out);
     if (n < MMSG_BATCH)
       break;
   }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  serve_socket(arg);
 }
 
 /* NTP over TCP on the address and port of a `listen ... tcp` line. */
@@ -314,7 +393,7 @@ static bool open_tcp(ntsd_server *s, const server_cfg *cfg, const struct sockadd
 {
   if (!s->tcp) {
     tcp_server_cfg tc = {.base = cfg->base, .acl = cfg->acl, .clk = cfg->clk,
-                         .answer = serve_tcp, .answer_arg = s};
+                         .answer = serve_tcp, .answer_arg = s->w[s->n_w - 1]};
     s->tcp = tcp_server_create(&tc, err, errlen);
     if (!s->tcp)
       return false;
@@ -332,11 +411,11 @@ static bool open_configured(ntsd_server *s, const server_cfg *cfg, char *err, si
     /* Like NTPsec: the wildcard addresses on port 123.  A host without
      * IPv6 just gets IPv4. */
     netaddr_parse("0.0.0.0", NTP_PORT, &ss, &len);
-    if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, err, errlen))
+    if (!open_socket(s, (struct sockaddr *)&ss, len, err, errlen))
       return false;
     netaddr_parse("::", NTP_PORT, &ss, &len);
     char e6[256];
-    if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, e6, sizeof(e6)))
+    if (!open_socket(s, (struct sockaddr *)&ss, len, e6, sizeof(e6)))
       log_warn("%s (continuing with IPv4 only)", e6);
     return true;
   }
@@ -347,7 +426,7 @@ static bool open_configured(ntsd_server *s, const server_cfg *cfg, char *err, si
       snprintf(err, errlen, "bad listen address '%s'", l->addr);
       return false;
     }
-    if (!open_socket(s, cfg->base, (struct sockaddr *)&ss, len, err, errlen))
+    if (!open_socket(s, (struct sockaddr *)&ss, len, err, errlen))
       return false;
     if (l->tcp && !open_tcp(s, cfg, (struct sockaddr *)&ss, len, err, errlen))
       return false;
@@ -355,10 +434,11 @@ static bool open_configured(ntsd_server *s, const server_cfg *cfg, char *err, si
   return true;
 }
 
+/* With one thread the sockets are read on the main loop. */
 static bool register_sockets(ntsd_server *s, struct event_base *base, char *err,
                              size_t errlen)
 {
-  for (size_t i = 0; i < s->n_socks; i++) {
+  for (size_t i = 0; s->n_threads == 1 && i < s->n_socks; i++) {
     srv_sock *ss = &s->socks[i];
     ss->ev = event_new(base, ss->fd, EV_READ | EV_PERSIST, on_readable, ss);
     if (!ss->ev || event_add(ss->ev, NULL) < 0) {
@@ -366,6 +446,49 @@ static bool register_sockets(ntsd_server *s, struct event_base *base, char *err,
       return false;
     }
   }
+  return true;
+}
+
+static srv_worker *worker_create(ntsd_server *s, const server_cfg *cfg)
+{
+  srv_worker *w = calloc(1, sizeof(*w));
+  if (!w)
+    return NULL;
+  w->owner = s;
+  pthread_mutex_init(&w->lock, NULL);
+  uint8_t key[16];
+  sysclock_random(key, sizeof(key));
+  double average = (double)(1u << (cfg->discard_average & 31));
+  w->rl = ntp_rl_create(RL_SLOTS, average, (double)cfg->discard_minimum, RL_BURST, key);
+  w->serve = ntp_serve_create();
+  w->sys.leap = NTP_LEAP_UNSYNC;
+  w->sys.stratum = NTP_MAX_STRATUM;
+  w->sys.precision = (int8_t)cfg->precision_log2;
+  return w;
+}
+
+static void worker_destroy(srv_worker *w)
+{
+  if (!w)
+    return;
+  ntp_rl_destroy(w->rl);
+  ntp_serve_destroy(w->serve);
+  pthread_mutex_destroy(&w->lock);
+  nts_wipe(w->rand_pool, sizeof(w->rand_pool));
+  free(w);
+}
+
+static bool create_workers(ntsd_server *s, const server_cfg *cfg)
+{
+  s->n_threads = cfg->threads > 1 ? (size_t)cfg->threads : 1;
+  s->n_w = s->n_threads + (s->n_threads > 1);
+  s->w = calloc(s->n_w, sizeof(*s->w));
+  s->socks = calloc(MAX_SOCKETS * s->n_threads, sizeof(*s->socks));
+  if (!s->w || !s->socks)
+    return false;
+  for (size_t i = 0; i < s->n_w; i++)
+    if (!(s->w[i] = worker_create(s, cfg)) || !s->w[i]->rl || !s->w[i]->serve)
+      return false;
   return true;
 }
 
@@ -379,16 +502,14 @@ ntsd_server *server_create(const server_cfg *cfg, char *err, size_t errlen)
   s->acl = cfg->acl;
   s->keys = cfg->keys;
   s->clk = cfg->clk;
-  uint8_t key[16];
-  sysclock_random(key, sizeof(key));
-  double average = (double)(1u << (cfg->discard_average & 31));
-  s->rl = ntp_rl_create(RL_SLOTS, average, (double)cfg->discard_minimum, RL_BURST, key);
-  s->serve = ntp_serve_create();
-  s->sys.leap = NTP_LEAP_UNSYNC;
-  s->sys.stratum = NTP_MAX_STRATUM;
-  s->sys.precision = (int8_t)cfg->precision_log2;
-  if (!s->rl || !s->serve) {
+  s->stop_fd = -1;
+  if (!create_workers(s, cfg)) {
     snprintf(err, errlen, "out of memory");
+    server_destroy(s);
+    return NULL;
+  }
+  if (s->n_threads > 1 && (s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    snprintf(err, errlen, "eventfd: %s", strerror(errno));
     server_destroy(s);
     return NULL;
   }
@@ -399,31 +520,211 @@ ntsd_server *server_create(const server_cfg *cfg, char *err, size_t errlen)
   return s;
 }
 
+/* ---- packet threads (`threads N` > 1) ---- */
+
+/* Takes w's lock between two of its wake-ups: from then until
+ * worker_release, w holds no cookie key set or `restrict` rule and writes
+ * no counter.  The flag makes w step aside at its next wake-up, so a
+ * thread that is never idle does not starve the main thread. */
+static void worker_hold(srv_worker *w)
+{
+  atomic_store(&w->pause, true);
+  pthread_mutex_lock(&w->lock);
+}
+
+static void worker_release(srv_worker *w)
+{
+  pthread_mutex_unlock(&w->lock);
+  atomic_store(&w->pause, false);
+}
+
+/* One wake-up: every socket of w with requests queued, under w's lock. */
+static void worker_serve(srv_worker *w, const struct pollfd *pfd, srv_sock **socks, size_t n)
+{
+  while (atomic_load_explicit(&w->pause, memory_order_relaxed))
+    sched_yield();
+  pthread_mutex_lock(&w->lock);
+  for (size_t i = 0; i < n; i++)
+    if (pfd[i].revents)
+      serve_socket(socks[i]);
+  pthread_mutex_unlock(&w->lock);
+}
+
+static void *worker_main(void *arg)
+{
+  srv_worker *w = arg;
+  ntsd_server *s = w->owner;
+  struct pollfd pfd[MAX_SOCKETS + 1];
+  srv_sock *socks[MAX_SOCKETS];
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_socks; i++)
+    if (s->socks[i].w == w) {
+      socks[n] = &s->socks[i];
+      pfd[n++] = (struct pollfd){.fd = s->socks[i].fd, .events = POLLIN};
+    }
+  pfd[n] = (struct pollfd){.fd = s->stop_fd, .events = POLLIN};
+  for (;;) {
+    if (poll(pfd, n + 1, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      log_err("NTP server thread: poll: %s", strerror(errno));
+      break;
+    }
+    if (pfd[n].revents)
+      break;
+    worker_serve(w, pfd, socks, n);
+  }
+  return NULL;
+}
+
+/* Threads are started once the daemon runs as its user with its filter
+ * loaded: they inherit the filter, and then drop any capability the main
+ * thread keeps (capabilities are per thread).  Signals stay with the main
+ * thread's loop. */
+static void *worker_start(void *arg)
+{
+  if (!privs_drop_thread()) {
+    /* never serve with them, nor leave a share of the clients unserved */
+    log_err("NTP server thread: cannot drop capabilities; stopping the daemon");
+    kill(getpid(), SIGTERM);
+    return NULL;
+  }
+  return worker_main(arg);
+}
+
+bool server_start(ntsd_server *s, char *err, size_t errlen)
+{
+  if (s->n_threads == 1 || s->n_socks == 0) /* `interface ignore all`: nothing to read */
+    return true;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = 0;
+  for (size_t i = 0; i < s->n_threads && rc == 0; i++) {
+    rc = pthread_create(&s->w[i]->thread, NULL, worker_start, s->w[i]);
+    s->w[i]->running = rc == 0;
+    char name[16]; /* for top -H and each task's comm; set from here, as a
+                      thread naming itself would need prctl */
+    snprintf(name, sizeof(name), "ntsd-ntp%u", (unsigned)(i % 100)); /* i < 64 */
+    if (rc == 0)
+      pthread_setname_np(s->w[i]->thread, name);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot start the NTP server threads: %s", strerror(rc));
+    return false;
+  }
+  log_info("NTP server: %zu threads", s->n_threads);
+  return true;
+}
+
+static void stop_workers(ntsd_server *s)
+{
+  uint64_t one = 1;
+  if (s->stop_fd >= 0 && write(s->stop_fd, &one, sizeof(one)) < 0)
+    log_err("cannot stop the NTP server threads: %s", strerror(errno));
+  for (size_t i = 0; i < s->n_w; i++)
+    if (s->w[i] && s->w[i]->running)
+      pthread_join(s->w[i]->thread, NULL);
+}
+
+void server_pause(ntsd_server *s)
+{
+  for (size_t i = 0; i < s->n_w; i++)
+    if (s->w[i]->running)
+      worker_hold(s->w[i]);
+}
+
+void server_resume(ntsd_server *s)
+{
+  for (size_t i = 0; i < s->n_w; i++)
+    if (s->w[i]->running)
+      worker_release(s->w[i]);
+}
+
+void server_quiesce(void *arg)
+{
+  server_pause(arg);
+  server_resume(arg);
+}
+
 void server_destroy(ntsd_server *s)
 {
   if (!s)
     return;
+  if (s->w)
+    stop_workers(s);
   for (size_t i = 0; i < s->n_socks; i++) {
     if (s->socks[i].ev)
       event_free(s->socks[i].ev);
     close(s->socks[i].fd);
   }
   tcp_server_destroy(s->tcp);
-  ntp_rl_destroy(s->rl);
-  ntp_serve_destroy(s->serve);
+  for (size_t i = 0; s->w && i < s->n_w; i++)
+    worker_destroy(s->w[i]);
+  if (s->stop_fd >= 0)
+    close(s->stop_fd);
+  free(s->w);
+  free(s->socks);
   free(s);
 }
 
-void server_set_sysinfo(ntsd_server *s, const ntp_sysinfo *sys) { s->sys = *sys; }
+void server_set_sysinfo(ntsd_server *s, const ntp_sysinfo *sys)
+{
+  for (size_t i = 0; i < s->n_w; i++) {
+    bool held = s->w[i]->running;
+    if (held)
+      worker_hold(s->w[i]);
+    s->w[i]->sys = *sys;
+    if (held)
+      worker_release(s->w[i]);
+  }
+}
+
+static void add_stats(ntsd_server_stats *to, const ntsd_server_stats *from)
+{
+  to->received += from->received;
+  to->send_errors += from->send_errors;
+  const ntp_serve_counters *f = &from->serve;
+  ntp_serve_counters *c = &to->serve;
+  for (size_t i = 0; i < NTP_SERVE_RESULT_COUNT; i++)
+    c->result[i] += f->result[i];
+  for (size_t i = 0; i < NTS_COOKIE_RESULT_COUNT; i++)
+    c->cookies[i] += f->cookies[i];
+  for (size_t i = 0; i < NTS_NTP_WHY_COUNT; i++)
+    c->nts_why[i] += f->nts_why[i];
+  c->cookies_made += f->cookies_made;
+}
+
+size_t server_thread_count(const ntsd_server *s) { return s->n_threads; }
+
+void server_get_thread_stats(const ntsd_server *s, size_t i, ntsd_server_stats *out)
+{
+  *out = (ntsd_server_stats){0};
+  if (i >= s->n_w)
+    return;
+  srv_worker *w = s->w[i];
+  if (w->running)
+    worker_hold(w);
+  add_stats(out, &w->stats);
+  if (w->running)
+    worker_release(w);
+}
+
 void server_get_stats(const ntsd_server *s, ntsd_server_stats *out)
 {
-  *out = s->stats;
+  *out = (ntsd_server_stats){0};
+  for (size_t i = 0; i < s->n_w; i++) {
+    ntsd_server_stats one;
+    server_get_thread_stats(s, i, &one);
+    add_stats(out, &one);
+  }
   if (s->tcp)
     tcp_server_get_stats(s->tcp, &out->tcp);
 }
 const tcp_server *server_tcp(const ntsd_server *s) { return s->tcp; }
-size_t server_socket_count(const ntsd_server *s) { return s->n_socks; }
+size_t server_socket_count(const ntsd_server *s) { return s->n_socks / s->n_threads; }
 const char *server_socket_name(const ntsd_server *s, size_t i)
 {
-  return i < s->n_socks ? s->socks[i].name : "";
+  return i < server_socket_count(s) ? s->socks[i * s->n_threads].name : "";
 }

@@ -830,6 +830,22 @@ static void test_sandbox(void **state)
   expect_error(t, "sandbox off now", "unexpected 'now' after 'sandbox'");
 }
 
+static void test_threads(void **state)
+{
+  struct tc *t = *state;
+
+  assert_int_equal(t->c->threads, 1);
+  expect_ok(t, "threads 4\n", 0);
+  assert_int_equal(t->c->threads, 4);
+  expect_ok(t, "threads 64\n", 0);
+  assert_int_equal(t->c->threads, 64);
+  expect_error(t, "threads", "missing value for 'threads'");
+  expect_error(t, "threads 0", "out of range");
+  expect_error(t, "threads 65", "out of range");
+  expect_error(t, "threads two", "threads");
+  expect_error(t, "threads 2 3", "unexpected '3' after 'threads'");
+}
+
 /* ---- lines, bytes, messages ------------------------------------------------ */
 
 static void test_unknown_directive(void **state)
@@ -1785,7 +1801,7 @@ static const struct {
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
     {"metrics", "metrics 127.0.0.1:9123"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
-    {"user", "user ntsd"}, {"sandbox", "sandbox off"},
+    {"user", "user ntsd"}, {"sandbox", "sandbox off"}, {"threads", "threads 2"},
 };
 
 struct rows {
@@ -1913,6 +1929,7 @@ int main(void)
       T(test_metrics),
       T(test_user),
       T(test_sandbox),
+      T(test_threads),
       T(test_unknown_directive),
       T(test_docker_stray_words),
       T(test_comments_blanks_crlf),
