@@ -429,11 +429,10 @@ static void cert_reload(ntsd *d, const cert_files *now)
   int64_t not_after = 0;
   bool have_not_after = false;
   certpair *pair = certpair_read(d->conf->nts_cert, d->conf->nts_key, err, sizeof(err));
-  if (pair && !certpair_check(pair, &not_after, &have_not_after, err, sizeof(err))) {
+  /* The check forks while packet threads may run: its child only parses
+   * and writes to a pipe, touching no lock those threads take. */
+  if (!pair || !certpair_check(pair, &not_after, &have_not_after, err, sizeof(err))) {
     certpair_free(pair);
-    pair = NULL;
-  }
-  if (!pair) {
     log_err("NTS certificate or key changed but cannot be used (%s); still serving the "
             "previous pair", err);
     d->cert_refused = true;
@@ -737,6 +736,20 @@ static bool setup_cookie_keys(ntsd *d, char *err, size_t errlen)
 /* `nts enable`: TLS context, cookie keys, and the KE process's sockets.
  * Without it, `nts cookie-secret` alone makes an NTS NTP server for cookies
  * that other servers' NTS-KE issued. */
+/* Around each fork of an NTS-KE process: the packet threads leave their
+ * batch and wait, so none holds the C library's log lock (or any other)
+ * in the child's copy of the process. */
+static void hold_threads(void *arg, bool hold)
+{
+  ntsd *d = arg;
+  if (!d->server)
+    return;
+  if (hold)
+    server_pause(d->server);
+  else
+    server_resume(d->server);
+}
+
 static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
 {
   const ntsd_conf *c = d->conf;
@@ -780,6 +793,7 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   ke_proc_cfg pc = {.base = d->base, .server = kc, .pair = d->ke_pair, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
                     .forget = forget_in_child, .forget_arg = d,
+                    .fork_hold = hold_threads, .fork_hold_arg = d,
                     .on_state = on_ke_state, .state_arg = d};
   sandbox_set_level(&pc.sandbox, c->sandbox); /* `sandbox`, or -F over it */
   d->ke = ke_proc_create(&pc, err, errlen);

@@ -193,11 +193,15 @@ static bool spawn(ke_proc *p)
     return false;
   }
   pid_t parent = getpid();
+  if (p->cfg.fork_hold)
+    p->cfg.fork_hold(p->cfg.fork_hold_arg, true);
   pid_t pid = fork();
   if (pid == 0) {
     close(sv[0]);
     run_child(p, sv[1], parent);
   }
+  if (p->cfg.fork_hold)
+    p->cfg.fork_hold(p->cfg.fork_hold_arg, false);
   close(sv[1]);
   if (pid < 0) {
     log_err("NTS-KE process: fork: %s", strerror(errno));

@@ -49,6 +49,11 @@ typedef struct ke_proc_cfg {
   void (*forget)(void *arg); /* in the child, right after fork: wipes the main
                                 process's secrets (NULL: none) */
   void *forget_arg;
+  /* In the main process, with true right before each fork and with false
+   * right after it (NULL: none): the daemon's other threads are kept out
+   * of anything whose lock the child could inherit taken (logging). */
+  void (*fork_hold)(void *arg, bool hold);
+  void *fork_hold_arg;
   sandbox_cfg sandbox;     /* the KE process's system call filter */
   /* Called with true when a KE process serves (its first report: it holds
    * its key and has loaded its filter), with false when it ended (NULL:
