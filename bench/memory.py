@@ -8,8 +8,12 @@ The same servers as bench/throughput.py (its namespaces, certificate and
 configurations: NTS-KE and NTP on one address, `local stratum 1`, clock
 control off), started side by side; after one NTS-KE with each and --idle
 seconds, every process of each server is read from /proc: VmRSS, its file
-and anonymous parts, Pss (shared pages divided among the processes that
-map them) and the mappings that weigh most.  --base adds a second ntsd
+and anonymous parts (the anonymous part is the memory the process alone
+adds), Uss (pages no other process maps) and Pss (shared pages divided
+among the processes that map them) and the mappings that weigh most.  Uss
+and Pss depend on what else runs (a library's code pages count as private
+when no other process maps them, and --base shares them): compare them
+between servers run alone.  --base adds a second ntsd
 from another build (before and after in one run).
 
 Safety as in throughput.py: daemons under setpriv without CAP_SYS_TIME,
@@ -43,10 +47,13 @@ def status_kb(pid):
             k, _, v = ln.partition(":")
             if k in ("VmRSS", "RssAnon", "RssFile"):
                 out[k] = int(v.split()[0])
+    out["Uss"] = 0
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for ln in f:
             if ln.startswith("Pss:"):
                 out["Pss"] = int(ln.split()[1])
+            elif ln.startswith(("Private_Clean:", "Private_Dirty:")):
+                out["Uss"] += int(ln.split()[1])
     return out
 
 
@@ -75,15 +82,18 @@ def measure(s):
 
 
 def report(servers, res):
-    print("\n| server | process | VmRSS | file | anon | Pss |")
-    print("|---|---|---|---|---|---|")
+    print("\n| server | process | VmRSS | file | anon | Uss | Pss |")
+    print("|---|---|---|---|---|---|---|")
     for s in servers:
         for i, (pid, st, _) in enumerate(res[s.name]):
-            print("| %s | %s | %.1f MB | %.1f | %.1f | %.1f |" % (
+            print("| %s | %s | %.1f MB | %.1f | %.1f | %.1f | %.1f |" % (
                 s.name, "main" if i == 0 else "child %d" % i, st["VmRSS"] / 1024.0,
-                st["RssFile"] / 1024.0, st["RssAnon"] / 1024.0, st["Pss"] / 1024.0))
-        pss = sum(st["Pss"] for _, st, _ in res[s.name])
-        print("| %s | all (Pss sum) | | | | %.1f |" % (s.name, pss / 1024.0))
+                st["RssFile"] / 1024.0, st["RssAnon"] / 1024.0, st["Uss"] / 1024.0,
+                st["Pss"] / 1024.0))
+        tot = {k: sum(st[k] for _, st, _ in res[s.name]) / 1024.0
+               for k in ("VmRSS", "RssFile", "RssAnon", "Uss", "Pss")}
+        print("| %s | all (sums) | %.1f MB | %.1f | %.1f | %.1f | %.1f |" % (
+            s.name, tot["VmRSS"], tot["RssFile"], tot["RssAnon"], tot["Uss"], tot["Pss"]))
     for s in servers:
         pid, _, top = res[s.name][0]
         print("%s main, largest mappings (kB): %s" % (
