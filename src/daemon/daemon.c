@@ -441,9 +441,11 @@ static void cert_reload(ntsd *d, const cert_files *now)
   }
   d->cert_refused = false;
   d->cert_used = *now;
-  ke_proc_replace(d->ke, pair);
-  certpair_free(d->ke_pair); /* the running KE process has its own copy */
+  /* The old pair goes first: the new KE process, forked with the new one,
+   * must not inherit the old key's bytes (the running one has its copy). */
+  certpair_free(d->ke_pair);
   d->ke_pair = pair;
+  ke_proc_replace(d->ke, pair);
   d->have_cert = have_not_after; /* the metric */
   d->cert_not_after = not_after;
   check_cert_expiry(d); /* warns at once if the new one is close to expiry too */
@@ -1069,13 +1071,13 @@ bool ntsd_daemonize(ntsd *d, char *err, size_t errlen)
 
 /* Everything is set up, the privileges dropped and the filter loaded: the
  * service manager hears from the daemon from here on (docs/systemd.md). */
-int ntsd_run(ntsd *d)
+int ntsd_run(ntsd *d, int priority)
 {
   d->notify = notify_create(d->base);
   if (!d->notify)
     log_warn("out of memory: the service manager will not be notified");
   char err[256];
-  if (!server_start(d->server, err, sizeof(err))) {
+  if (!server_start(d->server, priority, err, sizeof(err))) {
     log_err("%s", err);
     return 1;
   }

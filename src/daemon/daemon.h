@@ -27,7 +27,7 @@ ntsd *ntsd_create(ntsd_conf *conf, const ntsd_opts *opts, char *err, size_t errl
  * up, so errors still reach the user).  Returns false on failure. */
 bool ntsd_daemonize(ntsd *d, char *err, size_t errlen);
 /* Runs until SIGINT/SIGTERM; returns the exit code. */
-int ntsd_run(ntsd *d);
+int ntsd_run(ntsd *d, int priority);
 void ntsd_destroy(ntsd *d);
 
 #endif

@@ -143,10 +143,11 @@ static bool apply_sandbox(int level, bool clock, char *err, size_t errlen)
 static int run(ntsd_conf *conf, const cmdline *cl)
 {
   const ntsd_opts *opts = &cl->opts;
-  /* The daemon starts no thread: the NTS-KE server runs in a process of its
-   * own (daemon/ke_proc), not on a thread as it does in its unit test.
-   * libevent's locks stay on all the same (they must be chosen before any
-   * event base exists) should a thread ever be added. */
+  /* Packet threads (`threads N`) are the daemon's only threads, started by
+   * ntsd_run; they touch no event base, but libevent's locks are on all the
+   * same (they must be chosen before any event base exists).  The NTS-KE
+   * server runs in a process of its own (daemon/ke_proc), not on a thread
+   * as in its unit test. */
   evthread_use_pthreads();
   int level = LOG_LVL_NOTICE + cl->debug;
   log_set_facility(conf->logfacility);
@@ -179,7 +180,7 @@ static int run(ntsd_conf *conf, const cmdline *cl)
   else {
     privs_lock_memory(p);
     if (apply_sandbox(filter, conf_clock, err, sizeof(err)))
-      rc = ntsd_run(d);
+      rc = ntsd_run(d, privs_priority(p));
     else
       rc = fail(opts, err);
   }

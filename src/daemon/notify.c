@@ -16,6 +16,9 @@
 #include "proto/svcnotify.h"
 
 #define STATUS_MAX 512
+/* How long READY, RELOADING and STOPPING may wait for room in the
+ * manager's queue (libsystemd's sd_notify waits without a limit). */
+#define SEND_WAIT_S 5
 
 struct notify {
   bool enabled;       /* NOTIFY_SOCKET was set at creation */
@@ -30,14 +33,17 @@ struct notify {
 };
 
 /* One notification; a failure is logged once (the manager may have gone:
- * the daemon goes on serving). */
-static void send_state(notify *n, const char *state)
+ * the daemon goes on serving).  A state change waits (bounded) for room in
+ * the manager's queue, which is full in a boot storm: a lost READY=1 would
+ * have the unit killed at its start timeout.  STATUS and WATCHDOG do not
+ * wait: the next one comes soon. */
+static void send_msg(notify *n, const char *state, bool wait)
 {
   if (!n->enabled || n->fd < 0 || getpid() != n->pid)
     return;
   /* The address goes with every datagram: a manager that re-creates its
    * socket (systemd's re-execution) is still reached. */
-  ssize_t rc = sendto(n->fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
+  ssize_t rc = sendto(n->fd, state, strlen(state), MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT),
                       (const struct sockaddr *)&n->to, n->to_len);
   if (rc < 0 && !n->failed) {
     n->failed = true;
@@ -49,7 +55,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
-  send_state(arg, "WATCHDOG=1");
+  send_msg(arg, "WATCHDOG=1", false);
 }
 
 /* WATCHDOG_USEC (for this process, WATCHDOG_PID): keep-alives twice per
@@ -74,8 +80,11 @@ static bool arm_watchdog(notify *n, struct event_base *base)
   return true;
 }
 
-/* The socket is made once, before the system call filter and the
- * privilege drop, and kept; a bad NOTIFY_SOCKET is named in one line. */
+static void send_state(notify *n, const char *state) { send_msg(n, state, true); }
+
+/* The socket is made once, when the daemon starts serving (after the
+ * privilege drop and the system call filter, which allows AF_UNIX
+ * datagram sockets), and kept; a bad NOTIFY_SOCKET is named in one line. */
 static bool open_socket(notify *n)
 {
   svcnotify_addr a;
@@ -94,6 +103,9 @@ static bool open_socket(notify *n)
     log_warn("service manager notification socket: %s", strerror(errno));
     return false;
   }
+  struct timeval wait = {.tv_sec = SEND_WAIT_S};
+  if (setsockopt(n->fd, SOL_SOCKET, SO_SNDTIMEO, &wait, sizeof(wait)) < 0)
+    log_debug("notification socket: SO_SNDTIMEO: %s", strerror(errno));
   return true;
 }
 
@@ -173,7 +185,7 @@ void notify_status(notify *n, const char *status)
   memcpy(n->status, s, sizeof(s));
   char buf[STATUS_MAX + 8];
   status_line(buf, sizeof(buf), status);
-  send_state(n, buf);
+  send_msg(n, buf, false);
 }
 
 void notify_stopping(notify *n, const char *status)

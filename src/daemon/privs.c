@@ -24,6 +24,7 @@ struct privs {
   privs_cfg cfg;
   bool change;           /* a user was named */
   bool need_ipc_lock;    /* -m and the locked-memory limit could not be lifted */
+  int priority;          /* the SCHED_FIFO priority in effect, 0: none */
   uid_t uid;
   gid_t gid;
   char user[NAME_MAX_LEN], group[NAME_MAX_LEN];
@@ -146,17 +147,21 @@ bool privs_changes_user(const privs *p, unsigned *uid, unsigned *gid)
   return p->change;
 }
 
-/* Real-time scheduling for the whole process; threads started later
- * inherit it, the NTS-KE process does not (SCHED_RESET_ON_FORK: handshakes
- * run at normal priority).  Optional: a failure is a warning. */
-static void set_priority(int prio)
+/* Real-time scheduling for the main thread.  Neither the NTS-KE process
+ * nor any thread started later inherits it (SCHED_RESET_ON_FORK applies to
+ * every new task): handshakes run at normal priority, and the packet
+ * threads take it themselves (privs_drop_thread).  Optional: a failure is
+ * a warning. */
+static bool set_priority(int prio)
 {
   struct sched_param sp = {.sched_priority = prio};
-  if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
+  if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0) {
     log_warn("cannot run at real-time priority %d (SCHED_FIFO): %s; continuing at normal "
              "priority", prio, strerror(errno));
-  else
-    log_info("scheduling: SCHED_FIFO, priority %d", prio);
+    return false;
+  }
+  log_info("scheduling: SCHED_FIFO, priority %d", prio);
+  return true;
 }
 
 /* Locked memory counts against RLIMIT_MEMLOCK once root is gone: lift the
@@ -321,7 +326,7 @@ static void log_result(const privs *p)
 bool privs_apply(privs *p, char *err, size_t errlen)
 {
   if (p->cfg.priority)
-    set_priority(p->cfg.priority);
+    p->priority = set_priority(p->cfg.priority) ? p->cfg.priority : 0;
   if (p->cfg.lock_memory)
     allow_memory_lock(p);
   if (!p->change)
@@ -356,8 +361,16 @@ bool privs_apply(privs *p, char *err, size_t errlen)
   return true;
 }
 
-bool privs_drop_thread(void)
+int privs_priority(const privs *p) { return p ? p->priority : 0; }
+
+bool privs_drop_thread(int priority)
 {
+  /* sched_setscheduler(0) is this thread only, and needs CAP_SYS_NICE,
+   * which the main thread keeps with -P and this one clears below */
+  struct sched_param sp = {.sched_priority = priority};
+  if (priority > 0 && sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) < 0)
+    log_warn("NTP server thread: cannot run at real-time priority %d: %s", priority,
+             strerror(errno));
   cap_t c = cap_init(); /* all clear */
   bool ok = c && cap_set_proc(c) == 0;
   cap_free(c);

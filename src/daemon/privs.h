@@ -50,9 +50,15 @@ bool privs_apply(privs *p, char *err, size_t errlen);
  * failure is a warning. */
 void privs_lock_memory(const privs *p);
 
-/* Clears the calling thread's capabilities (they are per thread): a thread
- * started after privs_apply that needs none of those the main thread
- * keeps.  False if the kernel refused. */
-bool privs_drop_thread(void);
+/* The SCHED_FIFO priority the main thread runs at after privs_apply (0:
+ * none asked for, or refused). */
+int privs_priority(const privs *p);
+
+/* For a thread started after privs_apply: takes SCHED_FIFO at priority
+ * when it is > 0 (the main thread's: SCHED_RESET_ON_FORK keeps new threads
+ * from inheriting it; a refusal is a warning), then clears the thread's
+ * capabilities (they are per thread), as it needs none of those the main
+ * thread keeps.  False if the kernel refused the clearing. */
+bool privs_drop_thread(int priority);
 
 #endif

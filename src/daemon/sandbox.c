@@ -289,6 +289,9 @@ static int allow_args(scmp_filter_ctx f, sandbox_profile p)
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
   ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+  /* a packet thread takes the main thread's real-time priority (-P) for
+   * itself: the calling thread only (0), and raising it needs CAP_SYS_NICE */
+  ADD(f, rc, SCMP_ACT_ALLOW, SCMP_SYS(sched_setscheduler), 1, SCMP_A0(SCMP_CMP_EQ, 0, 0));
   /* libevent's resolver lists the host's addresses (getifaddrs) at its first
    * lookup with AI_ADDRCONFIG, which may come after the filter: reading the
    * routing socket; changing anything there needs CAP_NET_ADMIN */

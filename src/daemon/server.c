@@ -39,6 +39,8 @@
 #define RCVBUF_BYTES (4 << 20)
 #define RL_SLOTS 16384
 #define RL_BURST 8
+/* Each packet thread's stack (the default is 8 MiB). */
+#define THREAD_STACK (256 * 1024)
 
 typedef struct srv_worker srv_worker;
 
@@ -108,6 +110,7 @@ struct ntsd_server {
   srv_worker **w;
   size_t n_w;
   int stop_fd;          /* eventfd: readable when the threads must end */
+  int priority;         /* the threads' SCHED_FIFO priority (-P), 0: none */
 };
 
 static int set_opt(int fd, int level, int name, int val)
@@ -567,7 +570,10 @@ static void *worker_main(void *arg)
     if (poll(pfd, n + 1, -1) < 0) {
       if (errno == EINTR)
         continue;
-      log_err("NTP server thread: poll: %s", strerror(errno));
+      /* its sockets stay in their SO_REUSEPORT group: never leave their
+       * share of the clients unanswered */
+      log_err("NTP server thread: poll: %s; stopping the daemon", strerror(errno));
+      kill(getpid(), SIGTERM);
       break;
     }
     if (pfd[n].revents)
@@ -583,7 +589,7 @@ static void *worker_main(void *arg)
  * thread's loop. */
 static void *worker_start(void *arg)
 {
-  if (!privs_drop_thread()) {
+  if (!privs_drop_thread(((srv_worker *)arg)->owner->priority)) {
     /* never serve with them, nor leave a share of the clients unserved */
     log_err("NTP server thread: cannot drop capabilities; stopping the daemon");
     kill(getpid(), SIGTERM);
@@ -592,16 +598,34 @@ static void *worker_start(void *arg)
   return worker_main(arg);
 }
 
-bool server_start(ntsd_server *s, char *err, size_t errlen)
+/* What the threads block: every signal but those a fault raises in the
+ * thread itself.  A blocked SIGSYS would make the kernel kill the process
+ * without the filter's handler (no log line, core dumps not turned off). */
+static void thread_sigmask(sigset_t *set)
+{
+  static const int faults[] = {SIGSYS, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
+  sigfillset(set);
+  for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+    sigdelset(set, faults[i]);
+}
+
+bool server_start(ntsd_server *s, int priority, char *err, size_t errlen)
 {
   if (s->n_threads == 1 || s->n_socks == 0) /* `interface ignore all`: nothing to read */
     return true;
+  s->priority = priority;
   sigset_t all, old;
-  sigfillset(&all);
+  thread_sigmask(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = 0;
+  /* A small stack: the batch buffers are on the heap, and with -m
+   * (mlockall, MCL_FUTURE) a thread's whole stack is locked. */
+  pthread_attr_t attr;
+  int rc = pthread_attr_init(&attr);
+  bool have_attr = rc == 0;
+  if (rc == 0)
+    rc = pthread_attr_setstacksize(&attr, THREAD_STACK);
   for (size_t i = 0; i < s->n_threads && rc == 0; i++) {
-    rc = pthread_create(&s->w[i]->thread, NULL, worker_start, s->w[i]);
+    rc = pthread_create(&s->w[i]->thread, &attr, worker_start, s->w[i]);
     s->w[i]->running = rc == 0;
     char name[16]; /* for top -H and each task's comm; set from here, as a
                       thread naming itself would need prctl */
@@ -609,6 +633,8 @@ bool server_start(ntsd_server *s, char *err, size_t errlen)
     if (rc == 0)
       pthread_setname_np(s->w[i]->thread, name);
   }
+  if (have_attr)
+    pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     snprintf(err, errlen, "cannot start the NTP server threads: %s", strerror(rc));

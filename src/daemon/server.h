@@ -57,7 +57,7 @@ ntsd_server *server_create(const server_cfg *cfg, char *err, size_t errlen);
 /* Starts the packet threads (none with one thread).  Call it once the
  * process runs as its user with its system call filter loaded: the threads
  * inherit the filter and drop every capability. */
-bool server_start(ntsd_server *s, char *err, size_t errlen);
+bool server_start(ntsd_server *s, int priority, char *err, size_t errlen);
 /* Ends the threads, closes the sockets. */
 void server_destroy(ntsd_server *s);
 /* The time we serve: copied to every packet thread between two batches. */

@@ -19,6 +19,11 @@ Passes when:
   * a key that does not match the certificate, and then a certificate file
     of garbage, are refused with one log line each, and the previous pair
     goes on serving (the serial stays);
+  * after each renewal, the new NTS-KE process's memory (its heap and
+    anonymous mappings, read through /proc/PID/mem) holds no byte run of
+    the previous key file, while the main process's holds the current
+    one's (it keeps the files' bytes for the KE processes it forks: the
+    control that the search finds a key);
   * after the bad files are replaced by a good pair, that pair is served;
   * SIGHUP right after a renewal loads it at once (under 1.5 s; the timer
     alone needs two looks 2 s apart);
@@ -69,6 +74,41 @@ def renewed_pair(pki, d, n):
             with open(p) as f:
                 out.write(f.read())
     return chain, key
+
+
+def key_line(path):
+    """The first base64 line of a PEM key: 64 random-looking bytes that sit
+    in memory wherever the file's bytes do."""
+    with open(path, "rb") as f:
+        lines = [ln for ln in f.read().split(b"\n") if ln and not ln.startswith(b"-----")]
+    return lines[0]
+
+
+def holds(pid, needle):
+    """Whether the heap or an anonymous mapping of pid holds needle."""
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for ln in maps:
+            f = ln.split()
+            if "r" not in f[1] or (len(f) > 5 and f[5] != "[heap]"):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            if needle in data:
+                return True
+    return False
+
+
+def check_key_memory(server, old_key, new_key):
+    kids = h.child_pids(server.proc.pid)
+    h.check(len(kids) == 1, "expected one NTS-KE process, found %r" % kids)
+    h.check(holds(server.proc.pid, key_line(new_key)),
+            "the main process's memory does not hold the current key: the search is broken")
+    h.check(not holds(kids[0], key_line(old_key)),
+            "the new NTS-KE process %d holds the previous key's bytes" % kids[0])
 
 
 def install(src, dst, gid, mode):
@@ -201,6 +241,7 @@ def main():
             n + 1, serial, time.monotonic() - t, load.good - before))
         h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == 1, 12,
                      "the replaced NTS-KE process to end")
+        check_key_memory(server, pairs[n - 1][1] if n else pki.key, k)
 
     # A key that is not the certificate's: refused, the previous pair serves.
     good_serial = load.last_serial

@@ -27,6 +27,12 @@ WATCHDOG_PID names another process: READY=1 arrives with the NTP port
 answering at once, its STATUS names the source it is synchronised to, no
 WATCHDOG=1 is sent (the keep-alives are asked of another process), and
 STOPPING=1 comes on SIGTERM.
+
+And when the manager's queue is full (net.unix.max_dgram_qlen 0 in the
+test's namespace: one datagram at a time) and it reads nothing for 1.5 s
+after the daemon starts, READY=1 still arrives once it reads: a state
+change waits for room (as libsystemd's sd_notify does) instead of being
+dropped, which would have a real unit killed at its start timeout.
 """
 import os
 import re
@@ -213,6 +219,26 @@ def check_plain(proc, lst):
     check_senders(proc, lst)
 
 
+QLEN = "/proc/sys/net/unix/max_dgram_qlen"
+
+
+def check_full_queue(tmp):
+    with open(QLEN) as f:
+        old = f.read().strip()
+    with open(QLEN, "w") as f:
+        f.write("0")  # the listener made next takes it: one datagram queued at most
+    try:
+        lst = Listener(os.path.join(tmp, "notify", "full.sock"))
+    finally:
+        with open(QLEN, "w") as f:
+            f.write(old)
+    proc = start("full", ["listen 127.0.0.1:%d" % (PLAIN_PORT + 1), "local stratum 1"], lst)
+    time.sleep(1.5)  # the manager is busy: the daemon's first datagram fills the queue
+    lst.wait_for(is_ready, 10, "READY=1 through a full queue")
+    h.log("READY=1 arrived through a full queue: %r" % [sorted(m[2]) for m in lst.msgs])
+    check_stopping(proc, lst)
+
+
 def main():
     h.require_ours()
     h.check(os.access(KEFETCH, os.X_OK), "ntsd_kefetch not built at %s" % KEFETCH)
@@ -232,6 +258,7 @@ def main():
     check_plain(*plain)
     check_stopping(proc, lst)
     check_senders(proc, lst)
+    check_full_queue(tmp)
 
 
 h.run(main)

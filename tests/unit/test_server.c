@@ -73,7 +73,7 @@ static void rig_up(rig *r, int threads)
   if (!r->srv)
     fail_msg("server_create: %s", err);
   keystore_set_grace(r->keys, server_quiesce, r->srv);
-  assert_true(server_start(r->srv, err, sizeof(err)));
+  assert_true(server_start(r->srv, 0, err, sizeof(err)));
 }
 
 static void rig_down(rig *r)
