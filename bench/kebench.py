@@ -51,14 +51,11 @@ error and by the next run, every wait bounded.  Needs root.
 """
 
 import argparse
-import datetime
 import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -365,21 +362,10 @@ def main(argv):
             return 2
     runner.check_clock_protection()
     os.sched_setaffinity(0, {tp.GEN_CPU})
-    tmp = tempfile.mkdtemp(prefix="ntsd-keb-")
-    os.chmod(tmp, 0o700)
-    runner.STATE["tmp"], runner.STATE["keep"] = tmp, a.keep
-    cond = runner.conditions(a)
-    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    try:
-        res = run(a, tmp)
-    except (BenchError, subprocess.TimeoutExpired) as e:
-        print("kebench: FAILED: %s" % e, flush=True)
-        runner.STATE["keep"] = True
-        runner.cleanup()
+    out = tp.run_in_tmp("kebench", "ntsd-keb-", a, run)
+    if out is None:
         return 2
-    runner.cleanup()
-    cond["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
-    report(a, res, started, cond)
+    report(a, *out)
     return 0
 
 

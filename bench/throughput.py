@@ -491,6 +491,28 @@ def parse_args(argv):
     return a
 
 
+def run_in_tmp(name, prefix, a, run_fn):
+    """run_fn(a, tmp) in a private temporary directory, torn down after
+    (kept, with the namespaces removed, when it fails or with a.keep):
+    (its result, the UTC start, the run's conditions), or None after a
+    failure, which is printed."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o700)
+    runner.STATE["tmp"], runner.STATE["keep"] = tmp, a.keep
+    cond = runner.conditions(a)
+    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    try:
+        res = run_fn(a, tmp)
+    except (BenchError, subprocess.TimeoutExpired) as e:
+        print("%s: FAILED: %s" % (name, e), flush=True)
+        runner.STATE["keep"] = True
+        runner.cleanup()
+        return None
+    runner.cleanup()
+    cond["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    return res, started, cond
+
+
 def main(argv):
     a = parse_args(argv)
     if os.geteuid() != 0:
@@ -517,20 +539,10 @@ def main(argv):
     os.makedirs(a.out, exist_ok=True)
     # This script's own sampling stays off the server's CPU.
     os.sched_setaffinity(0, {GEN_CPU})
-    tmp = tempfile.mkdtemp(prefix="ntsd-tput-")
-    os.chmod(tmp, 0o700)
-    runner.STATE["tmp"], runner.STATE["keep"] = tmp, a.keep
-    cond = runner.conditions(a)
-    started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    try:
-        res = run(a, tmp)
-    except (BenchError, subprocess.TimeoutExpired) as e:
-        print("throughput: FAILED: %s" % e, flush=True)
-        runner.STATE["keep"] = True
-        runner.cleanup()
+    out = run_in_tmp("throughput", "ntsd-tput-", a, run)
+    if out is None:
         return 2
-    runner.cleanup()
-    cond["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    res, started, cond = out
     res.update({"started": started.isoformat(), "conditions": cond, "step_s": a.step,
                 "threads": a.threads, "base_threads": a.base_threads, "rt": a.rt, "base": a.base,
                 "gen_rps": os.environ.get("TPUT_GEN_RPS") == "1", "summary": summarize(res)})

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/atomicfile.h"
 #include "daemon/tls.h"
 
 /* How long the check process may take (OpenSSL's start-up and one parse
@@ -36,35 +37,34 @@ typedef struct check_result {
   char err[320];
 } check_result;
 
+/* The whole file, following symbolic links (certbot's live/ directory is
+ * made of them), bounded by CERTPAIR_FILE_MAX. */
 static bool read_blob(const char *what, const char *file, blob *b, char *err, size_t errlen)
 {
   b->file = strdup(file);
-  int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   struct stat st;
   int e = fd < 0 ? errno : fstat(fd, &st) < 0 ? errno : 0;
   if (!e && !S_ISREG(st.st_mode))
     e = EINVAL;
   else if (!e && st.st_size > CERTPAIR_FILE_MAX)
     e = EFBIG;
-  if (!e && !b->file)
+  size_t cap = e ? 0 : (size_t)st.st_size + 1; /* one more: a file growing while read */
+  if (!e && (!b->file || !(b->data = malloc(cap))))
     e = ENOMEM;
-  if (!e && !(b->data = malloc(st.st_size > 0 ? (size_t)st.st_size : 1)))
-    e = ENOMEM;
-  while (!e && b->len < (size_t)st.st_size) {
-    ssize_t n = read(fd, b->data + b->len, (size_t)st.st_size - b->len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      e = n < 0 ? errno : EIO; /* shrank while read */
-      break;
-    }
-    b->len += (size_t)n;
-  }
+  long n = e ? -1 : atomicfile_read_fd(fd, b->data, cap);
+  if (!e && n < 0)
+    e = errno;
+  else if (!e && (size_t)n == cap)
+    e = EAGAIN; /* being written: the next look (or SIGHUP) reads it whole */
   if (fd >= 0)
     close(fd);
   if (e)
     snprintf(err, errlen, "%s %s: %s", what, file,
-             e == EINVAL ? "not a regular file" : e == EFBIG ? "larger than 256 KiB" : strerror(e));
+             e == EINVAL ? "not a regular file" : e == EFBIG ? "larger than 256 KiB"
+             : e == EAGAIN ? "changed while read" : strerror(e));
+  else
+    b->len = (size_t)n;
   return !e;
 }
 

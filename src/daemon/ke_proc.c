@@ -146,27 +146,40 @@ static bool take(ke_proc *p, const ipc_msg *m)
   return true;
 }
 
+/* One frame from a KE process's socket: 1 with m decoded, 0 when none is
+ * waiting, -1 when the process has gone or sent a bad frame (why says
+ * which). */
+static int recv_frame(int fd, ipc_msg *m, char *why, size_t len)
+{
+  uint8_t buf[IPC_MSG_MAX_LEN];
+  ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return 0;
+  if (n <= 0) {
+    snprintf(why, len, "%s", n == 0 ? "ended" : strerror(errno));
+    return -1;
+  }
+  ipc_status st = (size_t)n > sizeof(buf) ? IPC_TRAILING
+                                          : ipc_msg_decode(buf, (size_t)n, IPC_FROM_KE, m);
+  if (st != IPC_OK) {
+    snprintf(why, len, "sent a bad message (%s)", ipc_status_name(st));
+    return -1;
+  }
+  return 1;
+}
+
 static void on_msg(evutil_socket_t fd, short what, void *arg)
 {
   ke_proc *p = arg;
   (void)what;
   for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
-    uint8_t buf[IPC_MSG_MAX_LEN];
-    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      return;
-    if (n <= 0) {
-      child_gone(p, n == 0 ? "ended" : strerror(errno));
-      return;
-    }
     ipc_msg m;
-    ipc_status st = (size_t)n > sizeof(buf) ? IPC_TRAILING
-                                            : ipc_msg_decode(buf, (size_t)n, IPC_FROM_KE, &m);
-    if (st != IPC_OK || !take(p, &m)) {
-      char why[96];
-      snprintf(why, sizeof(why), "sent a bad message (%s)",
-               st != IPC_OK ? ipc_status_name(st) : "acknowledged a key not sent to it");
-      child_gone(p, why);
+    char why[96];
+    int r = recv_frame(fd, &m, why, sizeof(why));
+    if (r == 0)
+      return;
+    if (r < 0 || !take(p, &m)) {
+      child_gone(p, r < 0 ? why : "sent a bad message (acknowledged a key not sent to it)");
       return;
     }
   }
@@ -392,18 +405,13 @@ static void on_old_msg(evutil_socket_t fd, short what, void *arg)
   ke_old *o = arg;
   (void)what;
   for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
-    uint8_t buf[IPC_MSG_MAX_LEN];
-    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      return;
-    if (n <= 0) {
-      old_end(o, "ended");
-      return;
-    }
     ipc_msg m;
-    if ((size_t)n > sizeof(buf) ||
-        ipc_msg_decode(buf, (size_t)n, IPC_FROM_KE, &m) != IPC_OK) {
-      old_end(o, "sent a bad message");
+    char why[96];
+    int r = recv_frame(fd, &m, why, sizeof(why));
+    if (r == 0)
+      return;
+    if (r < 0) {
+      old_end(o, why);
       return;
     }
     if (m.type == IPC_MSG_STATS)
