@@ -1804,6 +1804,17 @@ static void do_threads(struct parser *p, struct cursor *cu, const struct directi
     p->c->threads = v;
 }
 
+/* `ntsprocesses N` (chrony's name and meaning): NTS-KE server processes
+ * side by side, each on its own core when there are enough. */
+static void do_ntsprocesses(struct parser *p, struct cursor *cu, const struct directive *d)
+{
+  const char *t = need_tok(p, cu, d->name);
+  int v;
+
+  if (t && get_int(p, d->name, t, 1, CONF_NTSPROCS_MAX, &v) && expect_end(p, cu, d->name))
+    p->c->nts_processes = v;
+}
+
 /* `proxy URL` (ntsd): every source's SOCKS5 proxy unless its line says otherwise. */
 static void do_proxy(struct parser *p, struct cursor *cu, const struct directive *d)
 {
@@ -1924,6 +1935,10 @@ static const struct directive directives[] = {
               "serve the local clock at stratum N with no usable source", NULL),
     DIRECTIVE("nts", do_nts, 0, "SUBCOMMAND ...", CONF_ACTIVE, NULL,
               SUBTABLE(SUB_CMDS, nts_subs)),
+    DIRECTIVE("ntsprocesses", do_ntsprocesses, 0, "N", CONF_ACTIVE,
+              "(ntsd, as chrony) NTS-KE server processes, 1 to 16, default 1; a restart "
+              "applies a change",
+              NULL),
     DIRECTIVE("nts-listen-on", do_nts_listen, 0, "PORT|ADDR:PORT|[IPv6]:PORT", CONF_ACTIVE,
               "the NTS-KE server's address, default port 4460", NULL),
     DIRECTIVE("controlsocket", do_controlsocket, 0, "PATH [group NAME]", CONF_ACTIVE,
@@ -2100,6 +2115,7 @@ ntsd_conf *conf_new(void)
   c->discard_average = 3;
   c->discard_minimum = 2;
   c->threads = 1;
+  c->nts_processes = 1;
   c->nts_rotate = 86400;
   return c;
 }

@@ -24,6 +24,7 @@
 #define CONF_LINE_MAX 4096 /* longer lines are an error ("line too long") */
 #define CONF_INCLUDE_DEPTH_MAX 4 /* includefile nesting below the top file */
 #define CONF_THREADS_MAX 64     /* `threads N` */
+#define CONF_NTSPROCS_MAX 16    /* `ntsprocesses N` */
 
 enum conf_source_kind { CONF_SERVER, CONF_POOL, CONF_PEER };
 
@@ -141,6 +142,8 @@ typedef struct ntsd_conf {
 
   /* `threads N` (ntsd): NTP server threads; 1 serves on the main loop */
   int threads;
+  /* `ntsprocesses N` (chrony's directive): NTS-KE processes side by side */
+  int nts_processes;
 
   /* NTS */
   bool nts_enable;

@@ -577,7 +577,7 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
            o->tinker_panic == n->tinker_panic && o->local_stratum == n->local_stratum},
       {"discard", o->discard_average == n->discard_average &&
                       o->discard_minimum == n->discard_minimum},
-      {"threads", o->threads == n->threads},
+      {"threads / ntsprocesses", o->threads == n->threads && o->nts_processes == n->nts_processes},
       {"driftfile / disable ntp",
        !strcmp(o->driftfile, n->driftfile) && o->clock_control == n->clock_control},
       {"logfile / logconfig / logfacility / metrics",
@@ -792,7 +792,9 @@ static bool setup_nts_server(ntsd *d, char *err, size_t errlen)
   _Static_assert(CONF_NTPSERVER_MAX == KE_MAX_NTP_SERVERS, "nts ntpserver lines");
   for (size_t i = 0; i < c->n_nts_ntpserver; i++)
     kc.ntp_servers[i] = c->nts_ntpserver[i];
-  ke_proc_cfg pc = {.base = d->base, .server = kc, .pair = d->ke_pair, .keys = d->keys,
+  _Static_assert(CONF_NTSPROCS_MAX == KE_PROC_MAX, "ntsprocesses");
+  ke_proc_cfg pc = {.base = d->base, .server = kc, .processes = (unsigned)c->nts_processes,
+                    .pair = d->ke_pair, .keys = d->keys,
                     .cookie_lifetime = (NTS_COOKIE_RING - 2) * (double)c->nts_rotate,
                     .forget = forget_in_child, .forget_arg = d,
                     .fork_hold = hold_threads, .fork_hold_arg = d,

@@ -26,7 +26,7 @@
 #define STABLE_S 60.0       /* a process that lived this long restarts after 1 s */
 #define MSGS_PER_WAKEUP 16  /* a flood from the KE process cannot starve NTP */
 #define STOP_WAIT_MS 1000
-#define OLD_MAX 4           /* replaced processes finishing their connections */
+#define OLD_MAX (4 * KE_PROC_MAX) /* replaced processes finishing their connections */
 #define DRAIN_LIMIT_S 10    /* one that has not ended by then is killed */
 
 /* A replaced KE process (ke_proc_replace): it serves until its successor
@@ -45,14 +45,13 @@ typedef struct ke_old {
 #define PROBE_S 5
 #define ANSWER_S 10.0
 
-struct ke_proc {
-  ke_proc_cfg cfg;
-  int fds[KE_MAX_LISTENERS];
-  size_t n_fds;
-  char name[NETADDR_STRLEN];
+/* One of the `ntsprocesses` slots: the process running in it, restarted in
+ * it when it ends, and what it acknowledged. */
+typedef struct ke_worker {
+  ke_proc *p;
   pid_t pid;              /* 0: none running */
   int sock;               /* to the running process, -1 */
-  struct event *rd, *restart, *probe;
+  struct event *rd, *restart;
   double started;         /* monotonic */
   bool waiting;           /* sent_id is not acknowledged yet ... */
   double asked;           /* ... since then (monotonic) */
@@ -60,14 +59,25 @@ struct ke_proc {
   uint32_t sent_id;       /* the key last sent to the running process */
   uint32_t ack_floor;     /* the oldest key it may still acknowledge */
   bool serving;           /* the running process has reported */
-  ke_keygate *gate;
-  ke_server_stats gone;   /* ended processes' last reports, summed */
+  ke_keygate *gate;       /* this slot's acknowledgements */
   ke_server_stats last;   /* the running process's last report */
+} ke_worker;
+
+struct ke_proc {
+  ke_proc_cfg cfg;
+  int fds[KE_MAX_LISTENERS];
+  size_t n_fds;
+  char name[NETADDR_STRLEN];
+  struct event *probe;
+  unsigned n_workers;
+  unsigned n_serving;     /* workers whose running process has reported */
+  ke_worker w[KE_PROC_MAX];
+  ke_server_stats gone;   /* ended processes' last reports, summed */
   ke_old old[OLD_MAX];
 };
 
-static void child_gone(ke_proc *p, const char *why);
-static void schedule_restart(ke_proc *p);
+static void child_gone(ke_worker *w, const char *why);
+static void schedule_restart(ke_worker *w);
 static void olds_shut(ke_proc *p);
 
 /* to += add, counter by counter. */
@@ -103,46 +113,64 @@ static bool current_key(const keystore *k, ipc_msg *m)
   return ok;
 }
 
-static bool send_keys(ke_proc *p)
+static bool send_keys(ke_worker *w)
 {
   ipc_msg m;
   uint8_t buf[IPC_MSG_MAX_LEN];
-  size_t n = current_key(p->cfg.keys, &m) ? ipc_msg_encode(&m, buf, sizeof(buf)) : 0;
-  bool ok = n && send(p->sock, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
+  size_t n = current_key(w->p->cfg.keys, &m) ? ipc_msg_encode(&m, buf, sizeof(buf)) : 0;
+  bool ok = n && send(w->sock, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
   if (ok) {
-    p->sent_id = m.u.keys.id;
-    if (!p->waiting) /* an older key still unacknowledged keeps its time */
-      p->asked = sysclock_mono();
-    p->waiting = true;
+    w->sent_id = m.u.keys.id;
+    if (!w->waiting) /* an older key still unacknowledged keeps its time */
+      w->asked = sysclock_mono();
+    w->waiting = true;
   }
   nts_wipe(&m, sizeof(m));
   nts_wipe(buf, sizeof(buf));
   return ok;
 }
 
+/* A worker's process reported for the first time: it holds its key and
+ * serves. */
+static void now_serving(ke_worker *w)
+{
+  ke_proc *p = w->p;
+  w->serving = true;
+  olds_shut(p); /* the processes it replaces may stop accepting now */
+  if (p->n_serving++ == 0 && p->cfg.on_state)
+    p->cfg.on_state(p->cfg.state_arg, true);
+}
+
+/* A worker's process no longer counts as serving (ended or replaced). */
+static void not_serving(ke_worker *w, bool tell)
+{
+  ke_proc *p = w->p;
+  if (!w->serving)
+    return;
+  w->serving = false;
+  if (--p->n_serving == 0 && tell && p->cfg.on_state)
+    p->cfg.on_state(p->cfg.state_arg, false);
+}
+
 /* One message from the KE process; false when it must end. */
-static bool take(ke_proc *p, const ipc_msg *m)
+static bool take(ke_worker *w, const ipc_msg *m)
 {
   if (m->type == IPC_MSG_STATS) {
-    memcpy(&p->last, m->u.stats, sizeof(p->last));
-    if (!p->serving) {
-      p->serving = true;
-      olds_shut(p); /* the processes it replaces may stop accepting now */
-      if (p->cfg.on_state)
-        p->cfg.on_state(p->cfg.state_arg, true);
-    }
+    memcpy(&w->last, m->u.stats, sizeof(w->last));
+    if (!w->serving)
+      now_serving(w);
     return true;
   }
   /* Acknowledgements follow the keys sent, in order: a rotation may have
    * sent a newer key before the previous one's acknowledgement arrived. */
-  if ((int32_t)(m->u.ack_id - p->ack_floor) < 0 || (int32_t)(p->sent_id - m->u.ack_id) < 0)
+  if ((int32_t)(m->u.ack_id - w->ack_floor) < 0 || (int32_t)(w->sent_id - m->u.ack_id) < 0)
     return false;
-  p->ack_floor = m->u.ack_id;
-  if (m->u.ack_id == p->sent_id)
-    p->waiting = false;
-  if (!ke_keygate_acked(p->gate, m->u.ack_id))
-    log_info("NTS-KE process %ld uses cookie key %08x", (long)p->pid, m->u.ack_id);
-  ke_keygate_ack(p->gate, m->u.ack_id, sysclock_mono());
+  w->ack_floor = m->u.ack_id;
+  if (m->u.ack_id == w->sent_id)
+    w->waiting = false;
+  if (!ke_keygate_acked(w->gate, m->u.ack_id))
+    log_info("NTS-KE process %ld uses cookie key %08x", (long)w->pid, m->u.ack_id);
+  ke_keygate_ack(w->gate, m->u.ack_id, sysclock_mono());
   return true;
 }
 
@@ -170,7 +198,7 @@ static int recv_frame(int fd, ipc_msg *m, char *why, size_t len)
 
 static void on_msg(evutil_socket_t fd, short what, void *arg)
 {
-  ke_proc *p = arg;
+  ke_worker *w = arg;
   (void)what;
   for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
     ipc_msg m;
@@ -178,8 +206,8 @@ static void on_msg(evutil_socket_t fd, short what, void *arg)
     int r = recv_frame(fd, &m, why, sizeof(why));
     if (r == 0)
       return;
-    if (r < 0 || !take(p, &m)) {
-      child_gone(p, r < 0 ? why : "sent a bad message (acknowledged a key not sent to it)");
+    if (r < 0 || !take(w, &m)) {
+      child_gone(w, r < 0 ? why : "sent a bad message (acknowledged a key not sent to it)");
       return;
     }
   }
@@ -197,13 +225,13 @@ static void run_child(ke_proc *p, int sock, pid_t parent)
   ke_child_main(&cc);
 }
 
-static bool spawn(ke_proc *p)
+/* Forks the process a worker starts (no state of the worker yet): its pid,
+ * sv[0] our end of the channel; -1 on failure (logged). */
+static pid_t fork_child(ke_proc *p, int sv[2])
 {
-  int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
     log_err("NTS-KE process: socketpair: %s", strerror(errno));
-    schedule_restart(p);
-    return false;
+    return -1;
   }
   pid_t parent = getpid();
   if (p->cfg.fork_hold)
@@ -219,38 +247,50 @@ static bool spawn(ke_proc *p)
   if (pid < 0) {
     log_err("NTS-KE process: fork: %s", strerror(errno));
     close(sv[0]);
-    schedule_restart(p);
+  }
+  return pid;
+}
+
+static bool spawn(ke_worker *w)
+{
+  int sv[2];
+  pid_t pid = fork_child(w->p, sv);
+  if (pid < 0) {
+    schedule_restart(w);
     return false;
   }
-  p->pid = pid;
-  p->sock = sv[0];
-  p->started = sysclock_mono();
-  memset(&p->last, 0, sizeof(p->last));
-  p->rd = event_new(p->cfg.base, p->sock, EV_READ | EV_PERSIST, on_msg, p);
-  if (!p->rd || event_add(p->rd, NULL) < 0 || !send_keys(p)) {
-    child_gone(p, "could not be set up");
+  w->pid = pid;
+  w->sock = sv[0];
+  w->started = sysclock_mono();
+  memset(&w->last, 0, sizeof(w->last));
+  w->rd = event_new(w->p->cfg.base, w->sock, EV_READ | EV_PERSIST, on_msg, w);
+  if (!w->rd || event_add(w->rd, NULL) < 0 || !send_keys(w)) {
+    child_gone(w, "could not be set up");
     return false;
   }
-  p->ack_floor = p->sent_id;
+  w->ack_floor = w->sent_id;
   log_notice("NTS-KE process %ld started", (long)pid);
   return true;
 }
 
-/* Every PROBE_S: the running process answers, or is ended as hung. */
+/* Every PROBE_S: each running process answers, or is ended as hung. */
 static void on_probe(evutil_socket_t fd, short what, void *arg)
 {
   ke_proc *p = arg;
   (void)fd;
   (void)what;
-  if (!p->pid)
-    return;
-  if (p->waiting && sysclock_mono() - p->asked >= ANSWER_S) {
-    char why[80];
-    snprintf(why, sizeof(why), "stopped answering (no acknowledgement within %.0f s)",
-             ANSWER_S);
-    child_gone(p, why);
-  } else if (!p->waiting && !send_keys(p)) {
-    child_gone(p, "could not be sent its cookie key");
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    ke_worker *w = &p->w[i];
+    if (!w->pid)
+      continue;
+    if (w->waiting && sysclock_mono() - w->asked >= ANSWER_S) {
+      char why[80];
+      snprintf(why, sizeof(why), "stopped answering (no acknowledgement within %.0f s)",
+               ANSWER_S);
+      child_gone(w, why);
+    } else if (!w->waiting && !send_keys(w)) {
+      child_gone(w, "could not be sent its cookie key");
+    }
   }
 }
 
@@ -276,49 +316,59 @@ static const char *exit_str(int status, char *buf, size_t len)
  * it and closes the channel.  The kill comes before the close: on EOF a
  * live process would exit by itself, and the status logged would hide that
  * it was killed. */
-static int reap(ke_proc *p)
+static int reap(ke_worker *w)
 {
   int status = 0;
-  kill(p->pid, SIGKILL);
-  if (p->rd)
-    event_free(p->rd);
-  p->rd = NULL;
-  if (p->sock >= 0)
-    close(p->sock);
-  p->sock = -1;
-  while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+  kill(w->pid, SIGKILL);
+  if (w->rd)
+    event_free(w->rd);
+  w->rd = NULL;
+  if (w->sock >= 0)
+    close(w->sock);
+  w->sock = -1;
+  while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
     ;
-  p->pid = 0;
-  p->waiting = false;
+  w->pid = 0;
+  w->waiting = false;
   return status;
 }
 
 /* The next start after the backoff, which then doubles (at most
  * BACKOFF_MAX_S). */
-static void schedule_restart(ke_proc *p)
+static void schedule_restart(ke_worker *w)
 {
-  struct timeval tv = {.tv_sec = p->backoff};
-  if (event_add(p->restart, &tv) < 0)
+  struct timeval tv = {.tv_sec = w->backoff};
+  if (event_add(w->restart, &tv) < 0)
     log_err("NTS-KE process: cannot schedule the restart");
-  p->backoff = p->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : p->backoff * 2;
+  w->backoff = w->backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : w->backoff * 2;
 }
 
 /* The KE process ended or must end: log, keep its counters, restart later. */
-static void child_gone(ke_proc *p, const char *why)
+static void child_gone(ke_worker *w, const char *why)
 {
-  long pid = (long)p->pid;
+  ke_proc *p = w->p;
+  long pid = (long)w->pid;
   char st[48];
-  int status = reap(p);
-  p->serving = false;
-  stats_add(&p->gone, &p->last);
-  memset(&p->last, 0, sizeof(p->last));
-  if (sysclock_mono() - p->started >= STABLE_S)
-    p->backoff = 1;
+  int status = reap(w);
+  stats_add(&p->gone, &w->last);
+  memset(&w->last, 0, sizeof(w->last));
+  if (sysclock_mono() - w->started >= STABLE_S)
+    w->backoff = 1;
   log_err("NTS-KE process %ld %s (%s); restarting it in %u s (NTP service continues)", pid,
-          why, exit_str(status, st, sizeof(st)), p->backoff);
-  schedule_restart(p);
-  if (p->cfg.on_state)
-    p->cfg.on_state(p->cfg.state_arg, false);
+          why, exit_str(status, st, sizeof(st)), w->backoff);
+  schedule_restart(w);
+  not_serving(w, true);
+}
+
+static bool worker_init(ke_proc *p, ke_worker *w)
+{
+  w->p = p;
+  w->sock = -1;
+  w->backoff = 1;
+  w->gate = ke_keygate_create(nts_keyset_current_id(keystore_current(p->cfg.keys)),
+                              p->cfg.cookie_lifetime);
+  w->restart = evtimer_new(p->cfg.base, on_restart, w);
+  return w->gate && w->restart;
 }
 
 ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen)
@@ -329,14 +379,13 @@ ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen)
     return NULL;
   }
   p->cfg = *cfg;
-  p->sock = -1;
-  p->backoff = 1;
-  p->gate = ke_keygate_create(nts_keyset_current_id(keystore_current(cfg->keys)),
-                              cfg->cookie_lifetime);
-  p->restart = evtimer_new(cfg->base, on_restart, p);
+  p->n_workers = cfg->processes < 1 ? 1 : cfg->processes > KE_PROC_MAX ? KE_PROC_MAX
+                                                                       : cfg->processes;
+  bool ok = true;
+  for (unsigned i = 0; i < p->n_workers; i++)
+    ok = worker_init(p, &p->w[i]) && ok;
   p->probe = event_new(cfg->base, -1, EV_PERSIST, on_probe, p);
-  if (!p->gate || !p->restart || !p->probe ||
-      event_add(p->probe, &(struct timeval){.tv_sec = PROBE_S}) < 0) {
+  if (!ok || !p->probe || event_add(p->probe, &(struct timeval){.tv_sec = PROBE_S}) < 0) {
     snprintf(err, errlen, "out of memory");
     ke_proc_stop(p);
     return NULL;
@@ -350,12 +399,21 @@ ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen)
   return p;
 }
 
-bool ke_proc_start(ke_proc *p) { return spawn(p); }
+bool ke_proc_start(ke_proc *p)
+{
+  bool any = false;
+  for (unsigned i = 0; i < p->n_workers; i++)
+    any = spawn(&p->w[i]) || any;
+  return any;
+}
 
 void ke_proc_keys_changed(ke_proc *p)
 {
-  if (p->pid && !send_keys(p))
-    child_gone(p, "could not be sent the new cookie key");
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    ke_worker *w = &p->w[i];
+    if (w->pid && !send_keys(w))
+      child_gone(w, "could not be sent the new cookie key");
+  }
 }
 
 bool ke_proc_may_rotate(ke_proc *p, double now)
@@ -363,17 +421,25 @@ bool ke_proc_may_rotate(ke_proc *p, double now)
   const nts_keyset *ks = keystore_current(p->cfg.keys);
   unsigned n = nts_keyset_count(ks);
   uint32_t cur = nts_keyset_current_id(ks);
-  return n < NTS_COOKIE_RING || ke_keygate_may_drop(p->gate, cur - (n - 1), cur, now);
+  if (n < NTS_COOKIE_RING)
+    return true;
+  for (unsigned i = 0; i < p->n_workers; i++)
+    if (!ke_keygate_may_drop(p->w[i].gate, cur - (n - 1), cur, now))
+      return false;
+  return true;
 }
 
 void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out)
 {
   *out = p->gone;
-  stats_add(out, &p->last);
+  for (unsigned i = 0; i < p->n_workers; i++)
+    stats_add(out, &p->w[i].last);
   for (size_t i = 0; i < OLD_MAX; i++)
     if (p->old[i].pid)
       stats_add(out, &p->old[i].last);
 }
+
+unsigned ke_proc_count(const ke_proc *p) { return p->n_workers; }
 
 /* ---- replaced processes ------------------------------------------------- */
 
@@ -426,10 +492,11 @@ static void on_old_limit(evutil_socket_t fd, short what, void *arg)
   old_end(arg, "had not finished in time");
 }
 
-/* The running process becomes a replaced one; false if out of memory (it
- * is then ended at once). */
-static bool make_old(ke_proc *p)
+/* The worker's running process becomes a replaced one; false if out of
+ * memory (it is then ended at once). */
+static bool make_old(ke_worker *w)
 {
+  ke_proc *p = w->p;
   size_t i = 0;
   while (i < OLD_MAX && p->old[i].pid)
     i++;
@@ -438,16 +505,16 @@ static bool make_old(ke_proc *p)
     i = 0;
   }
   ke_old *o = &p->old[i];
-  *o = (ke_old){.p = p, .pid = p->pid, .sock = p->sock, .last = p->last};
+  *o = (ke_old){.p = p, .pid = w->pid, .sock = w->sock, .last = w->last};
   o->rd = event_new(p->cfg.base, o->sock, EV_READ | EV_PERSIST, on_old_msg, o);
   o->limit = evtimer_new(p->cfg.base, on_old_limit, o);
-  event_free(p->rd);
-  p->rd = NULL;
-  p->pid = 0;
-  p->sock = -1;
-  p->serving = false;
-  p->waiting = false; /* the successor's first key starts its own wait */
-  memset(&p->last, 0, sizeof(p->last));
+  event_free(w->rd);
+  w->rd = NULL;
+  w->pid = 0;
+  w->sock = -1;
+  not_serving(w, false); /* its successor's first report says it serves */
+  w->waiting = false; /* the successor's first key starts its own wait */
+  memset(&w->last, 0, sizeof(w->last));
   if (!o->rd || !o->limit || event_add(o->rd, NULL) < 0) {
     old_end(o, "was ended (out of memory)");
     return false;
@@ -473,34 +540,50 @@ static void olds_shut(ke_proc *p)
 void ke_proc_replace(ke_proc *p, certpair *pair)
 {
   p->cfg.pair = pair;
-  if (!p->pid)
-    return; /* none running: the next start uses it */
-  long was = (long)p->pid;
-  make_old(p);
-  if (spawn(p))
-    log_notice("NTS-KE process %ld replaces process %ld, which finishes its open "
-               "connections", (long)p->pid, was);
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    ke_worker *w = &p->w[i];
+    if (!w->pid)
+      continue; /* none running: its next start uses the new pair */
+    long was = (long)w->pid;
+    make_old(w);
+    if (spawn(w))
+      log_notice("NTS-KE process %ld replaces process %ld, which finishes its open "
+                 "connections", (long)w->pid, was);
+  }
 }
 
 const char *ke_proc_address(const ke_proc *p) { return p->name; }
 
-/* Closes the channel, so the KE process ends by itself (logging its last
- * summary); kills it if it has not within STOP_WAIT_MS. */
-static void stop_child(ke_proc *p)
+/* Closes every channel, so the KE processes end by themselves (each
+ * logging its last summary); kills those that have not within
+ * STOP_WAIT_MS. */
+static void stop_workers(ke_proc *p)
 {
-  if (p->rd)
-    event_free(p->rd);
-  p->rd = NULL;
-  close(p->sock);
-  p->sock = -1;
-  for (int i = 0; i < STOP_WAIT_MS / 10; i++) {
-    if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-      p->pid = 0;
-      return;
-    }
-    nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    ke_worker *w = &p->w[i];
+    if (w->rd)
+      event_free(w->rd);
+    w->rd = NULL;
+    if (w->sock >= 0)
+      close(w->sock);
+    w->sock = -1;
   }
-  reap(p);
+  for (int t = 0; t <= STOP_WAIT_MS / 10; t++) {
+    bool left = false;
+    for (unsigned i = 0; i < p->n_workers; i++) {
+      ke_worker *w = &p->w[i];
+      if (w->pid && waitpid(w->pid, NULL, WNOHANG) == w->pid)
+        w->pid = 0;
+      left = left || w->pid;
+    }
+    if (!left)
+      return;
+    if (t < STOP_WAIT_MS / 10)
+      nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+  }
+  for (unsigned i = 0; i < p->n_workers; i++)
+    if (p->w[i].pid)
+      reap(&p->w[i]);
 }
 
 void ke_proc_stop(ke_proc *p)
@@ -510,14 +593,15 @@ void ke_proc_stop(ke_proc *p)
   for (size_t i = 0; i < OLD_MAX; i++)
     if (p->old[i].pid)
       old_end(&p->old[i], "was stopped");
-  if (p->pid)
-    stop_child(p);
-  if (p->restart)
-    event_free(p->restart);
+  stop_workers(p);
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    if (p->w[i].restart)
+      event_free(p->w[i].restart);
+    ke_keygate_destroy(p->w[i].gate);
+  }
   if (p->probe)
     event_free(p->probe);
   for (size_t i = 0; i < p->n_fds; i++)
     close(p->fds[i]);
-  ke_keygate_destroy(p->gate);
   free(p);
 }

@@ -22,8 +22,15 @@
  * has not acknowledged a key within 10 s is killed and restarted the same
  * way.  NTP serving never depends on it.
  *
- * The rotation gate (proto/ke_keygate): ke_proc_may_rotate says whether a
- * rotation may drop the oldest key of the ring now. */
+ * `ntsprocesses N` runs N such processes side by side (chrony's directive
+ * of that name): each is forked the same way, accepts on the same
+ * listening sockets (the kernel hands each connection to one of them), is
+ * sent every key, supervised and restarted on its own; the counters are
+ * their sum.
+ *
+ * The rotation gate (proto/ke_keygate, one per process slot):
+ * ke_proc_may_rotate says whether a rotation may drop the oldest key of the
+ * ring now, which needs every slot's consent. */
 #ifndef NTSD_DAEMON_KE_PROC_H
 #define NTSD_DAEMON_KE_PROC_H
 
@@ -39,9 +46,12 @@
 
 struct event_base;
 
+#define KE_PROC_MAX 16 /* `ntsprocesses` at most */
+
 typedef struct ke_proc_cfg {
   struct event_base *base; /* the main process's loop */
   ke_server_cfg server;    /* listen is opened here; keys and ctx are ignored */
+  unsigned processes;      /* KE processes side by side, 1 to KE_PROC_MAX */
   certpair *pair;          /* borrowed: the KE process makes its TLS context
                               from it; must outlive the processes it starts */
   keystore *keys;          /* the main process's: its current key is sent */
@@ -55,9 +65,9 @@ typedef struct ke_proc_cfg {
   void (*fork_hold)(void *arg, bool hold);
   void *fork_hold_arg;
   sandbox_cfg sandbox;     /* the KE process's system call filter */
-  /* Called with true when a KE process serves (its first report: it holds
-   * its key and has loaded its filter), with false when it ended (NULL:
-   * not told). */
+  /* Called with true when a KE process serves while none did (its first
+   * report: it holds its key and has loaded its filter), with false when
+   * the last serving one ended (NULL: not told). */
   void (*on_state)(void *arg, bool serving);
   void *state_arg;
 } ke_proc_cfg;
@@ -66,14 +76,16 @@ typedef struct ke_proc ke_proc;
 
 /* Opens the listening sockets.  NULL with err on failure. */
 ke_proc *ke_proc_create(const ke_proc_cfg *cfg, char *err, size_t errlen);
-/* Forks the first KE process (after the privilege drop and detaching). */
+/* Forks the first KE processes (after the privilege drop and detaching);
+ * false if none could be. */
 bool ke_proc_start(ke_proc *p);
-/* The main process's key store rotated: sends the new current key. */
+/* The main process's key store rotated: sends every KE process the new
+ * current key. */
 void ke_proc_keys_changed(ke_proc *p);
-/* A new certificate and key (a renewal): a new KE process is started with
- * them; the running one serves until the new one does, then stops
+/* A new certificate and key (a renewal): new KE processes are started with
+ * them; each running one serves until a new one does, then stops
  * accepting, finishes its open connections (bounded by their timeout) and
- * ends.  Both share the listening sockets, so no connection is refused.
+ * ends.  All share the listening sockets, so no connection is refused.
  * pair is borrowed like cfg.pair: it must outlive the processes started
  * with it (the parent's copy of the old one may be freed now). */
 void ke_proc_replace(ke_proc *p, certpair *pair);
@@ -83,7 +95,9 @@ bool ke_proc_may_rotate(ke_proc *p, double now);
  * one's. */
 void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out);
 const char *ke_proc_address(const ke_proc *p);
-/* Ends the KE process (bounded wait) and closes everything. */
+/* How many KE processes run side by side (`ntsprocesses`). */
+unsigned ke_proc_count(const ke_proc *p);
+/* Ends the KE processes (bounded wait) and closes everything. */
 void ke_proc_stop(ke_proc *p);
 
 #endif

@@ -846,6 +846,22 @@ static void test_threads(void **state)
   expect_error(t, "threads 2 3", "unexpected '3' after 'threads'");
 }
 
+static void test_ntsprocesses(void **state)
+{
+  struct tc *t = *state;
+
+  assert_int_equal(t->c->nts_processes, 1);
+  expect_ok(t, "ntsprocesses 2\n", 0);
+  assert_int_equal(t->c->nts_processes, 2);
+  expect_ok(t, "ntsprocesses 16\n", 0);
+  assert_int_equal(t->c->nts_processes, 16);
+  expect_error(t, "ntsprocesses", "missing value for 'ntsprocesses'");
+  expect_error(t, "ntsprocesses 0", "out of range");
+  expect_error(t, "ntsprocesses 17", "out of range");
+  expect_error(t, "ntsprocesses -1", "ntsprocesses");
+  expect_error(t, "ntsprocesses 2 3", "unexpected '3' after 'ntsprocesses'");
+}
+
 /* ---- lines, bytes, messages ------------------------------------------------ */
 
 static void test_unknown_directive(void **state)
@@ -1801,7 +1817,7 @@ static const struct {
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
     {"metrics", "metrics 127.0.0.1:9123"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
-    {"user", "user ntsd"}, {"sandbox", "sandbox off"}, {"threads", "threads 2"},
+    {"user", "user ntsd"}, {"sandbox", "sandbox off"}, {"threads", "threads 2"}, {"ntsprocesses", "ntsprocesses 2"},
 };
 
 struct rows {
@@ -1930,6 +1946,7 @@ int main(void)
       T(test_user),
       T(test_sandbox),
       T(test_threads),
+      T(test_ntsprocesses),
       T(test_unknown_directive),
       T(test_docker_stray_words),
       T(test_comments_blanks_crlf),
