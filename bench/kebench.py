@@ -8,6 +8,7 @@ Usage: scripts/bench [BUILD_DIR] ... (KEBENCH=only runs only this part)
                                 [--rounds N] [--servers ntsd,chronyd]
                                 [--verify pin|ca] [--probe-rate R]
                                 [--rt N] [--base OTHER_BUILD_DIR]
+                                [--ntsprocesses N]
                                 [--perf SECONDS] [--keep]
 
 The namespaces and addresses of bench/throughput.py (srv: ntsd on
@@ -304,6 +305,8 @@ def parse_args(argv):
                     help="run both daemons with -P N (SCHED_FIFO priority N; 0: off)")
     ap.add_argument("--base", metavar="BUILD_DIR",
                     help="also run that build's ntsd (as ntsd-base): before and after")
+    ap.add_argument("--ntsprocesses", type=int, default=1, metavar="N",
+                    help="`ntsprocesses N` in both daemons (1)")
     ap.add_argument("--perf", type=int, default=0,
                     help="perf record CPU 1 for S seconds during ntsd's flood")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -318,6 +321,8 @@ def parse_args(argv):
         a.base = os.path.join(SOURCE_DIR, a.base)
     if not 0 <= a.rt <= 99:
         ap.error("--rt must be 0..99")
+    if not 1 <= a.ntsprocesses <= 16:
+        ap.error("--ntsprocesses must be 1..16")
     if not 4 <= a.seconds <= 300 or not 1 <= a.conns <= 1000 or not 1 <= a.rounds <= 20:
         ap.error("--seconds 4..300, --conns 1..1000, --rounds 1..20")
     if not 1 <= a.probe_rate <= 1000 or not 1 <= a.probe_seconds <= 60:
@@ -327,7 +332,8 @@ def parse_args(argv):
 
 def report(a, res, started, cond):
     res.update({"started": started.isoformat(), "conditions": cond, "seconds": a.seconds,
-                "conns": a.conns, "verify": a.verify, "rt": a.rt, "base": a.base, "probe_rate": a.probe_rate,
+                "conns": a.conns, "verify": a.verify, "rt": a.rt,
+                "ntsprocesses": a.ntsprocesses, "base": a.base, "probe_rate": a.probe_rate,
                 "summary": summarize(res)})
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "kebench-latest.json"), "w") as f:
@@ -336,7 +342,8 @@ def report(a, res, started, cond):
     text = "%s\n\n%s\n\nrounds:\n%s\n" % (
         "kebench %s, %s, %d s floods, %d connections, --verify %s, %s, load %s -> %s" % (
             started.isoformat(), cond["git"], a.seconds, a.conns, a.verify,
-            "-P %d (SCHED_FIFO) for both daemons" % a.rt if a.rt else "default scheduling",
+            ("-P %d (SCHED_FIFO) for both daemons" % a.rt if a.rt else "default scheduling")
+            + (", ntsprocesses %d in both" % a.ntsprocesses if a.ntsprocesses > 1 else ""),
             " ".join(cond["loadavg_start"]), " ".join(cond["loadavg_end"])),
         table(res), runs_text(res))
     with open(os.path.join(a.out, "kebench-latest.md"), "w") as f:

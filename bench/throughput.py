@@ -150,6 +150,12 @@ def rt_opt(a):
     return ["-P", str(a.rt)] if a.rt else []
 
 
+def ntsprocesses_line(a):
+    """`ntsprocesses N` (the same directive in both daemons), when not 1."""
+    n = getattr(a, "ntsprocesses", 1)
+    return "ntsprocesses %d\n" % n if n > 1 else ""
+
+
 def make_pki(d):
     """soak's throwaway CA and server certificate, also valid for BASE_ADDR."""
     p = soak.make_pki(d)
@@ -178,9 +184,10 @@ def start_ntsd(a, ns, d, pki, name="ntsd", binary=None, addr=SRV_ADDR, threads=N
                         "nts enable\n"
                         "nts cert %s\n"
                         "nts key %s\n"
-                        "nts-listen-on %s:4460\n%s"
+                        "nts-listen-on %s:4460\n%s%s"
                         % (addr, pki["chain.pem"], pki["server.key"], addr,
-                           "threads %d\n" % threads if threads > 1 else ""))
+                           "threads %d\n" % threads if threads > 1 else "",
+                           ntsprocesses_line(a)))
     cmd = [binary or a.ntsd, "-c", conf, "-n", "-x", "-s", sock] + rt_opt(a)
     p = runner.Proc(name, pinned(cmd), ns, d)
     return Server(name, addr, p, lambda: soak.ntsd_ready(sock, "server"))
@@ -194,9 +201,9 @@ def start_chronyd(a, ns, d, pki):
                         "# throughput benchmark peer (bench/throughput.py)\n"
                         "port 123\nbindaddress %s\ncmdport 0\nbindcmdaddress %s\n"
                         "pidfile %s\nlocal stratum 1\nallow all\nntsport 4460\n"
-                        "ntsserverkey %s\nntsservercert %s\n"
+                        "ntsserverkey %s\nntsservercert %s\n%s"
                         % (PEER_ADDR, sock, os.path.join(cd, "chronyd.pid"),
-                           pki["server.key"], pki["chain.pem"]))
+                           pki["server.key"], pki["chain.pem"], ntsprocesses_line(a)))
     p = runner.Proc("chronyd", pinned([runner.CHRONYD, "-4", "-x", "-d", "-u", "root",
                                        "-f", conf] + rt_opt(a)), ns, d)
     return Server("chronyd", PEER_ADDR, p, lambda: soak._chrony_ready(sock))
