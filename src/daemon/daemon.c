@@ -901,7 +901,7 @@ static char *on_control(void *arg, ctl_cmd cmd, const ctl_opts *opts)
     if (d->ke)
       ke_proc_get_stats(d->ke, &ks);
     return report_nts(d->clients, d->ke ? &ks : NULL, d->ke ? ke_proc_address(d->ke) : NULL,
-                      d->server, json);
+                      d->ke ? ke_proc_count(d->ke) : 0, d->server, json);
   }
   }
   return NULL;

@@ -526,7 +526,7 @@ static size_t nts_rows(const ntsd_clients *c, const ke_server_stats *ke,
 }
 
 char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *ke_addr,
-                 const ntsd_server *srv, bool json)
+                 unsigned ke_procs, const ntsd_server *srv, bool json)
 {
   nts_row rows[NTS_ROWS];
   size_t n = nts_rows(c, ke, srv, rows);
@@ -538,6 +538,7 @@ char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *k
       return NULL;
     json_obj_begin(j);
     json_kv_bool(j, "ke_server", ke != NULL);
+    json_kv_uint(j, "ke_processes", ke ? ke_procs : 0);
     for (size_t i = 0; i < n; i++)
       json_kv_uint(j, rows[i].key, rows[i].v);
     tamper_json(j, total);
@@ -547,6 +548,8 @@ char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *k
   }
   textbuf t = {0};
   tb_printf(&t, "%-32s%s\n", "NTS-KE server:", ke && ke_addr ? ke_addr : "off");
+  if (ke && ke_procs > 1)
+    tb_printf(&t, "%-32s%u\n", "NTS-KE processes:", ke_procs);
   for (size_t i = 0; i < n; i++)
     tb_printf(&t, "%-32s%llu\n", rows[i].label, (unsigned long long)rows[i].v);
   for (int r = 0; r < NTS_TAMPER_COUNT; r++)

@@ -45,9 +45,9 @@ char *report_server(const ntsd_server *s, bool json);
  * for the virtual clock, with its error. */
 char *report_system(const report_sys *sys, const clockctl *clk, bool json);
 /* ke: the NTS-KE server's counters (NULL when it is off); ke_addr: where
- * it listens. */
+ * it listens; ke_procs: how many KE processes serve it (`ntsprocesses`). */
 char *report_nts(const ntsd_clients *c, const ke_server_stats *ke, const char *ke_addr,
-                 const ntsd_server *srv, bool json);
+                 unsigned ke_procs, const ntsd_server *srv, bool json);
 
 /* What the metrics endpoint shows beyond the modules' own counters. */
 typedef struct report_metrics_in {

@@ -11,7 +11,8 @@ Passes when:
   * KEs succeed, and NTS requests with their cookies are answered, with any
     two of the three stopped (SIGSTOP): each of the three serves on the
     shared listening socket by itself;
-  * `ntsctl nts` counts the KEs of all three (their reports are summed);
+  * `ntsctl nts` says three KE processes serve and counts the KEs of all
+    three (their reports are summed);
   * a KE process killed is logged and restarted in its slot alone: the
     other two keep their pids and KEs succeed meanwhile;
   * a reload that replaces the KE processes (new `restrict` lines)
@@ -151,7 +152,10 @@ def main():
     h.wait_until(lambda: served(server) >= n0 + 6, 5, "ntsctl nts to count 6 more KEs")
     h.check(served(server) >= 3 * N + 6, "ntsctl nts counts %d KEs, fewer than made" %
             served(server))
-    h.log("ntsctl nts: ke_serves_good %d (sum over the KE processes)" % served(server))
+    h.check(server.nts_stats().get("ke_processes") == N, "ntsctl nts --json: ke_processes "
+            "is %r, not %d" % (server.nts_stats().get("ke_processes"), N))
+    h.log("ntsctl nts: ke_processes %d, ke_serves_good %d (sum over the KE processes)" % (
+        N, served(server)))
 
     pids = kill_one(server, pki, pids)
     pids = reload_replaces(server, pki, pids)
