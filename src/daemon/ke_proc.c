@@ -312,6 +312,17 @@ static const char *exit_str(int status, char *buf, size_t len)
   return buf;
 }
 
+/* Our end of a worker's channel: closed, its event gone. */
+static void close_channel(ke_worker *w)
+{
+  if (w->rd)
+    event_free(w->rd);
+  w->rd = NULL;
+  if (w->sock >= 0)
+    close(w->sock);
+  w->sock = -1;
+}
+
 /* Kills the running process (it may only have closed its socket), reaps
  * it and closes the channel.  The kill comes before the close: on EOF a
  * live process would exit by itself, and the status logged would hide that
@@ -320,12 +331,7 @@ static int reap(ke_worker *w)
 {
   int status = 0;
   kill(w->pid, SIGKILL);
-  if (w->rd)
-    event_free(w->rd);
-  w->rd = NULL;
-  if (w->sock >= 0)
-    close(w->sock);
-  w->sock = -1;
+  close_channel(w);
   while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
     ;
   w->pid = 0;
@@ -559,15 +565,8 @@ const char *ke_proc_address(const ke_proc *p) { return p->name; }
  * STOP_WAIT_MS. */
 static void stop_workers(ke_proc *p)
 {
-  for (unsigned i = 0; i < p->n_workers; i++) {
-    ke_worker *w = &p->w[i];
-    if (w->rd)
-      event_free(w->rd);
-    w->rd = NULL;
-    if (w->sock >= 0)
-      close(w->sock);
-    w->sock = -1;
-  }
+  for (unsigned i = 0; i < p->n_workers; i++)
+    close_channel(&p->w[i]);
   for (int t = 0; t <= STOP_WAIT_MS / 10; t++) {
     bool left = false;
     for (unsigned i = 0; i < p->n_workers; i++) {

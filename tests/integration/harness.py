@@ -1350,6 +1350,15 @@ def proc_status(pid, task=None):
     return out
 
 
+def pid_gone(pid):
+    """Whether pid has exited (absent, or a zombie not reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def child_pids(pid):
     """The live children of pid (from /proc/*/stat), sorted."""
     out = []

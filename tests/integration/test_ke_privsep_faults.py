@@ -82,13 +82,7 @@ def ke_child(server):
     return kids[0]
 
 
-def gone(pid):
-    """Whether pid has exited (absent, or a zombie not reaped yet)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return True
+gone = h.pid_gone
 
 
 def next_child(server, old, what):

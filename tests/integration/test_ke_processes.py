@@ -60,12 +60,7 @@ def ke_and_ntp(pki, what):
     h.check(data is not None and data[0] & 7 == 4, "no NTS answer %s" % what)
 
 
-def gone(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return True
+gone = h.pid_gone
 
 
 def each_serves_alone(server, pki, pids):
