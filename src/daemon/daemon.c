@@ -363,10 +363,12 @@ static void on_key_check(evutil_socket_t fd, short what, void *arg)
   uint64_t now = (uint64_t)clockctl_now(d->clk).tv_sec;
   bool due = nts_keyset_due(keystore_current(d->keys), now, (uint64_t)d->conf->nts_rotate);
   /* Shared keys follow the epoch, which no server may postpone. */
-  if (due && d->ke && !keystore_shared(d->keys) && !ke_proc_may_rotate(d->ke, sysclock_mono())) {
+  char who[64];
+  if (due && d->ke && !keystore_shared(d->keys) &&
+      !ke_proc_may_rotate(d->ke, sysclock_mono(), who, sizeof(who))) {
     if (!d->rotation_held)
       log_warn("NTS cookie key rotation postponed: the oldest key may still be in cookies "
-               "the NTS-KE process issued (docs/security.md)");
+               "%s issued (docs/security.md)", who);
     d->rotation_held = true;
     return;
   }
@@ -577,7 +579,8 @@ static void log_not_applied(const ntsd_conf *o, const ntsd_conf *n)
            o->tinker_panic == n->tinker_panic && o->local_stratum == n->local_stratum},
       {"discard", o->discard_average == n->discard_average &&
                       o->discard_minimum == n->discard_minimum},
-      {"threads / ntsprocesses", o->threads == n->threads && o->nts_processes == n->nts_processes},
+      {"threads", o->threads == n->threads},
+      {"ntsprocesses", o->nts_processes == n->nts_processes},
       {"driftfile / disable ntp",
        !strcmp(o->driftfile, n->driftfile) && o->clock_control == n->clock_control},
       {"logfile / logconfig / logfacility / metrics",

@@ -26,13 +26,15 @@
 #define STABLE_S 60.0       /* a process that lived this long restarts after 1 s */
 #define MSGS_PER_WAKEUP 16  /* a flood from the KE process cannot starve NTP */
 #define STOP_WAIT_MS 1000
-#define OLD_MAX (4 * KE_PROC_MAX) /* replaced processes finishing their connections */
+#define OLDS_PER_WORKER 4   /* replaced processes finishing their connections */
+#define OLD_MAX (OLDS_PER_WORKER * KE_PROC_MAX)
 #define DRAIN_LIMIT_S 10    /* one that has not ended by then is killed */
 
 /* A replaced KE process (ke_proc_replace): it serves until its successor
  * does, then finishes its open connections and ends. */
 typedef struct ke_old {
   ke_proc *p;
+  unsigned slot;          /* the worker it was running for */
   pid_t pid;              /* 0: slot free */
   int sock;
   struct event *rd, *limit;
@@ -78,7 +80,7 @@ struct ke_proc {
 
 static void child_gone(ke_worker *w, const char *why);
 static void schedule_restart(ke_worker *w);
-static void olds_shut(ke_proc *p);
+static void olds_shut(ke_proc *p, unsigned slot);
 
 /* to += add, counter by counter. */
 static void stats_add(ke_server_stats *to, const ke_server_stats *add)
@@ -136,20 +138,18 @@ static void now_serving(ke_worker *w)
 {
   ke_proc *p = w->p;
   w->serving = true;
-  olds_shut(p); /* the processes it replaces may stop accepting now */
+  olds_shut(p, (unsigned)(w - p->w)); /* the one it replaces may stop accepting now */
   if (p->n_serving++ == 0 && p->cfg.on_state)
     p->cfg.on_state(p->cfg.state_arg, true);
 }
 
 /* A worker's process no longer counts as serving (ended or replaced). */
-static void not_serving(ke_worker *w, bool tell)
+static void not_serving(ke_worker *w)
 {
-  ke_proc *p = w->p;
-  if (!w->serving)
-    return;
-  w->serving = false;
-  if (--p->n_serving == 0 && tell && p->cfg.on_state)
-    p->cfg.on_state(p->cfg.state_arg, false);
+  if (w->serving) {
+    w->serving = false;
+    w->p->n_serving--;
+  }
 }
 
 /* One message from the KE process; false when it must end. */
@@ -256,9 +256,11 @@ static bool spawn(ke_worker *w)
   int sv[2];
   pid_t pid = fork_child(w->p, sv);
   if (pid < 0) {
+    ke_keygate_down(w->gate, sysclock_mono());
     schedule_restart(w);
     return false;
   }
+  ke_keygate_up(w->gate);
   w->pid = pid;
   w->sock = sv[0];
   w->started = sysclock_mono();
@@ -363,7 +365,12 @@ static void child_gone(ke_worker *w, const char *why)
   log_err("NTS-KE process %ld %s (%s); restarting it in %u s (NTP service continues)", pid,
           why, exit_str(status, st, sizeof(st)), w->backoff);
   schedule_restart(w);
-  not_serving(w, true);
+  ke_keygate_down(w->gate, sysclock_mono());
+  not_serving(w);
+  /* Told even when it ended before serving: the daemon then says it is
+   * ready without NTS-KE rather than waiting for a report. */
+  if (p->n_serving == 0 && p->cfg.on_state)
+    p->cfg.on_state(p->cfg.state_arg, false);
 }
 
 static bool worker_init(ke_proc *p, ke_worker *w)
@@ -422,16 +429,23 @@ void ke_proc_keys_changed(ke_proc *p)
   }
 }
 
-bool ke_proc_may_rotate(ke_proc *p, double now)
+bool ke_proc_may_rotate(ke_proc *p, double now, char *who, size_t len)
 {
   const nts_keyset *ks = keystore_current(p->cfg.keys);
   unsigned n = nts_keyset_count(ks);
   uint32_t cur = nts_keyset_current_id(ks);
   if (n < NTS_COOKIE_RING)
     return true;
-  for (unsigned i = 0; i < p->n_workers; i++)
-    if (!ke_keygate_may_drop(p->w[i].gate, cur - (n - 1), cur, now))
-      return false;
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    const ke_worker *w = &p->w[i];
+    if (ke_keygate_may_drop(w->gate, cur - (n - 1), cur, now))
+      continue;
+    if (w->pid)
+      snprintf(who, len, "NTS-KE process %ld", (long)w->pid);
+    else
+      snprintf(who, len, "NTS-KE process %u of %u (down)", i + 1, p->n_workers);
+    return false;
+  }
   return true;
 }
 
@@ -503,22 +517,23 @@ static void on_old_limit(evutil_socket_t fd, short what, void *arg)
 static bool make_old(ke_worker *w)
 {
   ke_proc *p = w->p;
-  size_t i = 0;
-  while (i < OLD_MAX && p->old[i].pid)
+  size_t i = 0, max = OLDS_PER_WORKER * p->n_workers;
+  while (i < max && p->old[i].pid)
     i++;
-  if (i == OLD_MAX) { /* replaced again and again: the first goes now */
+  if (i == max) { /* replaced again and again: the first goes now */
     old_end(&p->old[0], "was ended early (too many replacements at once)");
     i = 0;
   }
   ke_old *o = &p->old[i];
-  *o = (ke_old){.p = p, .pid = w->pid, .sock = w->sock, .last = w->last};
+  *o = (ke_old){.p = p, .slot = (unsigned)(w - p->w), .pid = w->pid, .sock = w->sock,
+                .last = w->last};
   o->rd = event_new(p->cfg.base, o->sock, EV_READ | EV_PERSIST, on_old_msg, o);
   o->limit = evtimer_new(p->cfg.base, on_old_limit, o);
   event_free(w->rd);
   w->rd = NULL;
   w->pid = 0;
   w->sock = -1;
-  not_serving(w, false); /* its successor's first report says it serves */
+  not_serving(w); /* its successor's first report says it serves */
   w->waiting = false; /* the successor's first key starts its own wait */
   memset(&w->last, 0, sizeof(w->last));
   if (!o->rd || !o->limit || event_add(o->rd, NULL) < 0) {
@@ -528,14 +543,14 @@ static bool make_old(ke_worker *w)
   return true;
 }
 
-/* A successor serves: the replaced processes stop accepting, finish their
- * connections and end. */
-static void olds_shut(ke_proc *p)
+/* A successor serves in slot: the processes it replaces stop accepting,
+ * finish their connections and end. */
+static void olds_shut(ke_proc *p, unsigned slot)
 {
   struct timeval tv = {.tv_sec = DRAIN_LIMIT_S};
   for (size_t i = 0; i < OLD_MAX; i++) {
     ke_old *o = &p->old[i];
-    if (!o->pid || o->shut)
+    if (!o->pid || o->shut || o->slot != slot)
       continue;
     o->shut = true;
     if (shutdown(o->sock, SHUT_WR) < 0 || event_add(o->limit, &tv) < 0)

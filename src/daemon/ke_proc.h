@@ -26,11 +26,13 @@
  * of that name): each is forked the same way, accepts on the same
  * listening sockets (the kernel hands each connection to one of them), is
  * sent every key, supervised and restarted on its own; the counters are
- * their sum.
+ * their sum.  When a renewal replaces them, each replaced process stops
+ * accepting once its own slot's successor serves.
  *
  * The rotation gate (proto/ke_keygate, one per process slot):
  * ke_proc_may_rotate says whether a rotation may drop the oldest key of the
- * ring now, which needs every slot's consent. */
+ * ring now, which needs every slot's consent.  A slot whose process has
+ * been down (ended, or not startable) for a cookie lifetime consents. */
 #ifndef NTSD_DAEMON_KE_PROC_H
 #define NTSD_DAEMON_KE_PROC_H
 
@@ -89,8 +91,9 @@ void ke_proc_keys_changed(ke_proc *p);
  * pair is borrowed like cfg.pair: it must outlive the processes started
  * with it (the parent's copy of the old one may be freed now). */
 void ke_proc_replace(ke_proc *p, certpair *pair);
-/* Whether a rotation now may drop the oldest key of the current set. */
-bool ke_proc_may_rotate(ke_proc *p, double now);
+/* Whether a rotation now may drop the oldest key of the current set; when
+ * not, who names the KE process (or its slot, when down) holding it. */
+bool ke_proc_may_rotate(ke_proc *p, double now, char *who, size_t len);
 /* The counters: every ended KE process's last report plus the running
  * one's. */
 void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out);

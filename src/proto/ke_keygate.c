@@ -12,6 +12,9 @@ struct ke_keygate {
   bool acked[NTS_COOKIE_RING];
   uint32_t id[NTS_COOKIE_RING];
   double at[NTS_COOKIE_RING];
+  bool any_acked;         /* some process of this gate's acknowledged a key */
+  bool down;              /* no process runs for it ... */
+  double down_at;         /* ... since then */
 };
 
 ke_keygate *ke_keygate_create(uint32_t first_id, double lifetime)
@@ -40,12 +43,27 @@ void ke_keygate_ack(ke_keygate *g, uint32_t id, double now)
   g->acked[s] = true;
   g->id[s] = id;
   g->at[s] = now;
+  g->any_acked = true;
 }
+
+void ke_keygate_down(ke_keygate *g, double now)
+{
+  if (!g->down) {
+    g->down = true;
+    g->down_at = now;
+  }
+}
+
+void ke_keygate_up(ke_keygate *g) { g->down = false; }
 
 bool ke_keygate_may_drop(const ke_keygate *g, uint32_t oldest, uint32_t current, double now)
 {
   if ((int32_t)(oldest - g->first_id) < 0)
     return true; /* retired before this run */
+  /* No process has sealed for this gate for a cookie lifetime, or none
+   * ever held a key: nothing it sealed needs `oldest` any more. */
+  if (g->down && (!g->any_acked || now - g->down_at >= g->lifetime))
+    return true;
   uint32_t span = current - oldest;
   if (span >= NTS_COOKIE_RING)
     span = NTS_COOKIE_RING - 1;

@@ -12,6 +12,11 @@
  * it.  Keys already older than the key current when the gate was made (read
  * from the key file, sealed by an earlier run) are not held back.
  *
+ * A gate whose process has ended and not been replaced (ke_keygate_down)
+ * holds nothing back once a cookie lifetime has passed since, or at once
+ * if no process of its ever acknowledged a key (it sealed nothing): a KE
+ * process that stays down does not stop rotations for good.
+ *
  * Acknowledgements must be given in the order the keys were sent (the
  * caller ignores any other).  Pure: times are the caller's monotonic
  * seconds. */
@@ -32,6 +37,12 @@ void ke_keygate_destroy(ke_keygate *g);
 /* The KE process acknowledged key id at time now (a repeat keeps the first
  * time). */
 void ke_keygate_ack(ke_keygate *g, uint32_t id, double now);
+
+/* No KE process runs for the gate from now (it ended, or could not be
+ * started); a repeat keeps the first time. */
+void ke_keygate_down(ke_keygate *g, double now);
+/* A KE process runs for the gate again. */
+void ke_keygate_up(ke_keygate *g);
 
 /* Whether the key `oldest` may leave the ring while `current` is the newest
  * key. */

@@ -33,8 +33,14 @@ test's namespace: one datagram at a time) and it reads nothing for 1.5 s
 after the daemon starts, READY=1 still arrives once it reads: a state
 change waits for room (as libsystemd's sd_notify does) instead of being
 dropped, which would have a real unit killed at its start timeout.
+
+And when every NTS-KE process ends before its first report (`ntsprocesses
+2`, prctl(PR_SET_PDEATHSIG) made to fail by a filter put on ntsd from
+outside), READY=1 still comes, with a STATUS saying the NTS-KE process
+restarts, and NTP answers.
 """
 import os
+import platform
 import re
 import select
 import signal
@@ -108,7 +114,7 @@ class Listener:
             h.check_all_alive()
 
 
-def start(name, conf_lines, listener, args=(), env_extra=None):
+def start(name, conf_lines, listener, args=(), env_extra=None, wrap=()):
     d = os.path.join(h.tmpdir(), name)
     os.makedirs(d, mode=0o700)
     conf = os.path.join(d, "ntp.conf")
@@ -117,7 +123,8 @@ def start(name, conf_lines, listener, args=(), env_extra=None):
     env = dict(os.environ, NOTIFY_SOCKET=listener.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
     env.pop("WATCHDOG_PID", None)
     env.update(env_extra or {})
-    cmd = [h.NTSD_BIN, "-c", conf, "-n", "-x", "-d", "-s", os.path.join(d, "ntsd.sock")]
+    cmd = list(wrap) + [h.NTSD_BIN, "-c", conf, "-n", "-x", "-d", "-s",
+                        os.path.join(d, "ntsd.sock")]
     return h.start_process(name, cmd + list(args), kind="ours", env=env)
 
 
@@ -239,6 +246,52 @@ def check_full_queue(tmp):
     check_stopping(proc, lst)
 
 
+# Run before ntsd: a filter that makes prctl(PR_SET_PDEATHSIG) fail with
+# EPERM on x86_64, inherited by ntsd. Only an NTS-KE process sets that
+# signal, first thing, so every one ends before it reports.
+NO_PDEATHSIG = r"""
+import ctypes, os, struct, sys
+insns = [(0x20, 0, 0, 4), (0x15, 0, 5, 0xc000003e),       # arch == x86_64?
+         (0x20, 0, 0, 0), (0x15, 0, 3, 157),              # nr == prctl?
+         (0x20, 0, 0, 16), (0x15, 0, 1, 1),               # option == PR_SET_PDEATHSIG?
+         (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7fff0000)]  # EPERM, allow
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(insns), ctypes.addressof(code))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def check_ke_never_serves(tmp, pki):
+    """KE processes that all end before their first report: the daemon
+    still says it is ready (NTP is served), with a status saying NTS-KE
+    restarts, rather than never, which would have systemd kill it."""
+    if platform.machine() != "x86_64":
+        h.log("not x86_64: the KE-process-never-serves case is not run")
+        return
+    wrapper = os.path.join(tmp, "no_pdeathsig.py")
+    with open(wrapper, "w") as f:
+        f.write(NO_PDEATHSIG)
+    lst = Listener(os.path.join(tmp, "notify", "nope.sock"))
+    proc = start("nope", ["listen 127.0.0.1:%d" % (PLAIN_PORT + 2), "local stratum 1",
+                          "nts enable", "nts cert %s" % pki.chain, "nts key %s" % pki.key,
+                          "nts-listen-on 127.0.0.1:%d" % (KE_PORT + 1), "ntsprocesses 2"],
+                 lst, wrap=(sys.executable, wrapper))
+    lst.wait_for(is_ready, 10, "READY=1 with every NTS-KE process ending before it serves")
+    lst.wait_for(lambda m: "NTS-KE process restarting" in m[2].get("STATUS", ""), 5,
+                 "a STATUS saying the NTS-KE process restarts")
+    h.check("cannot set the parent-death signal" in proc.read_log(),
+            "the KE processes did not end the way the filter makes them")
+    h.check(h.sntp_query("127.0.0.1", PLAIN_PORT + 2) is not None,
+            "READY=1 arrived but the NTP port did not answer")
+    h.log("KE processes ending before they serve: READY=1 and 'NTS-KE process restarting'")
+    check_stopping(proc, lst)
+
+
 def main():
     h.require_ours()
     h.check(os.access(KEFETCH, os.X_OK), "ntsd_kefetch not built at %s" % KEFETCH)
@@ -259,6 +312,7 @@ def main():
     check_stopping(proc, lst)
     check_senders(proc, lst)
     check_full_queue(tmp)
+    check_ke_never_serves(tmp, pki)
 
 
 h.run(main)

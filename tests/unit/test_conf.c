@@ -1817,7 +1817,8 @@ static const struct {
     {"nts-listen-on", "nts-listen-on 4461"}, {"controlsocket", "controlsocket /run/c.sock"},
     {"metrics", "metrics 127.0.0.1:9123"},
     {"includefile", "includefile /dev/null"}, {"nocerttimecheck", "nocerttimecheck 1"},
-    {"user", "user ntsd"}, {"sandbox", "sandbox off"}, {"threads", "threads 2"}, {"ntsprocesses", "ntsprocesses 2"},
+    {"user", "user ntsd"}, {"sandbox", "sandbox off"}, {"threads", "threads 2"},
+    {"ntsprocesses", "ntsprocesses 2"},
 };
 
 struct rows {

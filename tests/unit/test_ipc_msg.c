@@ -168,6 +168,29 @@ static void test_gate_wraps(void **state)
   ke_keygate_destroy(g);
 }
 
+/* A KE process that stays down holds rotations for one cookie lifetime
+ * after it ended, not for ever; one that never held a key, not at all. */
+static void test_gate_down(void **state)
+{
+  (void)state;
+  ke_keygate *g = ke_keygate_create(100, 600);
+  ke_keygate_ack(g, 100, 10);
+  ke_keygate_down(g, 50);
+  ke_keygate_down(g, 400); /* a repeat keeps the first time */
+  assert_false(ke_keygate_may_drop(g, 100, 107, 649));
+  assert_true(ke_keygate_may_drop(g, 100, 107, 650));
+  ke_keygate_up(g); /* a new process: acknowledgements decide again */
+  assert_false(ke_keygate_may_drop(g, 100, 107, 1e9));
+  ke_keygate_ack(g, 105, 2000);
+  assert_true(ke_keygate_may_drop(g, 100, 107, 2600));
+  ke_keygate_destroy(g);
+
+  g = ke_keygate_create(100, 600); /* its first process never started */
+  ke_keygate_down(g, 5);
+  assert_true(ke_keygate_may_drop(g, 100, 107, 5));
+  ke_keygate_destroy(g);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -181,6 +204,7 @@ int main(void)
       cmocka_unit_test(test_gate_waits_for_ack_and_lifetime),
       cmocka_unit_test(test_gate_skipped_key),
       cmocka_unit_test(test_gate_wraps),
+      cmocka_unit_test(test_gate_down),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
