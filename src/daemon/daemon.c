@@ -919,6 +919,8 @@ static char *on_metrics(void *arg, bool openmetrics, size_t *len)
     ke_proc_get_stats(d->ke, &ks);
   report_metrics_in in = {.clients = d->clients, .sys = &d->sys, .server = d->server,
                           .ke = d->ke ? &ks : NULL, .key_rotations = d->key_rotations,
+                          .ke_procs = d->ke ? ke_proc_count(d->ke) : 0,
+                          .ke_serving = d->ke ? ke_proc_serving(d->ke) : 0,
                           .have_cert = d->have_cert, .cert_not_after = (double)d->cert_not_after,
                           .mono_now = sysclock_mono()};
   struct timespec now = clockctl_now(d->clk);

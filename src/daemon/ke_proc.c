@@ -461,6 +461,8 @@ void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out)
 
 unsigned ke_proc_count(const ke_proc *p) { return p->n_workers; }
 
+unsigned ke_proc_serving(const ke_proc *p) { return p->n_serving; }
+
 /* ---- replaced processes ------------------------------------------------- */
 
 /* Ends a replaced process (killing it if it is still there), keeps its

@@ -98,8 +98,10 @@ bool ke_proc_may_rotate(ke_proc *p, double now, char *who, size_t len);
  * one's. */
 void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out);
 const char *ke_proc_address(const ke_proc *p);
-/* How many KE processes run side by side (`ntsprocesses`). */
+/* How many KE processes run side by side (`ntsprocesses`), and how many of
+ * them serve now (started and reported). */
 unsigned ke_proc_count(const ke_proc *p);
+unsigned ke_proc_serving(const ke_proc *p);
 /* Ends the KE processes (bounded wait) and closes everything. */
 void ke_proc_stop(ke_proc *p);
 

@@ -827,8 +827,12 @@ static void render_metrics(prom_w *w, const report_metrics_in *in)
   sources_metrics(w, in);
   if (in->server)
     server_metrics(w, in->server);
-  if (in->ke)
+  if (in->ke) {
     ke_metrics(w, in->ke);
+    gauge(w, "ntsd_ke_processes", "NTS-KE processes configured (ntsprocesses).",
+          in->ke_procs);
+    gauge(w, "ntsd_ke_processes_serving", "NTS-KE processes serving now.", in->ke_serving);
+  }
   if (in->have_keys) {
     gauge(w, "ntsd_cookie_key_age_seconds", "Age of the current NTS cookie key.", in->key_age);
     counter(w, "ntsd_cookie_key_rotations", "NTS cookie key rotations since the start.",

@@ -55,6 +55,8 @@ typedef struct report_metrics_in {
   const report_sys *sys;
   const ntsd_server *server;
   const ke_server_stats *ke;   /* NULL: no NTS-KE server */
+  unsigned ke_procs;           /* KE processes configured (`ntsprocesses`) ... */
+  unsigned ke_serving;         /* ... and serving now */
   bool have_keys;              /* cookie keys (NTS server) */
   double key_age;              /* s since the current cookie key was made */
   uint64_t key_rotations;      /* since start */

@@ -15,6 +15,8 @@ Passes when:
     three (their reports are summed);
   * a KE process killed is logged and restarted in its slot alone: the
     other two keep their pids and KEs succeed meanwhile;
+    `ntsd_ke_processes_serving` (metrics) says 3, 2 right after the kill,
+    3 again once the new one serves;
   * a reload that replaces the KE processes (new `restrict` lines)
     replaces all three, each logged, and three serve again afterwards;
   * a reload that changes `ntsprocesses` is named in a warning (a restart
@@ -26,6 +28,7 @@ import re
 import signal
 import sys
 import time
+import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -35,8 +38,16 @@ from nts_relay import cmac, nts_request  # noqa: E402
 h.setup(__file__)
 
 USER = "ntsd-test"
-KE_PORT, NTP_PORT = 14471, 11134
+KE_PORT, NTP_PORT, METRICS_PORT = 14471, 11134, 19134
 N = 3
+
+
+def gauge(name):
+    """A sample without labels from the metrics endpoint, or None."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
 
 
 def kids(server):
@@ -88,10 +99,14 @@ def kill_one(server, pki, pids):
     h.wait_until(lambda: re.search(r"NTS-KE process %d .*restarting it in 1 s" % victim,
                                    server.proc.read_log()), 10,
                  "the main process to log KE process %d's end" % victim)
+    down = gauge("ntsd_ke_processes_serving")
     ke_and_ntp(pki, "right after KE process %d was killed" % victim)
     now = wait_kids(server, "a new KE process in the killed one's slot", exclude=(victim,))
     kept = set(pids) - {victim}
     h.check(kept <= set(now), "the other KE processes changed: %r -> %r" % (pids, now))
+    h.check(down == N - 1, "ntsd_ke_processes_serving was %r right after the kill" % down)
+    h.wait_until(lambda: gauge("ntsd_ke_processes_serving") == N, 5,
+                 "ntsd_ke_processes_serving to be %d again" % N)
     h.log("killed KE process %d; restarted alone: %r -> %r" % (victim, pids, now))
     return now
 
@@ -123,7 +138,7 @@ def main():
     h.ensure_user(USER)
     pki = h.make_test_pki()
     server = h.NtsKeServer("server", pki, KE_PORT, NTP_PORT, args=("-u", USER),
-                           extra=("ntsprocesses %d" % N,))
+                           extra=("ntsprocesses %d" % N, "metrics 127.0.0.1:%d" % METRICS_PORT))
     # What a reload reads again, readable by the dropped user (test files).
     for d in (h.tmpdir(), os.path.dirname(server.conf), os.path.dirname(pki.chain)):
         os.chmod(d, 0o711)
@@ -138,7 +153,11 @@ def main():
         h.check(st["CapEff"] == "0000000000000000", "KE process %d has capabilities %s" % (
             p, st["CapEff"]))
         h.check(os.stat("/proc/%d" % p).st_uid == uid != 0, "KE process %d runs as root" % p)
-    h.log("%d KE processes %r, uid %d, no capability" % (N, pids, uid))
+    h.check(gauge("ntsd_ke_processes") == N and gauge("ntsd_ke_processes_serving") == N,
+            "metrics: ntsd_ke_processes %r, ntsd_ke_processes_serving %r" % (
+                gauge("ntsd_ke_processes"), gauge("ntsd_ke_processes_serving")))
+    h.log("%d KE processes %r, uid %d, no capability; metrics say %d serve" % (
+        N, pids, uid, N))
 
     each_serves_alone(server, pki, pids)
     # Reports follow a process's KEs within a tenth of a second, and a

@@ -138,6 +138,8 @@ def check_server(server, text):
     h.check(good == nts["ke_serves_good"] >= 1, "KE serves: metric %r vs ntsctl %r" % (
         good, nts["ke_serves_good"]))
     h.check(value(s, "ntsd_ke_handshake_seconds_count") == good, "histogram count")
+    h.check(value(s, "ntsd_ke_processes") == 1 and value(s, "ntsd_ke_processes_serving") == 1,
+            "ntsd_ke_processes / _serving are not 1 / 1")
     h.check(value(s, "ntsd_ke_handshake_seconds_bucket", le="+Inf") == good, "+Inf bucket")
     h.check(0 < value(s, "ntsd_ke_handshake_seconds_sum") < good * 2.5, "histogram sum")
     h.check(value(s, "ntsd_server_responses_total", mode="nts", kind="time") >= 1,
