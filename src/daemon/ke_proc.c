@@ -81,6 +81,7 @@ struct ke_proc {
 static void child_gone(ke_worker *w, const char *why);
 static void schedule_restart(ke_worker *w);
 static void olds_shut(ke_proc *p, unsigned slot);
+static void slot_maybe_down(ke_worker *w);
 
 /* to += add, counter by counter. */
 static void stats_add(ke_server_stats *to, const ke_server_stats *add)
@@ -256,7 +257,7 @@ static bool spawn(ke_worker *w)
   int sv[2];
   pid_t pid = fork_child(w->p, sv);
   if (pid < 0) {
-    ke_keygate_down(w->gate, sysclock_mono());
+    slot_maybe_down(w);
     schedule_restart(w);
     return false;
   }
@@ -365,7 +366,7 @@ static void child_gone(ke_worker *w, const char *why)
   log_err("NTS-KE process %ld %s (%s); restarting it in %u s (NTP service continues)", pid,
           why, exit_str(status, st, sizeof(st)), w->backoff);
   schedule_restart(w);
-  ke_keygate_down(w->gate, sysclock_mono());
+  slot_maybe_down(w);
   not_serving(w);
   /* Told even when it ended before serving: the daemon then says it is
    * ready without NTS-KE rather than waiting for a report. */
@@ -483,8 +484,26 @@ static void old_end(ke_old *o, const char *why)
   stats_add(&p->gone, &o->last);
   log_info("replaced NTS-KE process %ld %s (%s)", (long)o->pid, why,
            exit_str(status, st, sizeof(st)));
+  unsigned slot = o->slot;
   memset(o, 0, sizeof(*o));
   o->sock = -1;
+  if (slot < p->n_workers)
+    slot_maybe_down(&p->w[slot]);
+}
+
+/* The slot's gate is down once no process seals for it: none running in
+ * it and no replaced one still serving (a replaced process keeps the key
+ * it had until it ends). */
+static void slot_maybe_down(ke_worker *w)
+{
+  ke_proc *p = w->p;
+  unsigned slot = (unsigned)(w - p->w);
+  if (w->pid)
+    return;
+  for (size_t i = 0; i < OLD_MAX; i++)
+    if (p->old[i].pid && p->old[i].slot == slot)
+      return;
+  ke_keygate_down(w->gate, sysclock_mono());
 }
 
 /* It reports its counters until it ends; anything else ends it now. */
