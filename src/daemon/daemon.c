@@ -690,8 +690,10 @@ static void on_ke_state(void *arg, bool serving)
 {
   ntsd *d = arg;
   d->ke_serving = serving;
+  if (d->notify && !serving) /* first, so the status says "restarting" */
+    notify_ready(d->notify);
   update_status(d);
-  if (d->notify)
+  if (d->notify && serving)
     notify_ready(d->notify);
 }
 

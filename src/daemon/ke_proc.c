@@ -35,6 +35,7 @@
 typedef struct ke_old {
   ke_proc *p;
   unsigned slot;          /* the worker it was running for */
+  uint32_t key;           /* the newest key it may seal with (it gets no more) */
   pid_t pid;              /* 0: slot free */
   int sock;
   struct event *rd, *limit;
@@ -72,7 +73,8 @@ struct ke_proc {
   char name[NETADDR_STRLEN];
   struct event *probe;
   unsigned n_workers;
-  unsigned n_serving;     /* workers whose running process has reported */
+  bool told;              /* on_state was last told true */
+  bool stopping;
   ke_worker w[KE_PROC_MAX];
   ke_server_stats gone;   /* ended processes' last reports, summed */
   ke_old old[OLD_MAX];
@@ -133,6 +135,44 @@ static bool send_keys(ke_worker *w)
   return ok;
 }
 
+/* Slots served now: by their running process once it reported, or by a
+ * replaced process still accepting until that one does. */
+static unsigned serving_count(const ke_proc *p)
+{
+  unsigned n = 0;
+  for (unsigned i = 0; i < p->n_workers; i++) {
+    bool on = p->w[i].serving;
+    for (size_t k = 0; k < OLD_MAX && !on; k++)
+      on = p->old[k].pid && !p->old[k].shut && p->old[k].slot == i;
+    n += on;
+  }
+  return n;
+}
+
+/* Whether a started process has not reported yet (it may still serve). */
+static bool any_starting(const ke_proc *p)
+{
+  for (unsigned i = 0; i < p->n_workers; i++)
+    if (p->w[i].pid && !p->w[i].serving)
+      return true;
+  return false;
+}
+
+static void tell(ke_proc *p, bool serving)
+{
+  p->told = serving;
+  if (p->cfg.on_state && !p->stopping)
+    p->cfg.on_state(p->cfg.state_arg, serving);
+}
+
+/* on_state when NTS-KE starts or stops being served. */
+static void update_state(ke_proc *p)
+{
+  bool any = serving_count(p) > 0;
+  if (any != p->told)
+    tell(p, any);
+}
+
 /* A worker's process reported for the first time: it holds its key and
  * serves. */
 static void now_serving(ke_worker *w)
@@ -140,17 +180,7 @@ static void now_serving(ke_worker *w)
   ke_proc *p = w->p;
   w->serving = true;
   olds_shut(p, (unsigned)(w - p->w)); /* the one it replaces may stop accepting now */
-  if (p->n_serving++ == 0 && p->cfg.on_state)
-    p->cfg.on_state(p->cfg.state_arg, true);
-}
-
-/* A worker's process no longer counts as serving (ended or replaced). */
-static void not_serving(ke_worker *w)
-{
-  if (w->serving) {
-    w->serving = false;
-    w->p->n_serving--;
-  }
+  update_state(p);
 }
 
 /* One message from the KE process; false when it must end. */
@@ -261,7 +291,6 @@ static bool spawn(ke_worker *w)
     schedule_restart(w);
     return false;
   }
-  ke_keygate_up(w->gate);
   w->pid = pid;
   w->sock = sv[0];
   w->started = sysclock_mono();
@@ -366,12 +395,13 @@ static void child_gone(ke_worker *w, const char *why)
   log_err("NTS-KE process %ld %s (%s); restarting it in %u s (NTP service continues)", pid,
           why, exit_str(status, st, sizeof(st)), w->backoff);
   schedule_restart(w);
+  w->serving = false;
   slot_maybe_down(w);
-  not_serving(w);
-  /* Told even when it ended before serving: the daemon then says it is
-   * ready without NTS-KE rather than waiting for a report. */
-  if (p->n_serving == 0 && p->cfg.on_state)
-    p->cfg.on_state(p->cfg.state_arg, false);
+  /* Told even when none ever served, once no started process may still
+   * report: the daemon then says it is ready without NTS-KE rather than
+   * waiting for a report. */
+  if (serving_count(p) == 0 && !any_starting(p))
+    tell(p, false);
 }
 
 static bool worker_init(ke_proc *p, ke_worker *w)
@@ -437,9 +467,17 @@ bool ke_proc_may_rotate(ke_proc *p, double now, char *who, size_t len)
   uint32_t cur = nts_keyset_current_id(ks);
   if (n < NTS_COOKIE_RING)
     return true;
+  uint32_t oldest = cur - (n - 1);
+  for (size_t i = 0; i < OLD_MAX; i++) {
+    const ke_old *o = &p->old[i];
+    if (o->pid && (int32_t)(o->key - oldest) >= 0) {
+      snprintf(who, len, "replaced NTS-KE process %ld", (long)o->pid);
+      return false;
+    }
+  }
   for (unsigned i = 0; i < p->n_workers; i++) {
     const ke_worker *w = &p->w[i];
-    if (ke_keygate_may_drop(w->gate, cur - (n - 1), cur, now))
+    if (ke_keygate_may_drop(w->gate, oldest, cur, now))
       continue;
     if (w->pid)
       snprintf(who, len, "NTS-KE process %ld", (long)w->pid);
@@ -462,7 +500,7 @@ void ke_proc_get_stats(const ke_proc *p, ke_server_stats *out)
 
 unsigned ke_proc_count(const ke_proc *p) { return p->n_workers; }
 
-unsigned ke_proc_serving(const ke_proc *p) { return p->n_serving; }
+unsigned ke_proc_serving(const ke_proc *p) { return serving_count(p); }
 
 /* ---- replaced processes ------------------------------------------------- */
 
@@ -485,10 +523,14 @@ static void old_end(ke_old *o, const char *why)
   log_info("replaced NTS-KE process %ld %s (%s)", (long)o->pid, why,
            exit_str(status, st, sizeof(st)));
   unsigned slot = o->slot;
+  uint32_t key = o->key;
   memset(o, 0, sizeof(*o));
   o->sock = -1;
-  if (slot < p->n_workers)
+  if (slot < p->n_workers) {
+    ke_keygate_sealed(p->w[slot].gate, key, sysclock_mono());
     slot_maybe_down(&p->w[slot]);
+  }
+  update_state(p);
 }
 
 /* The slot's gate is down once no process seals for it: none running in
@@ -546,15 +588,15 @@ static bool make_old(ke_worker *w)
     i = 0;
   }
   ke_old *o = &p->old[i];
-  *o = (ke_old){.p = p, .slot = (unsigned)(w - p->w), .pid = w->pid, .sock = w->sock,
-                .last = w->last};
+  *o = (ke_old){.p = p, .slot = (unsigned)(w - p->w), .key = w->sent_id, .pid = w->pid,
+                .sock = w->sock, .last = w->last};
   o->rd = event_new(p->cfg.base, o->sock, EV_READ | EV_PERSIST, on_old_msg, o);
   o->limit = evtimer_new(p->cfg.base, on_old_limit, o);
   event_free(w->rd);
   w->rd = NULL;
   w->pid = 0;
   w->sock = -1;
-  not_serving(w); /* its successor's first report says it serves */
+  w->serving = false; /* the replaced process serves the slot until its successor does */
   w->waiting = false; /* the successor's first key starts its own wait */
   memset(&w->last, 0, sizeof(w->last));
   if (!o->rd || !o->limit || event_add(o->rd, NULL) < 0) {
@@ -625,6 +667,7 @@ void ke_proc_stop(ke_proc *p)
 {
   if (!p)
     return;
+  p->stopping = true;
   for (size_t i = 0; i < OLD_MAX; i++)
     if (p->old[i].pid)
       old_end(&p->old[i], "was stopped");

@@ -15,7 +15,15 @@
  * A gate whose process has ended and not been replaced (ke_keygate_down)
  * holds nothing back once a cookie lifetime has passed since, or at once
  * if no process of its ever acknowledged a key (it sealed nothing): a KE
- * process that stays down does not stop rotations for good.
+ * process that stays down, or keeps dying before it acknowledges anything,
+ * does not stop rotations for good.  The next process's first
+ * acknowledgement ends the down time; keys older than the one it
+ * acknowledges then retire a lifetime after the down time began, not a
+ * lifetime after that acknowledgement.
+ *
+ * A KE process replaced by another (a renewal) keeps sealing with the keys
+ * it had until it ends: ke_keygate_sealed holds those keys for a lifetime
+ * after its end.
  *
  * Acknowledgements must be given in the order the keys were sent (the
  * caller ignores any other).  Pure: times are the caller's monotonic
@@ -38,11 +46,13 @@ void ke_keygate_destroy(ke_keygate *g);
  * time). */
 void ke_keygate_ack(ke_keygate *g, uint32_t id, double now);
 
-/* No KE process runs for the gate from now (it ended, or could not be
- * started); a repeat keeps the first time. */
+/* No KE process seals for the gate from now (it ended, or could not be
+ * started); a repeat keeps the first time.  The next acknowledgement ends
+ * it. */
 void ke_keygate_down(ke_keygate *g, double now);
-/* A KE process runs for the gate again. */
-void ke_keygate_up(ke_keygate *g);
+/* A process of this gate's, replaced, sealed with keys up to id until
+ * `until` (it has ended then). */
+void ke_keygate_sealed(ke_keygate *g, uint32_t id, double until);
 
 /* Whether the key `oldest` may leave the ring while `current` is the newest
  * key. */

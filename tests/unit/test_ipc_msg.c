@@ -179,15 +179,71 @@ static void test_gate_down(void **state)
   ke_keygate_down(g, 400); /* a repeat keeps the first time */
   assert_false(ke_keygate_may_drop(g, 100, 107, 649));
   assert_true(ke_keygate_may_drop(g, 100, 107, 650));
-  ke_keygate_up(g); /* a new process: acknowledgements decide again */
-  assert_false(ke_keygate_may_drop(g, 100, 107, 1e9));
-  ke_keygate_ack(g, 105, 2000);
-  assert_true(ke_keygate_may_drop(g, 100, 107, 2600));
   ke_keygate_destroy(g);
 
-  g = ke_keygate_create(100, 600); /* its first process never started */
+  g = ke_keygate_create(100, 600); /* its first process never acknowledged */
   ke_keygate_down(g, 5);
   assert_true(ke_keygate_may_drop(g, 100, 107, 5));
+  ke_keygate_destroy(g);
+}
+
+/* Processes that keep dying before they acknowledge anything do not move
+ * the down time: the last one that sealed decides. */
+static void test_gate_restart_loop(void **state)
+{
+  (void)state;
+  ke_keygate *g = ke_keygate_create(100, 600);
+  ke_keygate_ack(g, 100, 0);
+  ke_keygate_down(g, 20);
+  for (double t = 84; t < 5000; t += 64)
+    ke_keygate_down(g, t); /* each restart ended before acknowledging */
+  assert_false(ke_keygate_may_drop(g, 100, 107, 619));
+  assert_true(ke_keygate_may_drop(g, 100, 107, 620));
+  ke_keygate_destroy(g);
+}
+
+/* After a long down time, the next process's first acknowledgement does
+ * not hold the keys it never had for another lifetime. */
+static void test_gate_back_up(void **state)
+{
+  (void)state;
+  ke_keygate *g = ke_keygate_create(100, 600);
+  ke_keygate_ack(g, 100, 0);
+  ke_keygate_ack(g, 101, 10);
+  ke_keygate_down(g, 20);
+  ke_keygate_ack(g, 115, 800); /* a new process, up again */
+  assert_true(ke_keygate_may_drop(g, 108, 115, 900)); /* down since 20: 620 */
+  assert_false(ke_keygate_may_drop(g, 115, 122, 1e9)); /* its own key: acks decide */
+  ke_keygate_ack(g, 116, 2000);
+  assert_false(ke_keygate_may_drop(g, 115, 122, 2599));
+  assert_true(ke_keygate_may_drop(g, 115, 122, 2600));
+  ke_keygate_destroy(g);
+
+  g = ke_keygate_create(100, 600); /* short down: the earlier rule still holds */
+  ke_keygate_ack(g, 100, 0);
+  ke_keygate_down(g, 20);
+  ke_keygate_ack(g, 101, 30);
+  assert_false(ke_keygate_may_drop(g, 100, 107, 619));
+  assert_true(ke_keygate_may_drop(g, 100, 107, 620));
+  ke_keygate_destroy(g);
+}
+
+/* A replaced process that sealed with keys up to 105 until 1000 holds them
+ * for a lifetime after, whatever the acknowledgements say. */
+static void test_gate_sealed(void **state)
+{
+  (void)state;
+  ke_keygate *g = ke_keygate_create(100, 600);
+  ke_keygate_ack(g, 100, 0);
+  ke_keygate_ack(g, 106, 10);
+  ke_keygate_sealed(g, 105, 1000);
+  ke_keygate_sealed(g, 103, 900); /* an older one changes nothing */
+  assert_false(ke_keygate_may_drop(g, 100, 107, 1599));
+  assert_false(ke_keygate_may_drop(g, 105, 112, 1599));
+  assert_true(ke_keygate_may_drop(g, 105, 112, 1600));
+  assert_false(ke_keygate_may_drop(g, 106, 113, 1e9)); /* 106: acks decide, none newer */
+  ke_keygate_down(g, 1100);
+  assert_false(ke_keygate_may_drop(g, 100, 107, 1599)); /* down does not lift the hold */
   ke_keygate_destroy(g);
 }
 
@@ -205,6 +261,9 @@ int main(void)
       cmocka_unit_test(test_gate_skipped_key),
       cmocka_unit_test(test_gate_wraps),
       cmocka_unit_test(test_gate_down),
+      cmocka_unit_test(test_gate_restart_loop),
+      cmocka_unit_test(test_gate_back_up),
+      cmocka_unit_test(test_gate_sealed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
