@@ -1350,6 +1350,37 @@ def proc_status(pid, task=None):
     return out
 
 
+_ERRNO_WRAPPER = r"""
+import ctypes, os, struct, sys
+insns = %r
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(len(insns), ctypes.addressof(code))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def errno_wrapper(name, nr, err, arg0=None):
+    """A command prefix that runs a program under a seccomp filter making
+    system call nr (x86_64 numbering; only when its first argument is arg0,
+    if given) fail with errno err, everything else allowed: a fault put on
+    a daemon from outside, inherited by the processes it forks.  Only
+    meaningful on x86_64 (other architectures pass through)."""
+    allow, fail = (0x06, 0, 0, 0x7fff0000), (0x06, 0, 0, 0x00050000 | err)
+    tail = [(0x20, 0, 0, 16), (0x15, 0, 1, arg0)] if arg0 is not None else []
+    insns = ([(0x20, 0, 0, 4), (0x15, 0, 3 + len(tail), 0xc000003e),  # arch == x86_64?
+              (0x20, 0, 0, 0), (0x15, 0, 1 + len(tail), nr)]          # nr?
+             + tail + [fail, allow])
+    path = os.path.join(tmpdir(), name + ".py")
+    with open(path, "w") as f:
+        f.write(_ERRNO_WRAPPER % (insns,))
+    return [sys.executable, path]
+
+
 def pid_gone(pid):
     """Whether pid has exited (absent, or a zombie not reaped yet)."""
     try:

@@ -245,30 +245,10 @@ def kill_ends_stopped_child(pki):
     h.log("SIGKILL of the main process with its KE process stopped: both gone, the port free")
 
 
-# Run before ntsd (after setpriv): a filter that makes close_range fail with
-# ENOSYS on x86_64, inherited by ntsd and its NTS-KE process.
-NO_CLOSE_RANGE = r"""
-import ctypes, os, struct, sys
-insns = [(0x20, 0, 0, 4), (0x15, 0, 3, 0xc000003e),       # arch == x86_64?
-         (0x20, 0, 0, 0), (0x15, 0, 1, 436),              # nr == close_range?
-         (0x06, 0, 0, 0x00050000 | 38), (0x06, 0, 0, 0x7fff0000)]  # ENOSYS, allow
-code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
-class Prog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-prog = Prog(len(insns), ctypes.addressof(code))
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
-    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
-os.execv(sys.argv[1], sys.argv[1:])
-"""
-
-
 class NoCloseRangeServer(h.NtsKeServer):
     def _start(self):
-        path = os.path.join(h.tmpdir(), "no_close_range.py")
-        with open(path, "w") as f:
-            f.write(NO_CLOSE_RANGE)
-        self.wrap = [sys.executable, path]
+        # close_range fails with ENOSYS for ntsd and its NTS-KE process
+        self.wrap = h.errno_wrapper("no_close_range", 436, 38)
         h.NtsKeServer._start(self)
 
 

@@ -246,26 +246,6 @@ def check_full_queue(tmp):
     check_stopping(proc, lst)
 
 
-# Run before ntsd: a filter that makes prctl(PR_SET_PDEATHSIG) fail with
-# EPERM on x86_64, inherited by ntsd. Only an NTS-KE process sets that
-# signal, first thing, so every one ends before it reports.
-NO_PDEATHSIG = r"""
-import ctypes, os, struct, sys
-insns = [(0x20, 0, 0, 4), (0x15, 0, 5, 0xc000003e),       # arch == x86_64?
-         (0x20, 0, 0, 0), (0x15, 0, 3, 157),              # nr == prctl?
-         (0x20, 0, 0, 16), (0x15, 0, 1, 1),               # option == PR_SET_PDEATHSIG?
-         (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7fff0000)]  # EPERM, allow
-code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
-class Prog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-prog = Prog(len(insns), ctypes.addressof(code))
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
-    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
-os.execv(sys.argv[1], sys.argv[1:])
-"""
-
-
 def check_ke_never_serves(tmp, pki):
     """KE processes that all end before their first report: the daemon
     still says it is ready (NTP is served), with a status saying NTS-KE
@@ -273,14 +253,14 @@ def check_ke_never_serves(tmp, pki):
     if platform.machine() != "x86_64":
         h.log("not x86_64: the KE-process-never-serves case is not run")
         return
-    wrapper = os.path.join(tmp, "no_pdeathsig.py")
-    with open(wrapper, "w") as f:
-        f.write(NO_PDEATHSIG)
+    # prctl(PR_SET_PDEATHSIG) fails with EPERM: only an NTS-KE process sets
+    # that signal, first thing, so every one ends before it reports.
+    wrap = h.errno_wrapper("no_pdeathsig", 157, 1, arg0=1)
     lst = Listener(os.path.join(tmp, "notify", "nope.sock"))
     proc = start("nope", ["listen 127.0.0.1:%d" % (PLAIN_PORT + 2), "local stratum 1",
                           "nts enable", "nts cert %s" % pki.chain, "nts key %s" % pki.key,
                           "nts-listen-on 127.0.0.1:%d" % (KE_PORT + 1), "ntsprocesses 2"],
-                 lst, wrap=(sys.executable, wrapper))
+                 lst, wrap=wrap)
     lst.wait_for(is_ready, 10, "READY=1 with every NTS-KE process ending before it serves")
     lst.wait_for(lambda m: "NTS-KE process restarting" in m[2].get("STATUS", ""), 5,
                  "a STATUS saying the NTS-KE process restarts")
