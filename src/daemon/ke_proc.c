@@ -575,19 +575,41 @@ static void on_old_limit(evutil_socket_t fd, short what, void *arg)
   old_end(arg, "had not finished in time");
 }
 
+/* A free entry for a process of w's slot about to be replaced.  A slot
+ * keeps at most OLDS_PER_WORKER replaced processes (renewed again and
+ * again): past that, one of its own goes now, one already finishing if
+ * there is, never another slot's. */
+static ke_old *old_entry(ke_worker *w)
+{
+  ke_proc *p = w->p;
+  unsigned slot = (unsigned)(w - p->w);
+  ke_old *free_one = NULL, *mine = NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < OLDS_PER_WORKER * p->n_workers; i++) {
+    ke_old *o = &p->old[i];
+    if (!o->pid) {
+      free_one = free_one ? free_one : o;
+    } else if (o->slot == slot) {
+      n++;
+      if (!mine || (o->shut && !mine->shut))
+        mine = o;
+    }
+  }
+  if (n >= OLDS_PER_WORKER || !free_one) {
+    if (!mine)
+      mine = &p->old[0]; /* not reached: each slot keeps at most its share */
+    old_end(mine, "was ended early (too many replacements at once)");
+    return mine;
+  }
+  return free_one;
+}
+
 /* The worker's running process becomes a replaced one; false if out of
  * memory (it is then ended at once). */
 static bool make_old(ke_worker *w)
 {
   ke_proc *p = w->p;
-  size_t i = 0, max = OLDS_PER_WORKER * p->n_workers;
-  while (i < max && p->old[i].pid)
-    i++;
-  if (i == max) { /* replaced again and again: the first goes now */
-    old_end(&p->old[0], "was ended early (too many replacements at once)");
-    i = 0;
-  }
-  ke_old *o = &p->old[i];
+  ke_old *o = old_entry(w);
   *o = (ke_old){.p = p, .slot = (unsigned)(w - p->w), .key = w->sent_id, .pid = w->pid,
                 .sock = w->sock, .last = w->last};
   o->rd = event_new(p->cfg.base, o->sock, EV_READ | EV_PERSIST, on_old_msg, o);

@@ -21,6 +21,8 @@ Passes when:
     replaces all three, each logged, and three serve again afterwards;
   * a reload that changes `ntsprocesses` is named in a warning (a restart
     applies it) and the count stays;
+  * eight such reloads in quick succession leave three serving KE
+    processes and no replaced one, and KEs work;
   * SIGTERM ends the main process and all three.
 """
 import os
@@ -132,6 +134,31 @@ def reload_replaces(server, pki, pids):
     return now
 
 
+def reload_storm(server, pki, pids):
+    """Eight replacements of all three in quick succession: replaced
+    processes pile up (at most 4 per slot are kept, the excess ended), then
+    N processes serve again, no replaced one is left, and KEs work."""
+    with open(server.conf) as f:
+        text = f.read()
+    before = len(re.findall("replaces process", server.proc.read_log()))
+    for i in range(8):
+        with open(server.conf, "w") as f:
+            f.write(text + "restrict 127.0.1.%d ignore\n" % (i + 1))
+        os.kill(server.proc.pid, signal.SIGHUP)
+        time.sleep(0.02)
+    h.wait_until(lambda: len(re.findall("replaces process", server.proc.read_log()))
+                 >= before + N, 10, "the KE processes to be replaced")
+    now = wait_kids(server, "%d KE processes after the reloads" % N, exclude=pids)
+    h.wait_until(lambda: len(h.child_pids(server.proc.pid)) == N, 15,
+                 "every replaced KE process to end")
+    for _ in range(3):
+        ke_and_ntp(pki, "after eight reloads")
+    h.check(not server.proc.crash_lines(), "crash lines: %r" % server.proc.crash_lines())
+    h.log("eight reloads: %d replacements logged, %r serve, none replaced left" % (
+        len(re.findall("replaces process", server.proc.read_log())) - before, now))
+    return now
+
+
 def main():
     h.require_ours()
     if cmac is None:
@@ -177,6 +204,7 @@ def main():
 
     pids = kill_one(server, pki, pids)
     pids = reload_replaces(server, pki, pids)
+    pids = reload_storm(server, pki, pids)
 
     rc = server.proc.stop()
     h.check(rc in (0, -15), "the main process exited with rc %s on SIGTERM" % rc)
