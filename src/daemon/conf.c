@@ -1804,8 +1804,9 @@ static void do_threads(struct parser *p, struct cursor *cu, const struct directi
     p->c->threads = v;
 }
 
-/* `ntsprocesses N` (chrony's name and meaning): NTS-KE server processes
- * side by side, each on its own core when there are enough. */
+/* `ntsprocesses N` (chrony's name): NTS-KE server processes side by side,
+ * each on its own core when there are enough.  Unlike chrony's, 0 is
+ * refused: the KE server never runs in the main process. */
 static void do_ntsprocesses(struct parser *p, struct cursor *cu, const struct directive *d)
 {
   const char *t = need_tok(p, cu, d->name);

@@ -1381,6 +1381,16 @@ def errno_wrapper(name, nr, err, arg0=None):
     return [sys.executable, path]
 
 
+def metric_sample(port, name):
+    """A sample without labels from the metrics endpoint on
+    127.0.0.1:port (`metrics`), or None when the scrape has none."""
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def pid_gone(pid):
     """Whether pid has exited (absent, or a zombie not reaped yet)."""
     try:

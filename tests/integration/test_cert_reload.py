@@ -333,12 +333,9 @@ def main():
 
 
 def metric(name):
-    import urllib.request
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5) as r:
-        for ln in r.read().decode().splitlines():
-            if ln.startswith(name + " "):
-                return float(ln.split()[1])
-    h.fail("no %s in the scrape" % name)
+    v = h.metric_sample(METRICS_PORT, name)
+    h.check(v is not None, "no %s in the scrape" % name)
+    return v
 
 
 h.run(main)

@@ -30,7 +30,6 @@ import re
 import signal
 import sys
 import time
-import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,11 +44,7 @@ N = 3
 
 
 def gauge(name):
-    """A sample without labels from the metrics endpoint, or None."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % METRICS_PORT, timeout=5) as r:
-        text = r.read().decode()
-    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
-    return float(m.group(1)) if m else None
+    return h.metric_sample(METRICS_PORT, name)
 
 
 def kids(server):
